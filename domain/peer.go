@@ -1,0 +1,30 @@
+package domain
+
+import "time"
+
+// Endpoints are the addresses at which a peer can be reached, most preferred
+// first: the local addresses the peer advertised, then the address the
+// registry observed. Link addresses carry the message link, File addresses
+// the file transport. Their form belongs to the transport that made them
+// ("host:port" for TCP and QUIC, an opaque name in memory).
+type Endpoints struct {
+	Link []string
+	File []string
+}
+
+// Peer is another user as the directory knows them: identity, presence and
+// where to reach them.
+type Peer struct {
+	Identity  Identity
+	Online    bool
+	Endpoints Endpoints
+	LastSeen  time.Time
+}
+
+// Name is the peer's username.
+func (p Peer) Name() Username { return p.Identity.Name() }
+
+// PresenceEvent says that a peer came online, changed endpoints or went offline.
+type PresenceEvent struct {
+	Peer Peer
+}

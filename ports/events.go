@@ -1,0 +1,54 @@
+package ports
+
+import "github.com/chatx/chatx/domain"
+
+// Event is something a user interface shows. The concrete types below are
+// the whole set; interfaces switch on them.
+type Event interface{ isEvent() }
+
+// MessageEvent: a message was stored (received, or written by us).
+type MessageEvent struct{ Message domain.Message }
+
+// MessageStateEvent: one of our messages moved (sent, delivered, read, failed).
+type MessageStateEvent struct {
+	ID    domain.MessageID
+	Peer  domain.Username
+	State domain.MessageState
+}
+
+// PresenceEvent: a peer came online, went offline or moved.
+type PresenceEvent struct{ Peer domain.Peer }
+
+// DirectoryStatusEvent: the registry became reachable or unreachable.
+type DirectoryStatusEvent struct {
+	Connected bool
+	Err       string
+}
+
+// TransferEvent: a transfer changed state or made progress (at least four
+// times a second while bytes move).
+type TransferEvent struct{ Transfer domain.Transfer }
+
+// KeyChangedEvent: a known name presented another key; sending to it is
+// blocked until the user accepts the new key.
+type KeyChangedEvent struct {
+	Name     domain.Username
+	Old, New domain.Fingerprint
+}
+
+// TypingEvent: the peer is typing.
+type TypingEvent struct{ From domain.Username }
+
+func (MessageEvent) isEvent()         {}
+func (MessageStateEvent) isEvent()    {}
+func (PresenceEvent) isEvent()        {}
+func (DirectoryStatusEvent) isEvent() {}
+func (TransferEvent) isEvent()        {}
+func (KeyChangedEvent) isEvent()      {}
+func (TypingEvent) isEvent()          {}
+
+// EventSink receives events for user interfaces. Publish never blocks the
+// caller for long: a slow subscriber loses progress events, never messages.
+type EventSink interface {
+	Publish(e Event)
+}

@@ -1,0 +1,113 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/chatx/chatx/domain"
+)
+
+// Errors of file transports.
+var (
+	// ErrTransferRefused: the receiver refused the stream (unknown,
+	// declined or cancelled transfer, or the part file could not be opened).
+	ErrTransferRefused = errors.New("the receiver refused the transfer")
+	// ErrIntegrity: the received file's hash does not match the offer.
+	ErrIntegrity = errors.New("file hash does not match the offer")
+)
+
+// FileSource is one local file being sent.
+type FileSource interface {
+	io.ReaderAt
+	Size() int64
+	Close() error
+}
+
+// FileTransport moves the bytes of accepted transfers between two
+// authenticated identities (QUIC over UDP, or memory). Offers, consent and
+// cancellation travel as envelopes on the MessageLink; this port only streams.
+type FileTransport interface {
+	// Send streams file number index of transfer id to the peer. The
+	// receiver first says how many bytes it already has and their SHA-256;
+	// Send checks them against src and sends only the rest (or all of it when
+	// they differ). progress is called with the bytes of this file at the
+	// receiver so far, at most every 100 ms and at the end. Send returns nil
+	// only after the receiver verified the file and gave it its final name.
+	// Errors: ErrTransferRefused, ErrIntegrity, domain.ErrPeerOffline,
+	// *domain.KeyChangedError, ctx's error (the stream is cancelled at both ends), or a
+	// transport error (the link was lost: the transfer can resume).
+	Send(ctx context.Context, to domain.Peer, id domain.TransferID, index int, src FileSource, progress func(done int64)) error
+
+	// Serve accepts streams until ctx is done and hands each to r. It
+	// returns nil when ctx is cancelled.
+	Serve(ctx context.Context, r FileReceiver) error
+
+	// Endpoints are the addresses this transport listens on, to advertise.
+	Endpoints() []string
+}
+
+// FileReceiver is the use-case side of an incoming stream.
+type FileReceiver interface {
+	// Incoming returns where file index of transfer id from the peer goes,
+	// or an error (wrapped in ErrTransferRefused by the transport) when the
+	// transfer is unknown, not accepted, or from another peer.
+	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (IncomingFile, error)
+}
+
+// IncomingFile is one file being received.
+type IncomingFile interface {
+	// Offset is how many bytes are already there (a resumed .part file) and
+	// PrefixHash their SHA-256.
+	Offset() int64
+	PrefixHash() [32]byte
+	// Restart drops what was there: the sender's first bytes differ.
+	Restart() error
+	// Write appends the next bytes.
+	io.Writer
+	// Finish ends the file. With err == nil it flushes, checks the whole
+	// file's hash and gives the file its final name, returning ErrIntegrity
+	// when the hash differs. With err != nil (link lost, cancelled) the
+	// .part file is kept for a resume. It is called exactly once.
+	Finish(err error) error
+}
+
+// LocalFiles reads what the user sends.
+type LocalFiles interface {
+	// Scan describes path for an offer: a regular file is one entry whose
+	// Path is its base name; a folder gives every regular file below it
+	// (symbolic links are not followed), paths relative to the folder and
+	// slash-separated. Hash fields are left zero.
+	Scan(ctx context.Context, path string) (name string, files []domain.FileEntry, err error)
+	// Open opens one file named by Scan: rel is "" for a single file.
+	Open(path, rel string) (FileSource, error)
+}
+
+// Downloads is the folder received files land in.
+type Downloads interface {
+	// OpenPart opens, creating it if needed, the partial file for one file
+	// of a transfer at relative path rel (already a safe path) under the
+	// downloads folder. An existing part is kept so the transfer resumes.
+	// Nothing may be created outside the folder (no symlink can lead out).
+	OpenPart(id domain.TransferID, rel string) (PartFile, error)
+	// RemovePart deletes a transfer's part file, if any.
+	RemovePart(id domain.TransferID, rel string) error
+	// Available is the free space of the folder's file system in bytes.
+	Available() (int64, error)
+}
+
+// PartFile is a partial download.
+type PartFile interface {
+	io.Writer
+	io.ReaderAt
+	// Size is the number of bytes in the part now.
+	Size() (int64, error)
+	// Truncate cuts the part to n bytes and writes from there on.
+	Truncate(n int64) error
+	// Commit flushes the part to disk and gives it its final name at rel,
+	// never overwriting an existing file ("name (1).ext"); it returns the
+	// relative name it used. The part file is closed after.
+	Commit() (string, error)
+	// Close closes the part, keeping it for a resume.
+	Close() error
+}

@@ -1,0 +1,62 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+)
+
+// MessageStore keeps history and the outbox of a profile. Every method is
+// durable when it returns (the real adapter batches commits of concurrent
+// callers, it does not acknowledge before they are on disk).
+type MessageStore interface {
+	// SaveOutgoing stores a new outgoing message in history and in the
+	// outbox. Callers report it as sent only after this returns nil.
+	SaveOutgoing(ctx context.Context, m domain.Message) error
+	// SaveIncoming stores a received message unless one with the same ID
+	// from the same sender is stored already; it reports whether it was new.
+	SaveIncoming(ctx context.Context, m domain.Message) (bool, error)
+	// SetState moves one of our messages to state s if the domain's rules
+	// allow it, and returns it. domain.ErrNotFound: no such message;
+	// domain.ErrInvalidTransition: the move is not allowed (the stored state is kept).
+	SetState(ctx context.Context, id domain.MessageID, s domain.MessageState) (domain.Message, error)
+	// Outbox lists our messages to peer that are not yet delivered (queued
+	// or sent), oldest first.
+	Outbox(ctx context.Context, peer domain.Username) ([]domain.Message, error)
+	// OutboxPeers lists the peers with messages in the outbox.
+	OutboxPeers(ctx context.Context) ([]domain.Username, error)
+	// History returns at most limit messages with peer sent before before
+	// (the zero time: the newest), oldest first.
+	History(ctx context.Context, peer domain.Username, before time.Time, limit int) ([]domain.Message, error)
+	// Search returns at most limit messages whose body contains every word
+	// of query, newest first.
+	Search(ctx context.Context, query string, limit int) ([]domain.Message, error)
+}
+
+// TrustStore keeps the keys pinned for names (trust on first use) and which
+// contacts the user verified.
+type TrustStore interface {
+	// Get returns the contact pinned for name; domain.ErrNotFound if none.
+	Get(ctx context.Context, name domain.Username) (domain.Contact, error)
+	// Pin stores id on first use. If a different key is already pinned for
+	// the name it stores nothing and returns *domain.KeyChangedError.
+	// Pinning the same key again is a no-op.
+	Pin(ctx context.Context, id domain.Identity, now time.Time) error
+	// Replace pins a new key the user accepted; verified is reset.
+	Replace(ctx context.Context, id domain.Identity, now time.Time) error
+	// SetVerified marks a pinned contact verified or not; domain.ErrNotFound if none.
+	SetVerified(ctx context.Context, name domain.Username, verified bool) error
+	// List returns every contact.
+	List(ctx context.Context) ([]domain.Contact, error)
+}
+
+// TransferStore keeps transfers so they survive restarts and can resume.
+type TransferStore interface {
+	// Save inserts or replaces a transfer.
+	Save(ctx context.Context, t domain.Transfer) error
+	// Get returns one transfer; domain.ErrNotFound if none.
+	Get(ctx context.Context, id domain.TransferID) (domain.Transfer, error)
+	// List returns every transfer, newest first.
+	List(ctx context.Context) ([]domain.Transfer, error)
+}

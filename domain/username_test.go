@@ -16,7 +16,7 @@ func TestParseUsernameNormalises(t *testing.T) {
 		{"alice", "alice"},
 		{"ALICE", "alice"},
 		{"  Alice  ", "alice"},
-		{"ａｌｉｃｅ", "alice"},       // full-width, NFKC
+		{"ａｌｉｃｅ", "alice"},      // full-width, NFKC
 		{"\u0430lice", "alice"}, // Cyrillic а
 		{"bob_99", "bob_99"},
 		{"x.y-z", "x.y-z"},

@@ -1,0 +1,10 @@
+// Package adapters is the home of one folder per technology that reaches the
+// world: tcp (peer messaging link), udp (QUIC file transfer), registry (the
+// registry server and its client), storage (SQLite history, outbox, trust,
+// transfers, key store), files (local files and the downloads folder), tui
+// (the terminal UI), jsonrpc (the scripting front) and memory (in-memory
+// implementations of every driven port, for tests).
+//
+// Each adapter implements ports and exports one Wire ProviderSet. An adapter
+// never imports another adapter; they meet only in the root wire.go.
+package adapters

@@ -1,0 +1,559 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// Defaults of RegistryOptions.
+const (
+	DefaultSessionTTL    = 20 * time.Second
+	DefaultChallengeTTL  = 60 * time.Second
+	DefaultMaxChallenges = 100_000
+	DefaultWatchBuffer   = 256
+	DefaultMaxWatchers   = 100_000
+	// MaxAdvertisedEndpoints bounds each endpoint list of a registration.
+	MaxAdvertisedEndpoints = 16
+	// MaxEndpointLen bounds one advertised endpoint, in bytes.
+	MaxEndpointLen = 255
+)
+
+// RegistryOptions tune the registry service. Zero values take the defaults.
+type RegistryOptions struct {
+	// SessionTTL is how long a session stays online without a heartbeat.
+	SessionTTL time.Duration
+	// ReapInterval is how often expired sessions and challenges are swept
+	// (default SessionTTL/4), so a silent client is offline within
+	// SessionTTL+ReapInterval.
+	ReapInterval time.Duration
+	// ChallengeTTL is how long an unused challenge stays valid.
+	ChallengeTTL time.Duration
+	// MaxChallenges bounds outstanding challenges; beyond it Challenge
+	// returns ports.ErrBusy.
+	MaxChallenges int
+	// WatchBuffer is how many events a watcher may fall behind before it is
+	// dropped.
+	WatchBuffer int
+	// MaxWatchers bounds concurrent watchers; beyond it Watch returns ports.ErrBusy.
+	MaxWatchers int
+	// Random is the source of challenges and tokens (crypto/rand by default).
+	Random io.Reader
+	// Logger receives "removed peer NAME (expired)" lines; nil discards.
+	Logger *slog.Logger
+}
+
+// Registry is the registry service: it binds names to keys on a proof of
+// possession over a fresh single-use challenge, keeps sessions online while
+// they heartbeat, and fans presence changes out to watchers.
+type Registry struct {
+	accounts ports.AccountStore
+	presence ports.PresenceStore
+	clock    ports.Clock
+	opts     RegistryOptions
+	log      *slog.Logger
+
+	chMu       sync.Mutex
+	challenges map[[domain.ChallengeSize]byte]time.Time
+
+	// mu serialises read-modify-write of presence (register, heartbeat,
+	// unregister, expiry) so two of them on one name cannot interleave.
+	mu       sync.Mutex
+	lastSeen map[string]time.Time // by Username.Key
+
+	wMu      sync.RWMutex
+	watchers map[*regWatcher]struct{}
+}
+
+var _ ports.RegistryService = (*Registry)(nil)
+
+type regWatcher struct {
+	in     chan domain.PresenceEvent
+	closed bool // guarded by Registry.wMu (write lock)
+}
+
+// NewRegistry builds the registry service on its stores.
+func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, clock ports.Clock, opts RegistryOptions) (*Registry, error) {
+	switch {
+	case accounts == nil:
+		return nil, errors.New("new registry: nil account store")
+	case presence == nil:
+		return nil, errors.New("new registry: nil presence store")
+	case clock == nil:
+		return nil, errors.New("new registry: nil clock")
+	}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	if opts.ReapInterval <= 0 {
+		opts.ReapInterval = opts.SessionTTL / 4
+	}
+	if opts.ChallengeTTL <= 0 {
+		opts.ChallengeTTL = DefaultChallengeTTL
+	}
+	if opts.MaxChallenges <= 0 {
+		opts.MaxChallenges = DefaultMaxChallenges
+	}
+	if opts.WatchBuffer <= 0 {
+		opts.WatchBuffer = DefaultWatchBuffer
+	}
+	if opts.MaxWatchers <= 0 {
+		opts.MaxWatchers = DefaultMaxWatchers
+	}
+	if opts.Random == nil {
+		opts.Random = rand.Reader
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{
+		accounts:   accounts,
+		presence:   presence,
+		clock:      clock,
+		opts:       opts,
+		log:        log,
+		challenges: make(map[[domain.ChallengeSize]byte]time.Time),
+		lastSeen:   make(map[string]time.Time),
+		watchers:   make(map[*regWatcher]struct{}),
+	}, nil
+}
+
+// Options returns the effective options (defaults filled in).
+func (r *Registry) Options() RegistryOptions { return r.opts }
+
+// Run sweeps expired sessions and challenges until ctx is done.
+func (r *Registry) Run(ctx context.Context) error {
+	t := time.NewTicker(r.opts.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := r.Reap(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reap sessions", "err", err)
+			}
+		}
+	}
+}
+
+// Reap takes every expired session offline and forgets expired challenges.
+// Run calls it periodically; tests call it after moving the clock.
+func (r *Registry) Reap(ctx context.Context) error {
+	now := r.clock.Now()
+	r.chMu.Lock()
+	for c, exp := range r.challenges {
+		if !now.Before(exp) {
+			delete(r.challenges, c)
+		}
+	}
+	r.chMu.Unlock()
+
+	list, err := r.presence.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list presence: %w", err)
+	}
+	for _, p := range list {
+		if now.Before(p.ExpiresAt) {
+			continue
+		}
+		if err := r.expire(ctx, p.Identity.Name(), p.TokenHash, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Registry) expire(ctx context.Context, name domain.Username, tokenHash [32]byte, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, err := r.presence.Get(ctx, name)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get presence of %s: %w", name, err)
+	}
+	if cur.TokenHash != tokenHash || now.Before(cur.ExpiresAt) {
+		return nil // renewed or replaced meanwhile
+	}
+	if err := r.goOffline(ctx, cur.Identity, now); err != nil {
+		return err
+	}
+	r.log.Info(fmt.Sprintf("removed peer %s (expired)", name), "peer", name.String())
+	return nil
+}
+
+// Challenge issues a fresh single-use challenge.
+func (r *Registry) Challenge(ctx context.Context) ([]byte, error) {
+	var c [domain.ChallengeSize]byte
+	if _, err := io.ReadFull(r.opts.Random, c[:]); err != nil {
+		return nil, fmt.Errorf("make challenge: %w", err)
+	}
+	now := r.clock.Now()
+	r.chMu.Lock()
+	defer r.chMu.Unlock()
+	if len(r.challenges) >= r.opts.MaxChallenges {
+		for k, exp := range r.challenges {
+			if !now.Before(exp) {
+				delete(r.challenges, k)
+			}
+		}
+		if len(r.challenges) >= r.opts.MaxChallenges {
+			return nil, fmt.Errorf("%d challenges outstanding: %w", len(r.challenges), ports.ErrBusy)
+		}
+	}
+	r.challenges[c] = now.Add(r.opts.ChallengeTTL)
+	return c[:], nil
+}
+
+// consumeChallenge uses c up; it fails if c was never issued, was used or
+// expired.
+func (r *Registry) consumeChallenge(c []byte) error {
+	if len(c) != domain.ChallengeSize {
+		return fmt.Errorf("challenge of %d bytes: %w", len(c), ports.ErrChallengeInvalid)
+	}
+	var k [domain.ChallengeSize]byte
+	copy(k[:], c)
+	now := r.clock.Now()
+	r.chMu.Lock()
+	exp, ok := r.challenges[k]
+	delete(r.challenges, k)
+	r.chMu.Unlock()
+	if !ok || !now.Before(exp) {
+		return ports.ErrChallengeInvalid
+	}
+	return nil
+}
+
+// checkProof validates the shape of a proof, uses its challenge up and
+// verifies its signature. The challenge is spent even when the signature
+// is bad, so each challenge allows exactly one attempt.
+func (r *Registry) checkProof(p domain.RegistryProof, action domain.RegistryAction, sig []byte) (domain.Identity, error) {
+	if p.Action != action {
+		return domain.Identity{}, fmt.Errorf("%w: action %q, want %q", domain.ErrBadSignature, p.Action, action)
+	}
+	id, err := domain.NewIdentity(p.Name, p.Key)
+	if err != nil {
+		return domain.Identity{}, err
+	}
+	if err := checkEndpoints(p.Endpoints); err != nil {
+		return domain.Identity{}, err
+	}
+	if err := r.consumeChallenge(p.Challenge); err != nil {
+		return domain.Identity{}, err
+	}
+	if err := p.Check(sig); err != nil {
+		return domain.Identity{}, fmt.Errorf("proof of %s: %w", p.Name, err)
+	}
+	return id, nil
+}
+
+func checkEndpoints(eps domain.Endpoints) error {
+	for _, list := range [][]string{eps.Link, eps.File} {
+		if len(list) > MaxAdvertisedEndpoints {
+			return fmt.Errorf("%w: %d endpoints, at most %d", domain.ErrTooLarge, len(list), MaxAdvertisedEndpoints)
+		}
+		for _, e := range list {
+			if len(e) == 0 || len(e) > MaxEndpointLen {
+				return fmt.Errorf("%w: endpoint of %d bytes (1 to %d)", domain.ErrTooLarge, len(e), MaxEndpointLen)
+			}
+		}
+	}
+	return nil
+}
+
+// withObserved appends, for each advertised "host:port", the observed host
+// with that port unless already listed. Advertised addresses stay first.
+func withObserved(list []string, host string) []string {
+	out := append([]string(nil), list...)
+	if host == "" {
+		return out
+	}
+	for _, e := range list {
+		_, port, err := net.SplitHostPort(e)
+		if err != nil || port == "" {
+			continue
+		}
+		cand := net.JoinHostPort(host, port)
+		dup := false
+		for _, have := range out {
+			if have == cand {
+				dup = true
+				break
+			}
+		}
+		if !dup && len(out) < 2*MaxAdvertisedEndpoints {
+			out = append(out, cand)
+		}
+	}
+	return out
+}
+
+// Register checks the signed proof, binds the name to the key on first use
+// and marks the user online with a new session (replacing an older one).
+func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (ports.Session, error) {
+	id, err := r.checkProof(req.Proof, domain.ActionRegister, req.Signature)
+	if err != nil {
+		return ports.Session{}, err
+	}
+	now := r.clock.Now()
+	if err := r.accounts.Bind(ctx, id, now); err != nil {
+		return ports.Session{}, fmt.Errorf("bind account: %w", err)
+	}
+	var raw [32]byte
+	if _, err := io.ReadFull(r.opts.Random, raw[:]); err != nil {
+		return ports.Session{}, fmt.Errorf("make session token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	p := ports.Presence{
+		Identity: id,
+		Endpoints: domain.Endpoints{
+			Link: withObserved(req.Proof.Endpoints.Link, req.ObservedHost),
+			File: withObserved(req.Proof.Endpoints.File, req.ObservedHost),
+		},
+		TokenHash: sha256.Sum256([]byte(token)),
+		ExpiresAt: now.Add(r.opts.SessionTTL),
+		Since:     now,
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.presence.Put(ctx, p); err != nil {
+		return ports.Session{}, fmt.Errorf("put presence of %s: %w", id.Name(), err)
+	}
+	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})
+	return ports.Session{Token: token, ExpiresIn: r.opts.SessionTTL}, nil
+}
+
+// session returns the live presence of name if token is its session token.
+// Callers hold r.mu.
+func (r *Registry) session(ctx context.Context, name domain.Username, token string, now time.Time) (ports.Presence, error) {
+	p, err := r.presence.Get(ctx, name)
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.Presence{}, ports.ErrSessionInvalid
+	}
+	if err != nil {
+		return ports.Presence{}, fmt.Errorf("get presence of %s: %w", name, err)
+	}
+	h := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(h[:], p.TokenHash[:]) != 1 || !now.Before(p.ExpiresAt) {
+		return ports.Presence{}, ports.ErrSessionInvalid
+	}
+	return p, nil
+}
+
+// Heartbeat extends a live session by SessionTTL.
+func (r *Registry) Heartbeat(ctx context.Context, name domain.Username, token string) error {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := r.session(ctx, name, token, now)
+	if err != nil {
+		return err
+	}
+	p.ExpiresAt = now.Add(r.opts.SessionTTL)
+	if err := r.presence.Put(ctx, p); err != nil {
+		return fmt.Errorf("put presence of %s: %w", name, err)
+	}
+	return nil
+}
+
+// Unregister takes a user offline on a signed proof by the bound key.
+func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, sig []byte) error {
+	id, err := r.checkProof(proof, domain.ActionUnregister, sig)
+	if err != nil {
+		return err
+	}
+	bound, err := r.accounts.Get(ctx, id.Name())
+	if errors.Is(err, domain.ErrNotFound) {
+		return fmt.Errorf("unregister %s: %w", id.Name(), domain.ErrUnknownPeer)
+	}
+	if err != nil {
+		return fmt.Errorf("get account %s: %w", id.Name(), err)
+	}
+	if !bound.SameKey(proof.Key) {
+		return fmt.Errorf("unregister %s: %w", id.Name(), domain.ErrNameTaken)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, err := r.presence.Get(ctx, id.Name())
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get presence of %s: %w", id.Name(), err)
+	}
+	return r.goOffline(ctx, cur.Identity, r.clock.Now())
+}
+
+// Disconnect ends the session whose presence stream closed.
+func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token string) error {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, err := r.session(ctx, name, token, now)
+	if err != nil {
+		return err
+	}
+	return r.goOffline(ctx, p.Identity, now)
+}
+
+// goOffline deletes the presence and tells watchers. Callers hold r.mu.
+func (r *Registry) goOffline(ctx context.Context, id domain.Identity, now time.Time) error {
+	if err := r.presence.Delete(ctx, id.Name()); err != nil {
+		return fmt.Errorf("delete presence of %s: %w", id.Name(), err)
+	}
+	r.lastSeen[id.Name().Key()] = now
+	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
+	return nil
+}
+
+// Lookup returns one user, online or not.
+func (r *Registry) Lookup(ctx context.Context, name domain.Username) (domain.Peer, error) {
+	id, err := r.accounts.Get(ctx, name)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Peer{}, fmt.Errorf("lookup %s: %w", name, domain.ErrUnknownPeer)
+	}
+	if err != nil {
+		return domain.Peer{}, fmt.Errorf("get account %s: %w", name, err)
+	}
+	now := r.clock.Now()
+	p, err := r.presence.Get(ctx, name)
+	switch {
+	case err == nil && now.Before(p.ExpiresAt):
+		return domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}, nil
+	case err == nil || errors.Is(err, domain.ErrNotFound):
+		r.mu.Lock()
+		seen := r.lastSeen[name.Key()]
+		r.mu.Unlock()
+		return domain.Peer{Identity: id, LastSeen: seen}, nil
+	default:
+		return domain.Peer{}, fmt.Errorf("get presence of %s: %w", name, err)
+	}
+}
+
+// Online lists the users online now, by name.
+func (r *Registry) Online(ctx context.Context) ([]domain.Peer, error) {
+	list, err := r.presence.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list presence: %w", err)
+	}
+	now := r.clock.Now()
+	out := make([]domain.Peer, 0, len(list))
+	for _, p := range list {
+		if now.Before(p.ExpiresAt) {
+			out = append(out, domain.Peer{Identity: p.Identity, Online: true, Endpoints: p.Endpoints, LastSeen: now})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name().Key() < out[j].Name().Key() })
+	return out, nil
+}
+
+// Watch streams the online set, then every change, until ctx is done or the
+// watcher falls more than WatchBuffer events behind (then the channel is
+// closed early and the caller should watch again).
+func (r *Registry) Watch(ctx context.Context) (<-chan domain.PresenceEvent, error) {
+	w := &regWatcher{in: make(chan domain.PresenceEvent, r.opts.WatchBuffer)}
+	r.wMu.Lock()
+	if len(r.watchers) >= r.opts.MaxWatchers {
+		r.wMu.Unlock()
+		return nil, fmt.Errorf("%d watchers: %w", r.opts.MaxWatchers, ports.ErrBusy)
+	}
+	r.watchers[w] = struct{}{}
+	r.wMu.Unlock()
+
+	// Subscribed before the snapshot, so no change falls between the two;
+	// a change may be seen twice, which presence events tolerate.
+	snapshot, err := r.Online(ctx)
+	if err != nil {
+		r.drop(w)
+		return nil, err
+	}
+	out := make(chan domain.PresenceEvent)
+	go func() {
+		defer close(out)
+		defer r.drop(w)
+		for _, p := range snapshot {
+			select {
+			case out <- domain.PresenceEvent{Peer: p}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		snapshot = nil
+		for {
+			select {
+			case ev, ok := <-w.in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (r *Registry) drop(w *regWatcher) {
+	r.wMu.Lock()
+	defer r.wMu.Unlock()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
+	delete(r.watchers, w)
+}
+
+// publish hands ev to every watcher without blocking; a watcher whose buffer
+// is full is dropped.
+func (r *Registry) publish(ev domain.PresenceEvent) {
+	var slow []*regWatcher
+	r.wMu.RLock()
+	for w := range r.watchers {
+		select {
+		case w.in <- ev:
+		default:
+			slow = append(slow, w)
+		}
+	}
+	r.wMu.RUnlock()
+	for _, w := range slow {
+		r.drop(w)
+	}
+}
+
+// Stats counts accounts, sessions and watchers.
+func (r *Registry) Stats(ctx context.Context) (ports.RegistryStats, error) {
+	n, err := r.accounts.Count(ctx)
+	if err != nil {
+		return ports.RegistryStats{}, fmt.Errorf("count accounts: %w", err)
+	}
+	online, err := r.Online(ctx)
+	if err != nil {
+		return ports.RegistryStats{}, err
+	}
+	r.wMu.RLock()
+	w := len(r.watchers)
+	r.wMu.RUnlock()
+	return ports.RegistryStats{Registered: n, Online: len(online), Watchers: w}, nil
+}

@@ -1,0 +1,318 @@
+package app_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/app"
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+type regFixture struct {
+	reg   *app.Registry
+	clock *memory.Clock
+}
+
+func newRegFixture(t *testing.T, opts app.RegistryOptions) regFixture {
+	t.Helper()
+	clock := memory.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	reg, err := app.NewRegistry(memory.NewAccountStore(), memory.NewPresenceStore(), clock, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regFixture{reg: reg, clock: clock}
+}
+
+func newLocal(t *testing.T, name string) domain.LocalIdentity {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := domain.NewLocalIdentity(domain.MustUsername(name), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func (f regFixture) proof(t *testing.T, me domain.LocalIdentity, action domain.RegistryAction, eps domain.Endpoints) (domain.RegistryProof, []byte) {
+	t.Helper()
+	c, err := f.reg.Challenge(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := domain.RegistryProof{Action: action, Name: me.Name(), Key: me.PublicKey(), Challenge: c, Endpoints: eps}
+	return p, p.Sign(me)
+}
+
+func (f regFixture) register(t *testing.T, me domain.LocalIdentity, eps domain.Endpoints, observed string) (ports.Session, error) {
+	t.Helper()
+	p, sig := f.proof(t, me, domain.ActionRegister, eps)
+	return f.reg.Register(context.Background(), ports.RegisterRequest{Proof: p, Signature: sig, ObservedHost: observed})
+}
+
+func TestRegistryRegisterLookupEndpoints(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{})
+	alice := newLocal(t, "alice")
+	eps := domain.Endpoints{Link: []string{"192.168.1.5:7000"}, File: []string{"192.168.1.5:7001", "[::1]:7001"}}
+	sess, err := f.register(t, alice, eps, "203.0.113.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sess.Token) < 43 || sess.ExpiresIn != app.DefaultSessionTTL {
+		t.Fatalf("session %d-char token, ttl %v", len(sess.Token), sess.ExpiresIn)
+	}
+	peer, err := f.reg.Lookup(context.Background(), domain.MustUsername("ALICE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !peer.Online || !peer.Identity.SameKey(alice.PublicKey()) {
+		t.Fatalf("lookup: %+v", peer)
+	}
+	wantLink := []string{"192.168.1.5:7000", "203.0.113.9:7000"}
+	wantFile := []string{"192.168.1.5:7001", "[::1]:7001", "203.0.113.9:7001"}
+	if !slices.Equal(peer.Endpoints.Link, wantLink) || !slices.Equal(peer.Endpoints.File, wantFile) {
+		t.Fatalf("endpoints %+v, want link %v file %v", peer.Endpoints, wantLink, wantFile)
+	}
+	if _, err := f.reg.Lookup(context.Background(), domain.MustUsername("nobody")); !errors.Is(err, domain.ErrUnknownPeer) {
+		t.Fatalf("lookup unknown: %v", err)
+	}
+}
+
+func TestRegistryRefusesBadProofs(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{})
+	ctx := context.Background()
+	alice := newLocal(t, "alice")
+	if _, err := f.register(t, alice, domain.Endpoints{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	mallory := newLocal(t, "аlice") // Cyrillic а
+
+	tests := []struct {
+		name string
+		make func() ports.RegisterRequest
+		want error
+	}{
+		{"another key for a bound look-alike name", func() ports.RegisterRequest {
+			p, sig := f.proof(t, mallory, domain.ActionRegister, domain.Endpoints{})
+			return ports.RegisterRequest{Proof: p, Signature: sig}
+		}, domain.ErrNameTaken},
+		{"signature by another key", func() ports.RegisterRequest {
+			p, _ := f.proof(t, alice, domain.ActionRegister, domain.Endpoints{})
+			return ports.RegisterRequest{Proof: p, Signature: p.Sign(mallory)}
+		}, domain.ErrBadSignature},
+		{"altered endpoints", func() ports.RegisterRequest {
+			p, sig := f.proof(t, alice, domain.ActionRegister, domain.Endpoints{Link: []string{"10.0.0.1:1"}})
+			p.Endpoints.Link = []string{"6.6.6.6:1"}
+			return ports.RegisterRequest{Proof: p, Signature: sig}
+		}, domain.ErrBadSignature},
+		{"unregister proof used to register", func() ports.RegisterRequest {
+			p, sig := f.proof(t, alice, domain.ActionUnregister, domain.Endpoints{})
+			return ports.RegisterRequest{Proof: p, Signature: sig}
+		}, domain.ErrBadSignature},
+		{"unknown challenge", func() ports.RegisterRequest {
+			p := domain.RegistryProof{Action: domain.ActionRegister, Name: alice.Name(), Key: alice.PublicKey(), Challenge: make([]byte, domain.ChallengeSize)}
+			return ports.RegisterRequest{Proof: p, Signature: p.Sign(alice)}
+		}, ports.ErrChallengeInvalid},
+		{"too many endpoints", func() ports.RegisterRequest {
+			eps := domain.Endpoints{Link: make([]string, app.MaxAdvertisedEndpoints+1)}
+			for i := range eps.Link {
+				eps.Link[i] = "h:1"
+			}
+			p, sig := f.proof(t, alice, domain.ActionRegister, eps)
+			return ports.RegisterRequest{Proof: p, Signature: sig}
+		}, domain.ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.reg.Register(ctx, tt.make())
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegistryReplayAndChallengeExpiry(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{ChallengeTTL: time.Minute})
+	ctx := context.Background()
+	alice := newLocal(t, "alice")
+	p, sig := f.proof(t, alice, domain.ActionRegister, domain.Endpoints{})
+	req := ports.RegisterRequest{Proof: p, Signature: sig}
+	if _, err := f.reg.Register(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Register(ctx, req); !errors.Is(err, ports.ErrChallengeInvalid) {
+		t.Fatalf("replay: %v", err)
+	}
+	p2, sig2 := f.proof(t, alice, domain.ActionRegister, domain.Endpoints{})
+	f.clock.Advance(time.Minute)
+	if _, err := f.reg.Register(ctx, ports.RegisterRequest{Proof: p2, Signature: sig2}); !errors.Is(err, ports.ErrChallengeInvalid) {
+		t.Fatalf("expired challenge: %v", err)
+	}
+}
+
+func TestRegistryChallengeCap(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{MaxChallenges: 3, ChallengeTTL: time.Second})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := f.reg.Challenge(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.reg.Challenge(ctx); !errors.Is(err, ports.ErrBusy) {
+		t.Fatalf("4th challenge: %v", err)
+	}
+	f.clock.Advance(time.Second)
+	if _, err := f.reg.Challenge(ctx); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+func TestRegistrySessionsHeartbeatExpiryUnregister(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{SessionTTL: 20 * time.Second})
+	ctx := context.Background()
+	alice, bob := newLocal(t, "alice"), newLocal(t, "bob")
+	sa, err := f.register(t, alice, domain.Endpoints{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.register(t, bob, domain.Endpoints{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	events, err := f.reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for range 2 {
+		ev := <-events
+		got[ev.Peer.Name().String()] = ev.Peer.Online
+	}
+	if !got["alice"] || !got["bob"] {
+		t.Fatalf("snapshot %v", got)
+	}
+
+	if err := f.reg.Heartbeat(ctx, alice.Name(), sa.Token+"x"); !errors.Is(err, ports.ErrSessionInvalid) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	f.clock.Advance(15 * time.Second)
+	if err := f.reg.Heartbeat(ctx, alice.Name(), sa.Token); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(10 * time.Second) // bob silent for 25 s, alice 10 s
+	if err := f.reg.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := <-events
+	if ev.Peer.Name().String() != "bob" || ev.Peer.Online {
+		t.Fatalf("expiry event %+v", ev.Peer)
+	}
+	online, _ := f.reg.Online(ctx)
+	if len(online) != 1 || online[0].Name().String() != "alice" {
+		t.Fatalf("online %v", online)
+	}
+
+	// Mallory cannot log alice out.
+	mallory := newLocal(t, "mallory")
+	p, _ := f.proof(t, alice, domain.ActionUnregister, domain.Endpoints{})
+	p.Key = mallory.PublicKey()
+	if err := f.reg.Unregister(ctx, p, p.Sign(mallory)); !errors.Is(err, domain.ErrNameTaken) {
+		t.Fatalf("foreign unregister: %v", err)
+	}
+	p, sig := f.proof(t, alice, domain.ActionUnregister, domain.Endpoints{})
+	if err := f.reg.Unregister(ctx, p, sig); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Peer.Name().String() != "alice" || ev.Peer.Online {
+		t.Fatalf("unregister event %+v", ev.Peer)
+	}
+	if err := f.reg.Heartbeat(ctx, alice.Name(), sa.Token); !errors.Is(err, ports.ErrSessionInvalid) {
+		t.Fatalf("heartbeat after unregister: %v", err)
+	}
+	peer, err := f.reg.Lookup(ctx, alice.Name())
+	if err != nil || peer.Online || peer.LastSeen.IsZero() {
+		t.Fatalf("lookup after unregister: %+v %v", peer, err)
+	}
+	st, err := f.reg.Stats(ctx)
+	if err != nil || st.Registered != 2 || st.Online != 0 || st.Watchers != 1 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func TestRegistryDisconnectNeedsCurrentToken(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{})
+	ctx := context.Background()
+	alice := newLocal(t, "alice")
+	old, err := f.register(t, alice, domain.Endpoints{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := f.register(t, alice, domain.Endpoints{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.reg.Disconnect(ctx, alice.Name(), old.Token); !errors.Is(err, ports.ErrSessionInvalid) {
+		t.Fatalf("old token: %v", err)
+	}
+	if p, _ := f.reg.Lookup(ctx, alice.Name()); !p.Online {
+		t.Fatal("an old stream closing took the new session offline")
+	}
+	if err := f.reg.Disconnect(ctx, alice.Name(), cur.Token); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := f.reg.Lookup(ctx, alice.Name()); p.Online {
+		t.Fatal("still online after disconnect")
+	}
+}
+
+func TestRegistrySlowWatcherDropped(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{WatchBuffer: 4})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := f.reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		name := "user" + string("abcdefghjkmnpqrstuwxyz"[i])
+		if _, err := f.register(t, newLocal(t, name), domain.Endpoints{}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nobody read: the watcher holds at most its buffer plus the one event
+	// its forwarder carries, then its channel is closed.
+	count := 0
+	for range slow {
+		count++
+	}
+	if count >= n {
+		t.Fatalf("slow watcher got all %d events, never dropped", count)
+	}
+	if st, _ := f.reg.Stats(ctx); st.Watchers != 0 {
+		t.Fatalf("%d watchers left after drop", st.Watchers)
+	}
+}
+
+func TestNewRegistryRejectsNil(t *testing.T) {
+	t.Parallel()
+	if _, err := app.NewRegistry(nil, memory.NewPresenceStore(), memory.NewRealClock(), app.RegistryOptions{}); err == nil {
+		t.Fatal("nil account store accepted")
+	}
+}

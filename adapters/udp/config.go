@@ -1,0 +1,98 @@
+package udp
+
+import "time"
+
+// ListenAddr is the UDP address the transport listens on ("host:port");
+// ":0" lets the system pick a port on every address.
+type ListenAddr string
+
+// Config tunes the transport. The zero value is usable: every zero field
+// takes the default documented beside it.
+type Config struct {
+	// ListenAddr is where the QUIC listener binds (default ":0").
+	ListenAddr ListenAddr
+	// MaxIncomingStreams is how many file streams one peer may have open
+	// towards us at once (default 16); QUIC flow control enforces it.
+	MaxIncomingStreams int
+	// MaxIncomingTransfers bounds incoming streams over all peers (default
+	// 64); a stream beyond it is answered "busy".
+	MaxIncomingTransfers int
+	// MaxConnections bounds incoming connections (default 128).
+	MaxConnections int
+	// MaxStreamReceiveWindow and MaxConnectionReceiveWindow cap QUIC's
+	// auto-tuned flow-control windows, which bound memory per stream and
+	// per connection (defaults 16 MiB and 48 MiB).
+	MaxStreamReceiveWindow     uint64
+	MaxConnectionReceiveWindow uint64
+	// BufferSize is the size of the one buffer each stream copies through
+	// (default 256 KiB).
+	BufferSize int
+	// HandshakeTimeout bounds dialing one endpoint (default 10 s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that hears nothing for that long
+	// (default 15 s; keep-alives are sent at a third of it).
+	IdleTimeout time.Duration
+	// StallTimeout bounds every wait for the peer within a stream: the
+	// header, the answer, the start decision and each read of data
+	// (default 60 s).
+	StallTimeout time.Duration
+	// FinishTimeout bounds how long a sender waits, after its last byte,
+	// for the receiver's final status (default 5 min: the receiver flushes
+	// and checks the file first).
+	FinishTimeout time.Duration
+}
+
+const (
+	defaultListenAddr                 = ":0"
+	defaultMaxIncomingStreams         = 16
+	defaultMaxIncomingTransfers       = 64
+	defaultMaxConnections             = 128
+	defaultMaxStreamReceiveWindow     = 16 << 20
+	defaultMaxConnectionReceiveWindow = 48 << 20
+	defaultBufferSize                 = 256 << 10
+	defaultHandshakeTimeout           = 10 * time.Second
+	defaultIdleTimeout                = 15 * time.Second
+	defaultStallTimeout               = 60 * time.Second
+	defaultFinishTimeout              = 5 * time.Minute
+	maxBufferSize                     = 8 << 20
+)
+
+func (c Config) withDefaults() Config {
+	if c.ListenAddr == "" {
+		c.ListenAddr = defaultListenAddr
+	}
+	if c.MaxIncomingStreams <= 0 {
+		c.MaxIncomingStreams = defaultMaxIncomingStreams
+	}
+	if c.MaxIncomingTransfers <= 0 {
+		c.MaxIncomingTransfers = defaultMaxIncomingTransfers
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = defaultMaxConnections
+	}
+	if c.MaxStreamReceiveWindow == 0 {
+		c.MaxStreamReceiveWindow = defaultMaxStreamReceiveWindow
+	}
+	if c.MaxConnectionReceiveWindow == 0 {
+		c.MaxConnectionReceiveWindow = defaultMaxConnectionReceiveWindow
+	}
+	if c.BufferSize <= 0 {
+		c.BufferSize = defaultBufferSize
+	}
+	if c.BufferSize > maxBufferSize {
+		c.BufferSize = maxBufferSize
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = defaultStallTimeout
+	}
+	if c.FinishTimeout <= 0 {
+		c.FinishTimeout = defaultFinishTimeout
+	}
+	return c
+}

@@ -1,0 +1,21 @@
+package udp_test
+
+import (
+	"testing"
+
+	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/ports"
+	"github.com/chatx/chatx/ports/contract"
+)
+
+func TestFileTransportContract(t *testing.T) {
+	contract.TestFileTransport(t, func(t *testing.T, v ports.PeerVerifier) contract.FileTransportEnds {
+		alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+		sender := newTransport(t, alice, contract.AcceptAll{}, udp.Config{})
+		receiver := newTransport(t, bob, v, udp.Config{})
+		return contract.FileTransportEnds{
+			Sender: sender, SenderIdentity: alice.Identity,
+			Receiver: receiver, ReceiverPeer: peerOf(bob.Identity, receiver),
+		}
+	})
+}

@@ -1,0 +1,341 @@
+package udp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// progressEvery is the least time between two progress calls.
+const progressEvery = 100 * time.Millisecond
+
+// Send streams one file on a new stream of the connection to the peer
+// (ports.FileTransport). progress reports the bytes the receiver says it has
+// written, read from its progress frames, throttled to one call per 100 ms,
+// plus one call at the start (the resume offset) and one at the end.
+func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.TransferID, index int, src ports.FileSource, progress func(done int64)) error {
+	if index < 0 || index >= domain.MaxTransferFiles {
+		return fmt.Errorf("send file %d of %s: index out of range", index, id.Short())
+	}
+	size := src.Size()
+	if size < 0 || size > domain.MaxFileSize {
+		return fmt.Errorf("send file %d of %s: %w: size %d", index, id.Short(), domain.ErrTooLarge, size)
+	}
+	if progress == nil {
+		progress = func(int64) {}
+	}
+	log := t.log.With("peer", to.Name().String(), "transfer", id.Short(), "file", index)
+	for attempt := 0; ; attempt++ {
+		conn, reused, err := t.conn(ctx, to, attempt > 0)
+		if err != nil {
+			return fmt.Errorf("send file %d of %s: %w", index, id.Short(), err)
+		}
+		err = t.sendOn(ctx, conn, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress)
+		// A cached connection may have died since it was last used (the
+		// peer restarted): dial once more, but only when nothing of this
+		// stream reached the receiver.
+		var early *beforeStartError
+		if err != nil && reused && attempt == 0 && errors.As(err, &early) && conn.Context().Err() != nil && ctx.Err() == nil {
+			log.Debug("cached connection died, redialing", "err", err)
+			continue
+		}
+		if err != nil {
+			if conn.Context().Err() != nil {
+				t.forget(to, conn)
+			}
+			return fmt.Errorf("send file %d of %s to %s: %w", index, id.Short(), to.Name(), err)
+		}
+		log.Debug("file sent", "bytes", size)
+		return nil
+	}
+}
+
+// beforeStartError marks a failure before the start decision was sent.
+type beforeStartError struct{ err error }
+
+func (e *beforeStartError) Error() string { return e.err.Error() }
+func (e *beforeStartError) Unwrap() error { return e.err }
+
+func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, src ports.FileSource, progress func(int64)) error {
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &beforeStartError{fmt.Errorf("open stream: %w", err)}
+	}
+	// ctx cancels both directions at once, even while we block in src.ReadAt.
+	stop := context.AfterFunc(ctx, func() {
+		str.CancelWrite(codeCancelled)
+		str.CancelRead(codeCancelled)
+	})
+	defer stop()
+	fail := func(code quic.StreamErrorCode) {
+		str.CancelWrite(code)
+		str.CancelRead(code)
+	}
+	ctxErr := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return mapStreamError(err)
+	}
+
+	if err := str.SetDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+		fail(codeCancelled)
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if _, err := str.Write(req.marshal()); err != nil {
+		fail(codeCancelled)
+		return &beforeStartError{fmt.Errorf("write header: %w", ctxErr(err))}
+	}
+	code, offset, prefix, err := readAnswer(str, req.Size)
+	if err != nil {
+		fail(codeProtocol)
+		return &beforeStartError{fmt.Errorf("read answer: %w", ctxErr(err))}
+	}
+	switch code {
+	case answerReady:
+	case answerRefused:
+		str.CancelWrite(codeRefused)
+		return ports.ErrTransferRefused
+	case answerBusy:
+		str.CancelWrite(codeRefused)
+		return fmt.Errorf("%w: the receiver is busy with too many transfers", ports.ErrTransferRefused)
+	case answerUnsupported:
+		str.CancelWrite(codeRefused)
+		return fmt.Errorf("%w: the receiver does not speak file protocol %d", ports.ErrTransferRefused, protocolVersion)
+	default:
+		fail(codeProtocol)
+		return fmt.Errorf("%w: answer code %d", errProtocol, code)
+	}
+
+	start, decision := int64(0), startRestart
+	if offset > 0 && offset <= req.Size {
+		same, err := prefixMatches(ctx, src, offset, prefix, t.cfg.BufferSize)
+		if err != nil {
+			fail(codeCancelled)
+			return fmt.Errorf("hash first %d bytes of the source: %w", offset, err)
+		}
+		if same {
+			start, decision = offset, startResume
+		}
+	} else if offset == 0 {
+		decision = startResume
+	}
+	if _, err := str.Write(marshalStart(decision, start)); err != nil {
+		fail(codeCancelled)
+		return fmt.Errorf("write start: %w", ctxErr(err))
+	}
+	progress(start)
+	// From here the write deadline moves with every write; reports may be
+	// far apart while the data flows, so only the final wait is bounded.
+	if err := str.SetReadDeadline(time.Time{}); err != nil {
+		fail(codeCancelled)
+		return fmt.Errorf("set deadline: %w", err)
+	}
+
+	reports := make(chan reportResult, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reports <- readReports(str, start, req.Size, progress)
+	}()
+	defer wg.Wait()
+
+	werr := t.copyData(str, src, start, req.Size)
+	if werr == nil {
+		werr = str.Close()
+	}
+	if werr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The receiver may have said why it stopped before it stopped us.
+		select {
+		case rep := <-reports:
+			if rep.err == nil || rep.final {
+				return rep.status()
+			}
+		case <-time.After(2 * time.Second):
+		}
+		fail(codeCancelled)
+		return fmt.Errorf("write data: %w", mapStreamError(werr))
+	}
+	// Wait for the receiver's verdict, however long its final flush takes,
+	// within FinishTimeout.
+	if err := str.SetReadDeadline(time.Now().Add(t.cfg.FinishTimeout)); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	rep := <-reports
+	if rep.err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fail(codeCancelled)
+		return fmt.Errorf("read status: %w", rep.err)
+	}
+	if err := rep.status(); err != nil {
+		return err
+	}
+	progress(req.Size)
+	return nil
+}
+
+// copyData streams src[start:size] through one fixed buffer. Every write
+// pushes the stall deadline forward.
+func (t *Transport) copyData(str *quic.Stream, src ports.FileSource, start, size int64) error {
+	buf := make([]byte, t.cfg.BufferSize)
+	for off := start; off < size; {
+		n := int64(len(buf))
+		if size-off < n {
+			n = size - off
+		}
+		got, err := src.ReadAt(buf[:n], off)
+		if int64(got) < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			str.CancelWrite(codeCancelled)
+			str.CancelRead(codeCancelled)
+			return fmt.Errorf("read source at %d: %w", off, err)
+		}
+		if err := str.SetWriteDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+			return err
+		}
+		if _, err := str.Write(buf[:n]); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+// reportResult is what the receiver's report frames said.
+type reportResult struct {
+	final bool
+	code  byte
+	err   error
+}
+
+func (r reportResult) status() error {
+	switch {
+	case r.err != nil:
+		return r.err
+	case !r.final:
+		return fmt.Errorf("%w: stream ended without a final status", errProtocol)
+	case r.code == statusOK:
+		return nil
+	case r.code == statusIntegrity:
+		return ports.ErrIntegrity
+	case r.code == statusFailed:
+		return fmt.Errorf("%w: the receiver could not store the file", ports.ErrTransferRefused)
+	default:
+		return fmt.Errorf("%w: final status %d", errProtocol, r.code)
+	}
+}
+
+// readReports reads progress frames and the final status, then expects the
+// receiver to end its side of the stream.
+func readReports(str *quic.Stream, start, size int64, progress func(int64)) reportResult {
+	var hdr [1]byte
+	var num [8]byte
+	last := time.Now()
+	done := start
+	for {
+		if _, err := io.ReadFull(str, hdr[:]); err != nil {
+			return reportResult{err: mapStreamError(err)}
+		}
+		switch hdr[0] {
+		case frameProgress:
+			if _, err := io.ReadFull(str, num[:]); err != nil {
+				return reportResult{err: mapStreamError(err)}
+			}
+			n := int64(binary.BigEndian.Uint64(num[:]))
+			if n < done || n > size {
+				return reportResult{err: fmt.Errorf("%w: progress %d outside %d..%d", errProtocol, n, done, size)}
+			}
+			done = n
+			if now := time.Now(); now.Sub(last) >= progressEvery {
+				last = now
+				progress(done)
+			}
+		case frameFinal:
+			if _, err := io.ReadFull(str, hdr[:]); err != nil {
+				return reportResult{err: mapStreamError(err)}
+			}
+			return reportResult{final: true, code: hdr[0]}
+		default:
+			return reportResult{err: fmt.Errorf("%w: report frame %d", errProtocol, hdr[0])}
+		}
+	}
+}
+
+// prefixMatches hashes src[0:n] and compares it with the receiver's hash.
+func prefixMatches(ctx context.Context, src ports.FileSource, n int64, want [32]byte, bufSize int) (bool, error) {
+	h := sha256.New()
+	buf := make([]byte, bufSize)
+	r := io.NewSectionReader(src, 0, n)
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		k, err := r.Read(buf)
+		h.Write(buf[:k])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	return got == want, nil
+}
+
+// Errors a sender reports for what the receiver did to the stream.
+var (
+	errReceiverShutdown = errors.New("the receiver shut down (the transfer can resume)")
+	errSuperseded       = errors.New("a newer stream took this file over")
+	errStalled          = errors.New("the peer stalled")
+	errPeerCancelled    = errors.New("the peer cancelled the transfer")
+)
+
+// mapStreamError names what the peer meant by resetting or stopping a
+// stream; other errors (a lost connection) pass through.
+func mapStreamError(err error) error {
+	var se *quic.StreamError
+	if errors.As(err, &se) && se.Remote {
+		switch se.ErrorCode {
+		case codeCancelled:
+			return fmt.Errorf("%w: %w", ports.ErrTransferRefused, errPeerCancelled)
+		case codeRefused:
+			return fmt.Errorf("%w: %w", ports.ErrTransferRefused, err)
+		case codeProtocol:
+			return fmt.Errorf("%w: the peer reported a violation", errProtocol)
+		case codeShutdown:
+			return errReceiverShutdown
+		case codeSuperseded:
+			return errSuperseded
+		case codeStalled:
+			return errStalled
+		}
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == connPeerRefused {
+		return fmt.Errorf("%w: the peer did not accept our identity", ports.ErrTransferRefused)
+	}
+	return err
+}

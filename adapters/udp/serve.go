@@ -1,0 +1,379 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// Errors handed to IncomingFile.Finish when a stream ends early.
+var (
+	// ErrSenderCancelled: the sender cancelled the stream.
+	ErrSenderCancelled = errors.New("the sender cancelled the transfer")
+	// ErrShortStream: the sender ended the stream before the last byte.
+	ErrShortStream = errors.New("the sender ended the stream early")
+)
+
+// verifyTimeout bounds the PeerVerifier's decision on an incoming connection.
+const verifyTimeout = 15 * time.Second
+
+// Serve accepts connections and their file streams until ctx is done
+// (ports.FileTransport). When it returns, every stream it accepted has
+// ended and its IncomingFile was finished.
+func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
+	if r == nil {
+		return errors.New("udp serve: nil receiver")
+	}
+	if !t.serving.TryLock() {
+		return errors.New("udp serve: already serving")
+	}
+	defer t.serving.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, t.cfg.MaxIncomingTransfers)
+	conns := make(chan struct{}, t.cfg.MaxConnections)
+	for {
+		conn, err := t.listener.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, quic.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("udp serve: accept: %w", err)
+		}
+		select {
+		case conns <- struct{}{}:
+		default:
+			t.log.Warn("refusing connection: too many", "remote", conn.RemoteAddr().String())
+			_ = conn.CloseWithError(connTooMany, "too many connections")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-conns }()
+			t.serveConn(ctx, conn, r, slots)
+		}()
+	}
+}
+
+// serveConn verifies the client's identity, then accepts its streams.
+func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.FileReceiver, slots chan struct{}) {
+	from, err := identityFromCert(rawPeerCerts(conn))
+	if err == nil {
+		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		err = t.verifier.VerifyPeer(vctx, from)
+		cancel()
+	}
+	if err != nil {
+		t.log.Warn("refusing file connection", "remote", conn.RemoteAddr().String(), "err", err)
+		_ = conn.CloseWithError(connPeerRefused, "peer refused")
+		return
+	}
+	log := t.log.With("peer", from.Name().String())
+	log.Debug("file connection accepted", "remote", conn.RemoteAddr().String())
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseWithError(connClosed, "shutting down") })
+	defer stop()
+	for {
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.refuseBusy(str)
+			}()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			t.serveStream(ctx, from, str, r, log)
+		}()
+	}
+}
+
+func rawPeerCerts(conn *quic.Conn) [][]byte {
+	certs := conn.ConnectionState().TLS.PeerCertificates
+	raw := make([][]byte, len(certs))
+	for i, c := range certs {
+		raw[i] = c.Raw
+	}
+	return raw
+}
+
+// refuseBusy reads the header so the answer is well-formed, then says busy.
+func (t *Transport) refuseBusy(str *quic.Stream) {
+	_ = str.SetDeadline(time.Now().Add(t.cfg.StallTimeout))
+	hdr := make([]byte, requestSize)
+	if _, err := io.ReadFull(str, hdr); err != nil {
+		str.CancelRead(codeRefused)
+		str.CancelWrite(codeRefused)
+		return
+	}
+	_, _ = str.Write([]byte{answerBusy})
+	str.CancelRead(codeRefused)
+	_ = str.Close()
+}
+
+// serveStream runs one incoming file stream from header to final status.
+func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *quic.Stream, r ports.FileReceiver, log *slog.Logger) {
+	abort := func(code quic.StreamErrorCode) {
+		str.CancelRead(code)
+		str.CancelWrite(code)
+	}
+	answer := func(code byte) {
+		_, _ = str.Write([]byte{code})
+		str.CancelRead(codeRefused)
+		_ = str.Close()
+	}
+	if err := str.SetDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+		abort(codeProtocol)
+		return
+	}
+	hdr := make([]byte, requestSize)
+	if _, err := io.ReadFull(str, hdr); err != nil {
+		log.Debug("reading file header", "err", err)
+		abort(codeProtocol)
+		return
+	}
+	req, err := parseRequest(hdr)
+	switch {
+	case errors.Is(err, errUnsupported):
+		log.Info("file stream of unsupported version", "version", req.Version)
+		answer(answerUnsupported)
+		return
+	case err != nil:
+		log.Warn("bad file header", "err", err)
+		answer(answerInvalid)
+		return
+	}
+	log = log.With("transfer", req.ID.Short(), "file", req.Index)
+
+	// One stream per file: a newer one (the sender came back after a crash
+	// while we still wait on the old connection) ends the older first.
+	key := activeKey{peer: string(from.PublicKey()), id: req.ID, index: req.Index}
+	me := t.active.take(key, str)
+	defer t.active.release(key, me)
+
+	f, err := r.Incoming(ctx, from, req.ID, req.Index)
+	if err != nil {
+		log.Info("file stream refused", "err", err)
+		answer(answerRefused)
+		return
+	}
+	res := t.receive(ctx, str, req, f, log)
+	if res.err != nil {
+		if ferr := f.Finish(res.err); ferr != nil {
+			log.Warn("finishing interrupted file", "err", ferr)
+		}
+		if res.final >= 0 {
+			_, _ = str.Write([]byte{frameFinal, byte(res.final)})
+			_ = str.Close()
+			str.CancelRead(codeRefused)
+		} else {
+			abort(res.code)
+		}
+		log.Info("file stream ended early", "err", res.err)
+		return
+	}
+	status := statusOK
+	if ferr := f.Finish(nil); ferr != nil {
+		status = statusFailed
+		if errors.Is(ferr, ports.ErrIntegrity) {
+			status = statusIntegrity
+		}
+		log.Warn("file not committed", "err", ferr)
+	}
+	_ = str.SetWriteDeadline(time.Now().Add(t.cfg.StallTimeout))
+	_, _ = str.Write([]byte{frameFinal, status})
+	_ = str.Close()
+	log.Debug("file received", "bytes", req.Size, "status", status)
+}
+
+// receiveResult says how a stream ended before Finish: err is what Finish
+// gets; final >= 0 is a status to send, otherwise code resets the stream.
+type receiveResult struct {
+	err   error
+	final int
+	code  quic.StreamErrorCode
+}
+
+func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, f ports.IncomingFile, log *slog.Logger) receiveResult {
+	interrupted := func(what string, err error) receiveResult {
+		switch {
+		case ctx.Err() != nil:
+			return receiveResult{err: fmt.Errorf("%s: %w", what, ctx.Err()), final: -1, code: codeShutdown}
+		case t.active.superseded(str):
+			return receiveResult{err: fmt.Errorf("%s: %w", what, errSuperseded), final: -1, code: codeSuperseded}
+		}
+		var se *quic.StreamError
+		if errors.As(err, &se) && se.Remote && se.ErrorCode == codeCancelled {
+			return receiveResult{err: fmt.Errorf("%s: %w", what, ErrSenderCancelled), final: -1, code: codeCancelled}
+		}
+		if errors.Is(err, errProtocol) {
+			return receiveResult{err: fmt.Errorf("%s: %w", what, err), final: -1, code: codeProtocol}
+		}
+		if isTimeout(err) {
+			return receiveResult{err: fmt.Errorf("%s: %w", what, errStalled), final: -1, code: codeStalled}
+		}
+		return receiveResult{err: fmt.Errorf("%s: %w", what, err), final: -1, code: codeCancelled}
+	}
+
+	offset := f.Offset()
+	if offset < 0 {
+		offset = 0
+	}
+	if _, err := str.Write(marshalReady(offset, f.PrefixHash())); err != nil {
+		return interrupted("write answer", err)
+	}
+	sb := make([]byte, startSize)
+	if _, err := io.ReadFull(str, sb); err != nil {
+		return interrupted("read start", err)
+	}
+	decision, start, err := parseStart(sb, offset, req.Size)
+	if err != nil {
+		return interrupted("read start", err)
+	}
+	if decision == startRestart {
+		log.Info("part file differs from the source: restarting", "offset", offset)
+		if err := f.Restart(); err != nil {
+			return receiveResult{err: fmt.Errorf("restart: %w", err), final: int(statusFailed)}
+		}
+	}
+
+	buf := make([]byte, t.cfg.BufferSize)
+	done, remaining := start, req.Size-start
+	last := time.Now()
+	for {
+		if err := str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+			return interrupted("set deadline", err)
+		}
+		want := int64(len(buf))
+		if remaining < want {
+			want = remaining
+		}
+		// Once everything arrived, a read must see the end of the stream.
+		n, err := str.Read(buf[:max(want, 1)])
+		if int64(n) > remaining {
+			return interrupted("read data", fmt.Errorf("%w: more than %d bytes", errProtocol, req.Size))
+		}
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				return receiveResult{err: fmt.Errorf("write: %w", werr), final: int(statusFailed)}
+			}
+			done += int64(n)
+			remaining -= int64(n)
+			if now := time.Now(); now.Sub(last) >= progressEvery {
+				last = now
+				if _, err := str.Write(marshalProgress(done)); err != nil {
+					return interrupted("write progress", err)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if remaining != 0 {
+				return interrupted("read data", fmt.Errorf("%w after %d of %d bytes", ErrShortStream, done, req.Size))
+			}
+			return receiveResult{}
+		}
+		if err != nil {
+			return interrupted("read data", err)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// activeKey names one file of one transfer from one peer.
+type activeKey struct {
+	peer  string
+	id    domain.TransferID
+	index int
+}
+
+type activeStream struct {
+	str        *quic.Stream
+	done       chan struct{}
+	superseded bool
+}
+
+// activeStreams keeps at most one stream per file.
+type activeStreams struct {
+	mu sync.Mutex
+	m  map[activeKey]*activeStream
+}
+
+// take registers str for key, first ending and waiting for an older stream
+// of the same file (its IncomingFile is finished before the new one opens).
+func (a *activeStreams) take(key activeKey, str *quic.Stream) *activeStream {
+	me := &activeStream{str: str, done: make(chan struct{})}
+	for {
+		a.mu.Lock()
+		old := a.m[key]
+		if old == nil {
+			a.m[key] = me
+			a.mu.Unlock()
+			return me
+		}
+		old.superseded = true
+		a.mu.Unlock()
+		old.str.CancelRead(codeSuperseded)
+		old.str.CancelWrite(codeSuperseded)
+		<-old.done
+	}
+}
+
+func (a *activeStreams) release(key activeKey, me *activeStream) {
+	a.mu.Lock()
+	if a.m[key] == me {
+		delete(a.m, key)
+	}
+	a.mu.Unlock()
+	close(me.done)
+}
+
+func (a *activeStreams) superseded(str *quic.Stream) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.m {
+		if s.str == str {
+			return s.superseded
+		}
+	}
+	return false
+}
+
+func (a *activeStreams) cancelAll(code quic.StreamErrorCode) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.m {
+		s.str.CancelRead(code)
+		s.str.CancelWrite(code)
+	}
+}

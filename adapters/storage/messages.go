@@ -1,0 +1,238 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/chatx/chatx/domain"
+)
+
+// Bounds of what one read returns or accepts.
+const (
+	// MaxOutbox bounds Outbox: the oldest MaxOutbox undelivered messages to
+	// a peer; the rest follow once those are delivered.
+	MaxOutbox = 100_000
+	// MaxHistory bounds the limit of History and Search.
+	MaxHistory = 10_000
+	// MaxSearchQuery bounds a search query, in bytes.
+	MaxSearchQuery = 1024
+	// MaxSearchWords bounds the words of a search query.
+	MaxSearchWords = 32
+	// maxTransfers bounds List of transfers.
+	maxTransfers = 100_000
+)
+
+// SaveOutgoing stores a new outgoing message in history and in the outbox.
+// It is durable when it returns nil. Saving a second message with the same
+// ID is an error.
+func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
+	if m.Direction() != domain.Outgoing {
+		return fmt.Errorf("save outgoing message %s: direction is %s", m.ID(), m.Direction())
+	}
+	row, err := messageToRow(m)
+	if err != nil {
+		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
+	}
+	err = s.w.do(ctx, func(ctx context.Context) error {
+		_, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
+	}
+	return nil
+}
+
+// SaveIncoming stores a received message unless the same sender's message
+// with the same ID is stored already, and reports whether it was new. It is
+// durable when it returns.
+func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error) {
+	if m.Direction() != domain.Incoming {
+		return false, fmt.Errorf("save incoming message %s: direction is %s", m.ID(), m.Direction())
+	}
+	row, err := messageToRow(m)
+	if err != nil {
+		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
+	}
+	var added bool
+	err = s.w.do(ctx, func(ctx context.Context) error {
+		res, err := s.ws.insertIncoming.ExecContext(ctx, row.args()...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		added = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
+	}
+	return added, nil
+}
+
+// SetState moves one of our messages to state next if the domain's rules
+// allow it, and returns it as stored.
+func (s *Store) SetState(ctx context.Context, id domain.MessageID, next domain.MessageState) (domain.Message, error) {
+	if !messageStateNames[next] {
+		return domain.Message{}, fmt.Errorf("set state of message %s: unknown state %d", id, int(next))
+	}
+	var out domain.Message
+	err := s.w.do(ctx, func(ctx context.Context) error {
+		m, err := scanMessage(s.ws.selectOutgoing.QueryRowContext(ctx, id[:]))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		prev := m.State()
+		if err := m.MoveTo(next); err != nil {
+			return err
+		}
+		if prev != next {
+			if _, err := s.ws.updateState.ExecContext(ctx, next.String(), id[:]); err != nil {
+				return err
+			}
+		}
+		out = m
+		return nil
+	})
+	if err != nil {
+		return domain.Message{}, fmt.Errorf("set state of message %s to %s: %w", id, next, err)
+	}
+	return out, nil
+}
+
+// Outbox lists our messages to peer that are queued or sent, oldest first
+// (at most MaxOutbox).
+func (s *Store) Outbox(ctx context.Context, peer domain.Username) ([]domain.Message, error) {
+	ms, err := s.queryMessages(ctx, s.rs.outbox, peer.Key(), MaxOutbox)
+	if err != nil {
+		return nil, fmt.Errorf("outbox to %s: %w", peer, err)
+	}
+	return ms, nil
+}
+
+// OutboxPeers lists the peers with messages in the outbox, by name.
+func (s *Store) OutboxPeers(ctx context.Context) ([]domain.Username, error) {
+	rows, err := s.rs.outboxPeers.QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("outbox peers: %w", err)
+	}
+	defer rows.Close()
+	var peers []domain.Username
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("outbox peers: %w", err)
+		}
+		u, err := domain.ParseUsername(name)
+		if err != nil {
+			return nil, fmt.Errorf("outbox peers: stored name %q: %w", name, err)
+		}
+		peers = append(peers, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox peers: %w", err)
+	}
+	return peers, nil
+}
+
+// History returns at most limit (capped at MaxHistory) messages with peer
+// sent strictly before before (the zero time: the newest), oldest first.
+func (s *Store) History(ctx context.Context, peer domain.Username, before time.Time, limit int) ([]domain.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	limit = min(limit, MaxHistory)
+	var ms []domain.Message
+	var err error
+	if before.IsZero() {
+		ms, err = s.queryMessages(ctx, s.rs.historyLatest, peer.Key(), limit)
+	} else {
+		sec, nsec := splitTime(before)
+		ms, err = s.queryMessages(ctx, s.rs.historyBefore, peer.Key(), sec, sec, nsec, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history with %s: %w", peer, err)
+	}
+	for i, j := 0, len(ms)-1; i < j; i, j = i+1, j-1 {
+		ms[i], ms[j] = ms[j], ms[i]
+	}
+	return ms, nil
+}
+
+// Search returns at most limit (capped at MaxHistory) messages whose body
+// holds every word of query, newest first. Matching is by word, ignoring
+// case and diacritics, and each word of the query also matches as the start
+// of a longer word ("deliv" finds "delivery"). Words without a letter or
+// digit are ignored; a query with none finds nothing. The query is never
+// interpreted as FTS5 syntax.
+func (s *Store) Search(ctx context.Context, query string, limit int) ([]domain.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if len(query) > MaxSearchQuery {
+		return nil, fmt.Errorf("search: query of %d bytes, at most %d: %w", len(query), MaxSearchQuery, domain.ErrTooLarge)
+	}
+	match, ok := ftsQuery(query)
+	if !ok {
+		return nil, nil
+	}
+	ms, err := s.queryMessages(ctx, s.rs.search, match, min(limit, MaxHistory))
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	return ms, nil
+}
+
+// ftsQuery turns the user's words into an FTS5 query that holds only
+// quoted strings: each word becomes "word"* (a prefix query for a phrase of
+// the tokens in that word), and the words are joined by spaces, which FTS5
+// reads as AND. Inside a quoted string FTS5 syntax (AND, NEAR, *, ^, :,
+// parentheses) has no meaning; a double quote is escaped by doubling it.
+func ftsQuery(query string) (string, bool) {
+	var b strings.Builder
+	n := 0
+	for _, w := range strings.Fields(query) {
+		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
+			continue
+		}
+		if n == MaxSearchWords {
+			break
+		}
+		if n > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(w, `"`, `""`))
+		b.WriteString(`"*`)
+		n++
+	}
+	return b.String(), n > 0
+}
+
+func (s *Store) queryMessages(ctx context.Context, st *sql.Stmt, args ...any) ([]domain.Message, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ms []domain.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}

@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A migration moves the schema from version-1 to version. Migrations are
+// append-only: a released one is never edited, a change is a new one.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// SchemaVersion is the schema version this code writes and understands.
+const SchemaVersion = 1
+
+// ErrSchemaTooNew means the database was written by a newer ChatX.
+var ErrSchemaTooNew = errors.New("storage: database schema is newer than this program")
+
+// migrations, in order. Times are stored as Unix seconds plus nanoseconds
+// (two integers) so any time.Time survives exactly and sorts correctly;
+// usernames as their normalised String() with their Key() beside them for
+// matching; IDs as 16-byte blobs; states and directions as their String().
+var migrations = []migration{
+	{version: 1, name: "history, outbox, contacts, transfers", sql: `
+CREATE TABLE messages (
+	seq        INTEGER PRIMARY KEY,
+	id         BLOB    NOT NULL CHECK (length(id) = 16),
+	dir        TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+	sender     TEXT    NOT NULL,
+	sender_key TEXT    NOT NULL,
+	recipient  TEXT    NOT NULL,
+	peer_key   TEXT    NOT NULL,
+	sent_sec   INTEGER NOT NULL,
+	sent_nsec  INTEGER NOT NULL,
+	body       TEXT    NOT NULL,
+	state      TEXT    NOT NULL CHECK (state IN ('queued', 'sent', 'delivered', 'read', 'failed'))
+);
+CREATE UNIQUE INDEX messages_out_id ON messages (id) WHERE dir = 'out';
+CREATE UNIQUE INDEX messages_in_id ON messages (sender_key, id) WHERE dir = 'in';
+CREATE INDEX messages_history ON messages (peer_key, sent_sec, sent_nsec, seq);
+CREATE INDEX messages_outbox ON messages (peer_key, sent_sec, sent_nsec, seq)
+	WHERE dir = 'out' AND state IN ('queued', 'sent');
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+	body, content = 'messages', content_rowid = 'seq',
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+END;
+
+CREATE TABLE contacts (
+	name_key    TEXT    PRIMARY KEY,
+	name        TEXT    NOT NULL,
+	public_key  BLOB    NOT NULL CHECK (length(public_key) = 32),
+	verified    INTEGER NOT NULL CHECK (verified IN (0, 1)),
+	pinned_sec  INTEGER NOT NULL,
+	pinned_nsec INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE transfers (
+	seq          INTEGER PRIMARY KEY,
+	id           BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
+	peer         TEXT    NOT NULL,
+	dir          TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+	state        TEXT    NOT NULL,
+	done         INTEGER NOT NULL,
+	reason       TEXT    NOT NULL,
+	created_sec  INTEGER NOT NULL,
+	created_nsec INTEGER NOT NULL,
+	updated_sec  INTEGER NOT NULL,
+	updated_nsec INTEGER NOT NULL,
+	source       TEXT    NOT NULL,
+	manifest     TEXT    NOT NULL -- JSON of manifestRow; written once, a transfer's manifest never changes
+);
+CREATE INDEX transfers_created ON transfers (created_sec, created_nsec, seq);
+`},
+}
+
+// migrate brings the database on conn to the last of ms. Each migration runs
+// in its own transaction together with the record that it ran, so a crash
+// leaves the schema at a version boundary, and running again is a no-op.
+func migrate(ctx context.Context, conn *sql.Conn, ms []migration) error {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	latest := 0
+	for i, m := range ms {
+		if m.version != i+1 {
+			return fmt.Errorf("migrate: migration %d has version %d", i+1, m.version)
+		}
+		latest = m.version
+	}
+	for _, m := range ms {
+		if err := applyMigration(ctx, conn, m, latest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, conn *sql.Conn, m migration, latest int) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate to %d: begin: %w", m.version, err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			}
+		}
+	}()
+	var current int
+	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("migrate to %d: read version: %w", m.version, err)
+	}
+	if current > latest {
+		return fmt.Errorf("%w: it is at version %d, this program knows up to %d", ErrSchemaTooNew, current, latest)
+	}
+	if current >= m.version {
+		_, err := conn.ExecContext(ctx, "COMMIT")
+		return err
+	}
+	if current != m.version-1 {
+		return fmt.Errorf("migrate to %d: database is at version %d", m.version, current)
+	}
+	if _, err := conn.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migrate to %d (%s): %w", m.version, m.name, err)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+		m.version, m.name, time.Now().Unix()); err != nil {
+		return fmt.Errorf("migrate to %d: record: %w", m.version, err)
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+		return fmt.Errorf("migrate to %d: user_version: %w", m.version, err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate to %d: commit: %w", m.version, err)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+const messageColumns = "m.id, m.dir, m.sender, m.recipient, m.sent_sec, m.sent_nsec, m.body, m.state"
+
+const insertMessageSQL = `INSERT INTO messages
+	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// writeStmts are prepared on the writer's connection and used only by the
+// writer goroutine.
+type writeStmts struct {
+	insertOutgoing *sql.Stmt
+	insertIncoming *sql.Stmt
+	selectOutgoing *sql.Stmt
+	updateState    *sql.Stmt
+	selectContact  *sql.Stmt
+	insertContact  *sql.Stmt
+	replaceContact *sql.Stmt
+	setVerified    *sql.Stmt
+	upsertTransfer *sql.Stmt
+	all            []*sql.Stmt
+}
+
+func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
+	ws := &writeStmts{}
+	var err error
+	prep := func(dst **sql.Stmt, query string) {
+		if err != nil {
+			return
+		}
+		var st *sql.Stmt
+		st, err = conn.PrepareContext(ctx, query)
+		if err != nil {
+			err = fmt.Errorf("prepare %q: %w", query, err)
+			return
+		}
+		*dst = st
+		ws.all = append(ws.all, st)
+	}
+	prep(&ws.insertOutgoing, insertMessageSQL)
+	prep(&ws.insertIncoming, insertMessageSQL+" ON CONFLICT DO NOTHING")
+	prep(&ws.selectOutgoing, "SELECT "+messageColumns+" FROM messages m WHERE m.dir = 'out' AND m.id = ?")
+	prep(&ws.updateState, "UPDATE messages SET state = ? WHERE dir = 'out' AND id = ?")
+	prep(&ws.selectContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
+	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
+		VALUES (?, ?, ?, 0, ?, ?)`)
+	prep(&ws.replaceContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
+		VALUES (?, ?, ?, 0, ?, ?)
+		ON CONFLICT (name_key) DO UPDATE SET name = excluded.name, public_key = excluded.public_key,
+			verified = 0, pinned_sec = excluded.pinned_sec, pinned_nsec = excluded.pinned_nsec`)
+	prep(&ws.setVerified, "UPDATE contacts SET verified = ? WHERE name_key = ?")
+	prep(&ws.upsertTransfer, `INSERT INTO transfers
+		(id, peer, dir, state, done, reason, created_sec, created_nsec, updated_sec, updated_nsec, source, manifest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET peer = excluded.peer, dir = excluded.dir, state = excluded.state,
+			done = excluded.done, reason = excluded.reason, created_sec = excluded.created_sec,
+			created_nsec = excluded.created_nsec, updated_sec = excluded.updated_sec,
+			updated_nsec = excluded.updated_nsec, source = excluded.source`)
+	if err != nil {
+		ws.close()
+		return nil, err
+	}
+	return ws, nil
+}
+
+func (ws *writeStmts) close() error {
+	var errs []error
+	for _, st := range ws.all {
+		if err := st.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readStmts are prepared on the read-only pool.
+type readStmts struct {
+	outbox        *sql.Stmt
+	outboxPeers   *sql.Stmt
+	historyLatest *sql.Stmt
+	historyBefore *sql.Stmt
+	search        *sql.Stmt
+	getContact    *sql.Stmt
+	listContacts  *sql.Stmt
+	getTransfer   *sql.Stmt
+	listTransfers *sql.Stmt
+	all           []*sql.Stmt
+}
+
+const transferColumns = `id, peer, dir, state, done, reason, created_sec, created_nsec,
+	updated_sec, updated_nsec, source, manifest`
+
+func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
+	rs := &readStmts{}
+	var err error
+	prep := func(dst **sql.Stmt, query string) {
+		if err != nil {
+			return
+		}
+		var st *sql.Stmt
+		st, err = db.PrepareContext(ctx, query)
+		if err != nil {
+			err = fmt.Errorf("prepare %q: %w", query, err)
+			return
+		}
+		*dst = st
+		rs.all = append(rs.all, st)
+	}
+	prep(&rs.outbox, "SELECT "+messageColumns+` FROM messages m
+		WHERE m.peer_key = ? AND m.dir = 'out' AND m.state IN ('queued', 'sent')
+		ORDER BY m.sent_sec, m.sent_nsec, m.seq LIMIT ?`)
+	prep(&rs.outboxPeers, `SELECT MIN(recipient) FROM messages
+		WHERE dir = 'out' AND state IN ('queued', 'sent') GROUP BY peer_key ORDER BY peer_key`)
+	prep(&rs.historyLatest, "SELECT "+messageColumns+` FROM messages m
+		WHERE m.peer_key = ?
+		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)
+	prep(&rs.historyBefore, "SELECT "+messageColumns+` FROM messages m
+		WHERE m.peer_key = ? AND (m.sent_sec < ? OR (m.sent_sec = ? AND m.sent_nsec < ?))
+		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)
+	prep(&rs.search, "SELECT "+messageColumns+` FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
+		WHERE messages_fts MATCH ?
+		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)
+	prep(&rs.getContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
+	prep(&rs.listContacts, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts ORDER BY name_key")
+	prep(&rs.getTransfer, "SELECT "+transferColumns+" FROM transfers WHERE id = ?")
+	prep(&rs.listTransfers, "SELECT "+transferColumns+` FROM transfers
+		ORDER BY created_sec DESC, created_nsec DESC, seq DESC LIMIT ?`)
+	if err != nil {
+		rs.close()
+		return nil, err
+	}
+	return rs, nil
+}
+
+func (rs *readStmts) close() error {
+	var errs []error
+	for _, st := range rs.all {
+		if err := st.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

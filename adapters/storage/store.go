@@ -1,0 +1,217 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/wire"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/chatx/chatx/ports"
+)
+
+// ProfileDir is the directory of one profile: it holds the database and the
+// identity key file.
+type ProfileDir string
+
+// DatabaseFile is the name of the database inside the profile directory.
+const DatabaseFile = "chatx.db"
+
+// Limits of the writer.
+const (
+	// queueSize bounds how many writes may wait for the writer; callers
+	// beyond it block (or give up with their context).
+	queueSize = 8192
+	// maxBatch bounds how many writes share one transaction.
+	maxBatch = 4096
+	// readConns bounds the read-only connections.
+	readConns = 4
+)
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("storage: store is closed")
+
+// ProviderSet provides the store, its trust and transfer views and the key
+// store, and binds them to their ports. The injector supplies a ProfileDir,
+// a Passphrase and a *slog.Logger.
+var ProviderSet = wire.NewSet(
+	Open,
+	wire.Bind(new(ports.MessageStore), new(*Store)),
+	NewContacts,
+	wire.Bind(new(ports.TrustStore), new(*Contacts)),
+	NewTransfers,
+	wire.Bind(new(ports.TransferStore), new(*Transfers)),
+	NewKeyStore,
+	wire.Bind(new(ports.KeyStore), new(*KeyStore)),
+)
+
+var (
+	_ ports.MessageStore  = (*Store)(nil)
+	_ ports.TrustStore    = (*Contacts)(nil)
+	_ ports.TransferStore = (*Transfers)(nil)
+)
+
+// Store is the profile's database. It implements ports.MessageStore;
+// NewContacts and NewTransfers give the trust and transfer stores kept in
+// the same database (their method names clash, so they are distinct types).
+// It is safe for concurrent use.
+type Store struct {
+	log     *slog.Logger
+	writeDB *sql.DB
+	readDB  *sql.DB
+	w       *writer
+	ws      *writeStmts
+	rs      *readStmts
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the database of the profile in dir,
+// migrates it to the current schema and starts its writer. The cleanup
+// function closes it; so does Close.
+func Open(dir ProfileDir, logger *slog.Logger) (*Store, func(), error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := open(string(dir), logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() {
+		if err := s.Close(); err != nil {
+			logger.Error("close store", "err", err)
+		}
+	}, nil
+}
+
+func open(dir string, logger *slog.Logger) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("open store: empty profile directory")
+	}
+	if strings.ContainsAny(dir, "?#") {
+		return nil, fmt.Errorf("open store: profile directory %q: '?' and '#' are not supported in the path", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: create profile directory: %w", err)
+	}
+	path := filepath.Join(dir, DatabaseFile)
+	// SQLite creates the -wal and -shm files with the mode of the database
+	// file, so creating it owner-only first keeps all three private.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open store: create %s: %w", path, err)
+	}
+	if err := checkPrivate(path); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+
+	// synchronous(FULL): in WAL mode NORMAL may lose the last commits on
+	// power loss, and the ports promise durability on return.
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	writeDB, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&"+common+"&_pragma=cache_size(-16384)")
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxLifetime(0)
+
+	ctx := context.Background()
+	conn, err := writeDB.Conn(ctx)
+	if err != nil {
+		writeDB.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	fail := func(err error) (*Store, error) {
+		conn.Close()
+		writeDB.Close()
+		return nil, err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fail(fmt.Errorf("open store %s: read journal mode: %w", path, err))
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fail(fmt.Errorf("open store %s: journal mode is %q, want wal", path, mode))
+	}
+	if err := migrate(ctx, conn, migrations); err != nil {
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
+	ws, err := prepareWrites(ctx, conn)
+	if err != nil {
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
+
+	readDB, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		ws.close()
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
+	readDB.SetMaxOpenConns(readConns)
+	readDB.SetMaxIdleConns(readConns)
+	rs, err := prepareReads(ctx, readDB)
+	if err != nil {
+		readDB.Close()
+		ws.close()
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
+
+	s := &Store{log: logger, writeDB: writeDB, readDB: readDB, ws: ws, rs: rs}
+	s.w = startWriter(conn, logger)
+	logger.Debug("store opened", "path", path)
+	return s, nil
+}
+
+// checkPrivate refuses a file that others can read or write.
+func checkPrivate(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o, want 0600 (run: chmod 600 %s)", ErrInsecurePermissions, path, perm, path)
+	}
+	return nil
+}
+
+// Close drains the pending writes, stops the writer and closes the
+// database. Calls after the first return the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		s.w.close()
+		if err := s.rs.close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.readDB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.ws.close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.w.conn.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.writeDB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close store: %w", err)
+		}
+	})
+	return s.closeErr
+}

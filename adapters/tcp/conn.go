@@ -1,0 +1,242 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// peerConn is one authenticated connection to a peer, with its reader and
+// writer goroutines (started by installLocked).
+type peerConn struct {
+	l          *Link
+	peer       domain.Identity
+	peerKey    string
+	instance   [16]byte // the peer's instance (from its hello)
+	dialedByMe bool
+	nc         net.Conn
+	fr         *FrameReader
+	queue      chan []byte // complete frames for the writer
+	log        *slog.Logger
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+}
+
+func (l *Link) newConn(peer domain.Identity, nc net.Conn, fr *FrameReader, dialedByMe bool) *peerConn {
+	ctx, cancel := context.WithCancel(l.ctx)
+	return &peerConn{
+		l: l, peer: peer, peerKey: string(peer.PublicKey()), dialedByMe: dialedByMe,
+		nc: nc, fr: fr, queue: make(chan []byte, l.cfg.QueueSize),
+		log:    l.log.With("peer", peer.Name().String(), "peer_id", string(peer.PeerID())),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+// enqueue hands a frame to the writer, waiting at most WriteTimeout for room.
+func (c *peerConn) enqueue(ctx context.Context, frame []byte) error {
+	if c.ctx.Err() != nil {
+		return errLinkClosed
+	}
+	select {
+	case c.queue <- frame:
+		return nil
+	default:
+	}
+	t := time.NewTimer(c.l.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.queue <- frame:
+		if c.ctx.Err() != nil {
+			return errLinkClosed
+		}
+		return nil
+	case <-c.ctx.Done():
+		return errLinkClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		err := fmt.Errorf("%w: the peer stopped reading (queue full for %s)", domain.ErrPeerOffline, c.l.cfg.WriteTimeout)
+		c.close(err)
+		return err
+	}
+}
+
+// probe sends a ping at once, so that a dead connection fails fast.
+func (c *peerConn) probe() {
+	ping, _ := AppendFrame(nil, FramePing, make([]byte, 8))
+	select {
+	case c.queue <- ping:
+	default:
+	}
+}
+
+// refuse tells the peer why this connection is not used and closes it. Only
+// for connections whose goroutines were not started.
+func (c *peerConn) refuse(code byte) {
+	goAway, _ := AppendFrame(nil, FrameGoAway, []byte{code})
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.Write(goAway) // best effort: the connection is dropped either way
+	c.nc.Close()
+	c.cancel()
+}
+
+// close ends the connection once, for the reason given, and forgets it.
+func (c *peerConn) close(reason error) {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.nc.Close()
+		c.l.mu.Lock()
+		c.l.dropLocked(c)
+		c.l.mu.Unlock()
+		switch {
+		case errors.Is(reason, errLinkClosed), errors.Is(reason, io.EOF), errors.Is(reason, net.ErrClosed):
+			c.log.Info("link down", "reason", reason)
+		default:
+			c.log.Warn("link down", "reason", reason)
+		}
+	})
+}
+
+// writeLoop writes queued frames, batching whatever is queued into one
+// flush, and pings every HeartbeatInterval. A write that does not finish
+// within WriteTimeout closes the connection.
+func (c *peerConn) writeLoop() {
+	defer c.l.wg.Done()
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	tick := time.NewTicker(c.l.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	var nonce uint64
+	var err error
+	for err == nil {
+		select {
+		case <-c.ctx.Done():
+			c.close(errLinkClosed)
+			return
+		case f := <-c.queue:
+			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
+			_, err = bw.Write(f)
+			for more := true; more && err == nil; {
+				select {
+				case f = <-c.queue:
+					_, err = bw.Write(f)
+				default:
+					more = false
+				}
+			}
+			if err == nil {
+				err = bw.Flush()
+			}
+		case <-tick.C:
+			nonce++
+			ping, _ := AppendFrame(nil, FramePing, binary.BigEndian.AppendUint64(nil, nonce))
+			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
+			if _, err = bw.Write(ping); err == nil {
+				err = bw.Flush()
+			}
+		}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("the peer stopped reading: write blocked for %s", c.l.cfg.WriteTimeout)
+	}
+	c.close(fmt.Errorf("write: %w", err))
+}
+
+// readLoop reads frames until the connection fails, is silent for
+// IdleTimeout, or sends garbage, and hands envelopes to the handler in order.
+func (c *peerConn) readLoop() {
+	defer c.l.wg.Done()
+	s := c.slot()
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.l.cfg.IdleTimeout))
+		f, err := c.fr.Next()
+		if err != nil {
+			switch {
+			case c.ctx.Err() != nil:
+				c.close(errLinkClosed)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				c.close(fmt.Errorf("the link was silent for %s", c.l.cfg.IdleTimeout))
+			case errors.Is(err, ErrProtocol):
+				c.log.Warn("closing link: the peer sent garbage", "err", err)
+				c.close(err)
+			default:
+				c.close(fmt.Errorf("read: %w", err))
+			}
+			return
+		}
+		switch {
+		case f.Type == FramePing:
+			if len(f.Payload) == 8 {
+				pong, _ := AppendFrame(nil, FramePong, f.Payload)
+				select { // a full queue already carries traffic
+				case c.queue <- pong:
+				default:
+				}
+			}
+		case f.Type == FramePong:
+		case f.Type == FrameGoAway:
+			code := byte(0)
+			if len(f.Payload) == 1 {
+				code = f.Payload[0]
+			}
+			c.close(fmt.Errorf("the peer closed the link: %s", goAwayText(code)))
+			return
+		case f.Type == FrameHello:
+			c.log.Warn("closing link: the peer sent garbage", "err", "second hello")
+			c.close(fmt.Errorf("%w: second hello", ErrProtocol))
+			return
+		case IsEnvelope(f.Type):
+			env, err := DecodeEnvelope(f.Type, f.Payload)
+			if err != nil {
+				c.log.Warn("closing link: the peer sent garbage", "err", err)
+				c.close(err)
+				return
+			}
+			if !c.deliver(s, env) {
+				c.close(errLinkClosed)
+				return
+			}
+		default:
+			c.log.Debug("ignoring frame of unknown type", "frame_type", byte(f.Type), "bytes", len(f.Payload))
+		}
+	}
+}
+
+func (c *peerConn) slot() *slot {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	s := c.l.slots[c.peerKey]
+	if s == nil { // never: installLocked put c in its slot
+		s = &slot{changed: make(chan struct{})}
+	}
+	return s
+}
+
+// deliver passes env to Serve's handler; false when the connection closed
+// while waiting for Serve.
+func (c *peerConn) deliver(s *slot, env ports.Envelope) bool {
+	h, hctx := c.l.waitHandler(c.ctx.Done())
+	if h == nil {
+		return false
+	}
+	s.deliverMu.Lock()
+	err := h.HandleEnvelope(hctx, c.peer, env)
+	s.deliverMu.Unlock()
+	if err != nil {
+		c.log.Warn("envelope dropped by the handler", "kind", kindName(env.Kind), "err", err)
+	}
+	return true
+}

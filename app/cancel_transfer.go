@@ -1,0 +1,110 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// CancelTransfer is "stop that transfer", from either side: it records the
+// cancellation, stops the bytes (the sender's stream or the receiver's
+// writes), removes the receiver's part files, and tells the peer.
+type CancelTransfer struct {
+	link      ports.MessageLink
+	downloads ports.Downloads
+	book      *transferBook
+	verify    *VerifyContact
+	sender    *TransferFile
+	receiver  *ReceiveFile
+}
+
+// CancelTransferInput names the transfer and, optionally, why.
+type CancelTransferInput struct {
+	ID     domain.TransferID
+	Reason string
+}
+
+// NewCancelTransfer builds the use-case; it stops streams run by sender and
+// receiver.
+func NewCancelTransfer(link ports.MessageLink, downloads ports.Downloads, store ports.TransferStore, verify *VerifyContact,
+	sender *TransferFile, receiver *ReceiveFile, clock ports.Clock, events ports.EventSink) (*CancelTransfer, error) {
+	switch {
+	case link == nil:
+		return nil, errNilPort("message link")
+	case downloads == nil:
+		return nil, errNilPort("downloads")
+	case store == nil:
+		return nil, errNilPort("transfer store")
+	case verify == nil:
+		return nil, errNilPort("verify use-case")
+	case sender == nil:
+		return nil, errNilPort("transfer use-case")
+	case receiver == nil:
+		return nil, errNilPort("receive use-case")
+	case clock == nil:
+		return nil, errNilPort("clock")
+	case events == nil:
+		return nil, errNilPort("event sink")
+	}
+	return &CancelTransfer{link: link, downloads: downloads, book: newTransferBook(store, clock, events),
+		verify: verify, sender: sender, receiver: receiver}, nil
+}
+
+// Handle cancels a transfer the user no longer wants.
+func (c *CancelTransfer) Handle(ctx context.Context, in CancelTransferInput) error {
+	t, err := c.cancel(ctx, in.ID, func(domain.Transfer) error { return nil })
+	if err != nil {
+		return err
+	}
+	reason := in.Reason
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes]
+	}
+	peer, err := c.verify.PeerForSend(ctx, t.Peer())
+	if err == nil {
+		err = c.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindCancel, TransferID: t.ID(), Reason: reason})
+	}
+	if err != nil {
+		slog.Info("cancel not delivered", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)
+	}
+	return nil
+}
+
+// Cancelled takes the peer's KindCancel.
+func (c *CancelTransfer) Cancelled(ctx context.Context, from domain.Identity, id domain.TransferID) error {
+	_, err := c.cancel(ctx, id, func(t domain.Transfer) error {
+		if !t.Peer().Equal(from.Name()) {
+			return fmt.Errorf("%w: transfer %s is not with %s", domain.ErrNotFound, id.Short(), from.Name())
+		}
+		return nil
+	})
+	return err
+}
+
+func (c *CancelTransfer) cancel(ctx context.Context, id domain.TransferID, check func(domain.Transfer) error) (domain.Transfer, error) {
+	t, err := c.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error {
+		if err := check(*t); err != nil {
+			return err
+		}
+		return t.Cancel(now)
+	})
+	if err != nil {
+		return t, err
+	}
+	if t.Direction() == domain.Outgoing {
+		c.sender.stop(id)
+	} else {
+		c.receiver.cancel(id)
+		for i := range t.Manifest().Files {
+			if err := c.downloads.RemovePart(id, partPath(t.Manifest(), i)); err != nil {
+				slog.Warn("remove part of cancelled transfer", "transfer", id.Short(), "err", err)
+			}
+		}
+	}
+	slog.Info("transfer cancelled", "peer", t.Peer().String(), "transfer", id.Short())
+	return t, nil
+}

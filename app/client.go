@@ -1,0 +1,344 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// AutoAccept accepts every offer that fits the size limit and the free
+// space (for bots and scripted tests: `chatx jsonrpc --auto-accept`).
+type AutoAccept bool
+
+// Options tune a client. The zero value is a sensible default.
+type Options struct {
+	// MaxIncomingSize refuses offers over this many bytes (0: no limit).
+	MaxIncomingSize MaxIncomingSize
+	// AutoAccept accepts offers without asking.
+	AutoAccept AutoAccept
+	// Retry paces retries of messages, transfers and the directory watch
+	// (zero: DefaultBackoff, 1 s doubling to 30 s).
+	Retry Backoff
+}
+
+// choreQueueSize bounds the background work peers can queue (answers to
+// offers, work for a peer that came online).
+const choreQueueSize = 256
+
+// unregisterTimeout bounds how long shutdown waits to tell the directory.
+const unregisterTimeout = 5 * time.Second
+
+// Client is a running ChatX client: the use-cases composed behind the
+// driving port ports.Client, and Run, which serves the links and watches
+// presence.
+type Client struct {
+	me        domain.LocalIdentity
+	link      ports.MessageLink
+	files     ports.FileTransport
+	transfers ports.TransferStore
+	bus       *Bus
+	opts      Options
+
+	register     *Register
+	discover     *DiscoverPeers
+	verify       *VerifyContact
+	send         *SendMessage
+	receive      *ReceiveMessage
+	transferFile *TransferFile
+	receiveFile  *ReceiveFile
+	accept       *AcceptTransfer
+	decline      *DeclineTransfer
+	cancel       *CancelTransfer
+	search       *SearchHistory
+
+	running atomic.Bool
+	chores  chan func(context.Context)
+}
+
+var _ ports.Client = (*Client)(nil)
+
+// NewClient composes a client from its ports.
+func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageLink, files ports.FileTransport,
+	messages ports.MessageStore, trust ports.TrustStore, transfers ports.TransferStore, local ports.LocalFiles,
+	downloads ports.Downloads, clock ports.Clock, bus *Bus, opts Options) (*Client, error) {
+	if bus == nil {
+		return nil, errNilPort("event bus")
+	}
+	c := &Client{me: me, link: link, files: files, transfers: transfers, bus: bus, opts: opts,
+		chores: make(chan func(context.Context), choreQueueSize)}
+	var err error
+	if c.register, err = NewRegister(me, dir, link, files); err != nil {
+		return nil, err
+	}
+	if c.verify, err = NewVerifyContact(me, trust, dir, clock, bus); err != nil {
+		return nil, err
+	}
+	if c.discover, err = NewDiscoverPeers(me, dir, trust, c.verify, bus, opts.Retry); err != nil {
+		return nil, err
+	}
+	if c.send, err = NewSendMessage(me, link, messages, c.verify, clock, bus, opts.Retry); err != nil {
+		return nil, err
+	}
+	if c.receive, err = NewReceiveMessage(me, link, messages, c.verify, c.send, bus); err != nil {
+		return nil, err
+	}
+	if c.transferFile, err = NewTransferFile(me, local, files, link, transfers, c.verify, clock, bus, opts.Retry); err != nil {
+		return nil, err
+	}
+	if c.receiveFile, err = NewReceiveFile(me, downloads, transfers, clock, bus); err != nil {
+		return nil, err
+	}
+	if c.accept, err = NewAcceptTransfer(downloads, link, transfers, c.verify, clock, bus, opts.MaxIncomingSize); err != nil {
+		return nil, err
+	}
+	if c.decline, err = NewDeclineTransfer(link, transfers, c.verify, clock, bus); err != nil {
+		return nil, err
+	}
+	if c.cancel, err = NewCancelTransfer(link, downloads, transfers, c.verify, c.transferFile, c.receiveFile, clock, bus); err != nil {
+		return nil, err
+	}
+	if c.search, err = NewSearchHistory(messages); err != nil {
+		return nil, err
+	}
+	// One book for every transfer use-case, so their changes never overlap.
+	book := c.transferFile.book
+	c.receiveFile.book, c.accept.book, c.decline.book, c.cancel.book = book, book, book, book
+	c.verify.onAccepted = func(name domain.Username) {
+		c.send.Flush(name)
+		c.chore(func(ctx context.Context) { c.transferFile.PeerOnline(ctx, name) })
+	}
+	return c, nil
+}
+
+// Run serves the message link and the file transport, registers with the
+// directory, follows presence, and delivers the outbox and transfers until
+// ctx is done. It unregisters and returns after every goroutine it started
+// has stopped: nil on cancellation, or the error that stopped it early
+// (domain.ErrNameTaken when another key owns our name).
+func (c *Client) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("client is running already")
+	}
+	defer c.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				fail(fmt.Errorf("%s: %w", name, err))
+			}
+		}()
+	}
+	goRun("message link", func(ctx context.Context) error { return c.link.Serve(ctx, router{c}) })
+	goRun("file transport", func(ctx context.Context) error { return c.files.Serve(ctx, c.receiveFile) })
+	goRun("receive files", func(ctx context.Context) error { c.receiveFile.Run(ctx); return nil })
+	goRun("acknowledgements", func(ctx context.Context) error { c.receive.Run(ctx); return nil })
+	goRun("chores", func(ctx context.Context) error { c.runChores(ctx); return nil })
+
+	if err := c.register.Handle(ctx, RegisterInput{}); err != nil {
+		fail(err)
+	} else {
+		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
+		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
+		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
+		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
+		<-ctx.Done()
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
+		if err := c.register.Unregister(uctx); err != nil {
+			slog.Warn("unregister", "err", err)
+		}
+		ucancel()
+	}
+	cancel()
+	wg.Wait()
+	errMu.Lock()
+	defer errMu.Unlock()
+	return firstErr
+}
+
+// peerOnline is called by the presence watch for a peer that came online.
+func (c *Client) peerOnline(p domain.Peer) {
+	name := p.Name()
+	c.send.Flush(name)
+	c.chore(func(ctx context.Context) {
+		c.accept.PeerOnline(ctx, name)
+		c.transferFile.PeerOnline(ctx, name)
+	})
+}
+
+// chore queues background work; when the queue is full it is dropped (what
+// it would have done is retried by the outbox and transfer loops or on the
+// peer's next appearance).
+func (c *Client) chore(f func(context.Context)) {
+	select {
+	case c.chores <- f:
+	default:
+		slog.Warn("background queue full: work dropped")
+	}
+}
+
+func (c *Client) runChores(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.chores:
+			f(ctx)
+		}
+	}
+}
+
+// router passes envelopes from the link to the use-case they are for.
+type router struct{ c *Client }
+
+func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env ports.Envelope) error {
+	c := r.c
+	switch env.Kind {
+	case ports.KindChat, ports.KindDelivered, ports.KindRead, ports.KindTyping:
+		return c.receive.Handle(ctx, ReceiveMessageInput{From: from, Envelope: env})
+	case ports.KindOffer:
+		t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
+		if err != nil {
+			return err
+		}
+		id := t.ID()
+		switch {
+		case isNew && bool(c.opts.AutoAccept):
+			c.chore(func(ctx context.Context) {
+				if err := c.accept.Handle(ctx, AcceptTransferInput{ID: id}); errors.Is(err, domain.ErrTooLarge) {
+					_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: "too large"})
+				} else if err != nil {
+					slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
+				}
+			})
+		case !isNew && t.State() == domain.TransferAccepted:
+			c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
+		case !isNew && t.State() == domain.TransferDeclined:
+			c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, "") })
+		}
+		return nil
+	case ports.KindAccept:
+		return c.transferFile.Accepted(ctx, from, env.TransferID)
+	case ports.KindDecline:
+		return c.transferFile.Declined(ctx, from, env.TransferID, env.Reason)
+	case ports.KindCancel:
+		return c.cancel.Cancelled(ctx, from, env.TransferID)
+	}
+	return fmt.Errorf("unknown envelope kind %d from %s", env.Kind, from.Name())
+}
+
+// Whoami is our own identity.
+func (c *Client) Whoami() domain.Identity { return c.me.Identity }
+
+// Endpoints are the addresses we listen on.
+func (c *Client) Endpoints() domain.Endpoints { return c.register.Endpoints() }
+
+// Peers lists peers, online first, with unread counts.
+func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
+	views, err := c.discover.Handle(ctx, DiscoverPeersInput{})
+	if err != nil {
+		return nil, err
+	}
+	for i := range views {
+		views[i].Unread = c.receive.Unread(views[i].Peer.Name())
+	}
+	return views, nil
+}
+
+// Send queues text to a peer.
+func (c *Client) Send(ctx context.Context, to domain.Username, text string) (domain.Message, error) {
+	return c.send.Handle(ctx, SendMessageInput{To: to, Text: text})
+}
+
+// Typing tells the peer we are typing (best effort).
+func (c *Client) Typing(ctx context.Context, to domain.Username) error {
+	peer, err := c.verify.PeerForSend(ctx, to)
+	if err != nil {
+		return err
+	}
+	return c.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindTyping})
+}
+
+// MarkRead sends read receipts for what the peer wrote since the last time.
+func (c *Client) MarkRead(_ context.Context, with domain.Username) error {
+	c.receive.MarkRead(with)
+	return nil
+}
+
+// History returns the last limit messages with a peer, oldest first.
+func (c *Client) History(ctx context.Context, with domain.Username, limit int) ([]domain.Message, error) {
+	return c.search.History(ctx, SearchHistoryInput{With: with, Limit: limit})
+}
+
+// Search finds messages containing every word of query, newest first.
+func (c *Client) Search(ctx context.Context, query string, limit int) ([]domain.Message, error) {
+	return c.search.Search(ctx, SearchHistoryInput{Query: query, Limit: limit})
+}
+
+// SendFile offers a file or folder to a peer.
+func (c *Client) SendFile(ctx context.Context, to domain.Username, path string) (domain.Transfer, error) {
+	return c.transferFile.Handle(ctx, TransferFileInput{To: to, Path: path})
+}
+
+// AcceptTransfer accepts an offer.
+func (c *Client) AcceptTransfer(ctx context.Context, id domain.TransferID) error {
+	return c.accept.Handle(ctx, AcceptTransferInput{ID: id})
+}
+
+// DeclineTransfer declines an offer.
+func (c *Client) DeclineTransfer(ctx context.Context, id domain.TransferID) error {
+	return c.decline.Handle(ctx, DeclineTransferInput{ID: id})
+}
+
+// CancelTransfer stops a transfer, ours or the peer's.
+func (c *Client) CancelTransfer(ctx context.Context, id domain.TransferID) error {
+	return c.cancel.Handle(ctx, CancelTransferInput{ID: id})
+}
+
+// Transfers lists transfers, newest first.
+func (c *Client) Transfers(ctx context.Context) ([]domain.Transfer, error) {
+	ts, err := c.transfers.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list transfers: %w", err)
+	}
+	return ts, nil
+}
+
+// Safety returns what the user compares to verify a contact.
+func (c *Client) Safety(ctx context.Context, name domain.Username) (ports.SafetyView, error) {
+	return c.verify.Safety(ctx, VerifyContactInput{Name: name})
+}
+
+// SetVerified marks a contact verified or not.
+func (c *Client) SetVerified(ctx context.Context, name domain.Username, verified bool) error {
+	return c.verify.SetVerified(ctx, VerifyContactInput{Name: name, Verified: verified})
+}
+
+// AcceptKeyChange pins the new key of a contact and unblocks sending.
+func (c *Client) AcceptKeyChange(ctx context.Context, name domain.Username) error {
+	return c.verify.AcceptKeyChange(ctx, VerifyContactInput{Name: name})
+}
+
+// Subscribe streams events until ctx is done.
+func (c *Client) Subscribe(ctx context.Context) <-chan ports.Event { return c.bus.Subscribe(ctx) }

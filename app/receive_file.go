@@ -1,0 +1,328 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// maxPendingOffers bounds the offers one peer can leave waiting for an answer.
+const maxPendingOffers = 32
+
+// errTransferCancelled stops an incoming stream the user cancelled.
+var errTransferCancelled = errors.New("transfer cancelled")
+
+// ReceiveFile is "a peer sends me a file": it records the peer's offer for
+// the user to answer and, once accepted, takes the streams of its files into
+// part files in the downloads folder, checking each file's SHA-256 against the
+// offer before it gets its final name. It implements ports.FileReceiver.
+type ReceiveFile struct {
+	me        domain.LocalIdentity
+	downloads ports.Downloads
+	book      *transferBook
+
+	mu     sync.Mutex
+	runCtx context.Context
+	active map[domain.TransferID]map[*incomingFile]struct{}
+}
+
+var _ ports.FileReceiver = (*ReceiveFile)(nil)
+
+// ReceiveFileInput is an offer envelope from an authenticated peer.
+type ReceiveFileInput struct {
+	From     domain.Identity
+	Envelope ports.Envelope
+}
+
+// NewReceiveFile builds the use-case.
+func NewReceiveFile(me domain.LocalIdentity, downloads ports.Downloads, store ports.TransferStore, clock ports.Clock, events ports.EventSink) (*ReceiveFile, error) {
+	switch {
+	case me.IsZero():
+		return nil, errNilPort("identity")
+	case downloads == nil:
+		return nil, errNilPort("downloads")
+	case store == nil:
+		return nil, errNilPort("transfer store")
+	case clock == nil:
+		return nil, errNilPort("clock")
+	case events == nil:
+		return nil, errNilPort("event sink")
+	}
+	return &ReceiveFile{me: me, downloads: downloads, book: newTransferBook(store, clock, events),
+		active: make(map[domain.TransferID]map[*incomingFile]struct{})}, nil
+}
+
+// Run gives progress reporting of incoming files a lifetime: until ctx is done.
+func (r *ReceiveFile) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
+	<-ctx.Done()
+}
+
+// Handle records an offer. It returns the transfer and whether the offer is
+// new; a repeated offer of a transfer we accepted returns it unchanged so the
+// caller can answer again.
+func (r *ReceiveFile) Handle(ctx context.Context, in ReceiveFileInput) (domain.Transfer, bool, error) {
+	from, env := in.From.Name(), in.Envelope
+	if old, err := r.book.store.Get(ctx, env.TransferID); err == nil {
+		if old.Direction() != domain.Incoming || !old.Peer().Equal(from) {
+			return domain.Transfer{}, false, fmt.Errorf("offer %s from %s: the ID is taken", env.TransferID.Short(), from)
+		}
+		return old, false, nil
+	}
+	all, err := r.book.store.List(ctx)
+	if err != nil {
+		return domain.Transfer{}, false, fmt.Errorf("list transfers: %w", err)
+	}
+	waiting := 0
+	for _, t := range all {
+		if t.Direction() == domain.Incoming && t.State() == domain.TransferOffered && t.Peer().Equal(from) {
+			waiting++
+		}
+	}
+	if waiting >= maxPendingOffers {
+		return domain.Transfer{}, false, fmt.Errorf("offer from %s: %w: %d offers wait for an answer", from, domain.ErrTooLarge, waiting)
+	}
+	m, err := domain.NewManifest(env.Manifest.Name, env.Manifest.Files)
+	if err != nil {
+		return domain.Transfer{}, false, fmt.Errorf("offer %s from %s: %w", env.TransferID.Short(), from, err)
+	}
+	t, err := domain.NewTransfer(env.TransferID, from, domain.Incoming, m, r.book.clock.Now())
+	if err != nil {
+		return domain.Transfer{}, false, err
+	}
+	if err := r.book.create(ctx, t); err != nil {
+		return domain.Transfer{}, false, err
+	}
+	slog.Info("file offered", "peer", from.String(), "transfer", t.ID().Short(), "files", len(m.Files), "bytes", m.TotalSize())
+	return t, true, nil
+}
+
+// partPath is where file index of m lands under the downloads folder.
+func partPath(m domain.Manifest, index int) string {
+	if m.IsFolder() {
+		return m.Name + "/" + m.Files[index].Path
+	}
+	return m.Name
+}
+
+// Incoming opens file index of transfer id for the stream from the peer.
+func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+	t, err := r.book.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case t.Direction() != domain.Incoming || !t.Peer().Equal(from.Name()):
+		return nil, fmt.Errorf("%w: transfer %s is not from %s", domain.ErrNotFound, id.Short(), from.Name())
+	case t.State() != domain.TransferAccepted && t.State() != domain.TransferInProgress && t.State() != domain.TransferInterrupted:
+		return nil, fmt.Errorf("transfer %s is %s, not accepted", id.Short(), t.State())
+	case index < 0 || index >= len(t.Manifest().Files):
+		return nil, fmt.Errorf("transfer %s has no file %d", id.Short(), index)
+	}
+	m := t.Manifest()
+	entry := m.Files[index]
+	base := fileBase(m, index)
+	if t.State() != domain.TransferAccepted && entry.Size > 0 && base+entry.Size <= t.Done() {
+		// Committed already; the sender did not hear it. Tell it we have
+		// everything so it sends nothing.
+		return doneFile{entry: entry}, nil
+	}
+	part, err := r.downloads.OpenPart(id, partPath(m, index))
+	if err != nil {
+		return nil, fmt.Errorf("open part of transfer %s: %w", id.Short(), err)
+	}
+	f := &incomingFile{r: r, id: id, index: index, last: index == len(m.Files)-1, entry: entry,
+		rel: partPath(m, index), base: base, part: part, hash: sha256.New()}
+	if err := f.loadPrefix(); err != nil {
+		part.Close()
+		return nil, err
+	}
+	if _, err := r.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error { return startAt(t, base+f.written, now) }); err != nil {
+		part.Close()
+		return nil, err
+	}
+	r.mu.Lock()
+	runCtx := r.runCtx
+	if runCtx == nil {
+		runCtx = context.WithoutCancel(ctx) // stopped by Finish, which the transport always calls
+	}
+	if r.active[id] == nil {
+		r.active[id] = make(map[*incomingFile]struct{})
+	}
+	r.active[id][f] = struct{}{}
+	r.mu.Unlock()
+	f.ticker = startProgress(runCtx, base+f.written, func(ctx context.Context, done int64) {
+		_, _ = r.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error { return t.Progress(done, now) })
+	})
+	return f, nil
+}
+
+// cancel stops every stream of transfer id; their parts are removed by the
+// caller.
+func (r *ReceiveFile) cancel(id domain.TransferID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for f := range r.active[id] {
+		f.cancelled.Store(true)
+	}
+}
+
+// incomingFile is one file being received into a part file.
+type incomingFile struct {
+	r      *ReceiveFile
+	id     domain.TransferID
+	index  int
+	last   bool
+	entry  domain.FileEntry
+	rel    string
+	base   int64
+	part   ports.PartFile
+	hash   hash.Hash
+	prefix [32]byte
+	offset int64 // bytes in the part when the stream began
+	// written is the bytes in the part now; only the transport's goroutine
+	// writes and reads it.
+	written   int64
+	ticker    *progressTicker
+	cancelled atomic.Bool
+}
+
+var _ ports.IncomingFile = (*incomingFile)(nil)
+
+// loadPrefix hashes what an existing part holds.
+func (f *incomingFile) loadPrefix() error {
+	size, err := f.part.Size()
+	if err != nil {
+		return fmt.Errorf("size of part %s: %w", f.id.Short(), err)
+	}
+	if size > f.entry.Size {
+		if err := f.part.Truncate(0); err != nil {
+			return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
+		}
+		size = 0
+	}
+	if size > 0 {
+		if _, err := io.Copy(f.hash, io.NewSectionReader(f.part, 0, size)); err != nil {
+			return fmt.Errorf("hash part %s: %w", f.id.Short(), err)
+		}
+	}
+	f.offset, f.written = size, size
+	f.hash.Sum(f.prefix[:0])
+	return nil
+}
+
+func (f *incomingFile) Offset() int64        { return f.offset }
+func (f *incomingFile) PrefixHash() [32]byte { return f.prefix }
+
+// Restart drops what the part held: the sender's first bytes differ.
+func (f *incomingFile) Restart() error {
+	if err := f.part.Truncate(0); err != nil {
+		return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
+	}
+	f.hash.Reset()
+	f.offset, f.written = 0, 0
+	f.ticker.set(f.base)
+	_, err := f.r.book.update(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })
+	return err
+}
+
+// Write appends to the part and the hash, refusing more bytes than offered.
+func (f *incomingFile) Write(p []byte) (int, error) {
+	if f.cancelled.Load() {
+		return 0, errTransferCancelled
+	}
+	if int64(len(p)) > f.entry.Size-f.written {
+		return 0, fmt.Errorf("%w: more bytes than the %d offered for %s", ports.ErrIntegrity, f.entry.Size, f.entry.Path)
+	}
+	n, err := f.part.Write(p)
+	f.hash.Write(p[:n])
+	f.written += int64(n)
+	f.ticker.set(f.base + f.written)
+	if err != nil {
+		return n, fmt.Errorf("write part %s: %w", f.id.Short(), err)
+	}
+	return n, nil
+}
+
+// Finish ends the file: on success it verifies the hash and commits the part.
+func (f *incomingFile) Finish(streamErr error) error {
+	f.ticker.close()
+	f.r.mu.Lock()
+	delete(f.r.active[f.id], f)
+	if len(f.r.active[f.id]) == 0 {
+		delete(f.r.active, f.id)
+	}
+	f.r.mu.Unlock()
+	ctx := context.Background()
+	book := f.r.book
+	if streamErr != nil || f.cancelled.Load() {
+		f.part.Close()
+		t, _ := book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
+			if t.State().Terminal() {
+				return errTransferCancelled
+			}
+			if err := t.Progress(f.base+f.written, now); err != nil {
+				slog.Debug("progress at interruption", "transfer", f.id.Short(), "err", err)
+			}
+			return t.Interrupt(now)
+		})
+		if t.State() == domain.TransferCancelled {
+			_ = f.r.downloads.RemovePart(f.id, f.rel)
+		}
+		return nil
+	}
+	var sum [32]byte
+	f.hash.Sum(sum[:0])
+	if f.last {
+		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Verify(now) })
+	}
+	if f.written != f.entry.Size || sum != f.entry.Hash {
+		f.part.Close()
+		_ = f.r.downloads.RemovePart(f.id, f.rel)
+		reason := fmt.Sprintf("%s: received %d of %d bytes, hash does not match the offer", f.entry.Path, f.written, f.entry.Size)
+		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Fail(reason, now) })
+		slog.Warn("received file failed its integrity check", "transfer", f.id.Short(), "file", f.index)
+		return fmt.Errorf("%w: %s", ports.ErrIntegrity, reason)
+	}
+	name, err := f.part.Commit()
+	if err != nil {
+		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Interrupt(now) })
+		return fmt.Errorf("commit %s of transfer %s: %w", f.entry.Path, f.id.Short(), err)
+	}
+	_, err = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
+		if f.last {
+			return t.Complete(now)
+		}
+		return t.Progress(f.base+f.entry.Size, now)
+	})
+	if err != nil {
+		return fmt.Errorf("record %s of transfer %s: %w", f.entry.Path, f.id.Short(), err)
+	}
+	slog.Info("file received", "transfer", f.id.Short(), "file", f.index, "bytes", f.entry.Size, "name_bytes", len(name))
+	return nil
+}
+
+// doneFile answers a stream for a file that is committed already.
+type doneFile struct{ entry domain.FileEntry }
+
+func (d doneFile) Offset() int64        { return d.entry.Size }
+func (d doneFile) PrefixHash() [32]byte { return d.entry.Hash }
+func (d doneFile) Restart() error {
+	return fmt.Errorf("%w: %s was received already with another content", ports.ErrIntegrity, d.entry.Path)
+}
+func (d doneFile) Write(p []byte) (int, error) {
+	return 0, fmt.Errorf("%w: %s was received already", ports.ErrIntegrity, d.entry.Path)
+}
+func (d doneFile) Finish(error) error { return nil }

@@ -94,7 +94,13 @@ func (r *ReceiveFile) Handle(ctx context.Context, in ReceiveFileInput) (domain.T
 	if waiting >= maxPendingOffers {
 		return domain.Transfer{}, false, fmt.Errorf("offer from %s: %w: %d offers wait for an answer", from, domain.ErrTooLarge, waiting)
 	}
-	m, err := domain.NewManifest(env.Manifest.Name, env.Manifest.Files)
+	files := env.Manifest.Files
+	if len(files) == 1 && files[0].Path == env.Manifest.Name {
+		// A single file: repair its name as SafeFileName does rather than
+		// refusing it (folders must already use safe relative paths).
+		files = []domain.FileEntry{{Path: domain.SafeFileName(files[0].Path), Size: files[0].Size, Hash: files[0].Hash}}
+	}
+	m, err := domain.NewManifest(env.Manifest.Name, files)
 	if err != nil {
 		return domain.Transfer{}, false, fmt.Errorf("offer %s from %s: %w", env.TransferID.Short(), from, err)
 	}

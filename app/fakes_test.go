@@ -175,7 +175,7 @@ func (fakeTransport) Send(context.Context, domain.Peer, domain.TransferID, int, 
 	return errors.New("not used")
 }
 func (fakeTransport) Serve(ctx context.Context, _ ports.FileReceiver) error { <-ctx.Done(); return nil }
-func (fakeTransport) Endpoints() []string                                 { return []string{"fake-files"} }
+func (fakeTransport) Endpoints() []string                                   { return []string{"fake-files"} }
 
 // fakeDownloads keeps parts and committed files in maps.
 type fakeDownloads struct {

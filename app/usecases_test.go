@@ -73,17 +73,35 @@ func run(t *testing.T, f func(ctx context.Context)) {
 func TestConstructorsRejectNilPorts(t *testing.T) {
 	w := newWorld(t)
 	tests := map[string]func() error{
-		"register":       func() error { _, err := app.NewRegister(w.me, nil, w.link, fakeTransport{}); return err },
-		"verify":         func() error { _, err := app.NewVerifyContact(w.me, nil, w.dir, w.clock, w.events); return err },
-		"peer verifier":  func() error { _, err := app.NewPeerVerifier(w.trust, nil, w.clock, w.events); return err },
-		"discover":       func() error { _, err := app.NewDiscoverPeers(w.me, w.dir, w.trust, nil, w.events, fastRetry); return err },
-		"send":           func() error { _, err := app.NewSendMessage(w.me, nil, w.messages, w.verify, w.clock, w.events, fastRetry); return err },
-		"receive":        func() error { _, err := app.NewReceiveMessage(w.me, w.link, nil, w.verify, w.send, w.events); return err },
-		"transfer":       func() error { _, err := app.NewTransferFile(w.me, nil, fakeTransport{}, w.link, w.transfers, w.verify, w.clock, w.events, fastRetry); return err },
-		"receive file":   func() error { _, err := app.NewReceiveFile(w.me, nil, w.transfers, w.clock, w.events); return err },
-		"accept":         func() error { _, err := app.NewAcceptTransfer(w.downloads, w.link, nil, w.verify, w.clock, w.events, 0); return err },
-		"decline":        func() error { _, err := app.NewDeclineTransfer(w.link, w.transfers, w.verify, nil, w.events); return err },
-		"search":         func() error { _, err := app.NewSearchHistory(nil); return err },
+		"register":      func() error { _, err := app.NewRegister(w.me, nil, w.link, fakeTransport{}); return err },
+		"verify":        func() error { _, err := app.NewVerifyContact(w.me, nil, w.dir, w.clock, w.events); return err },
+		"peer verifier": func() error { _, err := app.NewPeerVerifier(w.trust, nil, w.clock, w.events); return err },
+		"discover": func() error {
+			_, err := app.NewDiscoverPeers(w.me, w.dir, w.trust, nil, w.events, fastRetry)
+			return err
+		},
+		"send": func() error {
+			_, err := app.NewSendMessage(w.me, nil, w.messages, w.verify, w.clock, w.events, fastRetry)
+			return err
+		},
+		"receive": func() error {
+			_, err := app.NewReceiveMessage(w.me, w.link, nil, w.verify, w.send, w.events)
+			return err
+		},
+		"transfer": func() error {
+			_, err := app.NewTransferFile(w.me, nil, fakeTransport{}, w.link, w.transfers, w.verify, w.clock, w.events, fastRetry)
+			return err
+		},
+		"receive file": func() error { _, err := app.NewReceiveFile(w.me, nil, w.transfers, w.clock, w.events); return err },
+		"accept": func() error {
+			_, err := app.NewAcceptTransfer(w.downloads, w.link, nil, w.verify, w.clock, w.events, 0)
+			return err
+		},
+		"decline": func() error {
+			_, err := app.NewDeclineTransfer(w.link, w.transfers, w.verify, nil, w.events)
+			return err
+		},
+		"search": func() error { _, err := app.NewSearchHistory(nil); return err },
 		"client w/o bus": func() error {
 			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, w.messages, w.trust, w.transfers, fakeFiles{}, w.downloads, w.clock, nil, app.Options{})
 			return err

@@ -1,0 +1,82 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/chatx/chatx/domain"
+)
+
+// Command is one `/` command of the input line. Like the key bindings, the
+// table drives both the commands and their help.
+type Command struct {
+	Name        string // without the slash
+	Args        string // how the arguments are written for people
+	Description string
+	Run         func(u *UI, arg string)
+}
+
+func defaultCommands() []Command {
+	return []Command{
+		{Name: "send", Args: "PATH", Description: "offer a file or folder to the current peer (Tab completes the path)",
+			Run: func(u *UI, arg string) { u.sendFile(expandHome(arg)) }},
+		{Name: "accept", Args: "[ID]", Description: "accept an incoming offer (the newest without ID)",
+			Run: func(u *UI, arg string) { u.answerByID(arg, true) }},
+		{Name: "decline", Args: "[ID]", Description: "decline an incoming offer (the newest without ID)",
+			Run: func(u *UI, arg string) { u.answerByID(arg, false) }},
+		{Name: "cancel", Args: "[ID]", Description: "cancel a transfer (the newest running without ID)",
+			Run: (*UI).cancelByID},
+		{Name: "verify", Args: "[NAME]", Description: "show the safety number to verify a contact (the current peer without NAME)",
+			Run: (*UI).verifyCommand},
+		{Name: "search", Args: "TEXT", Description: "find messages containing every word of TEXT",
+			Run: (*UI).search},
+		{Name: "help", Description: "show every key and command",
+			Run: func(u *UI, _ string) { u.showHelp() }},
+		{Name: "quit", Description: "leave ChatX",
+			Run: func(u *UI, _ string) { u.requestQuit() }},
+	}
+}
+
+// runCommand runs a "/name arg" line.
+func (u *UI) runCommand(line string) {
+	name, arg, _ := strings.Cut(strings.TrimPrefix(line, "/"), " ")
+	arg = strings.TrimSpace(arg)
+	for _, c := range u.commands {
+		if c.Name == name {
+			c.Run(u, arg)
+			return
+		}
+	}
+	u.showNotice("[red]✗[-] unknown command /" + escapeLine(name) + " — /help lists them")
+}
+
+func (u *UI) verifyCommand(arg string) {
+	if arg == "" {
+		u.showSafetyCurrent()
+		return
+	}
+	name, err := domain.ParseUsername(arg)
+	if err != nil {
+		u.showError("verify", err)
+		return
+	}
+	u.showSafety(name)
+}
+
+func (u *UI) search(query string) {
+	if strings.TrimSpace(query) == "" {
+		u.showNotice("[red]✗[-] usage: /search TEXT")
+		return
+	}
+	u.spawn("search", func(ctx context.Context) (func(), error) {
+		res, err := u.client.Search(ctx, query, searchLimit)
+		if err != nil {
+			return nil, err
+		}
+		return func() {
+			u.conv.showSearch(u, query, res)
+			u.showNotice(fmt.Sprintf("%d messages found — Esc goes back to the conversation", len(res)))
+		}, nil
+	})
+}

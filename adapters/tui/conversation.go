@@ -1,0 +1,253 @@
+package tui
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rivo/tview"
+
+	"github.com/chatx/chatx/domain"
+)
+
+// conversationPane shows the messages with the current peer: timestamps, day
+// separators, delivery marks, a typing indicator in the title, scrollback.
+type conversationPane struct {
+	view      *tview.TextView
+	peer      domain.Username // zero when no conversation is open
+	msgs      []domain.Message
+	loaded    bool
+	follow    bool // stay at the newest line
+	typingAt  map[string]time.Time
+	searching bool
+	query     string
+	results   []domain.Message
+}
+
+// maxConversation bounds the messages kept for the open conversation.
+const maxConversation = maxHistoryLimit
+
+func newConversationPane(u *UI) *conversationPane {
+	c := &conversationPane{
+		view:     tview.NewTextView(),
+		follow:   true,
+		typingAt: make(map[string]time.Time),
+	}
+	c.view.SetDynamicColors(true).SetRegions(false).SetScrollable(true).SetWrap(true).
+		SetBorder(true).SetTitleAlign(tview.AlignLeft)
+	c.render(u)
+	return c
+}
+
+func (c *conversationPane) isOpen(peer domain.Username) bool {
+	return !c.peer.IsZero() && c.peer.Equal(peer)
+}
+
+func (c *conversationPane) open(u *UI, peer domain.Username) {
+	c.peer, c.msgs, c.loaded, c.follow = peer, nil, false, true
+	c.searching, c.results = false, nil
+	c.render(u)
+}
+
+// setHistory installs the loaded history, keeping messages that arrived while
+// it was loading.
+func (c *conversationPane) setHistory(u *UI, peer domain.Username, msgs []domain.Message) {
+	if !c.isOpen(peer) {
+		return
+	}
+	early := c.msgs
+	c.msgs = slices.Clone(msgs)
+	for _, m := range early {
+		c.merge(m)
+	}
+	c.loaded = true
+	c.render(u)
+}
+
+// merge adds m or updates the copy we have (same ID).
+func (c *conversationPane) merge(m domain.Message) {
+	for i := range c.msgs {
+		if c.msgs[i].ID() == m.ID() {
+			c.msgs[i] = m
+			return
+		}
+	}
+	c.msgs = append(c.msgs, m)
+	if len(c.msgs) > maxConversation {
+		c.msgs = c.msgs[len(c.msgs)-maxConversation:]
+	}
+}
+
+func (c *conversationPane) add(u *UI, m domain.Message) {
+	c.merge(m)
+	if m.Direction() == domain.Incoming {
+		delete(c.typingAt, m.From().Key())
+	}
+	c.render(u)
+}
+
+// setState moves one of our messages to a new delivery state.
+func (c *conversationPane) setState(u *UI, peer domain.Username, id domain.MessageID, st domain.MessageState) {
+	if !c.isOpen(peer) {
+		return
+	}
+	for i := range c.msgs {
+		if c.msgs[i].ID() == id {
+			m := c.msgs[i]
+			c.msgs[i] = domain.RestoreMessage(m.ID(), m.From(), m.To(), m.SentAt(), m.Body(), m.Direction(), st)
+			c.render(u)
+			return
+		}
+	}
+}
+
+func (c *conversationPane) typing(u *UI, from domain.Username) {
+	c.typingAt[from.Key()] = time.Now()
+	c.renderTitle(u)
+}
+
+// scroll moves the view a page up (-1) or down (1).
+func (c *conversationPane) scroll(dir int) {
+	row, _ := c.view.GetScrollOffset()
+	_, _, _, h := c.view.GetInnerRect()
+	page := max(h-1, 1)
+	row += dir * page
+	lines := c.view.GetWrappedLineCount()
+	if row+h >= lines {
+		c.follow = true
+		c.view.ScrollToEnd()
+		return
+	}
+	c.follow = false
+	c.view.ScrollTo(max(row, 0), 0)
+}
+
+func (c *conversationPane) showSearch(u *UI, query string, results []domain.Message) {
+	c.searching, c.query, c.results = true, query, results
+	c.render(u)
+	c.view.ScrollToBeginning()
+}
+
+func (c *conversationPane) endSearch(u *UI) {
+	c.searching, c.results = false, nil
+	c.render(u)
+}
+
+// renderTitle draws the title: peer, marks, typing indicator.
+func (c *conversationPane) renderTitle(u *UI) {
+	switch {
+	case c.searching:
+		c.view.SetTitle(" Search: " + escapeLine(c.query) + " [::d](Esc to go back)[::-] ")
+		return
+	case c.peer.IsZero():
+		c.view.SetTitle(" Conversation ")
+		return
+	}
+	var b strings.Builder
+	b.WriteString(" ")
+	b.WriteString(escapeLine(c.peer.String()))
+	if pv, ok := u.peers.view(c.peer); ok {
+		if pv.Peer.Online {
+			b.WriteString(" [green]online[-]")
+		} else {
+			b.WriteString(" [::d]offline[::-]")
+		}
+		if pv.Verified {
+			b.WriteString(" [green]✔ verified[-]")
+		}
+		if pv.KeyChanged {
+			b.WriteString(" [red::b]⚠ key changed: sending blocked[-::-]")
+		}
+	}
+	if at, ok := c.typingAt[c.peer.Key()]; ok {
+		if time.Since(at) < typingLifetime {
+			b.WriteString(" [teal::i]typing…[-::-]")
+		} else {
+			delete(c.typingAt, c.peer.Key())
+		}
+	}
+	b.WriteString(" ")
+	c.view.SetTitle(b.String())
+}
+
+func (c *conversationPane) render(u *UI) {
+	c.renderTitle(u)
+	switch {
+	case c.searching:
+		c.view.SetText(renderSearch(c.results, u.opts.Location))
+		return
+	case c.peer.IsZero():
+		c.view.SetText("[::d]Pick a peer on the left (Ctrl-N, or Ctrl-F and type a name), then type a message below.\nF1 lists every key and command.[::-]")
+		return
+	case len(c.msgs) == 0 && c.loaded:
+		c.view.SetText("[::d]No messages yet with " + escapeLine(c.peer.String()) + ".[::-]")
+		return
+	}
+	c.view.SetText(renderMessages(c.msgs, u.opts.Location))
+	if c.follow {
+		c.view.ScrollToEnd()
+	}
+}
+
+// renderMessages is the text of a conversation: a separator line when the
+// day changes, then "15:04 name: text mark" per message.
+func renderMessages(msgs []domain.Message, loc *time.Location) string {
+	var b strings.Builder
+	var day string
+	for _, m := range msgs {
+		at := m.SentAt().In(loc)
+		if d := at.Format("Monday, 2 January 2006"); d != day {
+			day = d
+			fmt.Fprintf(&b, "[::d]──── %s ────[::-]\n", d)
+		}
+		b.WriteString(messageLine(m, at))
+		b.WriteString("\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func messageLine(m domain.Message, at time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[::d]%s[::-] ", at.Format("15:04"))
+	if m.Direction() == domain.Outgoing {
+		b.WriteString("[teal::b]me[-::-]: ")
+	} else {
+		b.WriteString("[::b]" + escapeLine(m.From().String()) + "[::-]: ")
+	}
+	b.WriteString(Escape(m.Body()))
+	if m.Direction() == domain.Outgoing {
+		b.WriteString(" " + deliveryMark(m.State()))
+	}
+	return b.String()
+}
+
+// deliveryMark is the mark of an outgoing message's state.
+func deliveryMark(s domain.MessageState) string {
+	switch s {
+	case domain.MessageQueued:
+		return "[::d]…[::-]"
+	case domain.MessageSent:
+		return "[::d]✓[::-]"
+	case domain.MessageDelivered:
+		return "[green]✓✓[-]"
+	case domain.MessageRead:
+		return "[blue::b]✓✓[-::-]"
+	case domain.MessageFailed:
+		return "[red]✗ not sent[-]"
+	}
+	return ""
+}
+
+func renderSearch(results []domain.Message, loc *time.Location) string {
+	if len(results) == 0 {
+		return "[::d]Nothing found.[::-]"
+	}
+	var b strings.Builder
+	for _, m := range results {
+		at := m.SentAt().In(loc)
+		fmt.Fprintf(&b, "[::d]%s[::-] %s → %s: %s\n", at.Format("2006-01-02 15:04"),
+			escapeLine(m.From().String()), escapeLine(m.To().String()), Escape(m.Body()))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}

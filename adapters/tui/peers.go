@@ -1,0 +1,244 @@
+package tui
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// maxFilterLen bounds what the user can type into the peers filter.
+const maxFilterLen = 64
+
+// peersPane lists the peers: online dot, unread count, verified and
+// key-changed marks; typing filters the list.
+type peersPane struct {
+	table  *tview.Table
+	all    []ports.PeerView
+	shown  []domain.Username // rows of the table, in order
+	filter string
+	quiet  bool // set while the table is refilled, so selection changes are ours
+}
+
+func newPeersPane(u *UI) *peersPane {
+	p := &peersPane{table: tview.NewTable()}
+	p.table.SetSelectable(true, false).
+		SetSelectedStyle(tcell.StyleDefault.Reverse(true)).
+		SetBorder(true).SetTitleAlign(tview.AlignLeft)
+	p.table.SetSelectionChangedFunc(func(row, _ int) {
+		if p.quiet || row < 0 || row >= len(p.shown) {
+			return
+		}
+		u.openConversation(p.shown[row])
+	})
+	p.render(u)
+	return p
+}
+
+// setPeers replaces the list with what the client returned.
+func (u *UI) setPeers(list []ports.PeerView) {
+	u.peers.all = slices.Clone(list)
+	u.peers.sort()
+	u.peers.render(u)
+	for _, pv := range list {
+		if pv.KeyChanged {
+			u.keyChange.pendingFromList(pv)
+		}
+	}
+	u.nextDialog()
+}
+
+// sort puts online peers first, then by name.
+func (p *peersPane) sort() {
+	slices.SortStableFunc(p.all, func(a, b ports.PeerView) int {
+		if a.Peer.Online != b.Peer.Online {
+			if a.Peer.Online {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Peer.Name().String(), b.Peer.Name().String())
+	})
+}
+
+func (p *peersPane) find(name domain.Username) int {
+	for i, pv := range p.all {
+		if pv.Peer.Name().Equal(name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// presence updates a peer that came online, went offline or moved.
+func (p *peersPane) presence(u *UI, peer domain.Peer) {
+	if i := p.find(peer.Name()); i >= 0 {
+		p.all[i].Peer = peer
+	} else {
+		p.all = append(p.all, ports.PeerView{Peer: peer})
+	}
+	p.sort()
+	p.render(u)
+	u.conv.renderTitle(u)
+}
+
+func (p *peersPane) addUnread(u *UI, name domain.Username) {
+	i := p.find(name)
+	if i < 0 {
+		// Someone the list does not know yet: the client's list has them,
+		// with the unread count from the store.
+		u.showNotice("new message from " + escapeLine(name.String()))
+		u.loadPeers()
+		return
+	}
+	p.all[i].Unread++
+	p.render(u)
+}
+
+func (p *peersPane) clearUnread(u *UI, name domain.Username) {
+	if i := p.find(name); i >= 0 && p.all[i].Unread != 0 {
+		p.all[i].Unread = 0
+		p.render(u)
+	}
+}
+
+func (p *peersPane) markKeyChanged(u *UI, name domain.Username, changed bool) {
+	if i := p.find(name); i >= 0 {
+		p.all[i].KeyChanged = changed
+		p.render(u)
+	}
+}
+
+func (p *peersPane) markVerified(u *UI, name domain.Username, verified bool) {
+	if i := p.find(name); i >= 0 {
+		p.all[i].Verified = verified
+		p.render(u)
+	}
+}
+
+func (p *peersPane) view(name domain.Username) (ports.PeerView, bool) {
+	if i := p.find(name); i >= 0 {
+		return p.all[i], true
+	}
+	return ports.PeerView{}, false
+}
+
+// editFilter adds a letter to the filter (dir 1) or removes the last (dir -1).
+func (p *peersPane) editFilter(u *UI, dir int, r rune) {
+	switch {
+	case dir < 0 && p.filter != "":
+		rs := []rune(p.filter)
+		p.filter = string(rs[:len(rs)-1])
+	case dir > 0 && len(p.filter) < maxFilterLen:
+		p.filter += string(r)
+	default:
+		return
+	}
+	p.render(u)
+}
+
+// render refills the table, keeping the current conversation selected.
+func (p *peersPane) render(u *UI) {
+	p.quiet = true
+	defer func() { p.quiet = false }()
+
+	title := " Peers "
+	if p.filter != "" {
+		title = " Peers /" + escapeLine(p.filter) + " "
+	}
+	p.table.SetTitle(title)
+	p.table.Clear()
+	p.shown = p.shown[:0]
+	needle := strings.ToLower(p.filter)
+	selected := -1
+	for _, pv := range p.all {
+		name := pv.Peer.Name()
+		if needle != "" && !strings.Contains(strings.ToLower(name.String()), needle) {
+			continue
+		}
+		row := len(p.shown)
+		p.shown = append(p.shown, name)
+		p.table.SetCell(row, 0, tview.NewTableCell(peerLine(pv)).SetExpansion(1))
+		if u.conv != nil && u.conv.isOpen(name) {
+			selected = row
+		}
+	}
+	if len(p.shown) == 0 {
+		hint := "no peers yet"
+		if p.filter != "" {
+			hint = "no peer matches"
+		}
+		p.table.SetCell(0, 0, tview.NewTableCell("[::d]"+hint+"[::-]").SetSelectable(false))
+		return
+	}
+	if selected >= 0 {
+		p.table.Select(selected, 0)
+	}
+}
+
+// peerLine is one row of the peers pane.
+func peerLine(pv ports.PeerView) string {
+	var b strings.Builder
+	if pv.Peer.Online {
+		b.WriteString("[green]●[-] ")
+	} else {
+		b.WriteString("[::d]○[::-] ")
+	}
+	b.WriteString(escapeLine(pv.Peer.Name().String()))
+	if pv.Verified {
+		b.WriteString(" [green]✔[-]")
+	}
+	if pv.KeyChanged {
+		b.WriteString(" [red::b]⚠[-::-]")
+	}
+	if pv.Unread > 0 {
+		fmt.Fprintf(&b, " [::b](%d)[::-]", pv.Unread)
+	}
+	return b.String()
+}
+
+// movePeer opens the next (step 1) or previous (-1) peer in the list.
+func (u *UI) movePeer(step int) {
+	p := u.peers
+	if len(p.shown) == 0 {
+		return
+	}
+	i := slices.IndexFunc(p.shown, func(n domain.Username) bool { return u.conv.isOpen(n) })
+	switch {
+	case i < 0 && step > 0:
+		i = 0
+	case i < 0:
+		i = len(p.shown) - 1
+	default:
+		i = (i + step + len(p.shown)) % len(p.shown)
+	}
+	u.openConversation(p.shown[i])
+	p.render(u)
+}
+
+// jumpUnread opens the next peer, after the current one, with unread messages.
+func (u *UI) jumpUnread() {
+	p := u.peers
+	n := len(p.all)
+	if n == 0 {
+		return
+	}
+	start := slices.IndexFunc(p.all, func(pv ports.PeerView) bool { return u.conv.isOpen(pv.Peer.Name()) })
+	for k := 1; k <= n; k++ {
+		pv := p.all[(start+k+n)%n]
+		if pv.Unread > 0 {
+			if p.filter != "" {
+				p.filter = ""
+			}
+			u.openConversation(pv.Peer.Name())
+			p.render(u)
+			return
+		}
+	}
+	u.showNotice("no unread messages")
+}

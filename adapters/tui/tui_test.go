@@ -1,0 +1,493 @@
+package tui_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"github.com/chatx/chatx/adapters/tui"
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+func TestNamePrompt(t *testing.T) {
+	t.Parallel()
+	validate := func(s string) error { _, err := domain.ParseUsername(s); return err }
+	tests := []struct {
+		name    string
+		steps   []string // typed texts, each followed by Enter; all but the last are refused
+		refusal string   // shown after a refused attempt
+		cancel  bool
+		want    string
+		wantErr error
+	}{
+		{name: "valid", steps: []string{"alice"}, want: "alice"},
+		{name: "invalid then valid", steps: []string{"a!", "alice_2"}, refusal: "invalid username", want: "alice_2"},
+		{name: "too short", steps: []string{"ab", "abc"}, refusal: "shorter than 3", want: "abc"},
+		{name: "escape cancels", cancel: true, wantErr: tui.ErrCancelled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			screen := tcell.NewSimulationScreen("UTF-8")
+			p := tui.NewNamePrompt(screen, validate)
+			type result struct {
+				name string
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				name, err := p.Run()
+				done <- result{name, err}
+			}()
+			read := func() (string, error) { return p.ScreenText(), nil }
+			waitScreen(t, "the prompt", containsAll("Enter your username", "Name:"), read)
+			for i, step := range tc.steps {
+				for _, r := range step {
+					screen.InjectKey(tcell.KeyRune, r, tcell.ModNone)
+				}
+				waitScreen(t, "typed "+step, containsAll("Name: "+step), read)
+				if i < len(tc.steps)-1 {
+					screen.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
+					waitScreen(t, "the refusal", containsAll("✗", tc.refusal), read)
+					for range step {
+						screen.InjectKey(tcell.KeyBackspace, 0, tcell.ModNone)
+					}
+					waitScreen(t, "an empty field", func(s string) bool { return !strings.Contains(s, "Name: "+step) }, read)
+					continue
+				}
+				screen.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
+			}
+			if tc.cancel {
+				screen.InjectKey(tcell.KeyEscape, 0, tcell.ModNone)
+			}
+			select {
+			case r := <-done:
+				if !errors.Is(r.err, tc.wantErr) || r.name != tc.want {
+					t.Fatalf("Run() = %q, %v; want %q, %v", r.name, r.err, tc.want, tc.wantErr)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("the prompt did not return")
+			}
+		})
+	}
+}
+
+func TestPickPeerTypeAndSend(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", false), peer(t, "bob", true))
+	old, err := domain.NewIncomingMessage(domain.NewMessageID(), domain.MustUsername("bob"), domain.MustUsername("carol"),
+		time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC), "morning carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.history["bob"] = []domain.Message{old}
+	s := start(t, fake, tui.Options{}, 100, 30)
+
+	// bob is online, so he is listed first; Ctrl-N opens him.
+	s.waitText("● bob", "○ alice", "carol", "127.0.0.1:4100")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("Monday, 23 November 2026", "09:30 bob: morning carol", "bob online")
+
+	s.typeText("hello bob")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the message sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 1 })
+		return ok
+	})
+	s.fake.snapshot(func(f *fakeClient) {
+		if got := f.sent[0]; got != (sentText{"bob", "hello bob"}) {
+			t.Errorf("sent %+v", got)
+		}
+	})
+	screen := s.waitText("me: hello bob …")
+	if strings.Contains(screen, "> hello bob") {
+		t.Error("the input line was not cleared after sending")
+	}
+
+	// The delivery state moves: ✓✓ once delivered.
+	id := s.fake.lastID(t)
+	s.fake.emit(t, ports.MessageStateEvent{ID: id, Peer: domain.MustUsername("bob"), State: domain.MessageDelivered})
+	s.waitText("me: hello bob ✓✓")
+
+	// The input history brings the line back.
+	s.key(tcell.KeyUp)
+	s.waitText("> hello bob")
+}
+
+func TestIncomingMessageAndUnread(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob")
+	s.key(tcell.KeyCtrlN) // alice
+	s.waitText("No messages yet with alice")
+
+	s.fake.emit(t, ports.TypingEvent{From: domain.MustUsername("alice")})
+	s.waitText("alice online typing…")
+	s.fake.deliver(t, incoming(t, "alice", "carol", "hi from alice"))
+	s.waitText("alice: hi from alice")
+
+	// A message for another conversation counts as unread there.
+	s.fake.deliver(t, incoming(t, "bob", "carol", "psst"))
+	s.waitText("● bob (1)")
+	s.key(tcell.KeyCtrlG) // jump to the next unread
+	screen := s.waitText("bob: psst")
+	if strings.Contains(screen, "(1)") {
+		t.Error("unread count still shown after opening the conversation")
+	}
+}
+
+func incoming(t testing.TB, from, to, body string) domain.Message {
+	t.Helper()
+	m, err := domain.NewIncomingMessage(domain.NewMessageID(), domain.MustUsername(from), domain.MustUsername(to), time.Now(), body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestOfferAcceptedWithProgress(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+
+	const size = 4 << 20
+	m, err := domain.NewManifest("report.pdf", []domain.FileEntry{{Path: "report.pdf", Size: size}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	tr, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("bob offers you:", "report.pdf", "4.0 MiB", "a accept", "d decline")
+
+	s.typeText("a")
+	waitUntil(t, "the offer accepted", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.accepted) == 1 && f.accepted[0] == tr.ID() })
+		return ok
+	})
+	s.waitFor("the dialog closed", func(screen string) bool { return !strings.Contains(screen, "offers you:") })
+
+	// Progress: half the bytes in two seconds.
+	for _, step := range []func(*domain.Transfer) error{
+		func(x *domain.Transfer) error { return x.Accept(t0) },
+		func(x *domain.Transfer) error { return x.Start(0, t0) },
+		func(x *domain.Transfer) error { return x.Progress(size/2, t0.Add(2*time.Second)) },
+	} {
+		if err := step(&tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("↓ bob report.pdf 4.0 MiB", "██████████░░░░░░░░░░", "50%", "1.0 MiB/s", "ETA 0:02")
+
+	if err := tr.Verify(t0.Add(4 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Complete(t0.Add(4 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("report.pdf 4.0 MiB ✓ completed")
+}
+
+func TestOfferDeclinedFromTransfersPane(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+	m, _ := domain.NewManifest("photos", []domain.FileEntry{{Path: "photos/a.jpg", Size: 10}, {Path: "photos/b.jpg", Size: 20}})
+	tr, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("a folder of 2 files, 30 B")
+	s.key(tcell.KeyEscape) // decide later
+	s.waitText("photos (2 files) 30 B offered — a accept · d decline")
+	s.key(tcell.KeyCtrlT)
+	s.typeText("d")
+	waitUntil(t, "the offer declined", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.declined) == 1 && f.declined[0] == tr.ID() })
+		return ok
+	})
+}
+
+func TestKeyChangeWarningBlocks(t *testing.T) {
+	t.Parallel()
+	for _, accept := range []bool{true, false} {
+		t.Run(map[bool]string{true: "accept", false: "keep blocked"}[accept], func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t, "carol", peer(t, "bob", true), peer(t, "dave", true))
+			s := start(t, fake, tui.Options{}, 100, 30)
+			s.waitText("● bob")
+			s.key(tcell.KeyCtrlN)
+			s.waitText("No messages yet with bob")
+
+			old, nw := identity(t, "bob").Fingerprint(), identity(t, "mallory").Fingerprint()
+			s.fake.emit(t, ports.KeyChangedEvent{Name: domain.MustUsername("bob"), Old: old, New: nw})
+			s.waitText("The key of bob has changed", old.String()[:39], nw.String()[:39], "● bob ⚠")
+
+			// Blocking: other keys do nothing while the warning is up.
+			s.key(tcell.KeyCtrlN)
+			s.typeText("xyz")
+			s.key(tcell.KeyF1)
+			screen := s.waitText("The key of bob has changed")
+			if strings.Contains(screen, "xyz") || strings.Contains(screen, "dave online") || strings.Contains(screen, "Help") {
+				t.Fatalf("a key got past the warning:\n%s", screen)
+			}
+
+			if accept {
+				s.typeText("a")
+				waitUntil(t, "the key accepted", func() (ok bool) {
+					s.fake.snapshot(func(f *fakeClient) { ok = len(f.keyAccepted) == 1 && f.keyAccepted[0] == "bob" })
+					return ok
+				})
+				s.waitFor("the mark cleared", func(screen string) bool {
+					return !strings.Contains(screen, "⚠") && !strings.Contains(screen, "has changed")
+				})
+				return
+			}
+			s.typeText("k")
+			s.waitText("bob stays blocked", "● bob ⚠", "key changed: sending blocked")
+			s.fake.snapshot(func(f *fakeClient) {
+				if len(f.keyAccepted) != 0 {
+					t.Error("the key was accepted")
+				}
+			})
+		})
+	}
+}
+
+func TestHostileTextShownLiterally(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	const body = "[red]x[-] [::b]bold[::-] [\"r\"]region[\"\"] \x1b[31mansi\x1b[0m \u202eevil\u202c \a end["
+	fake.history["bob"] = []domain.Message{incoming(t, "bob", "carol", body)}
+	s := start(t, fake, tui.Options{}, 170, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.fake.emit(t, ports.DirectoryStatusEvent{Connected: false, Err: "[yellow]dial[-] \x1b[2J"})
+	m, err := domain.NewManifest("[red]evil[-].txt", []domain.FileEntry{{Path: "[red]evil[-].txt", Size: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("offers you:", "[red]evil[-].txt")
+	s.key(tcell.KeyEscape)
+
+	screen := s.waitText(
+		`bob: [red]x[-] [::b]bold[::-] ["r"]region[""] \x1b[31mansi\x1b[0m \u202eevil\u202c \x07 end[`,
+		`registry: unreachable ([yellow]dial[-] \x1b[2J)`,
+		"↓ bob [red]evil[-].txt",
+	)
+	for _, bad := range []string{"\x1b", "\u202e", "\u202c", "\a"} {
+		if strings.Contains(screen, bad) {
+			t.Errorf("the screen holds a raw %q", bad)
+		}
+	}
+}
+
+func TestHelpListsEveryBinding(t *testing.T) {
+	t.Parallel()
+	s := start(t, newFake(t, "carol"), tui.Options{}, 160, 100)
+	s.waitText("F1 help")
+	s.key(tcell.KeyF1)
+	var want []string
+	for _, b := range tui.DefaultBindings() {
+		want = append(want, b.Description)
+	}
+	for _, c := range []string{"/send PATH", "/accept [ID]", "/decline [ID]", "/cancel [ID]", "/verify [NAME]", "/search TEXT", "/help", "/quit"} {
+		want = append(want, c)
+	}
+	s.waitText(want...)
+	s.key(tcell.KeyEscape)
+	s.waitFor("the help closed", func(screen string) bool { return !strings.Contains(screen, "Help — Esc closes") })
+}
+
+func TestSendFileByPathWithCompletion(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "report.pdf"), []byte("pdf"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 160, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.typeText("/se")
+	s.key(tcell.KeyTab)
+	s.waitText("> /se", "search  send") // two candidates: listed
+	s.typeText("n")
+	s.key(tcell.KeyTab)
+	s.waitText("> /send")
+	s.typeText(dir + "/rep")
+	s.key(tcell.KeyTab)
+	s.waitText("> /send " + dir + "/report.pdf")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the file offered", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) {
+			ok = len(f.files) == 1 && f.files[0] == sentFile{"bob", filepath.Join(dir, "report.pdf")}
+		})
+		return ok
+	})
+	s.waitText("↑ to bob")
+}
+
+func TestSendFileFromBrowser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "album"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{BrowseDir: dir}, 120, 40)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.key(tcell.KeyCtrlO)
+	s.waitText("Send a file to bob", "album/", "notes.txt")
+	s.key(tcell.KeyDown) // album/
+	s.key(tcell.KeyDown) // notes.txt
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the file offered", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) {
+			ok = len(f.files) == 1 && f.files[0] == sentFile{"bob", filepath.Join(dir, "notes.txt")}
+		})
+		return ok
+	})
+	// A folder is sent with s.
+	s.key(tcell.KeyCtrlO)
+	s.waitText("album/")
+	s.key(tcell.KeyDown)
+	s.typeText("s")
+	waitUntil(t, "the folder offered", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) {
+			ok = len(f.files) == 2 && f.files[1] == sentFile{"bob", filepath.Join(dir, "album")}
+		})
+		return ok
+	})
+}
+
+func TestSafetyNumberVerify(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	bob := identity(t, "bob")
+	fake.safety["bob"] = ports.SafetyView{
+		Name:         bob.Name(),
+		SafetyNumber: domain.SafetyNumber(fake.me.PublicKey(), bob.PublicKey()),
+		Ours:         fake.me.Fingerprint(),
+		Theirs:       bob.Fingerprint(),
+	}
+	s := start(t, fake, tui.Options{}, 110, 34)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.key(tcell.KeyCtrlS)
+	groups := strings.Fields(fake.safety["bob"].SafetyNumber)
+	s.waitText(strings.Join(groups[:4], " "), strings.Join(groups[8:], " "), "Status: not verified", bob.Fingerprint().String()[:39])
+	s.typeText("v")
+	s.waitText("Status: ✔ verified", "● bob ✔")
+	s.fake.snapshot(func(f *fakeClient) {
+		if !f.verified["bob"] {
+			t.Error("bob not marked verified")
+		}
+	})
+}
+
+func TestSearchAndCommands(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	fake.searchRes = []domain.Message{incoming(t, "bob", "carol", "the lunch plan")}
+	s := start(t, fake, tui.Options{}, 110, 30)
+	s.waitText("● bob")
+	s.typeText("/search lunch")
+	s.key(tcell.KeyEnter)
+	s.waitText("Search: lunch", "bob → carol: the lunch plan", "1 messages found")
+	s.key(tcell.KeyEscape)
+	s.waitFor("the search closed", func(screen string) bool { return !strings.Contains(screen, "Search: lunch") })
+
+	s.typeText("/nope")
+	s.key(tcell.KeyEnter)
+	s.waitText("unknown command /nope")
+
+	s.typeText("hi")
+	s.key(tcell.KeyEnter)
+	s.waitText("pick a peer first")
+}
+
+func TestFilterPeers(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true), peer(t, "bobby", false))
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob", "○ bobby")
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bo")
+	screen := s.waitText("Peers /bo", "● bob", "○ bobby")
+	if strings.Contains(screen, "alice") {
+		t.Errorf("alice still listed under the filter:\n%s", screen)
+	}
+	s.key(tcell.KeyDown)
+	s.key(tcell.KeyEnter)
+	s.waitText("No messages yet with bob")
+}
+
+func TestQuitKeyEndsRun(t *testing.T) {
+	t.Parallel()
+	screen := tcell.NewSimulationScreen("UTF-8")
+	ui, err := tui.New(newFake(t, "carol"), screen, tui.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ui.Run(t.Context()) }()
+	waitScreen(t, "the UI", containsAll("Peers"), ui.ScreenText)
+	screen.InjectKey(tcell.KeyCtrlQ, 0, tcell.ModNone)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Ctrl-Q did not end Run")
+	}
+	if _, err := ui.ScreenText(); !errors.Is(err, tui.ErrNotRunning) {
+		t.Fatalf("ScreenText after Run: %v", err)
+	}
+}
+
+func TestResize(t *testing.T) {
+	t.Parallel()
+	s := start(t, newFake(t, "carol", peer(t, "bob", true)), tui.Options{}, 120, 40)
+	s.waitText("● bob", "registry: connecting")
+	s.screen.SetSize(60, 16)
+	s.fake.emit(t, ports.DirectoryStatusEvent{Connected: true})
+	screen := s.waitText("● registry: connected", "● bob")
+	lines := strings.Split(strings.TrimSuffix(screen, "\n"), "\n")
+	if len(lines) != 16 {
+		t.Fatalf("%d lines after the resize, want 16", len(lines))
+	}
+	for _, l := range lines {
+		if n := len([]rune(l)); n > 60 {
+			t.Fatalf("line of %d cells after the resize: %q", n, l)
+		}
+	}
+}

@@ -64,12 +64,12 @@ type Directory struct {
 
 	closeOnce sync.Once
 	mu        sync.Mutex
-	me       domain.LocalIdentity
-	eps      domain.Endpoints
-	token    string
-	ttl      time.Duration
-	hbCancel context.CancelFunc
-	hbDone   chan struct{}
+	me        domain.LocalIdentity
+	eps       domain.Endpoints
+	token     string
+	ttl       time.Duration
+	hbCancel  context.CancelFunc
+	hbDone    chan struct{}
 }
 
 // NewDirectory returns a directory talking to reg; h (may be nil) is the

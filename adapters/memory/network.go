@@ -60,7 +60,7 @@ func (f Faults) broken() bool { return f.Partition || f.Disconnect }
 type Network struct {
 	mu      sync.Mutex
 	hosts   map[string]*Host
-	host    map[string]Faults   // by address
+	host    map[string]Faults    // by address
 	pair    map[[2]string]Faults // by the two addresses, sorted
 	changed chan struct{}        // closed and replaced when faults change
 	rnd     *rand.Rand

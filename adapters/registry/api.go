@@ -1,0 +1,150 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// maxBody caps every request and response body the registry reads.
+const maxBody = 64 << 10
+
+// JSON bodies of the HTTP API (docs/registry-api.md). Binary values are
+// standard base64 with padding.
+
+type endpointsJSON struct {
+	Link []string `json:"link"`
+	File []string `json:"file"`
+}
+
+type challengeResponse struct {
+	Challenge string `json:"challenge"`
+}
+
+type registerRequest struct {
+	Key       string        `json:"key"`
+	Challenge string        `json:"challenge"`
+	Endpoints endpointsJSON `json:"endpoints"`
+	Signature string        `json:"signature"`
+}
+
+type registerResponse struct {
+	Name             string `json:"name"`
+	Token            string `json:"token"`
+	ExpiresInSeconds int    `json:"expires_in_seconds"`
+}
+
+type unregisterRequest struct {
+	Key       string `json:"key"`
+	Challenge string `json:"challenge"`
+	Signature string `json:"signature"`
+}
+
+type peerJSON struct {
+	Name        string        `json:"name"`
+	Key         string        `json:"key"`
+	Fingerprint string        `json:"fingerprint"`
+	Online      bool          `json:"online"`
+	Endpoints   endpointsJSON `json:"endpoints"`
+	LastSeen    *time.Time    `json:"last_seen,omitempty"`
+}
+
+type onlineResponse struct {
+	Users []peerJSON `json:"users"`
+}
+
+type errorBody struct {
+	Error apiErrorJSON `json:"error"`
+}
+
+type apiErrorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Stable error codes.
+const (
+	codeMalformed        = "malformed_json"
+	codeTooLarge         = "too_large"
+	codeInvalidName      = "invalid_name"
+	codeInvalidKey       = "invalid_key"
+	codeInvalidRequest   = "invalid_request"
+	codeNameTaken        = "name_taken"
+	codeBadSignature     = "bad_signature"
+	codeChallengeInvalid = "challenge_invalid"
+	codeSessionInvalid   = "session_invalid"
+	codeUnknownUser      = "unknown_user"
+	codeRateLimited      = "rate_limited"
+	codeBusy             = "busy"
+	codeNotFound         = "not_found"
+	codeMethod           = "method_not_allowed"
+	codeInternal         = "internal"
+)
+
+// errorStatus maps a service error to its status and stable code.
+func errorStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, domain.ErrInvalidUsername):
+		return http.StatusBadRequest, codeInvalidName
+	case errors.Is(err, domain.ErrInvalidKey):
+		return http.StatusBadRequest, codeInvalidKey
+	case errors.Is(err, domain.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, codeTooLarge
+	case errors.Is(err, domain.ErrNameTaken):
+		return http.StatusConflict, codeNameTaken
+	case errors.Is(err, domain.ErrBadSignature):
+		return http.StatusUnauthorized, codeBadSignature
+	case errors.Is(err, ports.ErrChallengeInvalid):
+		return http.StatusUnauthorized, codeChallengeInvalid
+	case errors.Is(err, ports.ErrSessionInvalid):
+		return http.StatusUnauthorized, codeSessionInvalid
+	case errors.Is(err, domain.ErrUnknownPeer), errors.Is(err, domain.ErrNotFound):
+		return http.StatusNotFound, codeUnknownUser
+	case errors.Is(err, ports.ErrBusy):
+		return http.StatusServiceUnavailable, codeBusy
+	default:
+		return http.StatusInternalServerError, codeInternal
+	}
+}
+
+// APIError is an error answer of the registry. It unwraps to the domain or
+// ports error its code stands for, so callers test with errors.Is.
+type APIError struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("registry: %s (%d %s)", e.Message, e.Status, e.Code)
+}
+
+// Unwrap maps the stable code back to a sentinel error.
+func (e *APIError) Unwrap() error {
+	switch e.Code {
+	case codeInvalidName:
+		return domain.ErrInvalidUsername
+	case codeInvalidKey:
+		return domain.ErrInvalidKey
+	case codeTooLarge:
+		return domain.ErrTooLarge
+	case codeNameTaken:
+		return domain.ErrNameTaken
+	case codeBadSignature:
+		return domain.ErrBadSignature
+	case codeChallengeInvalid:
+		return ports.ErrChallengeInvalid
+	case codeSessionInvalid:
+		return ports.ErrSessionInvalid
+	case codeUnknownUser:
+		return domain.ErrUnknownPeer
+	case codeRateLimited, codeBusy:
+		return ports.ErrBusy
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package registry
+
+import "time"
+
+// ListenAddr is the TCP address the registry server listens on (":5000").
+type ListenAddr string
+
+// DataDir is the registry server's data directory: accounts and its TLS
+// certificate live there.
+type DataDir string
+
+// TLSCertFile and TLSKeyFile name a PEM certificate and key to serve
+// instead of the generated self-signed one.
+type (
+	TLSCertFile string
+	TLSKeyFile  string
+)
+
+// RegistryURL is where a client finds the registry, optionally with the
+// server certificate's SHA-256 fingerprint: https://host:5000/#sha256=<hex>.
+type RegistryURL string
+
+// ProfileDir is the client's profile directory; the trust-on-first-use pin
+// of the registry certificate is kept there (registry_known_hosts).
+type ProfileDir string
+
+// DefaultListenAddr is the original registry's port.
+const DefaultListenAddr ListenAddr = ":5000"
+
+// Rate is a token bucket: PerSecond tokens added each second, at most Burst.
+type Rate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// ServerConfig configures the registry server. Zero values take defaults.
+type ServerConfig struct {
+	Listen  ListenAddr
+	Data    DataDir
+	TLSCert TLSCertFile
+	TLSKey  TLSKeyFile
+
+	// MaxConns caps open TCP connections (default 20,000); Accept waits
+	// for a free slot beyond it.
+	MaxConns int
+	// ReadHeaderTimeout (5 s), ReadTimeout (30 s) and IdleTimeout (120 s)
+	// bound slow and idle clients.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	// StreamPing is how often an idle presence stream gets a keep-alive
+	// comment (15 s); StreamWriteTimeout bounds each stream write (10 s).
+	StreamPing         time.Duration
+	StreamWriteTimeout time.Duration
+	// ChallengeRate and RegisterRate limit each client IP (defaults 5/s
+	// burst 20, and 2/s burst 10).
+	ChallengeRate Rate
+	RegisterRate  Rate
+}
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.Listen == "" {
+		c.Listen = DefaultListenAddr
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 20_000
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.StreamPing <= 0 {
+		c.StreamPing = 15 * time.Second
+	}
+	if c.StreamWriteTimeout <= 0 {
+		c.StreamWriteTimeout = 10 * time.Second
+	}
+	if c.ChallengeRate.PerSecond <= 0 {
+		c.ChallengeRate = Rate{PerSecond: 5, Burst: 20}
+	}
+	if c.RegisterRate.PerSecond <= 0 {
+		c.RegisterRate = Rate{PerSecond: 2, Burst: 10}
+	}
+	return c
+}
+
+// ClientConfig configures the directory client. Zero values take defaults.
+type ClientConfig struct {
+	URL     RegistryURL
+	Profile ProfileDir
+	// MinBackoff and MaxBackoff bound reconnect and retry delays
+	// (250 ms and 30 s); each delay gets up to 50 % random jitter.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// RequestTimeout bounds each plain request (10 s).
+	RequestTimeout time.Duration
+	// StreamIdleTimeout: a stream silent this long is deemed dead (45 s,
+	// three server pings).
+	StreamIdleTimeout time.Duration
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 250 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.StreamIdleTimeout <= 0 {
+		c.StreamIdleTimeout = 45 * time.Second
+	}
+	return c
+}

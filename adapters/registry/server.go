@@ -1,0 +1,579 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// Runner is what a registry service implements to sweep expired sessions
+// (app.Registry does). Serve runs it for as long as it serves.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Server is the registry's HTTPS front: it decodes requests, checks rate
+// limits and hands them to the registry service.
+type Server struct {
+	cfg     ServerConfig
+	svc     ports.RegistryService
+	log     *slog.Logger
+	ln      *limitListener
+	fp      string
+	srv     *http.Server
+	metrics *metrics
+
+	challengeRL *rateLimiter
+	registerRL  *rateLimiter
+
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	closeOnce  sync.Once
+}
+
+// NewServer loads or generates the TLS certificate, binds the listen
+// address and prepares the routes; Serve serves. The cleanup closes the
+// listener and every connection.
+func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger) (*Server, func(), error) {
+	if svc == nil {
+		return nil, nil, errors.New("registry server: nil service")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	cert, generated, err := loadOrCreateCert(cfg.TLSCert, cfg.TLSKey, cfg.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry server: %w", err)
+	}
+	l, err := net.Listen("tcp", string(cfg.Listen))
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry server: listen %s: %w", cfg.Listen, err)
+	}
+	s := &Server{
+		cfg:         cfg,
+		svc:         svc,
+		log:         logger,
+		ln:          newLimitListener(l, cfg.MaxConns),
+		fp:          Fingerprint(cert.Certificate[0]),
+		metrics:     newMetrics(),
+		challengeRL: newRateLimiter(cfg.ChallengeRate),
+		registerRL:  newRateLimiter(cfg.RegisterRate),
+	}
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				logger.Debug("new connection", "remote", c.RemoteAddr().String())
+			}
+		},
+	}
+	logger.Info("registry TLS certificate", "sha256", s.fp, "generated", generated)
+	return s, func() { _ = s.Close() }, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// CertFingerprint is the SHA-256 of the served certificate, lower-case hex.
+func (s *Server) CertFingerprint() string { return s.fp }
+
+// URL is a registry URL for clients on this machine, with the pin.
+func (s *Server) URL() RegistryURL {
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	return RegistryURL(fmt.Sprintf("https://127.0.0.1:%s/#sha256=%s", port, s.fp))
+}
+
+// Serve serves until ctx is done, then shuts down gracefully (open presence
+// streams are ended). If the service is a Runner it runs alongside.
+func (s *Server) Serve(ctx context.Context) error {
+	runCtx, stopRun := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if r, ok := s.svc.(Runner); ok {
+		wg.Go(func() {
+			if err := r.Run(runCtx); err != nil {
+				s.log.Error("registry service stopped", "err", err)
+			}
+		})
+	}
+	defer func() { stopRun(); wg.Wait() }()
+
+	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp)
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.ServeTLS(s.ln, "", "") }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("registry server: %w", err)
+	case <-ctx.Done():
+	}
+	s.cancelBase()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("registry server: shutdown: %w", err)
+	}
+	s.log.Info("registry stopped")
+	return nil
+}
+
+// Close stops at once: listener, connections and streams.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.cancelBase()
+		err = s.srv.Close()
+		_ = s.ln.Close()
+	})
+	return err
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(pattern, h)) }
+	handle("POST /v1/challenges", s.handleChallenge)
+	handle("PUT /v1/users/{name}/presence", s.handleRegister)
+	handle("DELETE /v1/users/{name}/presence", s.handleUnregister)
+	handle("POST /v1/users/{name}/presence/heartbeat", s.handleHeartbeat)
+	handle("GET /v1/users/{name}", s.handleLookup)
+	handle("GET /v1/online", s.handleOnline)
+	handle("GET /v1/events", s.handleEvents)
+	handle("GET /healthz", s.handleHealth)
+	handle("GET /metrics", s.handleMetrics)
+	// Known paths with another method, then everything else.
+	for path, allow := range map[string]string{
+		"/v1/challenges":                      "POST",
+		"/v1/users/{name}/presence":           "PUT, DELETE",
+		"/v1/users/{name}/presence/heartbeat": "POST",
+		"/v1/users/{name}":                    "GET",
+		"/v1/online":                          "GET",
+		"/v1/events":                          "GET",
+		"/healthz":                            "GET",
+		"/metrics":                            "GET",
+	} {
+		handle(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, codeMethod, "method "+r.Method+" not allowed; use "+allow, 0)
+		})
+	}
+	handle("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such route", 0)
+	})
+	return mux
+}
+
+func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h(rec, r)
+		code := rec.code
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.metrics.request(route, code)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, codeInternal, "encode response", 0)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string, retry time.Duration) {
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+	}
+	b, _ := json.Marshal(errorBody{Error: apiErrorJSON{Code: code, Message: msg}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// serviceError answers with the status and code of a service error. The
+// message is the error's text: service errors name only public things.
+func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := errorStatus(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.log.Error("registry request failed", "route", r.Pattern, "err", err)
+		msg = "internal error"
+	}
+	var retry time.Duration
+	if status == http.StatusServiceUnavailable {
+		retry = time.Second
+	}
+	writeError(w, status, code, msg, retry)
+}
+
+// decode reads one JSON object of at most maxBody bytes into v.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody), 0)
+			return false
+		}
+		writeError(w, http.StatusBadRequest, codeMalformed, "malformed JSON: "+err.Error(), 0)
+		return false
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		writeError(w, http.StatusBadRequest, codeMalformed, "malformed JSON: more than one value", 0)
+		return false
+	} else if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody), 0)
+		return false
+	}
+	return true
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) limited(w http.ResponseWriter, r *http.Request, rl *rateLimiter) bool {
+	ok, wait := rl.allow(remoteIP(r), time.Now())
+	if !ok {
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many requests from this address; retry later", wait)
+		return true
+	}
+	return false
+}
+
+func pathName(w http.ResponseWriter, r *http.Request) (domain.Username, bool) {
+	name, err := domain.ParseUsername(r.PathValue("name"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeInvalidName, err.Error(), 0)
+		return domain.Username{}, false
+	}
+	return name, true
+}
+
+func b64(w http.ResponseWriter, field, s string, max int) ([]byte, bool) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) > max {
+		writeError(w, http.StatusBadRequest, codeInvalidRequest, fmt.Sprintf("%s: want standard base64 of at most %d bytes", field, max), 0)
+		return nil, false
+	}
+	return b, true
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
+	if s.limited(w, r, s.challengeRL) {
+		return
+	}
+	c, err := s.svc.Challenge(r.Context())
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, challengeResponse{Challenge: base64.StdEncoding.EncodeToString(c)})
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if s.limited(w, r, s.registerRL) {
+		return
+	}
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	var req registerRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	key, ok := b64(w, "key", req.Key, ed25519.PublicKeySize)
+	if !ok {
+		return
+	}
+	ch, ok := b64(w, "challenge", req.Challenge, domain.ChallengeSize)
+	if !ok {
+		return
+	}
+	sig, ok := b64(w, "signature", req.Signature, ed25519.SignatureSize)
+	if !ok {
+		return
+	}
+	ip := remoteIP(r)
+	proof := domain.RegistryProof{
+		Action:    domain.ActionRegister,
+		Name:      name,
+		Key:       key,
+		Challenge: ch,
+		Endpoints: domain.Endpoints{Link: req.Endpoints.Link, File: req.Endpoints.File},
+	}
+	sess, err := s.svc.Register(r.Context(), ports.RegisterRequest{Proof: proof, Signature: sig, ObservedHost: ip})
+	if err != nil {
+		s.log.Info("registration refused", "peer", name.String(), "remote", ip, "err", err)
+		s.serviceError(w, r, err)
+		return
+	}
+	s.log.Info(fmt.Sprintf("registered peer %s at %s:%s/%s", name, ip, firstPort(req.Endpoints.Link), firstPort(req.Endpoints.File)), "peer", name.String())
+	writeJSON(w, http.StatusOK, registerResponse{Name: name.String(), Token: sess.Token, ExpiresInSeconds: int(sess.ExpiresIn / time.Second)})
+}
+
+func firstPort(eps []string) string {
+	for _, e := range eps {
+		if _, p, err := net.SplitHostPort(e); err == nil {
+			return p
+		}
+	}
+	return "-"
+}
+
+func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
+	if s.limited(w, r, s.registerRL) {
+		return
+	}
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	var req unregisterRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	key, ok := b64(w, "key", req.Key, ed25519.PublicKeySize)
+	if !ok {
+		return
+	}
+	ch, ok := b64(w, "challenge", req.Challenge, domain.ChallengeSize)
+	if !ok {
+		return
+	}
+	sig, ok := b64(w, "signature", req.Signature, ed25519.SignatureSize)
+	if !ok {
+		return
+	}
+	proof := domain.RegistryProof{Action: domain.ActionUnregister, Name: name, Key: key, Challenge: ch}
+	if err := s.svc.Unregister(r.Context(), proof, sig); err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	s.log.Info(fmt.Sprintf("removed peer %s (unregistered)", name), "peer", name.String())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	if err := s.svc.Heartbeat(r.Context(), name, bearer(r)); err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func toPeerJSON(p domain.Peer) peerJSON {
+	out := peerJSON{
+		Name:        p.Name().String(),
+		Key:         base64.StdEncoding.EncodeToString(p.Identity.PublicKey()),
+		Fingerprint: fmt.Sprintf("%x", p.Identity.Fingerprint()),
+		Online:      p.Online,
+		Endpoints:   endpointsJSON{Link: nonNil(p.Endpoints.Link), File: nonNil(p.Endpoints.File)},
+	}
+	if !p.LastSeen.IsZero() {
+		t := p.LastSeen.UTC()
+		out.LastSeen = &t
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
+	name, ok := pathName(w, r)
+	if !ok {
+		return
+	}
+	p, err := s.svc.Lookup(r.Context(), name)
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toPeerJSON(p))
+}
+
+func (s *Server) handleOnline(w http.ResponseWriter, r *http.Request) {
+	list, err := s.svc.Online(r.Context())
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	out := onlineResponse{Users: make([]peerJSON, 0, len(list))}
+	for _, p := range list {
+		out.Users = append(out.Users, toPeerJSON(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := s.metrics.write(r.Context(), &buf, s.svc, s.ln.open.Load()); err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// handleEvents streams presence as Server-Sent Events. With a session
+// (?name= and a bearer token) the stream is that session's: when it closes,
+// the session ends and the user shows offline at once.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := bearer(r)
+	var name domain.Username
+	if token != "" {
+		var ok bool
+		r.SetPathValue("name", r.URL.Query().Get("name"))
+		if name, ok = pathName(w, r); !ok {
+			return
+		}
+		if err := s.svc.Heartbeat(ctx, name, token); err != nil {
+			s.serviceError(w, r, err)
+			return
+		}
+	}
+	events, err := s.svc.Watch(ctx)
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	s.metrics.streams.Add(1)
+	defer s.metrics.streams.Add(-1)
+	if token != "" {
+		defer func() {
+			if err := s.svc.Disconnect(context.WithoutCancel(ctx), name, token); err == nil {
+				s.log.Info(fmt.Sprintf("removed peer %s (disconnected)", name), "peer", name.String())
+			}
+		}()
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	var buf bytes.Buffer
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return false
+		}
+		buf.Reset()
+		return rc.Flush() == nil
+	}
+	buf.WriteString("retry: 1000\n: chatx presence stream\n\n")
+	if !flush() {
+		return
+	}
+	ping := time.NewTicker(s.cfg.StreamPing)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			buf.WriteString(": ping\n\n")
+		case ev, ok := <-events:
+			if !ok {
+				if ctx.Err() == nil {
+					// Dropped for falling behind: say so and end, the client resyncs.
+					buf.WriteString("event: resync\ndata: {}\n\n")
+					flush()
+				}
+				return
+			}
+			writeEvent(&buf, ev)
+			// Batch what is already waiting into one write.
+		drain:
+			for buf.Len() < 32<<10 {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						break drain
+					}
+					writeEvent(&buf, ev)
+				default:
+					break drain
+				}
+			}
+		}
+		if !flush() {
+			return
+		}
+	}
+}
+
+func writeEvent(buf *bytes.Buffer, ev domain.PresenceEvent) {
+	b, err := json.Marshal(toPeerJSON(ev.Peer))
+	if err != nil {
+		return
+	}
+	buf.WriteString("event: presence\ndata: ")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+}

@@ -1,0 +1,248 @@
+package registry
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// accountsFile is the account log under the data directory.
+const accountsFile = "accounts.jsonl"
+
+// maxAccountLine bounds one line of the account log.
+const maxAccountLine = 4096
+
+// FileAccountStore keeps name→key bindings in an append-only JSON-lines log
+// under the data directory, fsynced before Bind returns, and in memory for
+// reads. A binding is never changed or removed, so the log is the whole
+// history and needs no compaction; a torn last line (crash mid-write) is
+// cut off on open. An embedded SQL database would add nothing a
+// write-once map needs, and a shared store (Redis) can replace this one
+// behind ports.AccountStore when the registry scales out.
+type FileAccountStore struct {
+	mu     sync.RWMutex
+	f      *os.File
+	byKey  map[string]domain.Identity
+	closed bool
+}
+
+var _ ports.AccountStore = (*FileAccountStore)(nil)
+
+type accountRecord struct {
+	Name    string    `json:"name"`
+	Key     string    `json:"key"` // standard base64 of the Ed25519 public key
+	BoundAt time.Time `json:"bound_at"`
+}
+
+// NewFileAccountStore opens (creating) the account log in dir. The cleanup
+// closes it.
+func NewFileAccountStore(dir DataDir) (*FileAccountStore, func(), error) {
+	if dir == "" {
+		return nil, nil, errors.New("account store: no data directory")
+	}
+	if err := os.MkdirAll(string(dir), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("account store: %w", err)
+	}
+	path := filepath.Join(string(dir), accountsFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("account store: %w", err)
+	}
+	s := &FileAccountStore{f: f, byKey: make(map[string]domain.Identity)}
+	if err := s.load(); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("account store %s: %w", path, err)
+	}
+	return s, func() { _ = s.Close() }, nil
+}
+
+func (s *FileAccountStore) load() error {
+	r := bufio.NewReaderSize(s.f, maxAccountLine)
+	var good int64
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, io.EOF) {
+			break // a partial last line (no newline) is a torn write
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return fmt.Errorf("line at offset %d longer than %d bytes", good, maxAccountLine)
+		}
+		if err != nil {
+			return err
+		}
+		var rec accountRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("line at offset %d: %w", good, err)
+		}
+		id, err := rec.identity()
+		if err != nil {
+			return fmt.Errorf("line at offset %d: %w", good, err)
+		}
+		if _, dup := s.byKey[id.Name().Key()]; !dup {
+			s.byKey[id.Name().Key()] = id
+		}
+		good += int64(len(line))
+	}
+	if err := s.f.Truncate(good); err != nil {
+		return fmt.Errorf("cut torn tail: %w", err)
+	}
+	if _, err := s.f.Seek(good, io.SeekStart); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (rec accountRecord) identity() (domain.Identity, error) {
+	name, err := domain.ParseUsername(rec.Name)
+	if err != nil {
+		return domain.Identity{}, err
+	}
+	key, err := base64.StdEncoding.DecodeString(rec.Key)
+	if err != nil {
+		return domain.Identity{}, fmt.Errorf("key: %w", err)
+	}
+	return domain.NewIdentity(name, ed25519.PublicKey(key))
+}
+
+// Bind binds id's name to id's key on first use, durably.
+func (s *FileAccountStore) Bind(ctx context.Context, id domain.Identity, now time.Time) error {
+	k := id.Name().Key()
+	s.mu.RLock()
+	have, ok := s.byKey[k]
+	s.mu.RUnlock()
+	if ok {
+		return sameOrTaken(have, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("bind %s: %w", id.Name(), os.ErrClosed)
+	}
+	if have, ok := s.byKey[k]; ok {
+		return sameOrTaken(have, id)
+	}
+	line, err := json.Marshal(accountRecord{Name: id.Name().String(), Key: base64.StdEncoding.EncodeToString(id.PublicKey()), BoundAt: now.UTC()})
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", id.Name(), err)
+	}
+	line = append(line, '\n')
+	if _, err := s.f.Write(line); err != nil {
+		return fmt.Errorf("bind %s: write account log: %w", id.Name(), err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("bind %s: sync account log: %w", id.Name(), err)
+	}
+	s.byKey[k] = id
+	return nil
+}
+
+func sameOrTaken(have, id domain.Identity) error {
+	if have.SameKey(id.PublicKey()) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", id.Name(), domain.ErrNameTaken)
+}
+
+// Get returns the identity bound to name.
+func (s *FileAccountStore) Get(ctx context.Context, name domain.Username) (domain.Identity, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.byKey[name.Key()]
+	if !ok {
+		return domain.Identity{}, fmt.Errorf("account %s: %w", name, domain.ErrNotFound)
+	}
+	return id, nil
+}
+
+// Count is the number of bound names.
+func (s *FileAccountStore) Count(ctx context.Context) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byKey), nil
+}
+
+// Close closes the log file.
+func (s *FileAccountStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.f.Close()
+}
+
+// PresenceStore keeps online sessions in this process's memory. It is the
+// registry server's default; a shared store replaces it when several
+// registry nodes serve one set of names.
+type PresenceStore struct {
+	mu    sync.RWMutex
+	byKey map[string]ports.Presence
+}
+
+var _ ports.PresenceStore = (*PresenceStore)(nil)
+
+// NewPresenceStore makes an empty presence store.
+func NewPresenceStore() *PresenceStore {
+	return &PresenceStore{byKey: make(map[string]ports.Presence)}
+}
+
+func clonePresence(p ports.Presence) ports.Presence {
+	p.Endpoints = domain.Endpoints{
+		Link: append([]string(nil), p.Endpoints.Link...),
+		File: append([]string(nil), p.Endpoints.File...),
+	}
+	return p
+}
+
+// Put inserts or replaces the presence of p's name.
+func (s *PresenceStore) Put(ctx context.Context, p ports.Presence) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byKey[p.Identity.Name().Key()] = clonePresence(p)
+	return nil
+}
+
+// Get returns the presence of name.
+func (s *PresenceStore) Get(ctx context.Context, name domain.Username) (ports.Presence, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	p, ok := s.byKey[name.Key()]
+	if !ok {
+		return ports.Presence{}, fmt.Errorf("presence %s: %w", name, domain.ErrNotFound)
+	}
+	return clonePresence(p), nil
+}
+
+// Delete removes name's presence.
+func (s *PresenceStore) Delete(ctx context.Context, name domain.Username) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byKey, name.Key())
+	return nil
+}
+
+// List returns every presence, by name.
+func (s *PresenceStore) List(ctx context.Context) ([]ports.Presence, error) {
+	s.mu.RLock()
+	out := make([]ports.Presence, 0, len(s.byKey))
+	for _, p := range s.byKey {
+		out = append(out, clonePresence(p))
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Identity.Name().Key() < out[j].Identity.Name().Key() })
+	return out, nil
+}

@@ -168,11 +168,12 @@ func (s *Store) History(ctx context.Context, peer domain.Username, before time.T
 }
 
 // Search returns at most limit (capped at MaxHistory) messages whose body
-// holds every word of query, newest first. Matching is by word, ignoring
-// case and diacritics, and each word of the query also matches as the start
-// of a longer word ("deliv" finds "delivery"). Words without a letter or
-// digit are ignored; a query with none finds nothing. The query is never
-// interpreted as FTS5 syntax.
+// holds every word of query, newest first. A word is a run of letters,
+// marks and digits (punctuation and symbols separate words, as in the
+// index); matching ignores case and diacritics, and each word of the query
+// also matches the start of a longer word ("deliv" finds "delivery"). A
+// query without any word finds nothing. The query is never interpreted as
+// FTS5 syntax.
 func (s *Store) Search(ctx context.Context, query string, limit int) ([]domain.Message, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -191,30 +192,31 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]domain.M
 	return ms, nil
 }
 
-// ftsQuery turns the user's words into an FTS5 query that holds only
-// quoted strings: each word becomes "word"* (a prefix query for a phrase of
-// the tokens in that word), and the words are joined by spaces, which FTS5
-// reads as AND. Inside a quoted string FTS5 syntax (AND, NEAR, *, ^, :,
-// parentheses) has no meaning; a double quote is escaped by doubling it.
+// ftsQuery turns the user's query into an FTS5 query made only of quoted
+// strings. The query is cut into words the way the unicode61 tokenizer cuts
+// text (runs of letters, marks and digits; everything else separates), each
+// word becomes "word"* (a prefix query), and the words are joined by
+// spaces, which FTS5 reads as AND. Since no separator survives, no FTS5
+// syntax (quotes, AND/OR/NOT/NEAR as operators, *, ^, :, parentheses) can
+// reach the parser from the user; a literal "NEAR" is just a word.
 func ftsQuery(query string) (string, bool) {
+	words := strings.FieldsFunc(query, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsNumber(r) && !unicode.IsMark(r) && !unicode.Is(unicode.Co, r)
+	})
+	if len(words) == 0 {
+		return "", false
+	}
+	words = words[:min(len(words), MaxSearchWords)]
 	var b strings.Builder
-	n := 0
-	for _, w := range strings.Fields(query) {
-		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
-			continue
-		}
-		if n == MaxSearchWords {
-			break
-		}
-		if n > 0 {
+	for i, w := range words {
+		if i > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteByte('"')
-		b.WriteString(strings.ReplaceAll(w, `"`, `""`))
+		b.WriteString(w)
 		b.WriteString(`"*`)
-		n++
 	}
-	return b.String(), n > 0
+	return b.String(), true
 }
 
 func (s *Store) queryMessages(ctx context.Context, st *sql.Stmt, args ...any) ([]domain.Message, error) {

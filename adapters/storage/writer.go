@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // A writeFn runs inside the writer's transaction. It must make at most one
@@ -34,6 +35,21 @@ type writer struct {
 	closing chan struct{} // closed first by close, unblocks senders waiting on a full queue
 	stopped chan struct{} // closed when the goroutine returns
 	opPool  sync.Pool
+
+	commits atomic.Int64 // transactions committed
+	writes  atomic.Int64 // operations in them
+}
+
+// WriterStats counts the writer's work since Open.
+type WriterStats struct {
+	Commits int64 // transactions committed (one fsync each)
+	Writes  int64 // write calls they carried
+}
+
+// Stats reports how many writes the writer committed in how many
+// transactions; Writes/Commits is the mean batch size.
+func (s *Store) Stats() WriterStats {
+	return WriterStats{Commits: s.w.commits.Load(), Writes: s.w.writes.Load()}
 }
 
 func startWriter(conn *sql.Conn, logger *slog.Logger) *writer {
@@ -148,6 +164,8 @@ func (w *writer) commit(batch []*writeOp) {
 		w.answerAll(batch, err)
 		return
 	}
+	w.commits.Add(1)
+	w.writes.Add(int64(len(batch)))
 	for _, op := range batch {
 		op.done <- op.err
 	}

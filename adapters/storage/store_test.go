@@ -1,0 +1,487 @@
+package storage_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/domain"
+)
+
+var (
+	alice = domain.MustUsername("alice")
+	bob   = domain.MustUsername("bob")
+	carol = domain.MustUsername("carol")
+	t0    = time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+)
+
+func ctxFor(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func out(t testing.TB, to domain.Username, body string, at time.Time) domain.Message {
+	t.Helper()
+	m, err := domain.NewOutgoingMessage(alice, to, body, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func in(t testing.TB, from domain.Username, body string, at time.Time) domain.Message {
+	t.Helper()
+	m, err := domain.NewIncomingMessage(domain.NewMessageID(), from, alice, at, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustOpen(t *testing.T, dir string) *storage.Store {
+	t.Helper()
+	s, _, err := storage.Open(storage.ProfileDir(dir), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func mustClose(t *testing.T, s *storage.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func bodiesOf(ms []domain.Message) []string {
+	b := make([]string, len(ms))
+	for i, m := range ms {
+		b[i] = m.Body()
+	}
+	return b
+}
+
+func TestEverythingSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+
+	sent := out(t, bob, "to bob, delivered", t0)
+	queued := out(t, bob, "to bob, queued", t0.Add(time.Second))
+	got := in(t, bob, "from bob", t0.Add(2*time.Second))
+	for _, m := range []domain.Message{sent, queued} {
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if isNew, err := s.SaveIncoming(ctx, got); err != nil || !isNew {
+		t.Fatalf("SaveIncoming: %v %v", isNew, err)
+	}
+	if _, err := s.SetState(ctx, sent.ID(), domain.MessageDelivered); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	bobID, _ := domain.NewLocalIdentity(bob, priv)
+	if err := storage.NewContacts(s).Pin(ctx, bobID.Identity, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.NewContacts(s).SetVerified(ctx, bob, true); err != nil {
+		t.Fatal(err)
+	}
+	man, _ := domain.NewManifest("f.bin", []domain.FileEntry{{Path: "f.bin", Size: 10, Hash: sha256.Sum256([]byte("x"))}})
+	tr, _ := domain.NewTransfer(domain.NewTransferID(), bob, domain.Outgoing, man, t0)
+	tr = tr.WithSource("/tmp/f.bin")
+	if err := storage.NewTransfers(s).Save(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	h, err := s.History(ctx, bob, time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"to bob, delivered", "to bob, queued", "from bob"}; !slices.Equal(bodiesOf(h), want) {
+		t.Fatalf("history after reopen %q, want %q", bodiesOf(h), want)
+	}
+	if h[0].State() != domain.MessageDelivered || h[1].State() != domain.MessageQueued || h[2].Direction() != domain.Incoming {
+		t.Fatalf("states after reopen: %s %s %s", h[0].State(), h[1].State(), h[2].Direction())
+	}
+	if !h[0].SentAt().Equal(t0) || h[0].SentAt().Nanosecond() != t0.Nanosecond() {
+		t.Fatalf("SentAt %v, want %v to the nanosecond", h[0].SentAt(), t0)
+	}
+	if ob, _ := s.Outbox(ctx, bob); len(ob) != 1 || ob[0].ID() != queued.ID() {
+		t.Fatalf("outbox after reopen: %q", bodiesOf(ob))
+	}
+	if isNew, err := s.SaveIncoming(ctx, got); err != nil || isNew {
+		t.Fatalf("a replay after reopen was stored again: %v %v", isNew, err)
+	}
+	c, err := storage.NewContacts(s).Get(ctx, bob)
+	if err != nil || !c.Verified || !c.Identity.SameKey(bobID.PublicKey()) {
+		t.Fatalf("contact after reopen: %+v %v", c, err)
+	}
+	gotTr, err := storage.NewTransfers(s).Get(ctx, tr.ID())
+	if err != nil || gotTr.Source() != "/tmp/f.bin" || gotTr.Manifest().Files[0] != man.Files[0] {
+		t.Fatalf("transfer after reopen: %+v %v", gotTr.Snapshot(), err)
+	}
+}
+
+// TestConcurrentSaveOutgoing saves 10,000 messages from as many goroutines
+// at once: every call must be on disk when it returns, so after a reopen all
+// of them are there, and the writer must have shared commits between them.
+func TestConcurrentSaveOutgoing(t *testing.T) {
+	t.Parallel()
+	const n = 10_000
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	msgs := make([]domain.Message, n)
+	for i := range msgs {
+		msgs[i] = out(t, bob, fmt.Sprintf("message %05d", i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, m := range msgs {
+		wg.Go(func() {
+			if err := s.SaveOutgoing(ctx, m); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("SaveOutgoing: %v", err)
+	}
+	st := s.Stats()
+	t.Logf("%d writes in %d commits (%.0f per commit)", st.Writes, st.Commits, float64(st.Writes)/float64(st.Commits))
+	if st.Writes != n || st.Commits >= st.Writes {
+		t.Fatalf("writer stats %+v: want %d writes sharing commits", st, n)
+	}
+	mustClose(t, s)
+
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	h, err := s.History(ctx, bob, time.Time{}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := s.Outbox(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != n || len(ob) != n {
+		t.Fatalf("after reopen: %d in history, %d in outbox, want %d", len(h), len(ob), n)
+	}
+	for i := range msgs {
+		if h[i].ID() != msgs[i].ID() || ob[i].ID() != msgs[i].ID() {
+			t.Fatalf("message %d out of order after reopen: %q", i, h[i].Body())
+		}
+	}
+}
+
+func TestHistoryOrdersSameTimeByArrival(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	for _, b := range []string{"first", "second", "third"} {
+		if err := s.SaveOutgoing(ctx, out(t, bob, b, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := s.History(ctx, bob, time.Time{}, 10)
+	if err != nil || !slices.Equal(bodiesOf(h), []string{"first", "second", "third"}) {
+		t.Fatalf("history %q (%v)", bodiesOf(h), err)
+	}
+	if h, _ := s.History(ctx, bob, time.Time{}, 0); len(h) != 0 {
+		t.Fatalf("limit 0 returned %d messages", len(h))
+	}
+}
+
+func TestSaveOutgoingTwiceIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	m := out(t, bob, "once", t0)
+	if err := s.SaveOutgoing(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveOutgoing(ctx, m); err == nil {
+		t.Fatal("a second SaveOutgoing of the same ID succeeded")
+	}
+	// The refused write did not disturb the writer.
+	if err := s.SaveOutgoing(ctx, out(t, bob, "next", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.History(ctx, bob, time.Time{}, 10); len(h) != 2 {
+		t.Fatalf("history holds %d messages, want 2", len(h))
+	}
+	if err := s.SaveOutgoing(ctx, in(t, bob, "wrong way", t0)); err == nil {
+		t.Fatal("SaveOutgoing of an incoming message succeeded")
+	}
+	if _, err := s.SaveIncoming(ctx, out(t, bob, "wrong way", t0)); err == nil {
+		t.Fatal("SaveIncoming of an outgoing message succeeded")
+	}
+}
+
+func TestSearchWithOddInput(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	bodies := []string{
+		`she said "hello" twice`,
+		`NEAR the end, AND OR NOT`,
+		`Crème brûlée recipe`,
+		`привет мир`,
+		`col:value and a*b ^start`,
+		`emoji 🎉 party`,
+		`日本語のテキスト`,
+	}
+	for i, b := range bodies {
+		if err := s.SaveOutgoing(ctx, out(t, bob, b, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{`"hello"`, []string{bodies[0]}},
+		{`"hello`, []string{bodies[0]}},
+		{`he"llo`, nil},
+		{`"`, nil},
+		{`""`, nil},
+		{`*`, nil},
+		{`* hello`, []string{bodies[0]}},
+		{`NEAR`, []string{bodies[1]}},
+		{`NEAR(end AND)`, []string{bodies[1]}},
+		{`near end`, []string{bodies[1]}},
+		{`end OR hello`, nil}, // every word: no body has end, or and hello
+		{`NOT`, []string{bodies[1]}},
+		{`-end`, []string{bodies[1]}},
+		{`col:value`, []string{bodies[4]}},
+		{`a*b`, []string{bodies[4]}},
+		{`^start`, []string{bodies[4]}},
+		{`(`, nil},
+		{`')`, nil},
+		{`creme brulee`, []string{bodies[2]}},
+		{`CRÈME`, []string{bodies[2]}},
+		{`ПРИВЕТ`, []string{bodies[3]}},
+		{`🎉`, nil},
+		{`party 🎉`, []string{bodies[5]}},
+		{`日本語`, []string{bodies[6]}},
+		{"nul\x00byte", nil},
+		{"", nil},
+		{"   \t ", nil},
+	}
+	for _, tc := range tests {
+		got, err := s.Search(ctx, tc.query, 10)
+		if err != nil {
+			t.Errorf("Search(%q): %v", tc.query, err)
+			continue
+		}
+		if !slices.Equal(bodiesOf(got), tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Errorf("Search(%q) = %q, want %q", tc.query, bodiesOf(got), tc.want)
+		}
+	}
+	if _, err := s.Search(ctx, strings.Repeat("a", storage.MaxSearchQuery+1), 10); !errors.Is(err, domain.ErrTooLarge) {
+		t.Errorf("over-long query: %v, want ErrTooLarge", err)
+	}
+	many := strings.Repeat("word ", 1000)[:storage.MaxSearchQuery]
+	if _, err := s.Search(ctx, many, 10); err != nil {
+		t.Errorf("query of many words: %v", err)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, storage.DatabaseFile)
+	versions := func() []int {
+		t.Helper()
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query("SELECT version FROM schema_migrations ORDER BY version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var vs []int
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			vs = append(vs, v)
+		}
+		var uv int
+		if err := db.QueryRow("PRAGMA user_version").Scan(&uv); err != nil {
+			t.Fatal(err)
+		}
+		if uv != storage.SchemaVersion {
+			t.Fatalf("user_version %d, want %d", uv, storage.SchemaVersion)
+		}
+		return vs
+	}
+	var want []int
+	for v := 1; v <= storage.SchemaVersion; v++ {
+		want = append(want, v)
+	}
+
+	ctx := ctxFor(t)
+	s := mustOpen(t, dir)
+	if err := s.SaveOutgoing(ctx, out(t, bob, "kept", t0)); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	if got := versions(); !slices.Equal(got, want) {
+		t.Fatalf("after first open: versions %v, want %v", got, want)
+	}
+	for range 2 {
+		s = mustOpen(t, dir)
+		mustClose(t, s)
+	}
+	if got := versions(); !slices.Equal(got, want) {
+		t.Fatalf("after reopening: versions %v, want %v", got, want)
+	}
+	s = mustOpen(t, dir)
+	if h, _ := s.History(ctx, bob, time.Time{}, 10); len(h) != 1 {
+		t.Fatalf("reopening lost data: %d messages", len(h))
+	}
+	mustClose(t, s)
+
+	// A database from a newer program is refused, not damaged.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', 0)", storage.SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := storage.Open(storage.ProfileDir(dir), nil); !errors.Is(err, storage.ErrSchemaTooNew) {
+		t.Fatalf("Open of a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestFilesArePrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "profile")
+	s := mustOpen(t, dir)
+	if err := s.SaveOutgoing(ctxFor(t), out(t, bob, "x", t0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{storage.DatabaseFile, storage.DatabaseFile + "-wal"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", name, perm)
+		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("profile directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	mustClose(t, s)
+
+	if err := os.Chmod(filepath.Join(dir, storage.DatabaseFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := storage.Open(storage.ProfileDir(dir), nil); !errors.Is(err, storage.ErrInsecurePermissions) {
+		t.Fatalf("Open of a world-readable database: %v, want ErrInsecurePermissions", err)
+	}
+}
+
+func TestClosedStoreRefusesCalls(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	mustClose(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.SaveOutgoing(ctx, out(t, bob, "late", t0)); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("SaveOutgoing after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.SetState(ctx, domain.NewMessageID(), domain.MessageSent); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("SetState after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestCloseDrainsQueuedWrites closes the store while writers are still
+// calling: every call either succeeded and is on disk, or got ErrClosed.
+func TestCloseDrainsQueuedWrites(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	const n = 2000
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok []domain.MessageID
+	started := make(chan struct{}, n)
+	for i := range n {
+		wg.Go(func() {
+			m := out(t, carol, fmt.Sprint(i), t0)
+			started <- struct{}{}
+			err := s.SaveOutgoing(ctx, m)
+			switch {
+			case err == nil:
+				mu.Lock()
+				ok = append(ok, m.ID())
+				mu.Unlock()
+			case !errors.Is(err, storage.ErrClosed):
+				t.Errorf("SaveOutgoing: %v", err)
+			}
+		})
+	}
+	for range n / 2 {
+		<-started
+	}
+	mustClose(t, s)
+	wg.Wait()
+
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	h, err := s.History(ctx, carol, time.Time{}, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := make(map[domain.MessageID]bool, len(h))
+	for _, m := range h {
+		stored[m.ID()] = true
+	}
+	for _, id := range ok {
+		if !stored[id] {
+			t.Fatalf("message %s was acknowledged but is not stored", id)
+		}
+	}
+	t.Logf("%d of %d calls succeeded before Close, %d stored", len(ok), n, len(h))
+}
+
+func TestCancelledContext(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.SaveOutgoing(ctx, out(t, bob, "x", t0)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("SaveOutgoing with a cancelled context: %v", err)
+	}
+}

@@ -92,7 +92,7 @@ func (ft *FileTransport) Serve(ctx context.Context, r ports.FileReceiver) error 
 		cancel()
 		return fmt.Errorf("serve files %s: already serving", h.addr)
 	}
-	h.files = fi
+	h.files, h.filesServed = fi, true
 	h.stateChangedLocked()
 	h.mu.Unlock()
 
@@ -119,7 +119,7 @@ func (ft *FileTransport) Send(ctx context.Context, to domain.Peer, id domain.Tra
 	}
 	h := ft.h
 	what := fmt.Sprintf("send file %d of transfer %s to %s", index, id.Short(), to.Name())
-	r, err := h.dial(ctx, to.Identity, to.Endpoints.File, func(r *Host) bool { return r.fileInbox() != nil })
+	r, err := h.dial(ctx, to.Identity, to.Endpoints.File, true)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -23,7 +23,8 @@ var _ ports.MessageLink = (*Link)(nil)
 // must accept our identity (else ErrLinkRefused). The link is kept and
 // reused until a fault, Close or the end of the peer's Serve breaks it.
 // Envelopes go through a queue of LinkQueue per link and reach the peer's
-// handler in order, one at a time. The dialling side does not call its own
+// handler in order, one at a time. A Delay fault makes each envelope due
+// Delay after its Send (latency, not a slower link). The dialling side does not call its own
 // verifier: the caller chose to.Identity.
 type Link struct{ h *Host }
 
@@ -38,10 +39,17 @@ type link struct {
 	from   domain.Identity
 	fromAt string
 	to     *Host
-	q      chan ports.Envelope
+	q      chan queued
 	done   chan struct{} // closed when the link breaks
 	exited chan struct{} // closed when its delivery goroutine has returned
 	once   sync.Once
+}
+
+// queued is an envelope on its way, due at the receiver at due (a Delay
+// fault delays each envelope without making the link slower).
+type queued struct {
+	env ports.Envelope
+	due time.Time
 }
 
 func (l *link) close(error) { l.once.Do(func() { close(l.done) }) }
@@ -102,6 +110,7 @@ func (in *inbox) stop() {
 func (in *inbox) deliver(l, prev *link) {
 	defer in.wg.Done()
 	defer close(l.exited)
+	defer l.close(ErrDisconnected) // whatever ended delivery, the sender must see a broken link
 	defer func() {
 		in.mu.Lock()
 		if in.links[l.fromAt] == l {
@@ -113,17 +122,16 @@ func (in *inbox) deliver(l, prev *link) {
 		prev.close(ErrDisconnected)
 		<-prev.exited
 	}
-	net := in.h.net
 	for {
-		var env ports.Envelope
+		var item queued
 		select {
 		case <-l.done:
 			return
 		case <-in.ctx.Done():
 			return
-		case env = <-l.q:
+		case item = <-l.q:
 		}
-		if d := net.faults(l.fromAt, in.h.addr).Delay; d > 0 {
+		if d := time.Until(item.due); d > 0 {
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:
@@ -138,8 +146,8 @@ func (in *inbox) deliver(l, prev *link) {
 		if !l.alive() {
 			return // broken while delayed: the envelope is lost
 		}
-		if err := in.handler.HandleEnvelope(in.ctx, l.from, env); err != nil {
-			slog.Warn("memory link: envelope dropped by handler", "peer", l.from.Name().String(), "kind", int(env.Kind), "err", err)
+		if err := in.handler.HandleEnvelope(in.ctx, l.from, item.env); err != nil {
+			slog.Warn("memory link: envelope dropped by handler", "peer", l.from.Name().String(), "kind", int(item.env.Kind), "err", err)
 		}
 	}
 }
@@ -166,7 +174,7 @@ func (k *Link) Serve(ctx context.Context, handler ports.EnvelopeHandler) error {
 		cancel()
 		return fmt.Errorf("serve %s: already serving", h.addr)
 	}
-	h.in = in
+	h.in, h.linkServed = in, true
 	h.stateChangedLocked()
 	h.mu.Unlock()
 
@@ -220,8 +228,13 @@ func (k *Link) Send(ctx context.Context, to domain.Peer, env ports.Envelope) err
 	if !l.alive() {
 		return fmt.Errorf("send to %s: %w", to.Name(), ErrDisconnected)
 	}
-	if h.net.roll(h.net.faults(h.addr, l.to.addr).Drop) {
+	f := h.net.faults(h.addr, l.to.addr)
+	if h.net.roll(f.Drop) {
 		return nil
+	}
+	item := queued{env: env}
+	if f.Delay > 0 {
+		item.due = time.Now().Add(f.Delay)
 	}
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
@@ -230,7 +243,7 @@ func (k *Link) Send(ctx context.Context, to domain.Peer, env ports.Envelope) err
 		timeout = t.C
 	}
 	select {
-	case l.q <- env:
+	case l.q <- item:
 		return nil
 	case <-l.done:
 		return fmt.Errorf("send to %s: %w", to.Name(), ErrDisconnected)
@@ -260,11 +273,11 @@ func (h *Host) linkTo(ctx context.Context, to domain.Peer) (*link, error) {
 	}
 	h.mu.Unlock()
 
-	r, err := h.dial(ctx, to.Identity, to.Endpoints.Link, func(r *Host) bool { return r.inbox() != nil })
+	r, err := h.dial(ctx, to.Identity, to.Endpoints.Link, false)
 	if err != nil {
 		return nil, err
 	}
-	l := &link{from: h.me.Identity, fromAt: h.addr, to: r, q: make(chan ports.Envelope, LinkQueue), done: make(chan struct{}), exited: make(chan struct{})}
+	l := &link{from: h.me.Identity, fromAt: h.addr, to: r, q: make(chan queued, LinkQueue), done: make(chan struct{}), exited: make(chan struct{})}
 	in := r.inbox()
 	if in == nil || !in.attach(l) {
 		return nil, domain.ErrPeerOffline

@@ -64,6 +64,27 @@ type Network struct {
 	pair    map[[2]string]Faults // by the two addresses, sorted
 	changed chan struct{}        // closed and replaced when faults change
 	rnd     *rand.Rand
+	accept  time.Duration
+}
+
+// DefaultAcceptWait is how long a Send waits for a host that joined but has
+// not started serving yet (see SetAcceptWait).
+const DefaultAcceptWait = time.Second
+
+// SetAcceptWait sets how long a Send waits for a host that joined the
+// network but has not called Serve yet, as a real dial waits in a
+// listener's backlog (0: such a host is offline at once). A host whose Serve
+// ended is offline at once, whatever this says.
+func (n *Network) SetAcceptWait(d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.accept = d
+}
+
+func (n *Network) acceptWait() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.accept
 }
 
 // NewNetwork returns an empty, healthy network.
@@ -74,6 +95,7 @@ func NewNetwork() *Network {
 		pair:    make(map[[2]string]Faults),
 		changed: make(chan struct{}),
 		rnd:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		accept:  DefaultAcceptWait,
 	}
 }
 
@@ -213,19 +235,55 @@ type Host struct {
 	// when ctx has no deadline (a peer that stops reading cannot block us forever).
 	sendTimeout time.Duration
 
-	dialMu sync.Mutex // serialises dialling, so one link per peer at a time
-	mu     sync.Mutex
-	closed bool
-	out    map[string]*link // links we dialled, by the peer's fingerprint
-	in     *inbox           // while Serve runs
-	files  *fileInbox       // while the file transport's Serve runs
-	state  chan struct{}    // closed and replaced when in, files or closed change
+	dialMu                  sync.Mutex // serialises dialling, so one link per peer at a time
+	mu                      sync.Mutex
+	closed                  bool
+	out                     map[string]*link // links we dialled, by the peer's fingerprint
+	linkServed, filesServed bool             // Serve was called once (the listener is then gone when it ends)
+	in                      *inbox           // while Serve runs
+	files                   *fileInbox       // while the file transport's Serve runs
+	state                   chan struct{}    // closed and replaced when in, files or closed change
 }
 
 // stateChangedLocked wakes WaitServing; the caller holds h.mu.
 func (h *Host) stateChangedLocked() {
 	close(h.state)
 	h.state = make(chan struct{})
+}
+
+// accepting reports whether the host serves its link (files: its file
+// transport). A host that has not served yet is like a listening socket
+// whose owner has not called Accept: the dialler waits for it, up to wait.
+// A host whose Serve ended is like a closed listener: refused at once.
+func (h *Host) accepting(ctx context.Context, files bool, wait time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		h.mu.Lock()
+		serving, served := h.in != nil, h.linkServed
+		if files {
+			serving, served = h.files != nil, h.filesServed
+		}
+		closed, ch := h.closed, h.state
+		h.mu.Unlock()
+		switch {
+		case serving:
+			return true
+		case closed, served, wait <= 0:
+			return false
+		}
+		if timeout == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // WaitServing waits until the host's link and, if files is true, its file
@@ -345,7 +403,7 @@ func (h *Host) breakLinks(cut func(remote string) bool) {
 
 // dial finds the host at one of addrs that answers, checks it is want, and
 // has it verify us. It returns the host or why none answered.
-func (h *Host) dial(ctx context.Context, want domain.Identity, addrs []string, serving func(*Host) bool) (*Host, error) {
+func (h *Host) dial(ctx context.Context, want domain.Identity, addrs []string, files bool) (*Host, error) {
 	if h.isClosed() {
 		return nil, fmt.Errorf("dial %s: %w", want.Name(), net.ErrClosed)
 	}
@@ -360,7 +418,7 @@ func (h *Host) dial(ctx context.Context, want domain.Identity, addrs []string, s
 			continue // no answer
 		}
 		r := h.net.lookup(addr)
-		if r == nil || r == h || !serving(r) {
+		if r == nil || r == h || !r.accepting(ctx, files, h.net.acceptWait()) {
 			continue
 		}
 		if !r.me.SameKey(want.PublicKey()) {

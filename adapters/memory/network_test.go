@@ -194,6 +194,7 @@ func TestLinkOfflineAndServeStop(t *testing.T) {
 	}
 	defer bh.Close()
 	b := testHost{Host: bh, in: newInbox()}
+	n.SetAcceptWait(0)
 	if err := send(t, a, b, "early"); !errors.Is(err, domain.ErrPeerOffline) {
 		t.Fatalf("send to a host that does not serve: %v, want ErrPeerOffline", err)
 	}
@@ -202,8 +203,15 @@ func TestLinkOfflineAndServeStop(t *testing.T) {
 	if err := a.Link().Send(context.Background(), p, env("x")); !errors.Is(err, domain.ErrPeerOffline) {
 		t.Fatalf("send to an unknown address: %v, want ErrPeerOffline", err)
 	}
+	// A host that joined but has not served yet is a listener whose owner
+	// has not accepted: a Send waits for Serve.
+	n.SetAcceptWait(wait)
+	sent := make(chan error, 1)
+	go func() { sent <- send(t, a, b, "hello") }()
 	stop := serve(t, func(ctx context.Context) error { return bh.Link().Serve(ctx, b.in) })
-	waitServing(t, bh, false)
+	if err := <-sent; err != nil {
+		t.Fatalf("send racing the first Serve: %v", err)
+	}
 	if err := send(t, a, b, "hello"); err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,15 @@ func (c *conversationPane) typing(u *UI, from domain.Username) {
 	c.renderTitle(u)
 }
 
+// pruneTyping forgets typing indicators that have expired.
+func (c *conversationPane) pruneTyping() {
+	for k, at := range c.typingAt {
+		if time.Since(at) >= typingLifetime {
+			delete(c.typingAt, k)
+		}
+	}
+}
+
 // scroll moves the view a page up (-1) or down (1).
 func (c *conversationPane) scroll(dir int) {
 	row, _ := c.view.GetScrollOffset()

@@ -14,6 +14,9 @@ import (
 // answerable in the transfers pane.
 const maxPendingOffers = 32
 
+// maxAskedOffers bounds the memory of offers that already had their dialog.
+const maxAskedOffers = 4096
+
 // offerDialog asks about one incoming offer at a time: sender, name, size;
 // a accepts, d declines.
 type offerDialog struct {
@@ -53,6 +56,9 @@ func (u *UI) showOffer() {
 	}
 	o.current = o.pending[0]
 	o.pending = o.pending[1:]
+	if len(o.asked) >= maxAskedOffers {
+		clear(o.asked) // forgetting only means an old offer could be asked about again
+	}
 	o.asked[o.current.ID()] = true
 	o.view.SetText(offerText(o.current))
 	u.showOverlay(pageOffer, centered(o.view, 64, 12), o.view)

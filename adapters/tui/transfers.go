@@ -57,6 +57,9 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 		u.nextDialog()
 	} else {
 		u.offer.drop(tr.ID())
+		if tr.State().Terminal() {
+			delete(u.offer.asked, tr.ID())
+		}
 		if u.overlay == pageOffer && u.offer.current.ID() == tr.ID() {
 			u.closeOverlay()
 		}

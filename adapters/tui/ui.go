@@ -169,6 +169,7 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 	u.build()
 	u.app.SetScreen(screen)
 	u.app.EnableMouse(true)
+	u.app.EnablePaste(true)
 	u.app.SetInputCapture(u.capture)
 	u.app.SetRoot(u.pages, true).SetFocus(u.input.field)
 	return u, nil
@@ -340,6 +341,7 @@ func (u *UI) tick(ctx context.Context) {
 					u.notice.SetText("")
 					u.noticeAt = time.Time{}
 				}
+				u.conv.pruneTyping()
 				u.conv.renderTitle(u)
 			})
 		}
@@ -364,9 +366,14 @@ func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
 	case pageOffer, pageKeyChange, pageSafety:
 		return nil // modal: keys outside the binding table do nothing
 	case "":
-		if u.app.GetFocus() == u.peers.table && ev.Key() == tcell.KeyRune {
+		switch focus := u.app.GetFocus(); {
+		case focus == u.peers.table && ev.Key() == tcell.KeyRune:
 			u.peers.editFilter(u, 1, ev.Rune())
 			return nil
+		case focus != u.input.field && ev.Key() == tcell.KeyRune:
+			// Typing anywhere else (after a click on the conversation,
+			// say) goes to the input line.
+			u.app.SetFocus(u.input.field)
 		}
 	}
 	return ev

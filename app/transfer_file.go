@@ -35,6 +35,9 @@ type TransferFile struct {
 	running map[domain.TransferID]*outgoingRun
 }
 
+// maxRefusals is how many refused streams in a row fail a transfer.
+const maxRefusals = 3
+
 type outgoingRun struct {
 	cancel context.CancelFunc
 	nudge  chan struct{}
@@ -286,6 +289,7 @@ func (h *TransferFile) stop(id domain.TransferID) {
 // interruptions.
 func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgoingRun) {
 	wait := time.Duration(0)
+	refusals := 0
 	for {
 		t, err := h.book.get(ctx, id)
 		if err != nil || t.State().Terminal() || t.State() == domain.TransferOffered {
@@ -299,8 +303,15 @@ func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgo
 			return // cancelled (by either side) or declined meanwhile
 		}
 		var kc *domain.KeyChangedError
+		if errors.Is(err, ports.ErrTransferRefused) {
+			// The receiver's KindCancel or KindDecline may still be on its
+			// way; give it a chance before calling the transfer failed.
+			refusals++
+		} else {
+			refusals = 0
+		}
 		switch {
-		case errors.Is(err, ports.ErrIntegrity), errors.Is(err, ports.ErrTransferRefused):
+		case errors.Is(err, ports.ErrIntegrity), refusals >= maxRefusals:
 			reason := err.Error()
 			_, _ = h.book.update(context.WithoutCancel(ctx), id, func(t *domain.Transfer, now time.Time) error { return t.Fail(reason, now) })
 			slog.Warn("transfer failed", "transfer", id.Short(), "err", err)

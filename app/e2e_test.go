@@ -1,0 +1,587 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/app"
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// These tests run a registry and several clients in one process on the
+// in-memory network: the product working end to end, without sockets.
+
+const e2eTimeout = 30 * time.Second
+
+// cluster is a registry on an in-memory network.
+type cluster struct {
+	t   *testing.T
+	net *memory.Network
+	reg *app.Registry
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	if os.Getenv("CHATX_DEBUG") != "" {
+		slog.SetLogLoggerLevel(slog.LevelDebug)
+	}
+	reg, err := app.NewRegistry(memory.NewAccountStore(), memory.NewPresenceStore(), memory.NewRealClock(),
+		app.RegistryOptions{SessionTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = reg.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &cluster{t: t, net: memory.NewNetwork(), reg: reg}
+}
+
+// node is one user's profile (its stores outlive restarts) and, while it
+// runs, its client.
+type node struct {
+	c         *cluster
+	me        domain.LocalIdentity
+	messages  *memory.MessageStore
+	trust     *memory.TrustStore
+	transfers *memory.TransferStore
+	local     *memory.LocalFiles
+	downloads *memory.Downloads
+	events    *memory.EventRecorder
+	opts      app.Options
+
+	host   *memory.Host
+	dir    *memory.Directory
+	client *app.Client
+	stopFn func()
+	done   chan error
+}
+
+func (c *cluster) newNode(name string) *node {
+	return c.nodeFor(mkLocal(c.t, name))
+}
+
+func (c *cluster) nodeFor(me domain.LocalIdentity) *node {
+	n := &node{c: c, me: me, messages: memory.NewMessageStore(), trust: memory.NewTrustStore(),
+		transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
+		events: memory.NewEventRecorder(),
+		opts:   app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}}}
+	c.t.Cleanup(n.stop)
+	return n
+}
+
+// start builds the client on fresh adapters (as a restart would) and runs
+// it; it returns once the registry lists it online, or Run's error.
+func (n *node) start() error {
+	t := n.c.t
+	t.Helper()
+	if n.client != nil {
+		t.Fatalf("%s is running already", n.me.Name())
+	}
+	clock := memory.NewRealClock()
+	bus := app.NewBus()
+	var pv *app.PeerVerifier
+	host, closeHost, err := memory.NewHost(n.c.net, n.me, memory.VerifierFunc(func(ctx context.Context, id domain.Identity) error {
+		return pv.VerifyPeer(ctx, id)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, closeDir, err := memory.NewDirectory(n.c.reg, host, memory.DirectoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv, err = app.NewPeerVerifier(n.trust, dir, clock, bus); err != nil {
+		t.Fatal(err)
+	}
+	client, err := app.NewClient(n.me, dir, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
+		n.local, n.downloads, clock, bus, n.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	forwarded := make(chan struct{})
+	events := client.Subscribe(ctx)
+	go func() {
+		defer close(forwarded)
+		for e := range events {
+			n.events.Publish(e)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- client.Run(ctx) }()
+	n.host, n.dir, n.client, n.done = host, dir, client, done
+	n.stopFn = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, domain.ErrNameTaken) {
+				t.Errorf("%s: Run: %v", n.me.Name(), err)
+			}
+		case <-time.After(e2eTimeout):
+			t.Errorf("%s: Run did not return after cancel", n.me.Name())
+		}
+		<-forwarded
+		closeDir()
+		closeHost()
+	}
+	deadline := time.After(e2eTimeout)
+	for {
+		select {
+		case err := <-done:
+			done <- err // for stop
+			return err
+		case <-deadline:
+			t.Fatalf("%s did not come online", n.me.Name())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if p, err := n.c.reg.Lookup(context.Background(), n.me.Name()); err == nil && p.Online && p.Identity.SameKey(n.me.PublicKey()) {
+			return nil
+		}
+	}
+}
+
+// stop cancels the client and waits for every goroutine it started.
+func (n *node) stop() {
+	if n.client == nil {
+		return
+	}
+	n.stopFn()
+	n.client, n.stopFn = nil, nil
+}
+
+func (n *node) mustStart() {
+	n.c.t.Helper()
+	if err := n.start(); err != nil {
+		n.c.t.Fatalf("%s: %v", n.me.Name(), err)
+	}
+}
+
+// waitPresence waits for a PresenceEvent about who with the given state.
+func (n *node) waitPresence(who *node, online bool) {
+	n.c.t.Helper()
+	_, err := memory.WaitForEvent(n.events, e2eTimeout, func(e ports.PresenceEvent) bool {
+		return e.Peer.Name().Equal(who.me.Name()) && e.Peer.Online == online
+	})
+	if err != nil {
+		n.c.t.Fatalf("%s never saw %s online=%v: %v", n.me.Name(), who.me.Name(), online, err)
+	}
+}
+
+// history is n's conversation with peer, oldest first.
+func (n *node) history(peer *node) []domain.Message {
+	n.c.t.Helper()
+	h, err := n.client.History(context.Background(), peer.me.Name(), 10000)
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	return h
+}
+
+// eventually polls cond every 20 ms up to e2eTimeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(e2eTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestE2EThreeClientsSeeEachOtherComeAndGoLive(t *testing.T) {
+	c := newCluster(t)
+	alice, bob, carol := c.newNode("alice"), c.newNode("bob"), c.newNode("carol")
+	alice.mustStart()
+	bob.mustStart()
+	carol.mustStart()
+	for _, n := range []*node{alice, bob, carol} {
+		for _, o := range []*node{alice, bob, carol} {
+			if n != o {
+				n.waitPresence(o, true)
+			}
+		}
+	}
+	peers, err := alice.client.Peers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 2 || !peers[0].Peer.Online || !peers[1].Peer.Online {
+		t.Fatalf("alice lists %+v, want bob and carol online", peers)
+	}
+	carol.stop()
+	alice.waitPresence(carol, false)
+	bob.waitPresence(carol, false)
+	eventually(t, "alice lists carol offline", func() bool {
+		peers, err := alice.client.Peers(context.Background())
+		if err != nil || len(peers) != 2 {
+			return false
+		}
+		return peers[0].Peer.Name().Equal(bob.me.Name()) && peers[0].Peer.Online && !peers[1].Peer.Online
+	})
+	// And back: a restarted carol shows up online again, live.
+	from := alice.events.Len()
+	carol.mustStart()
+	if _, _, err := alice.events.WaitFrom(from, e2eTimeout, func(e ports.Event) bool {
+		p, ok := e.(ports.PresenceEvent)
+		return ok && p.Peer.Name().Equal(carol.me.Name()) && p.Peer.Online
+	}); err != nil {
+		t.Fatalf("alice did not see carol come back: %v", err)
+	}
+}
+
+// checkConversation asserts that to received exactly want from from, in
+// order, and that from saw every one of them delivered.
+func checkConversation(t *testing.T, from, to *node, want []string) {
+	t.Helper()
+	var got []string
+	for _, m := range to.history(from) {
+		if m.Direction() == domain.Incoming {
+			got = append(got, m.Body())
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s received %d messages from %s, want %d", to.me.Name(), len(got), from.me.Name(), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s's message %d from %s is %q, want %q (lost, duplicated or out of order)", to.me.Name(), i, from.me.Name(), got[i], want[i])
+		}
+	}
+	for _, m := range from.history(to) {
+		if m.Direction() == domain.Outgoing && m.State() != domain.MessageDelivered && m.State() != domain.MessageRead {
+			t.Fatalf("%s's message %q is %v, not delivered", from.me.Name(), m.Body(), m.State())
+		}
+	}
+}
+
+// delivered counts from's messages to to that were acknowledged.
+func delivered(t *testing.T, from, to *node) int {
+	n := 0
+	for _, m := range from.history(to) {
+		if m.Direction() == domain.Outgoing && m.State() == domain.MessageDelivered {
+			n++
+		}
+	}
+	return n
+}
+
+func TestE2EThousandMessagesEachWayNoneLostNoneDuplicatedInOrder(t *testing.T) {
+	const count = 1000
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	bob.waitPresence(alice, true)
+	// One envelope in twenty is lost on the way, acknowledgements included.
+	c.net.Drop(alice.host, bob.host, 0.05)
+
+	send := func(from, to *node) []string {
+		var bodies []string
+		for i := range count {
+			body := fmt.Sprintf("%s→%s #%04d", from.me.Name(), to.me.Name(), i)
+			if _, err := from.client.Send(context.Background(), to.me.Name(), body); err != nil {
+				t.Errorf("send %d: %v", i, err)
+				return nil
+			}
+			bodies = append(bodies, body)
+		}
+		return bodies
+	}
+	var wg sync.WaitGroup
+	var toBob, toAlice []string
+	wg.Add(2)
+	go func() { defer wg.Done(); toBob = send(alice, bob) }()
+	go func() { defer wg.Done(); toAlice = send(bob, alice) }()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	eventually(t, "every message acknowledged both ways", func() bool {
+		return delivered(t, alice, bob) == count && delivered(t, bob, alice) == count
+	})
+	checkConversation(t, alice, bob, toBob)
+	checkConversation(t, bob, alice, toAlice)
+	// Each message was reported to the UI exactly once.
+	n := 0
+	for _, e := range bob.events.Events() {
+		if m, ok := e.(ports.MessageEvent); ok && m.Message.Direction() == domain.Incoming {
+			n++
+		}
+	}
+	if n != count {
+		t.Fatalf("bob was shown %d incoming messages, want %d", n, count)
+	}
+}
+
+func TestE2EOfflinePeerReceivesTheRestWhenBack(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	var want []string
+	say := func(i int) {
+		body := fmt.Sprintf("line %02d", i)
+		if _, err := alice.client.Send(ctx, bob.me.Name(), body); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, body)
+	}
+	for i := range 5 {
+		say(i)
+	}
+	eventually(t, "the first five delivered", func() bool { return delivered(t, alice, bob) == 5 })
+
+	from := alice.events.Len()
+	bob.stop()
+	if _, _, err := alice.events.WaitFrom(from, e2eTimeout, func(e ports.Event) bool {
+		p, ok := e.(ports.PresenceEvent)
+		return ok && p.Peer.Name().Equal(bob.me.Name()) && !p.Peer.Online
+	}); err != nil {
+		t.Fatalf("alice did not see bob leave: %v", err)
+	}
+	for i := 5; i < 15; i++ {
+		say(i) // queued in alice's outbox while bob is away
+	}
+	box, err := alice.messages.Outbox(ctx, bob.me.Name())
+	if err != nil || len(box) != 10 {
+		t.Fatalf("alice's outbox holds %d messages (err %v), want 10", len(box), err)
+	}
+	bob.mustStart() // same profile, fresh adapters: a restart
+	eventually(t, "the rest delivered after bob returned", func() bool { return delivered(t, alice, bob) == 15 })
+	checkConversation(t, alice, bob, want)
+}
+
+// offerFrom waits until to sees an offer from from and returns its ID.
+func waitTransfer(t *testing.T, n *node, match func(domain.Transfer) bool) domain.Transfer {
+	t.Helper()
+	e, err := memory.WaitForEvent(n.events, e2eTimeout, func(e ports.TransferEvent) bool { return match(e.Transfer) })
+	if err != nil {
+		t.Fatalf("%s: no such transfer event: %v", n.me.Name(), err)
+	}
+	return e.Transfer
+}
+
+func inState(id domain.TransferID, s domain.TransferState) func(domain.Transfer) bool {
+	return func(tr domain.Transfer) bool { return tr.ID() == id && tr.State() == s }
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestE2EFileOfferAcceptedProgressesAndCompletesWithTheSameHash(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	photo := randomBytes(t, 3<<20+12345)
+	alice.local.Put("/home/alice/photo.jpg", photo)
+	album := map[string][]byte{"a.txt": []byte("first"), "sub/b.bin": randomBytes(t, 200<<10), "empty": nil}
+	for p, b := range album {
+		alice.local.Put("/home/alice/album/"+p, b)
+	}
+	// Streams break now and then: transfers must resume, not restart.
+	c.net.Drop(alice.host, bob.host, 0.02)
+
+	out, err := alice.client.SendFile(ctx, bob.me.Name(), "/home/alice/photo.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Manifest().Files[0].Hash != sha256.Sum256(photo) {
+		t.Fatal("the offer does not carry the file's hash")
+	}
+	outAlbum, err := alice.client.SendFile(ctx, bob.me.Name(), "/home/alice/album")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []domain.Transfer{out, outAlbum} {
+		offered := waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if offered.Direction() != domain.Incoming || offered.Total() != tr.Total() {
+			t.Fatalf("bob sees %v of %d bytes", offered.Direction(), offered.Total())
+		}
+		// The envelope may be lost (drop fault); accepting again is harmless.
+		if err := bob.client.AcceptTransfer(ctx, tr.ID()); err != nil {
+			t.Logf("accept: %v (retried when the peer is online)", err)
+		}
+	}
+	for _, tr := range []domain.Transfer{out, outAlbum} {
+		for _, n := range []*node{alice, bob} {
+			done := waitTransfer(t, n, inState(tr.ID(), domain.TransferCompleted))
+			if done.Done() != tr.Total() {
+				t.Fatalf("%s: completed with %d of %d bytes", n.me.Name(), done.Done(), tr.Total())
+			}
+		}
+	}
+	got, ok := bob.downloads.File("photo.jpg")
+	if !ok || sha256.Sum256(got) != sha256.Sum256(photo) {
+		t.Fatalf("bob's photo.jpg: present %v, same hash %v", ok, ok && bytes.Equal(got, photo))
+	}
+	for p, want := range album {
+		got, ok := bob.downloads.File("album/" + p)
+		if !ok || !bytes.Equal(got, want) {
+			t.Fatalf("bob's album/%s: present %v, %d bytes, want %d", p, ok, len(got), len(want))
+		}
+	}
+	// Progress was reported on both sides while bytes moved.
+	for _, n := range []*node{alice, bob} {
+		waitTransfer(t, n, inState(out.ID(), domain.TransferInProgress))
+	}
+	if n := len(bob.downloads.Files()); n != 1+len(album) {
+		t.Fatalf("bob has %d files (%v): a resumed file was written twice?", n, bob.downloads.Files())
+	}
+}
+
+func TestE2EDeclinedAndCancelledTransfers(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	alice.local.Put("/tmp/unwanted.iso", randomBytes(t, 100<<10))
+	alice.local.Put("/tmp/big.bin", randomBytes(t, 1<<20))
+
+	t.Run("declined", func(t *testing.T) {
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/tmp/unwanted.iso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if err := bob.client.DeclineTransfer(ctx, tr.ID()); err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, alice, inState(tr.ID(), domain.TransferDeclined))
+		if _, ok := bob.downloads.File("unwanted.iso"); ok {
+			t.Fatal("a declined file arrived")
+		}
+	})
+	t.Run("cancelled by the sender while streaming", func(t *testing.T) {
+		// Streams start late, so the cancel lands while the transfer runs.
+		c.net.Delay(alice.host, bob.host, 300*time.Millisecond)
+		defer c.net.Heal(alice.host, bob.host)
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/tmp/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if err := bob.client.AcceptTransfer(ctx, tr.ID()); err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, alice, inState(tr.ID(), domain.TransferInProgress))
+		if err := alice.client.CancelTransfer(ctx, tr.ID()); err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, alice, inState(tr.ID(), domain.TransferCancelled))
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferCancelled))
+		if _, ok := bob.downloads.File("big.bin"); ok {
+			t.Fatal("a cancelled file got its final name")
+		}
+		eventually(t, "bob's part removed", func() bool { _, ok := bob.downloads.Part(tr.ID(), "big.bin"); return !ok })
+	})
+	t.Run("cancelled by the receiver", func(t *testing.T) {
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/tmp/unwanted.iso")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if err := bob.client.CancelTransfer(ctx, tr.ID()); err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferCancelled))
+		waitTransfer(t, alice, inState(tr.ID(), domain.TransferCancelled))
+	})
+}
+
+func TestE2EASecondKeyCannotTakeARegisteredName(t *testing.T) {
+	c := newCluster(t)
+	alice := c.newNode("alice")
+	alice.mustStart()
+	impostor := c.newNode("ALICE") // the same account, another key
+	err := impostor.start()
+	if !errors.Is(err, domain.ErrNameTaken) {
+		t.Fatalf("impostor's Run: %v, want ErrNameTaken", err)
+	}
+	p, err := c.reg.Lookup(context.Background(), alice.me.Name())
+	if err != nil || !p.Identity.SameKey(alice.me.PublicKey()) || !p.Online {
+		t.Fatalf("alice's registration after the attempt: %+v, %v", p, err)
+	}
+}
+
+func TestE2EAChangedKeyIsDetectedAndSendingToItBlocked(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	// alice talked to a "bob" with another key before (the registry was
+	// reset, or it lies): that key is pinned.
+	oldBob := mkLocal(t, "bob")
+	if err := alice.trust.Pin(context.Background(), oldBob.Identity, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	alice.mustStart()
+	bob.mustStart()
+	ctx := context.Background()
+	kc, err := memory.WaitForEvent(alice.events, e2eTimeout, func(e ports.KeyChangedEvent) bool { return e.Name.Equal(bob.me.Name()) })
+	if err != nil {
+		t.Fatalf("no KeyChangedEvent: %v", err)
+	}
+	if kc.Old != oldBob.Fingerprint() || kc.New != bob.me.Fingerprint() {
+		t.Fatalf("key change %s → %s, want %s → %s", kc.Old.Short(), kc.New.Short(), oldBob.Fingerprint().Short(), bob.me.Fingerprint().Short())
+	}
+	var kerr *domain.KeyChangedError
+	if _, err := alice.client.Send(ctx, bob.me.Name(), "are you bob?"); !errors.As(err, &kerr) {
+		t.Fatalf("sending to a changed key: %v, want *domain.KeyChangedError", err)
+	}
+	peers, err := alice.client.Peers(ctx)
+	if err != nil || len(peers) != 1 || !peers[0].KeyChanged {
+		t.Fatalf("alice's peer list %+v (%v): bob should be flagged", peers, err)
+	}
+	// bob writes to alice: alice's link refuses the unexpected key, so
+	// nothing reaches her history while the change is pending.
+	if _, err := bob.client.Send(ctx, alice.me.Name(), "hi alice"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // give a wrongly accepted message time to show up
+	if h := alice.history(bob); len(h) != 0 {
+		t.Fatalf("alice stored %d messages from a key she has not accepted", len(h))
+	}
+	// alice compares safety numbers out of band and accepts the new key.
+	view, err := alice.client.Safety(ctx, bob.me.Name())
+	if err != nil || view.PendingKey == nil || *view.PendingKey != bob.me.Fingerprint() {
+		t.Fatalf("safety view %+v, %v", view, err)
+	}
+	if err := alice.client.AcceptKeyChange(ctx, bob.me.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.client.Send(ctx, bob.me.Name(), "now I trust you"); err != nil {
+		t.Fatalf("send after accepting: %v", err)
+	}
+	eventually(t, "both messages delivered", func() bool { return delivered(t, alice, bob) == 1 && delivered(t, bob, alice) == 1 })
+	if err := alice.client.SetVerified(ctx, bob.me.Name(), true); err != nil {
+		t.Fatal(err)
+	}
+	view, err = alice.client.Safety(ctx, bob.me.Name())
+	if err != nil || !view.Verified || view.PendingKey != nil || view.SafetyNumber != domain.SafetyNumber(alice.me.PublicKey(), bob.me.PublicKey()) {
+		t.Fatalf("after verifying: %+v, %v", view, err)
+	}
+}

@@ -27,10 +27,11 @@ func start(t *testing.T, fake *fakeClient, opts tui.Options, w, h int) *session 
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
-	ui, err := tui.New(fake, screen, opts, nil)
+	ui, cleanup, err := tui.New(fake, screen, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(cleanup)
 	screen.SetSize(w, h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

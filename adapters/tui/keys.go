@@ -65,7 +65,7 @@ func DefaultBindings() []Binding {
 		onBar(key(ScopeGlobal, tcell.KeyF1, "F1", "help: every key and command", (*UI).showHelp)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlN, "Ctrl-N", "next peer", func(u *UI) { u.movePeer(1) })),
 		key(ScopeGlobal, tcell.KeyCtrlP, "Ctrl-P", "previous peer", func(u *UI) { u.movePeer(-1) }),
-		onBar(key(ScopeGlobal, tcell.KeyCtrlG, "Ctrl-G", "jump to the next peer with unread messages", (*UI).jumpUnread)),
+		onBar(key(ScopeGlobal, tcell.KeyCtrlG, "Ctrl-G", "next unread: jump to the next peer with unread messages", (*UI).jumpUnread)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlF, "Ctrl-F", "find a peer: focus the peers pane and type to filter", (*UI).focusPeers)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlO, "Ctrl-O", "send a file or folder: open the file browser", (*UI).showBrowser)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlT, "Ctrl-T", "transfers: focus the transfers pane", (*UI).focusTransfers)),

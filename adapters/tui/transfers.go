@@ -15,7 +15,7 @@ import (
 
 const (
 	maxTransfersShown = 200
-	progressWidth     = 20
+	progressWidth     = 12
 )
 
 // transfersPane lists transfers, newest first, with a progress bar, rate and

@@ -2,6 +2,7 @@ package tui_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,7 +190,7 @@ func TestOfferAcceptedWithProgress(t *testing.T) {
 		}
 	}
 	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
-	s.waitText("↓ bob report.pdf 4.0 MiB", "██████████░░░░░░░░░░", "50%", "1.0 MiB/s", "ETA 0:02")
+	s.waitText("↓ bob report.pdf 4.0 MiB", "██████░░░░░░", "50%", "1.0 MiB/s", "ETA 0:02")
 
 	if err := tr.Verify(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -453,10 +454,11 @@ func TestFilterPeers(t *testing.T) {
 func TestQuitKeyEndsRun(t *testing.T) {
 	t.Parallel()
 	screen := tcell.NewSimulationScreen("UTF-8")
-	ui, err := tui.New(newFake(t, "carol"), screen, tui.Options{}, nil)
+	ui, cleanup, err := tui.New(newFake(t, "carol"), screen, tui.Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cleanup()
 	done := make(chan error, 1)
 	go func() { done <- ui.Run(t.Context()) }()
 	waitScreen(t, "the UI", containsAll("Peers"), ui.ScreenText)
@@ -489,5 +491,98 @@ func TestResize(t *testing.T) {
 		if n := len([]rune(l)); n > 60 {
 			t.Fatalf("line of %d cells after the resize: %q", n, l)
 		}
+	}
+}
+
+func TestMouseSelectsPeer(t *testing.T) {
+	t.Parallel()
+	s := start(t, newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true)), tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob")
+	// The peers pane has a border: its second row is on screen row 2.
+	s.screen.InjectMouse(3, 2, tcell.Button1, tcell.ModNone)
+	s.screen.InjectMouse(3, 2, tcell.ButtonNone, tcell.ModNone)
+	s.waitText("bob online", "No messages yet with bob")
+	// Typing in the peers pane filters it; after a click on the
+	// conversation, typing goes to the input line.
+	s.typeText("bo")
+	s.waitText("Peers /bo")
+	s.screen.InjectMouse(50, 10, tcell.Button1, tcell.ModNone)
+	s.screen.InjectMouse(50, 10, tcell.ButtonNone, tcell.ModNone)
+	s.typeText("hey")
+	s.waitText("> hey")
+}
+
+func TestScrollback(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i := range 80 {
+		m, err := domain.NewIncomingMessage(domain.NewMessageID(), domain.MustUsername("bob"), domain.MustUsername("carol"),
+			base.Add(time.Duration(i)*time.Minute), fmt.Sprintf("line %02d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.history["bob"] = append(fake.history["bob"], m)
+	}
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	screen := s.waitText("bob: line 79")
+	if strings.Contains(screen, "bob: line 00") {
+		t.Fatal("the oldest line is shown before scrolling back")
+	}
+	for range 6 {
+		s.key(tcell.KeyPgUp)
+	}
+	screen = s.waitText("bob: line 00", "Friday, 20 November 2026")
+	if strings.Contains(screen, "bob: line 79") {
+		t.Fatal("the newest line still shown after scrolling back")
+	}
+	for range 6 {
+		s.key(tcell.KeyPgDn)
+	}
+	s.waitText("bob: line 79")
+	// At the end again, new messages keep the view at the end.
+	s.fake.deliver(t, incoming(t, "bob", "carol", "line 80"))
+	s.waitText("bob: line 80")
+}
+
+func TestCleanupWithoutRun(t *testing.T) {
+	t.Parallel()
+	screen := tcell.NewSimulationScreen("UTF-8")
+	ui, cleanup, err := tui.New(newFake(t, "carol"), screen, tui.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup()
+	if _, w, h := screen.GetContents(); w != 0 || h != 0 {
+		t.Errorf("screen not finalised: %dx%d", w, h)
+	}
+	if err := ui.Run(t.Context()); err == nil {
+		t.Error("Run after the cleanup succeeded")
+	}
+}
+
+func TestCleanupStopsRun(t *testing.T) {
+	t.Parallel()
+	screen := tcell.NewSimulationScreen("UTF-8")
+	ui, cleanup, err := tui.New(newFake(t, "carol"), screen, tui.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ui.Run(t.Context()) }()
+	waitScreen(t, "the UI", containsAll("Peers"), ui.ScreenText)
+	cleanup() // returns once Run has returned
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Run did not return")
+	}
+	if _, w, h := screen.GetContents(); w != 0 || h != 0 {
+		t.Errorf("screen not finalised: %dx%d", w, h)
 	}
 }

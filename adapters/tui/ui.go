@@ -99,6 +99,7 @@ type UI struct {
 	quitOnce sync.Once
 	workers  sync.WaitGroup
 	started  atomic.Bool
+	runDone  chan struct{} // closed when Run has returned (or will never run)
 }
 
 var themeOnce sync.Once
@@ -125,13 +126,16 @@ func useTerminalColours() {
 }
 
 // New builds the UI on screen (initialising it) for client. The UI owns the
-// screen from now on and finalises it when Run returns.
-func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Logger) (*UI, error) {
+// screen from now on: Run finalises it when it returns. The cleanup function
+// stops a running UI and waits for Run to return, or finalises the screen if
+// Run was never called (so the terminal is restored either way); after it,
+// Run returns an error.
+func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Logger) (*UI, func(), error) {
 	if client == nil {
-		return nil, errors.New("tui: nil client")
+		return nil, nil, errors.New("tui: nil client")
 	}
 	if screen == nil {
-		return nil, errors.New("tui: nil screen")
+		return nil, nil, errors.New("tui: nil screen")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -163,6 +167,7 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 		closing:  make(chan struct{}),
 		appDone:  make(chan struct{}),
 		quit:     make(chan struct{}),
+		runDone:  make(chan struct{}),
 		bindings: DefaultBindings(),
 	}
 	u.commands = defaultCommands()
@@ -172,7 +177,18 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 	u.app.EnablePaste(true)
 	u.app.SetInputCapture(u.capture)
 	u.app.SetRoot(u.pages, true).SetFocus(u.input.field)
-	return u, nil
+	return u, u.cleanup, nil
+}
+
+// cleanup is New's cleanup function.
+func (u *UI) cleanup() {
+	if u.started.CompareAndSwap(false, true) {
+		u.screen.Fini()
+		close(u.runDone)
+		return
+	}
+	u.requestQuit()
+	<-u.runDone
 }
 
 // build makes the widgets and the layout.
@@ -194,7 +210,7 @@ func (u *UI) build() {
 		AddItem(u.conv.view, 0, 1, false).
 		AddItem(u.transfers.table, 6, 0, false)
 	panes := tview.NewFlex().
-		AddItem(u.peers.table, 28, 0, false).
+		AddItem(u.peers.table, 24, 0, false).
 		AddItem(right, 0, 1, false)
 	main := tview.NewFlex().SetDirection(tview.FlexRow).
 		AddItem(panes, 0, 1, false).
@@ -209,8 +225,9 @@ func (u *UI) build() {
 // goroutine it started and finalises the screen. It may be called once.
 func (u *UI) Run(ctx context.Context) error {
 	if !u.started.CompareAndSwap(false, true) {
-		return errors.New("tui: Run called twice")
+		return errors.New("tui: Run called twice, or after the cleanup")
 	}
+	defer close(u.runDone)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	u.ctx = ctx

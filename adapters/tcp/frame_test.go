@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/domain"
@@ -225,4 +226,20 @@ func FuzzFrameDecoder(f *testing.F) {
 			contract.LinkSameEnvelope(t, env2, env)
 		}
 	})
+}
+
+// The example of docs/peer-protocol.md, byte for byte.
+func TestDocumentedChatFrame(t *testing.T) {
+	var id domain.MessageID
+	id[15] = 1
+	got, err := tcp.EncodeEnvelope(ports.Envelope{Kind: ports.KindChat, MessageID: id, SentAt: time.Unix(1, 0), Body: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0, 0, 0, 0x20, 1, 1}
+	want = append(want, id[:]...)
+	want = append(want, 0, 0, 0, 0, 0x3b, 0x9a, 0xca, 0, 0, 0, 0, 2, 'h', 'i')
+	if !bytes.Equal(got, want) {
+		t.Fatalf("chat frame\n got % x\nwant % x", got, want)
+	}
 }

@@ -37,7 +37,13 @@ func (e end) peer() domain.Peer {
 
 // startEnd makes a serving link on loopback whose log lines (debug and up)
 // are kept in logs.
-func startEnd(t *testing.T, name string, v ports.PeerVerifier, cfg tcp.Config) end {
+func startEnd(t testing.TB, name string, v ports.PeerVerifier, cfg tcp.Config) end {
+	t.Helper()
+	return startEndWith(t, name, v, cfg, nil)
+}
+
+// startEndWith serves h instead of a recorder (when h is not nil).
+func startEndWith(t testing.TB, name string, v ports.PeerVerifier, cfg tcp.Config, h ports.EnvelopeHandler) end {
 	t.Helper()
 	me := newIdentity(t, name)
 	if cfg.ListenAddr == "" {
@@ -51,9 +57,12 @@ func startEnd(t *testing.T, name string, v ports.PeerVerifier, cfg tcp.Config) e
 	}
 	t.Cleanup(cleanup)
 	rec := &contract.LinkRecorder{}
+	if h == nil {
+		h = rec
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Serve(ctx, rec) }()
+	go func() { done <- l.Serve(ctx, h) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -65,7 +74,7 @@ func startEnd(t *testing.T, name string, v ports.PeerVerifier, cfg tcp.Config) e
 
 // testWriterAt passes lines at level and above to the test log.
 type testWriterAt struct {
-	t     *testing.T
+	t     testing.TB
 	level slog.Level
 }
 

@@ -60,7 +60,13 @@ func (c *CancelTransfer) Handle(ctx context.Context, in CancelTransferInput) err
 	if err != nil {
 		return err
 	}
-	reason := in.Reason
+	c.tellPeer(ctx, t, in.Reason)
+	return nil
+}
+
+// tellPeer sends KindCancel, best effort: a peer that missed it learns it
+// when it offers or streams the transfer again.
+func (c *CancelTransfer) tellPeer(ctx context.Context, t domain.Transfer, reason string) {
 	if len(reason) > maxReasonBytes {
 		reason = reason[:maxReasonBytes]
 	}
@@ -71,7 +77,6 @@ func (c *CancelTransfer) Handle(ctx context.Context, in CancelTransferInput) err
 	if err != nil {
 		slog.Info("cancel not delivered", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)
 	}
-	return nil
 }
 
 // Cancelled takes the peer's KindCancel.

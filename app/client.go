@@ -156,13 +156,14 @@ func (c *Client) Run(ctx context.Context) error {
 	goRun("acknowledgements", func(ctx context.Context) error { c.receive.Run(ctx); return nil })
 	goRun("chores", func(ctx context.Context) error { c.runChores(ctx); return nil })
 
-	if err := c.register.Handle(ctx, RegisterInput{}); err != nil {
+	if err := c.registerWithRetry(ctx); err != nil {
 		fail(err)
-	} else {
+	} else if ctx.Err() == nil {
 		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
+		goRun("handshakes", func(ctx context.Context) error { c.runHandshakes(ctx); return nil })
 		<-ctx.Done()
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
 		if err := c.register.Unregister(uctx); err != nil {
@@ -175,6 +176,60 @@ func (c *Client) Run(ctx context.Context) error {
 	errMu.Lock()
 	defer errMu.Unlock()
 	return firstErr
+}
+
+// registerWithRetry registers, retrying with backoff while the directory
+// is unreachable. It gives up at once when the directory refuses us
+// (domain.ErrNameTaken, domain.ErrInvalidUsername, a bad signature); it
+// returns nil when ctx is done first.
+func (c *Client) registerWithRetry(ctx context.Context) error {
+	retry := c.opts.Retry.orDefault()
+	wait := time.Duration(0)
+	for {
+		err := c.register.Handle(ctx, RegisterInput{})
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, domain.ErrNameTaken), errors.Is(err, domain.ErrInvalidUsername), errors.Is(err, domain.ErrBadSignature):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		}
+		slog.Warn("directory unreachable; will register again", "err", err)
+		c.bus.Publish(ports.DirectoryStatusEvent{Connected: false, Err: err.Error()})
+		wait = retry.next(wait)
+		if !sleep(ctx, jitter(wait)) {
+			return nil
+		}
+	}
+}
+
+// runHandshakes sends again, every Retry.Max, the transfer envelopes a
+// lost link may have swallowed: offers not answered yet, and acceptances
+// whose bytes have not started.
+func (c *Client) runHandshakes(ctx context.Context) {
+	every := c.opts.Retry.orDefault().Max
+	for sleep(ctx, jitter(every)) {
+		all, err := c.transfers.List(ctx)
+		if err != nil {
+			slog.Warn("list transfers", "err", err)
+			continue
+		}
+		for _, t := range all {
+			if ctx.Err() != nil {
+				return
+			}
+			if _, ok := c.verify.roster.get(t.Peer()); !ok {
+				continue // not seen online: its coming online triggers this
+			}
+			switch {
+			case t.Direction() == domain.Outgoing && t.State() == domain.TransferOffered:
+				_ = c.transferFile.sendOffer(ctx, t)
+			case t.Direction() == domain.Incoming && t.State() == domain.TransferAccepted:
+				_ = c.accept.tellSender(ctx, t)
+			}
+		}
+	}
 }
 
 // peerOnline is called by the presence watch for a peer that came online.
@@ -236,6 +291,8 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 			c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
 		case !isNew && t.State() == domain.TransferDeclined:
 			c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, "") })
+		case !isNew && t.State() == domain.TransferCancelled:
+			c.chore(func(ctx context.Context) { c.cancel.tellPeer(ctx, t, "") })
 		}
 		return nil
 	case ports.KindAccept:

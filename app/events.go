@@ -12,10 +12,6 @@ import (
 const (
 	// busChannelSize is the channel a subscriber reads from.
 	busChannelSize = 64
-	// busTickBacklog: a progress tick is queued only while fewer than this
-	// many events wait for the subscriber; otherwise it is dropped (a later
-	// tick or the transfer's next state change carries the news).
-	busTickBacklog = 256
 	// busMaxBacklog bounds what a subscriber that stopped reading can make us
 	// hold. A subscriber that falls this far behind is dropped: its channel
 	// is closed, and it must subscribe again and reload from the stores
@@ -28,14 +24,15 @@ const (
 // hands every event to every subscriber, in publication order.
 //
 // Publish never blocks on a subscriber. Each subscriber has a queue served by
-// its own goroutine. A TransferEvent of a transfer in progress (a progress
-// tick) replaces a tick of the same transfer still waiting in the queue, and
-// is dropped when the queue already holds busTickBacklog events; every other
-// event (messages, states, presence, key changes) is always queued, up to
-// busMaxBacklog, past which the subscriber is dropped and its channel closed
-// rather than growing memory without bound. So a slow subscriber loses
-// progress ticks, never messages; a dead one is cut off, and nothing is
-// lost that the stores do not hold.
+// its own goroutine. A progress tick (a TransferEvent of a transfer in
+// progress) replaces the tick of the same transfer still waiting in the
+// queue, unless a state change of that transfer was queued after it; so a
+// slow subscriber sees fewer ticks, always the newest one, and every state
+// change in order. Every other event (messages, message states, presence,
+// key changes) is always queued, up to busMaxBacklog events, past which the
+// subscriber is dropped and its channel closed rather than growing memory
+// without bound. So a slow subscriber loses progress ticks, never messages;
+// a dead one is cut off, and nothing is lost that the stores do not hold.
 type Bus struct {
 	mu   sync.Mutex
 	subs map[*busSub]struct{}
@@ -149,11 +146,8 @@ func (s *busSub) offer(e ports.Event) {
 			}
 			break
 		}
-		if len(s.queue) >= busTickBacklog {
-			return
-		}
-		s.queue = append(s.queue, e)
-	} else if len(s.queue) >= busMaxBacklog {
+	}
+	if len(s.queue) >= busMaxBacklog {
 		s.dropped = true
 		s.queue = nil
 	} else {

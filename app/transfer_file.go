@@ -290,12 +290,13 @@ func (h *TransferFile) stop(id domain.TransferID) {
 func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgoingRun) {
 	wait := time.Duration(0)
 	refusals := 0
+	sent := make(map[int]bool) // files the receiver confirmed in this run
 	for {
 		t, err := h.book.get(ctx, id)
 		if err != nil || t.State().Terminal() || t.State() == domain.TransferOffered {
 			return
 		}
-		err = h.sendFiles(ctx, t)
+		err = h.sendFiles(ctx, t, sent)
 		if err == nil {
 			return
 		}
@@ -339,19 +340,26 @@ func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgo
 	}
 }
 
-// sendFiles streams the files of t that the receiver does not have yet.
-func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer) error {
+// sendFiles streams the files of t that the receiver does not have yet:
+// those not in sent and not wholly below the bytes it confirmed (t.Done()).
+func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer, sent map[int]bool) error {
 	peer, err := h.verify.PeerForSend(ctx, t.Peer())
 	if err != nil {
 		return err
 	}
 	m := t.Manifest()
-	first, base := 0, int64(0)
+	confirmed := int64(0)
 	if t.State() != domain.TransferAccepted {
-		for first < len(m.Files)-1 && base+m.Files[first].Size <= t.Done() && m.Files[first].Size > 0 {
-			base += m.Files[first].Size
-			first++
-		}
+		confirmed = t.Done()
+	}
+	have := func(i int, base int64) bool {
+		size := m.Files[i].Size
+		return sent[i] || (size > 0 && base+size <= confirmed)
+	}
+	first, base := 0, int64(0)
+	for first < len(m.Files) && have(first, base) {
+		base += m.Files[first].Size
+		first++
 	}
 	if _, err := h.book.update(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
 		return err
@@ -362,8 +370,11 @@ func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer) error {
 	ticker := startProgress(ctx, base, report)
 	defer ticker.close()
 	for i := first; i < len(m.Files); i++ {
-		if err := h.sendFile(ctx, peer, t, i, base, ticker); err != nil {
-			return err
+		if !have(i, base) {
+			if err := h.sendFile(ctx, peer, t, i, base, ticker); err != nil {
+				return err
+			}
+			sent[i] = true
 		}
 		base += m.Files[i].Size
 		ticker.set(base)

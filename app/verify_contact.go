@@ -285,7 +285,13 @@ type PeerVerifier struct {
 	dir    ports.Directory
 	clock  ports.Clock
 	events ports.EventSink
+
+	mu        sync.Mutex
+	announced map[string]domain.Fingerprint // name key → the changed key last announced
 }
+
+// maxAnnounced bounds the key changes a PeerVerifier remembers announcing.
+const maxAnnounced = 1024
 
 var _ ports.PeerVerifier = (*PeerVerifier)(nil)
 
@@ -301,7 +307,7 @@ func NewPeerVerifier(trust ports.TrustStore, dir ports.Directory, clock ports.Cl
 	case events == nil:
 		return nil, errNilPort("event sink")
 	}
-	return &PeerVerifier{trust: trust, dir: dir, clock: clock, events: events}, nil
+	return &PeerVerifier{trust: trust, dir: dir, clock: clock, events: events, announced: make(map[string]domain.Fingerprint)}, nil
 }
 
 // VerifyPeer accepts presented if its key is the pinned one; for an
@@ -313,7 +319,7 @@ func (pv *PeerVerifier) VerifyPeer(ctx context.Context, presented domain.Identit
 	switch {
 	case err == nil:
 		if kerr := c.CheckKey(presented); kerr != nil {
-			pv.events.Publish(ports.KeyChangedEvent{Name: presented.Name(), Old: c.Identity.Fingerprint(), New: presented.Fingerprint()})
+			pv.announce(c.Identity, presented)
 			return kerr
 		}
 		return nil
@@ -332,4 +338,23 @@ func (pv *PeerVerifier) VerifyPeer(ctx context.Context, presented domain.Identit
 		return fmt.Errorf("pin %s: %w", presented.Name(), err)
 	}
 	return nil
+}
+
+// announce publishes a KeyChangedEvent once per new key, not at every retry
+// of the peer's dial.
+func (pv *PeerVerifier) announce(pinned, presented domain.Identity) {
+	fp := presented.Fingerprint()
+	pv.mu.Lock()
+	last, ok := pv.announced[pinned.Name().Key()]
+	if !ok && len(pv.announced) >= maxAnnounced {
+		clear(pv.announced)
+	}
+	pv.announced[pinned.Name().Key()] = fp
+	pv.mu.Unlock()
+	if ok && last == fp {
+		return
+	}
+	slog.Warn("a peer presented another key than the pinned one: link refused",
+		"peer", pinned.Name().String(), "old", pinned.Fingerprint().Short(), "new", fp.Short())
+	pv.events.Publish(ports.KeyChangedEvent{Name: pinned.Name(), Old: pinned.Fingerprint(), New: fp})
 }

@@ -177,12 +177,21 @@ func (d *Directory) keepAlive(ctx context.Context, done chan struct{}) {
 	t := time.NewTimer(d.interval(ttl))
 	defer t.Stop()
 	backoff := d.cfg.RetryMin
+	// Any change of the network's faults wakes us: if the registry is
+	// reachable then, renew at once rather than at the next tick, as a
+	// client reconnects when its link returns. A short cut may be over
+	// before this goroutine runs, so the state alone is not enough: the
+	// channel is taken before each heartbeat, so no change goes unseen.
+	changed := d.faultsChanged()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
+			t.Stop()
 		case <-t.C:
 		}
+		changed = d.faultsChanged()
 		me, eps, token, ttl := d.session()
 		next := d.interval(ttl)
 		if d.reachable() == nil {

@@ -229,3 +229,31 @@ func TestDirectoryCloseEndsSession(t *testing.T) {
 		t.Fatalf("Register after Close: %v", err)
 	}
 }
+
+func TestDirectoryRenewsAsSoonAsTheNetworkReturns(t *testing.T) {
+	ctx := context.Background()
+	reg, clock := registry(t)
+	n := memory.NewNetwork()
+	a := host(t, n, "alice", memory.AcceptAll)
+	// Heartbeats so rare that only the reaction to the healed network can
+	// bring alice back within the test.
+	da, cleanup, err := memory.NewDirectory(reg, a.Host, memory.DirectoryConfig{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	db := directory(t, reg, nil)
+	if err := da.Register(ctx, a.Identity(), a.Peer().Endpoints); err != nil {
+		t.Fatal(err)
+	}
+	wb := watch(t, db)
+	wb.next("alice online", presence("alice", true))
+	n.Disconnect(a.Host)
+	clock.Advance(2 * ttl)
+	if err := reg.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wb.next("alice offline", presence("alice", false))
+	n.HealHost(a.Host)
+	wb.next("alice online after the network returned", presence("alice", true))
+}

@@ -140,6 +140,9 @@ func (ft *FileTransport) Send(ctx context.Context, to domain.Peer, id domain.Tra
 		if sctx.Err() != nil {
 			return fmt.Errorf("%s: the receiver stopped: %w", what, ErrDisconnected)
 		}
+		if h.isClosed() {
+			return fmt.Errorf("%s: %w", what, net.ErrClosed)
+		}
 		f := h.net.faults(h.addr, r.addr)
 		switch {
 		case f.Disconnect:

@@ -143,7 +143,8 @@ func (n *Network) watchFaults() <-chan struct{} {
 	return n.changed
 }
 
-// setLocked stores new faults, wakes watchers and breaks links they cut.
+// update applies f to the faults under the lock, wakes whoever watches
+// them and breaks the links they now cut.
 func (n *Network) update(f func()) {
 	n.mu.Lock()
 	f()
@@ -231,7 +232,7 @@ type Host struct {
 	me       domain.LocalIdentity
 	addr     string
 	verifier ports.PeerVerifier
-	// SendTimeout bounds how long Send waits for room in a full queue
+	// sendTimeout bounds how long Send waits for room in a full queue
 	// when ctx has no deadline (a peer that stops reading cannot block us forever).
 	sendTimeout time.Duration
 

@@ -65,13 +65,19 @@ func (c *conversationPane) setHistory(u *UI, peer domain.Username, msgs []domain
 	c.render(u)
 }
 
-// merge adds m or updates the copy we have (same ID).
+// merge adds m or updates the copy we have (same ID). A copy never goes back
+// to queued from a later state: Send's result can reach us after the events
+// that moved the message on.
 func (c *conversationPane) merge(m domain.Message) {
 	for i := range c.msgs {
-		if c.msgs[i].ID() == m.ID() {
-			c.msgs[i] = m
-			return
+		if c.msgs[i].ID() != m.ID() {
+			continue
 		}
+		have := c.msgs[i].State()
+		if have.CanMove(m.State()) && (m.State() != domain.MessageQueued || have == domain.MessageFailed) {
+			c.msgs[i] = m
+		}
+		return
 	}
 	c.msgs = append(c.msgs, m)
 	if len(c.msgs) > maxConversation {

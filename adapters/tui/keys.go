@@ -83,7 +83,7 @@ func DefaultBindings() []Binding {
 
 		key(ScopePeers, tcell.KeyUp, "Up", "previous peer", func(u *UI) { u.movePeer(-1) }),
 		key(ScopePeers, tcell.KeyDown, "Down", "next peer", func(u *UI) { u.movePeer(1) }),
-		key(ScopePeers, tcell.KeyEnter, "Enter", "open the conversation and go to the input line", (*UI).focusInput),
+		key(ScopePeers, tcell.KeyEnter, "Enter", "open the selected conversation and go to the input line", (*UI).openSelectedPeer),
 		key(ScopePeers, tcell.KeyBackspace, "Backspace", "remove the last letter of the filter", func(u *UI) { u.peers.editFilter(u, -1, 0) }),
 		{Scope: ScopePeers, Key: tcell.KeyRune, Name: "letters", Description: "filter the peers as you type"},
 

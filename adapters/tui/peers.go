@@ -242,3 +242,13 @@ func (u *UI) jumpUnread() {
 	}
 	u.showNotice("no unread messages")
 }
+
+// openSelectedPeer opens the peer selected in the peers pane and moves to the
+// input line.
+func (u *UI) openSelectedPeer() {
+	row, _ := u.peers.table.GetSelection()
+	if row >= 0 && row < len(u.peers.shown) {
+		u.openConversation(u.peers.shown[row])
+	}
+	u.focusInput()
+}

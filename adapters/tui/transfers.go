@@ -40,11 +40,16 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 	t := u.transfers
 	found := false
 	for i := range t.list {
-		if t.list[i].ID() == tr.ID() {
-			t.list[i] = tr
-			found = true
-			break
+		if t.list[i].ID() != tr.ID() {
+			continue
 		}
+		found = true
+		have := t.list[i]
+		if tr.UpdatedAt().Before(have.UpdatedAt()) || (have.State().Terminal() && !tr.State().Terminal()) {
+			return // older news (SendFile's result after the events)
+		}
+		t.list[i] = tr
+		break
 	}
 	if !found {
 		t.list = append([]domain.Transfer{tr}, t.list...)

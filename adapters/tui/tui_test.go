@@ -446,9 +446,10 @@ func TestFilterPeers(t *testing.T) {
 	if strings.Contains(screen, "alice") {
 		t.Errorf("alice still listed under the filter:\n%s", screen)
 	}
-	s.key(tcell.KeyDown)
-	s.key(tcell.KeyEnter)
+	s.key(tcell.KeyEnter) // the first match, bob
 	s.waitText("No messages yet with bob")
+	s.typeText("hi")
+	s.waitText("> hi")
 }
 
 func TestQuitKeyEndsRun(t *testing.T) {

@@ -167,6 +167,9 @@ func (l *Link) Send(ctx context.Context, to domain.Peer, env ports.Envelope) err
 	if to.Identity.IsZero() {
 		return fmt.Errorf("send: %w: peer without identity", domain.ErrUnknownPeer)
 	}
+	if to.Identity.SameKey(l.me.PublicKey()) {
+		return fmt.Errorf("send to %s: that is our own key", to.Name())
+	}
 	frame, err := EncodeEnvelope(env)
 	if err != nil {
 		return fmt.Errorf("send to %s: %w", to.Name(), err)

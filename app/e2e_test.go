@@ -585,3 +585,41 @@ func TestE2EAChangedKeyIsDetectedAndSendingToItBlocked(t *testing.T) {
 		t.Fatalf("after verifying: %+v, %v", view, err)
 	}
 }
+
+func TestE2ETransferResumesAfterTheSenderRestarts(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	video := randomBytes(t, 2<<20)
+	alice.local.Put("/videos/talk.mp4", video)
+	// bob kept part of this file from an earlier attempt: only the rest
+	// should travel, and the whole must still match.
+	c.net.Delay(alice.host, bob.host, 300*time.Millisecond)
+	tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/videos/talk.mp4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+	bob.downloads.PutPart(tr.ID(), "talk.mp4", video[:700<<10])
+	if err := bob.client.AcceptTransfer(ctx, tr.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitTransfer(t, alice, inState(tr.ID(), domain.TransferInProgress))
+	alice.stop() // while the stream is on its way
+	stored, err := alice.transfers.Get(ctx, tr.ID())
+	if err != nil || stored.State() != domain.TransferInterrupted || stored.Source() != "/videos/talk.mp4" {
+		t.Fatalf("after the stop alice's transfer is %v from %q (%v), want interrupted, with its source", stored.State(), stored.Source(), err)
+	}
+	c.net.HealAll()
+	alice.mustStart()
+	for _, n := range []*node{alice, bob} {
+		waitTransfer(t, n, inState(tr.ID(), domain.TransferCompleted))
+	}
+	got, ok := bob.downloads.File("talk.mp4")
+	if !ok || !bytes.Equal(got, video) {
+		t.Fatalf("bob's talk.mp4: present %v, %d bytes, equal %v", ok, len(got), bytes.Equal(got, video))
+	}
+}

@@ -1,9 +1,28 @@
 // Package app holds ChatX's use-cases, one per file, each reading like the
 // sentence a user would say: Register, DiscoverPeers, SendMessage,
 // ReceiveMessage, TransferFile, ReceiveFile, AcceptTransfer, DeclineTransfer,
-// CancelTransfer, VerifyContact, SearchHistory; Client composes them into the
-// driving port ports.Client, and Bus fans events out to user interfaces. The
+// CancelTransfer, VerifyContact, SearchHistory. Client composes them into the
+// driving port ports.Client, PeerVerifier is the ports.PeerVerifier the link
+// adapters are built with, and Bus fans events out to user interfaces. The
 // registry service (registry*.go) lives here too.
+//
+// The rules the client keeps, whatever adapters it runs on:
+//   - A message is in the outbox (MessageStore.SaveOutgoing) before it is
+//     reported; a flusher per peer writes the outbox oldest first and writes
+//     again every message not acknowledged within the retry interval (1 s
+//     doubling to 30 s, jittered, back to 1 s on progress or when the peer
+//     comes online) until a KindDelivered arrives from that peer. Our send
+//     times strictly increase, so receivers order by SentAt.
+//   - A received chat is stored once (deduplicated by sender and ID) and
+//     acknowledged every time it arrives: a repeat means the ack was lost.
+//   - Trust on first use: the first key seen for a name is pinned; another
+//     key later blocks sending (*domain.KeyChangedError, KeyChangedEvent)
+//     and links with it are refused until the user accepts it.
+//   - A transfer is offered (KindOffer) with every file's size and SHA-256,
+//     streamed only after KindAccept, one file after the other, resumed from
+//     what the receiver holds after any interruption or restart; a file gets
+//     its final name only after its hash matched. Unanswered offers and
+//     acceptances are sent again until answered.
 //
 // The package imports only domain, ports and the standard library. It must
 // not know sockets, files, databases, terminals or Wire: everything it needs

@@ -137,6 +137,11 @@ func (v *VerifyContact) Recipient(ctx context.Context, name domain.Username) err
 		return err
 	}
 	if _, err := v.trust.Get(ctx, name); err == nil {
+		// Pinned: check against the key last seen online, if any (no
+		// directory round trip; the outbox checks again before writing).
+		if p, ok := v.roster.get(name); ok {
+			return v.Observe(ctx, p.Identity)
+		}
 		return nil
 	} else if !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("trust lookup %s: %w", name, err)

@@ -103,7 +103,8 @@ func (c *peerConn) close(reason error) {
 		c.l.dropLocked(c)
 		c.l.mu.Unlock()
 		switch {
-		case errors.Is(reason, errLinkClosed), errors.Is(reason, io.EOF), errors.Is(reason, net.ErrClosed):
+		case errors.Is(reason, errLinkClosed), errors.Is(reason, io.EOF), errors.Is(reason, net.ErrClosed),
+			errors.Is(reason, errReplaced), errors.Is(reason, errPeerGoAway):
 			c.log.Info("link down", "reason", reason)
 		default:
 			c.log.Warn("link down", "reason", reason)
@@ -192,7 +193,7 @@ func (c *peerConn) readLoop() {
 			if len(f.Payload) == 1 {
 				code = f.Payload[0]
 			}
-			c.close(fmt.Errorf("the peer closed the link: %s", goAwayText(code)))
+			c.close(fmt.Errorf("%w: %s", errPeerGoAway, goAwayText(code)))
 			return
 		case f.Type == FrameHello:
 			c.log.Warn("closing link: the peer sent garbage", "err", "second hello")

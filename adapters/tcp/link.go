@@ -34,6 +34,8 @@ var (
 
 	errDuplicate  = errors.New("another link to this peer wins the tie-break")
 	errLinkClosed = errors.New("link closed")
+	errReplaced   = errors.New("replaced by a newer link to the same peer")
+	errPeerGoAway = errors.New("the peer closed the link")
 )
 
 // Link is the TCP + TLS 1.3 message link of one local identity. It keeps at
@@ -320,7 +322,7 @@ func (l *Link) installLocked(s *slot, c *peerConn) (bool, byte) {
 	} else if old.instance == c.instance && old.dialedByMe != c.dialedByMe {
 		cDialerSmaller := (c.dialedByMe && l.myKey < c.peerKey) || (!c.dialedByMe && c.peerKey < l.myKey)
 		if !cDialerSmaller {
-			go old.probe()
+			old.probe()
 			return false, GoAwayDuplicate
 		}
 	}
@@ -331,7 +333,12 @@ func (l *Link) installLocked(s *slot, c *peerConn) (bool, byte) {
 	go c.readLoop()
 	go c.writeLoop()
 	if old != nil {
-		go old.close(fmt.Errorf("replaced by a newer link"))
+		// close takes l.mu, which the caller holds
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			old.close(errReplaced)
+		}()
 	}
 	return true, 0
 }

@@ -401,3 +401,41 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// A peer that restarts while its old link still looks alive (no reset yet):
+// its new instance's link replaces the old one on the other side.
+func TestARestartedPeerReplacesItsStaleLink(t *testing.T) {
+	m := startEnd(t, "mike", acceptAll, tcp.Config{})
+	oldP := startEnd(t, "pat", acceptAll, tcp.Config{})
+	if err := m.link.Send(testCtx(t), oldP.peer(), chat("to the old instance")); err != nil {
+		t.Fatal(err)
+	}
+	oldP.rec.WaitN(t, 1)
+
+	// The "restarted" pat: same identity, new instance, new port.
+	logs := &logBuffer{}
+	newLink, cleanup, err := tcp.NewLink(oldP.me, acceptAll, tcp.Config{ListenAddr: "127.0.0.1:0"},
+		slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	rec := &contract.LinkRecorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go newLink.Serve(ctx, rec)
+	if err := newLink.Send(testCtx(t), m.peer(), chat("I am back")); err != nil {
+		t.Fatal(err)
+	}
+	m.rec.WaitN(t, 1)
+	// mike now reaches pat over the new link, without dialling.
+	if err := m.link.Send(testCtx(t), domain.Peer{Identity: oldP.me.Identity}, chat("to the new instance")); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.WaitN(t, 1); got[0].Env.Body != "to the new instance" {
+		t.Fatalf("new instance got %q", got[0].Env.Body)
+	}
+	if got := oldP.rec.WaitN(t, 1); len(got) != 1 {
+		t.Fatalf("old instance got %d", len(got))
+	}
+}

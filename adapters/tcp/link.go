@@ -198,9 +198,12 @@ func (l *Link) connTo(ctx context.Context, to domain.Peer) (*peerConn, error) {
 	key := string(to.Identity.PublicKey())
 	eps := strings.Join(to.Endpoints.Link, " ")
 	waitedForPeer := false
-	for {
+	for round := 0; ; round++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if round == 8 { // links kept replacing each other: give up for now
+			return nil, fmt.Errorf("%w: no stable link", domain.ErrPeerOffline)
 		}
 		l.mu.Lock()
 		if l.closed {
@@ -254,6 +257,9 @@ func (l *Link) connTo(ctx context.Context, to domain.Peer) (*peerConn, error) {
 		switch {
 		case err == nil && installed:
 			return c, nil
+		case err == nil && code == GoAwayBusy:
+			c.refuse(code)
+			return nil, fmt.Errorf("%w: already %d links", domain.ErrTooLarge, l.cfg.MaxLinks)
 		case err == nil:
 			c.refuse(code) // the peer's link won meanwhile: use it
 			continue

@@ -439,3 +439,21 @@ func TestARestartedPeerReplacesItsStaleLink(t *testing.T) {
 		t.Fatalf("old instance got %d", len(got))
 	}
 }
+
+func TestMaxLinks(t *testing.T) {
+	a := startEnd(t, "alice", acceptAll, tcp.Config{MaxLinks: 1})
+	b := startEnd(t, "bob", acceptAll, tcp.Config{})
+	c := startEnd(t, "carol", acceptAll, tcp.Config{})
+	if err := a.link.Send(testCtx(t), b.peer(), chat("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.link.Send(testCtx(t), c.peer(), chat("2")); !errors.Is(err, domain.ErrTooLarge) {
+		t.Fatalf("second outgoing link beyond MaxLinks: %v, want ErrTooLarge", err)
+	}
+	if err := c.link.Send(testCtx(t), a.peer(), chat("3")); !errors.Is(err, tcp.ErrLinkRefused) {
+		t.Fatalf("incoming link beyond MaxLinks: %v, want ErrLinkRefused", err)
+	}
+	if got := b.rec.WaitN(t, 1); got[0].Env.Body != "1" {
+		t.Fatalf("bob got %q", got[0].Env.Body)
+	}
+}

@@ -39,8 +39,11 @@ func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
 	err = s.w.do(ctx, func(ctx context.Context) error {
-		_, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...)
-		return err
+		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
+			return err
+		}
+		s.indexDirty = true
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
@@ -67,6 +70,7 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 		}
 		n, err := res.RowsAffected()
 		added = n == 1
+		s.indexDirty = s.indexDirty || added
 		return err
 	})
 	if err != nil {
@@ -78,26 +82,35 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 // SetState moves one of our messages to state next if the domain's rules
 // allow it, and returns it as stored.
 func (s *Store) SetState(ctx context.Context, id domain.MessageID, next domain.MessageState) (domain.Message, error) {
-	if !messageStateNames[next] {
+	st, ok := s.ws.moveTo[next]
+	if !ok {
 		return domain.Message{}, fmt.Errorf("set state of message %s: unknown state %d", id, int(next))
 	}
 	var out domain.Message
 	err := s.w.do(ctx, func(ctx context.Context) error {
-		m, err := scanMessage(s.ws.selectOutgoing.QueryRowContext(ctx, id[:]))
+		// The common case is one statement: the UPDATE matches only rows in
+		// a state the domain allows to move to next.
+		m, err := scanMessage(st.QueryRowContext(ctx, id[:]))
+		if err == nil {
+			out = m
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		// Nothing moved: unknown message, already in next, or a refused move.
+		m, err = scanMessage(s.ws.selectOutgoing.QueryRowContext(ctx, id[:]))
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		prev := m.State()
 		if err := m.MoveTo(next); err != nil {
 			return err
 		}
-		if prev != next {
-			if _, err := s.ws.updateState.ExecContext(ctx, next.String(), id[:]); err != nil {
-				return err
-			}
+		if m.State() != next {
+			return fmt.Errorf("state %s moved to %s but the update matched nothing", m.State(), next)
 		}
 		out = m
 		return nil

@@ -51,16 +51,15 @@ CREATE VIRTUAL TABLE messages_fts USING fts5(
 	body, content = 'messages', content_rowid = 'seq',
 	tokenize = 'unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
-END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
-END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
-	INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
-	INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
-END;
+-- The index is filled by the writer at the end of each transaction, in one
+-- statement, from the rows past fts_progress.last_seq: a trigger per row
+-- would make FTS5 flush a segment for every row. Messages are never
+-- deleted or edited; a migration that changes that must keep the index.
+CREATE TABLE fts_progress (
+	id       INTEGER PRIMARY KEY CHECK (id = 1),
+	last_seq INTEGER NOT NULL
+);
+INSERT INTO fts_progress (id, last_seq) VALUES (1, 0);
 
 CREATE TABLE contacts (
 	name_key    TEXT    PRIMARY KEY,

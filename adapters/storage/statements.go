@@ -5,6 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/chatx/chatx/domain"
 )
 
 const messageColumns = "m.id, m.dir, m.sender, m.recipient, m.sent_sec, m.sent_nsec, m.body, m.state"
@@ -19,12 +23,14 @@ type writeStmts struct {
 	insertOutgoing *sql.Stmt
 	insertIncoming *sql.Stmt
 	selectOutgoing *sql.Stmt
-	updateState    *sql.Stmt
 	selectContact  *sql.Stmt
 	insertContact  *sql.Stmt
 	replaceContact *sql.Stmt
 	setVerified    *sql.Stmt
 	upsertTransfer *sql.Stmt
+	moveTo         map[domain.MessageState]*sql.Stmt // UPDATE … RETURNING, one per target state
+	indexNew       *sql.Stmt
+	indexProgress  *sql.Stmt
 	all            []*sql.Stmt
 }
 
@@ -47,7 +53,26 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	prep(&ws.insertOutgoing, insertMessageSQL)
 	prep(&ws.insertIncoming, insertMessageSQL+" ON CONFLICT DO NOTHING")
 	prep(&ws.selectOutgoing, "SELECT "+messageColumns+" FROM messages m WHERE m.dir = 'out' AND m.id = ?")
-	prep(&ws.updateState, "UPDATE messages SET state = ? WHERE dir = 'out' AND id = ?")
+	// For each target state, an UPDATE that matches only the states the
+	// domain lets move there (CanMove), the target itself excluded (a no-op
+	// needs no write).
+	ws.moveTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
+	for next := range messageStateNames {
+		var from []string
+		for cur := range messageStateNames {
+			if cur != next && cur.CanMove(next) {
+				from = append(from, "'"+cur.String()+"'")
+			}
+		}
+		slices.Sort(from)
+		if len(from) == 0 {
+			from = []string{"NULL"}
+		}
+		var st *sql.Stmt
+		prep(&st, "UPDATE messages SET state = '"+next.String()+"' WHERE dir = 'out' AND id = ? AND state IN ("+
+			strings.Join(from, ", ")+") RETURNING "+strings.ReplaceAll(messageColumns, "m.", ""))
+		ws.moveTo[next] = st
+	}
 	prep(&ws.selectContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
 	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
 		VALUES (?, ?, ?, 0, ?, ?)`)
@@ -63,6 +88,9 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 			done = excluded.done, reason = excluded.reason, created_sec = excluded.created_sec,
 			created_nsec = excluded.created_nsec, updated_sec = excluded.updated_sec,
 			updated_nsec = excluded.updated_nsec, source = excluded.source`)
+	prep(&ws.indexNew, `INSERT INTO messages_fts (rowid, body)
+		SELECT seq, body FROM messages WHERE seq > (SELECT last_seq FROM fts_progress WHERE id = 1) ORDER BY seq`)
+	prep(&ws.indexProgress, "UPDATE fts_progress SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM messages) WHERE id = 1")
 	if err != nil {
 		ws.close()
 		return nil, err

@@ -67,8 +67,14 @@ type Store struct {
 	writeDB *sql.DB
 	readDB  *sql.DB
 	w       *writer
+	cp      *checkpointer
+	wal     *os.File
 	ws      *writeStmts
-	rs      *readStmts
+	// indexDirty says the writer's current transaction inserted messages
+	// that the search index does not hold yet. Only the writer goroutine
+	// touches it.
+	indexDirty bool
+	rs         *readStmts
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,15 +122,18 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 
-	// synchronous(FULL): in WAL mode NORMAL may lose the last commits on
-	// power loss, and the ports promise durability on return.
-	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
-	writeDB, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&"+common+"&_pragma=cache_size(-16384)")
+	// The writer's connection commits with synchronous(NORMAL) and no
+	// automatic checkpoints: the writer's syncer fsyncs the -wal file before
+	// answering callers, and the checkpointer copies the WAL into the
+	// database from its own connection (see writer).
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	writeDB, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&"+common+
+		"&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-16384)")
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	writeDB.SetMaxOpenConns(1)
-	writeDB.SetMaxIdleConns(1)
+	writeDB.SetMaxOpenConns(2) // the writer's and the checkpointer's
+	writeDB.SetMaxIdleConns(2)
 	writeDB.SetConnMaxLifetime(0)
 
 	ctx := context.Background()
@@ -133,7 +142,11 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 		writeDB.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	var cleanups []func() error
 	fail := func(err error) (*Store, error) {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
 		conn.Close()
 		writeDB.Close()
 		return nil, err
@@ -148,14 +161,32 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := migrate(ctx, conn, migrations); err != nil {
 		return fail(fmt.Errorf("open store %s: %w", path, err))
 	}
+	// SQLite made the -wal file when the connection opened; it keeps it
+	// (same inode) while any connection is open.
+	wal, err := os.OpenFile(path+"-wal", os.O_RDWR, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open store %s: open write-ahead log: %w", path, err))
+	}
+	cleanups = append(cleanups, wal.Close)
+	if err := wal.Sync(); err != nil { // makes the migrations durable
+		return fail(fmt.Errorf("open store %s: sync write-ahead log: %w", path, err))
+	}
+	if err := checkPrivate(path + "-wal"); err != nil {
+		return fail(fmt.Errorf("open store: %w", err))
+	}
 	ws, err := prepareWrites(ctx, conn)
 	if err != nil {
 		return fail(fmt.Errorf("open store %s: %w", path, err))
 	}
+	cleanups = append(cleanups, ws.close)
+	cpConn, err := writeDB.Conn(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
+	cleanups = append(cleanups, cpConn.Close)
 
 	readDB, err := sql.Open("sqlite", path+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
-		ws.close()
 		return fail(fmt.Errorf("open store %s: %w", path, err))
 	}
 	readDB.SetMaxOpenConns(readConns)
@@ -163,14 +194,30 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 	rs, err := prepareReads(ctx, readDB)
 	if err != nil {
 		readDB.Close()
-		ws.close()
 		return fail(fmt.Errorf("open store %s: %w", path, err))
 	}
 
-	s := &Store{log: logger, writeDB: writeDB, readDB: readDB, ws: ws, rs: rs}
-	s.w = startWriter(conn, logger)
+	s := &Store{log: logger, writeDB: writeDB, readDB: readDB, ws: ws, rs: rs, wal: wal}
+	s.w = startWriter(conn, wal, s.indexNewMessages, logger)
+	s.cp = startCheckpointer(cpConn, s.w.kick, logger)
 	logger.Debug("store opened", "path", path)
 	return s, nil
+}
+
+// indexNewMessages adds the messages the current transaction inserted to
+// the search index, in one statement (see migration 1).
+func (s *Store) indexNewMessages(ctx context.Context) error {
+	if !s.indexDirty {
+		return nil
+	}
+	if _, err := s.ws.indexNew.ExecContext(ctx); err != nil {
+		return fmt.Errorf("index new messages: %w", err)
+	}
+	if _, err := s.ws.indexProgress.ExecContext(ctx); err != nil {
+		return fmt.Errorf("index new messages: %w", err)
+	}
+	s.indexDirty = false
+	return nil
 }
 
 // checkPrivate refuses a file that others can read or write.
@@ -194,6 +241,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		s.w.close()
+		if err := s.cp.close(); err != nil {
+			errs = append(errs, err)
+		}
 		if err := s.rs.close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -207,6 +257,9 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 		if err := s.writeDB.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.wal.Close(); err != nil {
 			errs = append(errs, err)
 		}
 		if err := errors.Join(errs...); err != nil {

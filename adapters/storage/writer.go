@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A writeFn runs inside the writer's transaction. It must make at most one
@@ -18,54 +20,82 @@ type writeFn func(ctx context.Context) error
 type writeOp struct {
 	fn   writeFn
 	done chan error // buffered; receives the op's own error or the commit's
-	err  error      // the op's own result, kept until the commit decides
+	err  error      // the op's own result, kept until the commit is durable
 }
 
-// writer is the single goroutine that writes to the database. Callers hand
-// it operations through a bounded queue; it runs every operation waiting at
-// that moment in one transaction, commits, and then answers each caller, so
-// a call is durable when it returns and concurrent calls share an fsync.
+// writer funnels every write of the store through two goroutines, a
+// pipeline of group commits:
+//
+//   - the committer takes every operation waiting in the bounded queue, runs
+//     them in one transaction and commits it. Its connection runs with
+//     synchronous=NORMAL, so COMMIT writes the WAL frames but does not wait
+//     for the disk;
+//   - the syncer takes the committed batches (every one waiting), makes the
+//     write-ahead log durable with one fsync of the -wal file, and only then
+//     answers each caller.
+//
+// So a call is durable when it returns (as with synchronous=FULL), the
+// callers of several transactions share one fsync, and the committer runs
+// the next transaction while the syncer waits for the disk. SQLite's own
+// guarantees make this safe: in WAL mode a commit is a frame appended to the
+// -wal file, which recovery replays up to the last valid commit frame, and
+// a checkpoint syncs the WAL before copying frames into the database.
 type writer struct {
+	// beforeCommit, if set, runs in each transaction after its operations
+	// and before COMMIT; an error rolls the whole batch back.
+	beforeCommit func(ctx context.Context) error
+
 	conn *sql.Conn
+	wal  *os.File // the database's -wal file, opened only to fsync it
 	log  *slog.Logger
 	q    chan *writeOp
+	sync chan []*writeOp // committed batches waiting for the fsync
+	kick chan struct{}   // tells the checkpointer the WAL grew
 
 	mu      sync.RWMutex // held for reading while sending on q; for writing to close q
 	closed  bool
 	closing chan struct{} // closed first by close, unblocks senders waiting on a full queue
-	stopped chan struct{} // closed when the goroutine returns
+	stopped chan struct{} // closed when the syncer returns (the committer returned before)
 	opPool  sync.Pool
 
 	commits atomic.Int64 // transactions committed
-	writes  atomic.Int64 // operations in them
+	syncs   atomic.Int64 // fsyncs of the WAL that answered callers
+	writes  atomic.Int64 // operations in the committed transactions
 }
 
 // WriterStats counts the writer's work since Open.
 type WriterStats struct {
-	Commits int64 // transactions committed (one fsync each)
-	Writes  int64 // write calls they carried
+	Commits int64 // transactions committed
+	Syncs   int64 // fsyncs of the write-ahead log
+	Writes  int64 // write calls the transactions carried
 }
 
-// Stats reports how many writes the writer committed in how many
-// transactions; Writes/Commits is the mean batch size.
+// Stats reports how many writes the writer committed, in how many
+// transactions and with how many fsyncs; Writes/Syncs is the mean number of
+// callers one fsync answered.
 func (s *Store) Stats() WriterStats {
-	return WriterStats{Commits: s.w.commits.Load(), Writes: s.w.writes.Load()}
+	return WriterStats{Commits: s.w.commits.Load(), Syncs: s.w.syncs.Load(), Writes: s.w.writes.Load()}
 }
 
-func startWriter(conn *sql.Conn, logger *slog.Logger) *writer {
+func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, logger *slog.Logger) *writer {
 	w := &writer{
-		conn:    conn,
-		log:     logger,
-		q:       make(chan *writeOp, queueSize),
-		closing: make(chan struct{}),
-		stopped: make(chan struct{}),
+		beforeCommit: beforeCommit,
+		conn:         conn,
+		wal:          wal,
+		log:          logger,
+		q:            make(chan *writeOp, queueSize),
+		sync:         make(chan []*writeOp, 4),
+		kick:         make(chan struct{}, 1),
+		closing:      make(chan struct{}),
+		stopped:      make(chan struct{}),
 	}
 	w.opPool.New = func() any { return &writeOp{done: make(chan error, 1)} }
-	go w.run()
+	go w.commitLoop()
+	go w.syncLoop()
 	return w
 }
 
-// do runs fn in the writer and waits until its transaction is committed.
+// do runs fn in the writer and waits until its transaction is durable.
 // When ctx ends first, do returns ctx's error; the write may still be
 // committed later.
 func (w *writer) do(ctx context.Context, fn writeFn) error {
@@ -91,7 +121,7 @@ func (w *writer) do(ctx context.Context, fn writeFn) error {
 	}
 	select {
 	case err := <-op.done:
-		op.fn = nil
+		op.fn, op.err = nil, nil
 		w.opPool.Put(op) // only reused once its answer was received
 		return err
 	case <-ctx.Done():
@@ -99,8 +129,8 @@ func (w *writer) do(ctx context.Context, fn writeFn) error {
 	}
 }
 
-// close stops accepting writes, lets the writer commit what is queued and
-// waits for it to return.
+// close stops accepting writes, lets the writer commit and sync what is
+// queued, and waits for both goroutines to return.
 func (w *writer) close() {
 	w.mu.Lock()
 	if !w.closed {
@@ -112,15 +142,15 @@ func (w *writer) close() {
 	<-w.stopped
 }
 
-func (w *writer) run() {
-	defer close(w.stopped)
-	batch := make([]*writeOp, 0, maxBatch)
+func (w *writer) commitLoop() {
+	defer close(w.sync)
 	for {
 		op, ok := <-w.q
 		if !ok {
 			return
 		}
-		batch = append(batch[:0], op)
+		batch := make([]*writeOp, 1, 64)
+		batch[0] = op
 		more := true
 	fill:
 		for len(batch) < maxBatch {
@@ -135,25 +165,42 @@ func (w *writer) run() {
 				break fill
 			}
 		}
-		w.commit(batch)
-		clear(batch)
+		if w.commit(batch) {
+			w.sync <- batch
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		}
 		if !more {
 			return
 		}
 	}
 }
 
-// commit runs one batch in a transaction and answers its callers.
-func (w *writer) commit(batch []*writeOp) {
+// commit runs one batch in a transaction. It reports whether the batch was
+// committed; if not, it has answered the callers.
+func (w *writer) commit(batch []*writeOp) bool {
 	// The writer's context is not any caller's: a caller that gives up
 	// must not abort the others' transaction.
 	ctx := context.Background()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		w.answerAll(batch, fmt.Errorf("begin transaction: %w", err))
-		return
+		return false
 	}
 	for _, op := range batch {
 		op.err = op.fn(ctx)
+	}
+	if w.beforeCommit != nil {
+		if err := w.beforeCommit(ctx); err != nil {
+			err = fmt.Errorf("finish transaction of %d writes: %w", len(batch), err)
+			w.log.Error("store transaction failed", "writes", len(batch), "err", err)
+			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				w.log.Debug("rollback", "err", rerr)
+			}
+			w.answerAll(batch, err)
+			return false
+		}
 	}
 	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		err = fmt.Errorf("commit %d writes: %w", len(batch), err)
@@ -162,12 +209,44 @@ func (w *writer) commit(batch []*writeOp) {
 			w.log.Debug("rollback after failed commit", "err", rerr)
 		}
 		w.answerAll(batch, err)
-		return
+		return false
 	}
 	w.commits.Add(1)
 	w.writes.Add(int64(len(batch)))
-	for _, op := range batch {
-		op.done <- op.err
+	return true
+}
+
+func (w *writer) syncLoop() {
+	defer close(w.stopped)
+	for batch := range w.sync {
+		batches := [][]*writeOp{batch}
+	gather:
+		for {
+			select {
+			case b, ok := <-w.sync:
+				if !ok {
+					break gather
+				}
+				batches = append(batches, b)
+			default:
+				break gather
+			}
+		}
+		err := w.wal.Sync()
+		if err != nil {
+			err = fmt.Errorf("sync write-ahead log: %w", err)
+			w.log.Error("store sync failed", "err", err)
+		}
+		w.syncs.Add(1)
+		for _, b := range batches {
+			for _, op := range b {
+				if err != nil {
+					op.done <- err
+				} else {
+					op.done <- op.err
+				}
+			}
+		}
 	}
 }
 
@@ -175,4 +254,54 @@ func (w *writer) answerAll(batch []*writeOp, err error) {
 	for _, op := range batch {
 		op.done <- err
 	}
+}
+
+// checkpointer copies the WAL into the database from its own connection,
+// so the writer never pays for it (the writer's connection has automatic
+// checkpoints off). PASSIVE checkpoints never block the writer or readers.
+type checkpointer struct {
+	conn    *sql.Conn
+	log     *slog.Logger
+	kick    <-chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// checkpointEvery is the least time between two checkpoints.
+const checkpointEvery = 200 * time.Millisecond
+
+func startCheckpointer(conn *sql.Conn, kick <-chan struct{}, logger *slog.Logger) *checkpointer {
+	c := &checkpointer{conn: conn, log: logger, kick: kick, stop: make(chan struct{}), stopped: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+func (c *checkpointer) run() {
+	defer close(c.stopped)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.kick:
+		}
+		var busy, logFrames, done int
+		err := c.conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done)
+		if err != nil {
+			c.log.Warn("store checkpoint failed", "err", err)
+		}
+		t.Reset(checkpointEvery)
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *checkpointer) close() error {
+	close(c.stop)
+	<-c.stopped
+	return c.conn.Close()
 }

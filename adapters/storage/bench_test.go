@@ -1,0 +1,165 @@
+package storage_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/domain"
+)
+
+// Benchmarks of the store on the real file system, every write durable
+// (synchronous=FULL). Run with:
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./adapters/storage/
+//
+// "serial" is one caller waiting for each write (one fsync per write);
+// "parallel-N" is N callers at once, the way a link with N messages in
+// flight uses the store, so the writer's group commit shares the fsyncs.
+
+func benchStore(b *testing.B) *storage.Store {
+	b.Helper()
+	s, cleanup, err := storage.Open(storage.ProfileDir(b.TempDir()), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cleanup)
+	return s
+}
+
+func reportRate(b *testing.B, s *storage.Store, what string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), what+"/s")
+	if st := s.Stats(); st.Commits > 0 {
+		b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
+		b.ReportMetric(float64(st.Writes)/float64(st.Syncs), "writes/fsync")
+	}
+}
+
+// concurrencies are the numbers of callers the parallel benchmarks run.
+var concurrencies = []int{1, 16, 256, 1024}
+
+// runConcurrent calls op(i) for i in [0, b.N) from c goroutines.
+func runConcurrent(b *testing.B, c int, op func(i int) error) {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range c {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if err := op(i); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+}
+
+func outgoingBatch(b *testing.B, n int, body string) []domain.Message {
+	b.Helper()
+	ms := make([]domain.Message, n)
+	for i := range ms {
+		ms[i] = out(b, bob, body, t0.Add(time.Duration(i)*time.Microsecond))
+	}
+	return ms
+}
+
+const benchBody = "a typical chat message of about sixty bytes, give or take"
+
+func BenchmarkSaveOutgoing(b *testing.B) {
+	for _, c := range concurrencies {
+		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
+			ctx, s := ctxFor(b), benchStore(b)
+			ms := outgoingBatch(b, b.N, benchBody)
+			b.ResetTimer()
+			runConcurrent(b, c, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
+			b.StopTimer()
+			reportRate(b, s, "msgs")
+		})
+	}
+}
+
+func BenchmarkSaveIncoming(b *testing.B) {
+	for _, c := range concurrencies {
+		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
+			ctx, s := ctxFor(b), benchStore(b)
+			ms := make([]domain.Message, b.N)
+			for i := range ms {
+				ms[i] = in(b, bob, benchBody, t0.Add(time.Duration(i)*time.Microsecond))
+			}
+			b.ResetTimer()
+			runConcurrent(b, c, func(i int) error {
+				isNew, err := s.SaveIncoming(ctx, ms[i])
+				if err == nil && !isNew {
+					err = fmt.Errorf("message %d reported as a duplicate", i)
+				}
+				return err
+			})
+			b.StopTimer()
+			reportRate(b, s, "msgs")
+		})
+	}
+}
+
+func BenchmarkSetState(b *testing.B) {
+	for _, c := range concurrencies {
+		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
+			ctx, s := ctxFor(b), benchStore(b)
+			ms := outgoingBatch(b, b.N, benchBody)
+			runConcurrent(b, 256, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
+			before := s.Stats()
+			b.ResetTimer()
+			runConcurrent(b, c, func(i int) error {
+				_, err := s.SetState(ctx, ms[i].ID(), domain.MessageDelivered)
+				return err
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "moves/s")
+			st := s.Stats()
+			b.ReportMetric(float64(st.Writes-before.Writes)/float64(st.Commits-before.Commits), "writes/commit")
+		})
+	}
+}
+
+// BenchmarkMessageLifecycle is the persistence of one chat message end to
+// end with c messages in flight: the sender saves it, the receiver saves it
+// (in its own profile), the sender records the delivery. Its msgs/s is the
+// ceiling persistence puts on a link.
+func BenchmarkMessageLifecycle(b *testing.B) {
+	for _, c := range []int{16, 256, 1024} {
+		b.Run(fmt.Sprintf("in-flight-%d", c), func(b *testing.B) {
+			ctx, sender, receiver := ctxFor(b), benchStore(b), benchStore(b)
+			ms := outgoingBatch(b, b.N, benchBody)
+			b.ResetTimer()
+			runConcurrent(b, c, func(i int) error {
+				m := ms[i]
+				if err := sender.SaveOutgoing(ctx, m); err != nil {
+					return err
+				}
+				got, err := domain.NewIncomingMessage(m.ID(), m.From(), m.To(), m.SentAt(), m.Body())
+				if err != nil {
+					return err
+				}
+				if _, err := receiver.SaveIncoming(ctx, got); err != nil {
+					return err
+				}
+				_, err = sender.SetState(ctx, m.ID(), domain.MessageDelivered)
+				return err
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

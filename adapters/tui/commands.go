@@ -17,7 +17,8 @@ type Command struct {
 	Run         func(u *UI, arg string)
 }
 
-func defaultCommands() []Command {
+// DefaultCommands is the table of `/` commands of the input line.
+func DefaultCommands() []Command {
 	return []Command{
 		{Name: "send", Args: "PATH", Description: "offer a file or folder to the current peer (Tab completes the path)",
 			Run: func(u *UI, arg string) { u.sendFile(expandHome(arg)) }},

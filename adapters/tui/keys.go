@@ -86,6 +86,7 @@ func DefaultBindings() []Binding {
 		key(ScopePeers, tcell.KeyEnter, "Enter", "open the selected conversation and go to the input line", (*UI).openSelectedPeer),
 		key(ScopePeers, tcell.KeyBackspace, "Backspace", "remove the last letter of the filter", func(u *UI) { u.peers.editFilter(u, -1, 0) }),
 		{Scope: ScopePeers, Key: tcell.KeyRune, Name: "letters", Description: "filter the peers as you type"},
+		key(ScopePeers, tcell.KeyEscape, "Esc", "clear the filter and go back to the input line", (*UI).clearFilter),
 
 		key(ScopeTransfers, tcell.KeyUp, "Up", "previous transfer", func(u *UI) { u.transfers.move(-1) }),
 		key(ScopeTransfers, tcell.KeyDown, "Down", "next transfer", func(u *UI) { u.transfers.move(1) }),

@@ -252,3 +252,12 @@ func (u *UI) openSelectedPeer() {
 	}
 	u.focusInput()
 }
+
+// clearFilter empties the peers filter and moves to the input line.
+func (u *UI) clearFilter() {
+	if u.peers.filter != "" {
+		u.peers.filter = ""
+		u.peers.render(u)
+	}
+	u.focusInput()
+}

@@ -18,8 +18,9 @@ import (
 	"github.com/chatx/chatx/domain"
 )
 
-// realClient runs an app.Client for name on the in-memory network of reg.
-func realClient(t *testing.T, reg *app.Registry, network *memory.Network, name string, local *memory.LocalFiles, downloads *memory.Downloads) *app.Client {
+// realClient builds an app.Client for name on the in-memory network of reg,
+// and a function that runs it (until the test ends).
+func realClient(t *testing.T, reg *app.Registry, network *memory.Network, name string, local *memory.LocalFiles, downloads *memory.Downloads) (*app.Client, func()) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -54,21 +55,26 @@ func realClient(t *testing.T, reg *app.Registry, network *memory.Network, name s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx) }()
+	started := false
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("%s: Run: %v", name, err)
+		if started {
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: Run: %v", name, err)
+				}
+			case <-time.After(waitTimeout):
+				t.Errorf("%s: Run did not return", name)
 			}
-		case <-time.After(waitTimeout):
-			t.Errorf("%s: Run did not return", name)
 		}
 		closeDir()
 		closeHost()
 	})
-	return client
+	return client, func() {
+		started = true
+		go func() { done <- client.Run(ctx) }()
+	}
 }
 
 // TestRealSession drives the UI over a real app.Client on the in-memory
@@ -91,8 +97,9 @@ func TestRealSession(t *testing.T) {
 	bobFiles := memory.NewLocalFiles()
 	bobFiles.Put("/home/bob/holiday.jpg", photo)
 	aliceDownloads := memory.NewDownloads()
-	alice := realClient(t, reg, network, "alice", memory.NewLocalFiles(), aliceDownloads)
-	bob := realClient(t, reg, network, "bob", bobFiles, memory.NewDownloads())
+	alice, runAlice := realClient(t, reg, network, "alice", memory.NewLocalFiles(), aliceDownloads)
+	bob, runBob := realClient(t, reg, network, "bob", bobFiles, memory.NewDownloads())
+	runBob()
 
 	screen := tcell.NewSimulationScreen("UTF-8")
 	ui, cleanup, err := tui.New(alice, screen, tui.Options{}, nil)
@@ -111,6 +118,7 @@ func TestRealSession(t *testing.T) {
 		}
 	})
 	s := &session{t: t, ui: ui, screen: screen}
+	runAlice() // after the UI subscribed, as cmd/chatx does
 
 	s.waitText("● bob", "registry: connected", "alice "+alice.Whoami().Fingerprint().Short())
 	s.key(tcell.KeyCtrlN)

@@ -116,6 +116,13 @@ func TestPickPeerTypeAndSend(t *testing.T) {
 	s.fake.emit(t, ports.MessageStateEvent{ID: id, Peer: domain.MustUsername("bob"), State: domain.MessageDelivered})
 	s.waitText("me: hello bob ✓✓")
 
+	// Typing told bob.
+	s.fake.snapshot(func(f *fakeClient) {
+		if len(f.typing) == 0 || f.typing[0] != "bob" {
+			t.Errorf("typing notices: %v", f.typing)
+		}
+	})
+
 	// The input history brings the line back.
 	s.key(tcell.KeyUp)
 	s.waitText("> hello bob")
@@ -312,8 +319,11 @@ func TestHelpListsEveryBinding(t *testing.T) {
 	for _, b := range tui.DefaultBindings() {
 		want = append(want, b.Description)
 	}
-	for _, c := range []string{"/send PATH", "/accept [ID]", "/decline [ID]", "/cancel [ID]", "/verify [NAME]", "/search TEXT", "/help", "/quit"} {
-		want = append(want, c)
+	for _, c := range tui.DefaultCommands() {
+		want = append(want, strings.TrimSpace("/"+c.Name+" "+c.Args), c.Description)
+	}
+	if len(want) < 40 {
+		t.Fatalf("only %d bindings and commands", len(want))
 	}
 	s.waitText(want...)
 	s.key(tcell.KeyEscape)
@@ -446,6 +456,14 @@ func TestFilterPeers(t *testing.T) {
 	if strings.Contains(screen, "alice") {
 		t.Errorf("alice still listed under the filter:\n%s", screen)
 	}
+	s.key(tcell.KeyBackspace)
+	s.typeText("x")
+	s.waitText("Peers /bx", "no peer matches")
+	s.key(tcell.KeyEscape) // clears the filter
+	s.waitText("● alice", "● bob", "○ bobby", "Peers ─")
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bo")
+	s.waitText("Peers /bo")
 	s.key(tcell.KeyEnter) // the first match, bob
 	s.waitText("No messages yet with bob")
 	s.typeText("hi")
@@ -586,4 +604,76 @@ func TestCleanupStopsRun(t *testing.T) {
 	if _, w, h := screen.GetContents(); w != 0 || h != 0 {
 		t.Errorf("screen not finalised: %dx%d", w, h)
 	}
+}
+
+func TestSendBlockedByKeyChange(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	old, nw := identity(t, "bob").Fingerprint(), identity(t, "mallory").Fingerprint()
+	fake.sendErr = &domain.KeyChangedError{Name: domain.MustUsername("bob"), Old: old, New: nw}
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.typeText("are you there?")
+	s.key(tcell.KeyEnter)
+	s.waitText("The key of bob has changed", nw.String()[:39])
+	s.key(tcell.KeyEscape)
+	s.waitText("● bob ⚠", "bob stays blocked")
+}
+
+func TestPendingKeyChangeAtStart(t *testing.T) {
+	t.Parallel()
+	bob := peer(t, "bob", true)
+	bob.KeyChanged = true
+	s := start(t, newFake(t, "carol", bob), tui.Options{}, 100, 30)
+	s.waitText("The key of bob has changed", "● bob ⚠")
+}
+
+func TestCancelTransfer(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	m, err := domain.NewManifest("big.iso", []domain.FileEntry{{Path: "big.iso", Size: 1 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	up, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Outgoing, m, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Accept(now); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Start(0, now); err != nil {
+		t.Fatal(err)
+	}
+	down, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := down.Decline(now); err != nil {
+		t.Fatal(err)
+	}
+	fake.transfers = []domain.Transfer{up, down} // newest first
+	s := start(t, fake, tui.Options{}, 110, 30)
+	s.waitText("↑ to bob big.iso 1.0 GiB", "  0%", "↓ bob big.iso 1.0 GiB declined")
+
+	// From the pane: c on the selected (first) transfer.
+	s.key(tcell.KeyCtrlT)
+	s.typeText("c")
+	waitUntil(t, "the transfer cancelled", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.cancelled) == 1 && f.cancelled[0] == up.ID() })
+		return ok
+	})
+	s.waitText("cancelled big.iso")
+
+	// By command, with an ID prefix.
+	s.key(tcell.KeyEscape)
+	s.typeText("/cancel " + up.ID().Short())
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the transfer cancelled by command", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.cancelled) == 2 && f.cancelled[1] == up.ID() })
+		return ok
+	})
 }

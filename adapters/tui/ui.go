@@ -100,6 +100,10 @@ type UI struct {
 	workers  sync.WaitGroup
 	started  atomic.Bool
 	runDone  chan struct{} // closed when Run has returned (or will never run)
+	// events is the client's event stream, subscribed in New and ended by
+	// unsubscribe when Run returns (or by the cleanup if Run never runs).
+	events      <-chan ports.Event
+	unsubscribe context.CancelFunc
 }
 
 var themeOnce sync.Once
@@ -125,8 +129,9 @@ func useTerminalColours() {
 	})
 }
 
-// New builds the UI on screen (initialising it) for client. The UI owns the
-// screen from now on: Run finalises it when it returns. The cleanup function
+// New builds the UI on screen (initialising it) for client and subscribes to
+// the client's events, so build it before running the client to see its first
+// registry status. The UI owns the screen from now on: Run finalises it when it returns. The cleanup function
 // stops a running UI and waits for Run to return, or finalises the screen if
 // Run was never called (so the terminal is restored either way); after it,
 // Run returns an error.
@@ -170,7 +175,12 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 		runDone:  make(chan struct{}),
 		bindings: DefaultBindings(),
 	}
-	u.commands = defaultCommands()
+	// Subscribe now, not in Run: the client may publish its first registry
+	// status between New and Run, and nothing replays it.
+	var subCtx context.Context
+	subCtx, u.unsubscribe = context.WithCancel(context.Background())
+	u.events = client.Subscribe(subCtx)
+	u.commands = DefaultCommands()
 	u.build()
 	u.app.SetScreen(screen)
 	u.app.EnableMouse(true)
@@ -183,6 +193,7 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 // cleanup is New's cleanup function.
 func (u *UI) cleanup() {
 	if u.started.CompareAndSwap(false, true) {
+		u.unsubscribe()
 		u.screen.Fini()
 		close(u.runDone)
 		return
@@ -228,6 +239,7 @@ func (u *UI) Run(ctx context.Context) error {
 		return errors.New("tui: Run called twice, or after the cleanup")
 	}
 	defer close(u.runDone)
+	defer u.unsubscribe()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	u.ctx = ctx
@@ -239,9 +251,8 @@ func (u *UI) Run(ctx context.Context) error {
 		appErr <- err
 	}()
 
-	events := u.client.Subscribe(ctx)
 	funnelDone := make(chan struct{})
-	go u.funnel(events, funnelDone)
+	go u.funnel(u.events, funnelDone)
 	u.post(func() {
 		u.status.render(u)
 		u.loadAll()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -127,105 +128,225 @@ func (ft *FileTransport) Send(ctx context.Context, to domain.Peer, id domain.Tra
 	if fi == nil || !fi.enter() {
 		return fmt.Errorf("%s: %w", what, domain.ErrPeerOffline)
 	}
-	defer fi.wg.Done()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(fi.ctx, cancel)()
-
-	// broken says why the stream cannot go on, or nil.
-	broken := func() error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if sctx.Err() != nil {
-			return fmt.Errorf("%s: the receiver stopped: %w", what, ErrDisconnected)
-		}
-		if h.isClosed() {
-			return fmt.Errorf("%s: %w", what, net.ErrClosed)
-		}
-		f := h.net.faults(h.addr, r.addr)
-		switch {
-		case f.Disconnect:
-			return fmt.Errorf("%s: %w", what, ErrDisconnected)
-		case f.Partition:
-			return fmt.Errorf("%s: the link went silent: %w", what, ErrDisconnected)
-		case h.net.roll(f.Drop):
-			return fmt.Errorf("%s: the stream broke: %w", what, ErrDisconnected)
-		}
-		return nil
+	st := &stream{h: h, r: r, fi: fi, what: what, parent: ctx}
+	st.ctx, st.cancel = context.WithCancel(ctx)
+	stopAfter := context.AfterFunc(fi.ctx, st.cancel)
+	defer func() {
+		stopAfter()
+		st.cancel()
+	}()
+	if err := st.open(ctx, id, index, src); err != nil {
+		fi.wg.Done()
+		return err
 	}
-	if d := h.net.faults(h.addr, r.addr).Delay; d > 0 {
+	go st.receive() // owned by the receiver's Serve (fi.wg); Send waits for it below
+	return st.send(ctx, src, progress)
+}
+
+// stream is one file on its way: the sender's side runs in Send's
+// goroutine, the receiver's in its own (as across a real network), joined
+// by a bounded channel of chunks, so that a cancelled or broken stream
+// reaches the receiver's Finish even while the sender is stuck reading.
+type stream struct {
+	h, r   *Host
+	fi     *fileInbox
+	what   string
+	parent context.Context // the sender's
+	ctx    context.Context // the stream's: ends with the sender's ctx or the receiver's Serve
+	cancel context.CancelFunc
+	inc    ports.IncomingFile
+	off    int64
+
+	chunks   chan []byte   // to the receiver; closed by the sender after the last byte
+	free     chan []byte   // buffers back to the sender
+	abort    chan struct{} // closed by the sender when it gives up; abortErr says why
+	abortErr error
+	result   chan error   // the receiver's outcome (Finish's error, or why it stopped)
+	at       atomic.Int64 // bytes of the file at the receiver
+}
+
+// broken says why the stream cannot go on, or nil.
+func (st *stream) broken(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if st.ctx.Err() != nil {
+		return fmt.Errorf("%s: the receiver stopped: %w", st.what, ErrDisconnected)
+	}
+	if st.h.isClosed() {
+		return fmt.Errorf("%s: %w", st.what, net.ErrClosed)
+	}
+	f := st.h.net.faults(st.h.addr, st.r.addr)
+	switch {
+	case f.Disconnect:
+		return fmt.Errorf("%s: %w", st.what, ErrDisconnected)
+	case f.Partition:
+		return fmt.Errorf("%s: the link went silent: %w", st.what, ErrDisconnected)
+	}
+	return nil
+}
+
+// open asks the receiver for the file and agrees on where to start.
+func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src ports.FileSource) error {
+	if d := st.h.net.faults(st.h.addr, st.r.addr).Delay; d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
-		case <-sctx.Done():
+		case <-st.ctx.Done():
 			t.Stop()
 		}
 	}
-	if err := broken(); err != nil {
+	if err := st.broken(ctx); err != nil {
 		return err
 	}
-
-	inc, err := fi.r.Incoming(sctx, h.me.Identity, id, index)
+	inc, err := st.fi.r.Incoming(st.ctx, st.h.me.Identity, id, index)
 	if err != nil {
-		return fmt.Errorf("%s: %w: %v", what, ports.ErrTransferRefused, err)
+		return fmt.Errorf("%s: %w: %v", st.what, ports.ErrTransferRefused, err)
 	}
-	// fail ends the receiver's side with err and returns ret.
-	fail := func(err, ret error) error {
-		_ = inc.Finish(err)
-		return ret
-	}
-
-	size := src.Size()
-	off := inc.Offset()
+	st.inc = inc
+	size, off := src.Size(), inc.Offset()
 	if off > 0 && off <= size {
 		sum := sha256.New()
 		if _, err := io.Copy(sum, io.NewSectionReader(src, 0, off)); err != nil {
-			return fail(err, fmt.Errorf("%s: read the first %d bytes: %w", what, off, err))
+			_ = inc.Finish(err)
+			return fmt.Errorf("%s: read the first %d bytes: %w", st.what, off, err)
 		}
 		if [32]byte(sum.Sum(nil)) != inc.PrefixHash() {
 			off = 0
 		}
-	} else if off != 0 {
+	} else {
 		off = 0
 	}
 	if off == 0 && inc.Offset() != 0 {
 		if err := inc.Restart(); err != nil {
-			return fail(err, fmt.Errorf("%s: the receiver could not restart: %w: %v", what, ports.ErrTransferRefused, err))
+			_ = inc.Finish(err)
+			return fmt.Errorf("%s: the receiver could not restart: %w: %v", st.what, ports.ErrTransferRefused, err)
 		}
 	}
+	st.off = off
+	st.at.Store(off)
+	st.chunks = make(chan []byte, streamBuffers)
+	st.free = make(chan []byte, streamBuffers)
+	for range streamBuffers {
+		st.free <- make([]byte, min(int64(ChunkSize), max(size-off, 1)))
+	}
+	st.abort = make(chan struct{})
+	st.result = make(chan error, 1)
+	return nil
+}
 
-	buf := make([]byte, min(int64(ChunkSize), max(size-off, 1)))
-	done := off
+// streamBuffers is how many chunks may be in flight between the two sides.
+const streamBuffers = 4
+
+// receive is the receiver's side: it writes chunks until the sender closes
+// the stream (then Finish(nil)) or the stream breaks (then Finish(err)).
+func (st *stream) receive() {
+	defer st.fi.wg.Done()
+	stop := func(cause, ret error) {
+		_ = st.inc.Finish(cause)
+		st.result <- ret
+	}
+	changed := st.h.net.watchFaults()
+	for {
+		select {
+		case b, ok := <-st.chunks:
+			if !ok {
+				if err := st.inc.Finish(nil); err != nil {
+					st.result <- fmt.Errorf("%s: %w", st.what, err)
+				} else {
+					st.result <- nil
+				}
+				return
+			}
+			n, err := st.inc.Write(b)
+			st.at.Add(int64(n))
+			st.free <- b[:cap(b)]
+			if err != nil {
+				stop(err, fmt.Errorf("%s: the receiver could not write: %w: %v", st.what, ports.ErrTransferRefused, err))
+				return
+			}
+		case <-st.abort:
+			stop(st.abortErr, st.abortErr)
+			return
+		case <-st.ctx.Done():
+			err := st.parent.Err() // the sender cancelled
+			if err == nil {
+				err = fmt.Errorf("%s: the receiver stopped: %w", st.what, ErrDisconnected)
+			}
+			stop(err, err)
+			return
+		case <-changed:
+			changed = st.h.net.watchFaults()
+			if f := st.h.net.faults(st.h.addr, st.r.addr); f.broken() {
+				err := fmt.Errorf("%s: %w", st.what, ErrDisconnected)
+				stop(err, err)
+				return
+			}
+		}
+	}
+}
+
+// send is the sender's side: it reads src from the agreed offset and
+// passes it on in chunks, then waits for the receiver's outcome.
+func (st *stream) send(ctx context.Context, src ports.FileSource, progress func(done int64)) error {
+	// fail gives up: the receiver finishes with err (unless it stopped
+	// first), and Send returns err.
+	fail := func(err error) error {
+		st.abortErr = err
+		close(st.abort)
+		<-st.result
+		return err
+	}
+	size := src.Size()
+	done := st.off
 	last := time.Now()
 	for done < size {
-		if err := broken(); err != nil {
-			return fail(err, err)
+		if err := st.broken(ctx); err != nil {
+			return fail(err)
+		}
+		if st.h.net.roll(st.h.net.faults(st.h.addr, st.r.addr).Drop) {
+			return fail(fmt.Errorf("%s: the stream broke: %w", st.what, ErrDisconnected))
+		}
+		var buf []byte
+		select {
+		case buf = <-st.free:
+		case err := <-st.result:
+			return st.outcome(ctx, err)
 		}
 		n := min(int64(len(buf)), size-done)
 		if got, err := src.ReadAt(buf[:n], done); int64(got) < n {
 			if err == nil {
 				err = io.ErrUnexpectedEOF
 			}
-			return fail(err, fmt.Errorf("%s: read at %d: %w", what, done, err))
+			return fail(fmt.Errorf("%s: read at %d: %w", st.what, done, err))
 		}
-		if _, err := inc.Write(buf[:n]); err != nil {
-			return fail(err, fmt.Errorf("%s: the receiver could not write: %w: %v", what, ports.ErrTransferRefused, err))
+		select {
+		case st.chunks <- buf[:n]:
+		case err := <-st.result:
+			return st.outcome(ctx, err)
 		}
 		done += n
 		if progress != nil && time.Since(last) >= progressEvery {
-			progress(done)
+			progress(st.at.Load())
 			last = time.Now()
 		}
 	}
-	if err := broken(); err != nil {
-		return fail(err, err)
+	if err := st.broken(ctx); err != nil {
+		return fail(err)
 	}
-	if progress != nil {
-		progress(done)
+	close(st.chunks)
+	err := <-st.result
+	if err == nil && progress != nil {
+		progress(size)
 	}
-	if err := inc.Finish(nil); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	return st.outcome(ctx, err)
+}
+
+// outcome turns the receiver's result into Send's error: the sender's own
+// cancellation wins over what the receiver saw of it.
+func (st *stream) outcome(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return nil
+	return err
 }

@@ -262,3 +262,36 @@ func TestFileTransportFailures(t *testing.T) {
 		}
 	})
 }
+
+func TestFileTransportReceiverStopsServing(t *testing.T) {
+	n := memory.NewNetwork()
+	a, b := host(t, n, "alice", memory.AcceptAll), host(t, n, "bob", memory.AcceptAll)
+	data := make([]byte, 2<<20)
+	rand.Read(data)
+	r := &receiver{dl: memory.NewDownloads(), want: sha256.Sum256(data)}
+	stop := serve(t, func(ctx context.Context) error { return b.Files().Serve(ctx, r) })
+	waitServing(t, b.Host, true)
+	var once sync.Once
+	r.onWrite = func(total int64) {
+		if total >= 256<<10 {
+			once.Do(func() { go stop() }) // Serve waits for this stream: stop it from elsewhere
+		}
+	}
+	lf := memory.NewLocalFiles()
+	lf.Put("f", data)
+	src, _ := lf.Open("f", "")
+	id := domain.NewTransferID()
+	err := a.Files().Send(context.Background(), b.Peer(), id, 0, src, nil)
+	if !errors.Is(err, memory.ErrDisconnected) || errors.Is(err, context.Canceled) {
+		t.Fatalf("Send while the receiver stops: %v, want ErrDisconnected", err)
+	}
+	r.mu.Lock()
+	finished := r.finished
+	r.mu.Unlock()
+	if len(finished) != 1 || finished[0] == nil {
+		t.Fatalf("Finish calls %v, want one with an error", finished)
+	}
+	if part, ok := r.dl.Part(id, rel); !ok || len(part) == 0 {
+		t.Fatal("the part was not kept for a resume")
+	}
+}

@@ -1,0 +1,109 @@
+package jsonrpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// maxAutoAccepting bounds the offers remembered as being auto-accepted.
+const maxAutoAccepting = 4096
+
+// pumpEvents turns the client's events into notifications until the event
+// channel closes (ctx done). With AutoAccept it also accepts new offers,
+// each in its own goroutine counted in bg.
+func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *sync.WaitGroup) {
+	for ev := range events {
+		switch e := ev.(type) {
+		case ports.MessageEvent:
+			s.notify("message", viewMessage(e.Message))
+		case ports.MessageStateEvent:
+			s.notify("messageState", messageStateView{ID: e.ID.String(), Peer: e.Peer.String(), State: e.State.String()})
+			if e.State == domain.MessageDelivered {
+				s.notify("delivered", deliveredView{ID: e.ID.String(), Peer: e.Peer.String()})
+			}
+		case ports.PresenceEvent:
+			s.notify("presence", viewPresence(e.Peer))
+		case ports.DirectoryStatusEvent:
+			s.notify("registry", registryView{Connected: e.Connected, Error: e.Err})
+		case ports.TransferEvent:
+			t := e.Transfer
+			s.notify("transfer", viewTransfer(t, t.State() == domain.TransferOffered))
+			if s.opts.AutoAccept {
+				s.maybeAutoAccept(ctx, t, bg)
+			}
+		case ports.KeyChangedEvent:
+			s.notify("keyChanged", keyChangedView{Name: e.Name.String(), Old: e.Old.String(), New: e.New.String()})
+		case ports.TypingEvent:
+			s.notify("typing", typingView{From: e.From.String()})
+		default:
+			s.logger.Debug("event without notification", "type", typeName(ev))
+		}
+	}
+}
+
+// acceptPending auto-accepts the incoming offers that were waiting before
+// the server subscribed (received while it started, or before a restart).
+func (s *Server) acceptPending(ctx context.Context) {
+	ts, err := s.client.Transfers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("auto-accept: list transfers", "err", err)
+		}
+		return
+	}
+	for _, t := range ts {
+		if t.Direction() == domain.Incoming && t.State() == domain.TransferOffered && s.claim(t.ID()) {
+			s.accept(ctx, t.ID())
+		}
+	}
+}
+
+// maybeAutoAccept accepts an incoming offer once, in the background; other
+// states only end the bookkeeping of an offer.
+func (s *Server) maybeAutoAccept(ctx context.Context, t domain.Transfer, bg *sync.WaitGroup) {
+	if t.Direction() != domain.Incoming {
+		return
+	}
+	if t.State() != domain.TransferOffered {
+		s.autoMu.Lock()
+		delete(s.autoAccepting, t.ID())
+		s.autoMu.Unlock()
+		return
+	}
+	if !s.claim(t.ID()) {
+		return
+	}
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.accept(ctx, t.ID())
+	}()
+}
+
+// claim reports whether id is not being auto-accepted yet and marks it.
+func (s *Server) claim(id domain.TransferID) bool {
+	s.autoMu.Lock()
+	defer s.autoMu.Unlock()
+	if s.autoAccepting[id] {
+		return false
+	}
+	if len(s.autoAccepting) >= maxAutoAccepting {
+		clear(s.autoAccepting) // a peer flooding offers: forget, at worst accept twice (refused as an invalid move)
+	}
+	s.autoAccepting[id] = true
+	return true
+}
+
+func (s *Server) accept(ctx context.Context, id domain.TransferID) {
+	if err := s.client.AcceptTransfer(ctx, id); err != nil && ctx.Err() == nil {
+		s.logger.Warn("auto-accept failed", "transfer", id.Short(), "err", err)
+		return
+	}
+	s.logger.Info("auto-accepted transfer", "transfer", id.Short())
+}
+
+func typeName(v any) string { return fmt.Sprintf("%T", v) }

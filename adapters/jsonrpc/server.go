@@ -1,0 +1,382 @@
+package jsonrpc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// Input is where requests are read from (stdin in production).
+type Input io.Reader
+
+// Output is where responses and notifications are written (stdout in production).
+type Output io.Writer
+
+// Defaults of Options.
+const (
+	DefaultMaxLineBytes = 1 << 20
+	DefaultMaxInFlight  = 32
+	maxBatch            = 100
+	outQueue            = 256
+)
+
+// Options tune a Server. The zero value is usable.
+type Options struct {
+	// AutoAccept accepts every incoming offer as soon as it arrives
+	// (`--auto-accept`, for headless receivers).
+	AutoAccept bool
+	// MaxLineBytes bounds one request line; a longer line is answered with
+	// an Invalid Request error and skipped without being kept in memory.
+	MaxLineBytes int
+	// MaxInFlight bounds the requests handled at once; reading waits
+	// when that many are running.
+	MaxInFlight int
+}
+
+// Server speaks newline-delimited JSON-RPC 2.0 for one client on one
+// input/output pair. Requests are handled concurrently; every line it
+// writes (responses and notifications) goes through one writer goroutine, so
+// lines never interleave.
+type Server struct {
+	client  ports.Client
+	in      io.Reader
+	out     io.Writer
+	opts    Options
+	logger  *slog.Logger
+	handle  map[string]handler
+	outq    chan []byte
+	outDone chan struct{} // closed when the writer stopped
+	broken  chan struct{} // closed when a write failed
+	outErr  error         // set by the writer before broken closes
+
+	autoMu        sync.Mutex
+	autoAccepting map[domain.TransferID]bool
+}
+
+// NewServer builds a server for client on in and out. Serve runs it.
+func NewServer(client ports.Client, in Input, out Output, opts Options, logger *slog.Logger) *Server {
+	if opts.MaxLineBytes <= 0 {
+		opts.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{client: client, in: in, out: out, opts: opts, logger: logger.With("adapter", "jsonrpc"),
+		autoAccepting: make(map[domain.TransferID]bool)}
+	s.handle = s.methods()
+	return s
+}
+
+// Serve reads requests until the input ends (EOF) or ctx is done, then lets
+// the requests in flight finish (on ctx cancel, with a cancelled context),
+// writes their responses and returns. It returns nil on EOF and on ctx
+// cancellation, and an error when reading or writing failed.
+//
+// A Read blocked on the input cannot be interrupted: when ctx is cancelled
+// Serve sets a read deadline if the input supports one, and otherwise returns
+// leaving the reading goroutine to end at the input's next line, EOF or close.
+// Serve must not be called twice.
+func (s *Server) Serve(ctx context.Context) error {
+	s.outq = make(chan []byte, outQueue)
+	s.outDone = make(chan struct{})
+	s.broken = make(chan struct{})
+	go s.writeLoop()
+
+	evCtx, stopEvents := context.WithCancel(ctx)
+	defer stopEvents()
+	events := s.client.Subscribe(evCtx) // before reading, so nothing caused by a request is missed
+	var bg sync.WaitGroup               // the event pump and auto-accepts
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		s.pumpEvents(evCtx, events, &bg)
+	}()
+	if s.opts.AutoAccept {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			s.acceptPending(evCtx)
+		}()
+	}
+
+	lines := make(chan lineOrErr)
+	readCtx, stopReading := context.WithCancel(context.Background())
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		s.readLoop(readCtx, lines)
+	}()
+
+	var (
+		handlers sync.WaitGroup
+		sem      = make(chan struct{}, s.opts.MaxInFlight)
+		err      error
+		inputEnd bool
+	)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-s.broken:
+			break loop
+		case l, ok := <-lines:
+			if !ok {
+				inputEnd = true
+				break loop
+			}
+			if l.err != nil {
+				err = fmt.Errorf("read requests: %w", l.err)
+				break loop
+			}
+			if l.tooLong {
+				s.writeError(nil, &rpcError{Code: CodeInvalidRequest,
+					Message: fmt.Sprintf("request line longer than %d bytes", s.opts.MaxLineBytes)})
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				break loop
+			}
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				defer func() { <-sem }()
+				s.handleLine(ctx, l.line)
+			}()
+		}
+	}
+
+	stopReading()
+	if inputEnd {
+		<-readDone
+	} else if d, ok := s.in.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+		<-readDone
+	}
+	handlers.Wait()
+	stopEvents()
+	bg.Wait()
+	close(s.outq)
+	<-s.outDone
+	if err == nil && s.outErr != nil {
+		err = s.outErr
+	}
+	return err
+}
+
+type lineOrErr struct {
+	line    []byte
+	tooLong bool
+	err     error
+}
+
+// readLoop reads lines of at most MaxLineBytes (a longer one is skipped
+// without being kept) and hands them over until EOF, an error or ctx.
+func (s *Server) readLoop(ctx context.Context, lines chan<- lineOrErr) {
+	defer close(lines)
+	br := bufio.NewReaderSize(s.in, 64<<10)
+	for {
+		line, tooLong, err := readLine(br, s.opts.MaxLineBytes)
+		if len(bytes.TrimSpace(line)) > 0 || tooLong {
+			select {
+			case lines <- lineOrErr{line: line, tooLong: tooLong}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				select {
+				case lines <- lineOrErr{err: err}:
+				case <-ctx.Done():
+				}
+			}
+			return
+		}
+	}
+}
+
+// readLine reads up to the next '\n'. Bytes beyond max are dropped as they
+// arrive and the line is reported as too long. At the end of the input the
+// last unterminated line comes with io.EOF.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		frag, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(frag) > max+1 { // +1: the newline itself
+				tooLong, line = true, nil
+			} else {
+				line = append(line, frag...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if tooLong && err == nil {
+			return nil, true, nil
+		}
+		if tooLong {
+			return nil, true, err
+		}
+		if err == nil {
+			line = bytes.TrimSuffix(line, []byte("\n"))
+		}
+		if len(line) > max {
+			return nil, true, err
+		}
+		return line, false, err
+	}
+}
+
+// writeLoop owns the output: it writes queued lines in order until the
+// queue is closed. After a write error it keeps draining without writing.
+func (s *Server) writeLoop() {
+	defer close(s.outDone)
+	for b := range s.outq {
+		if _, err := s.out.Write(b); err != nil {
+			s.outErr = fmt.Errorf("write responses: %w", err)
+			close(s.broken)
+			s.logger.Warn("output failed; stopping", "err", err)
+			for range s.outq {
+			}
+			return
+		}
+	}
+}
+
+// write queues one JSON value as a line. It drops the line when the writer
+// has stopped (the output is broken).
+func (s *Server) write(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.logger.Error("encode response", "err", err)
+		b, _ = json.Marshal(errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+			Error: &rpcError{Code: CodeInternalError, Message: "cannot encode the response"}})
+	}
+	s.writeRaw(append(b, '\n'))
+}
+
+func (s *Server) writeRaw(b []byte) {
+	select {
+	case s.outq <- b:
+	case <-s.outDone:
+	}
+}
+
+func (s *Server) writeError(id json.RawMessage, e *rpcError) {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	s.write(errorResponse{JSONRPC: "2.0", Error: e, ID: id})
+}
+
+func (s *Server) notify(method string, params any) {
+	s.write(notification{JSONRPC: "2.0", Method: method, Params: params})
+}
+
+// handleLine answers one line: a request, a notification or a batch.
+func (s *Server) handleLine(ctx context.Context, line []byte) {
+	line = bytes.TrimSpace(line)
+	if !json.Valid(line) {
+		s.writeError(nil, &rpcError{Code: CodeParseError, Message: "parse error: the line is not valid JSON"})
+		return
+	}
+	if line[0] != '[' {
+		if resp := s.handleOne(ctx, line); resp != nil {
+			s.write(resp)
+		}
+		return
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(line, &batch); err != nil || len(batch) == 0 {
+		s.writeError(nil, &rpcError{Code: CodeInvalidRequest, Message: "invalid request: a batch must be a non-empty array"})
+		return
+	}
+	if len(batch) > maxBatch {
+		s.writeError(nil, &rpcError{Code: CodeInvalidRequest, Message: fmt.Sprintf("invalid request: a batch holds at most %d requests", maxBatch)})
+		return
+	}
+	out := make([]any, 0, len(batch))
+	for _, raw := range batch {
+		if resp := s.handleOne(ctx, raw); resp != nil {
+			out = append(out, resp)
+		}
+	}
+	if len(out) > 0 {
+		s.write(out)
+	}
+}
+
+// handleOne runs one request object and returns its response, or nil for a
+// notification (a request without id).
+func (s *Server) handleOne(ctx context.Context, raw json.RawMessage) any {
+	var req request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+			Error: &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a request object"}}
+	}
+	id, idOK := checkID(req.ID)
+	var method string
+	if req.JSONRPC != "2.0" || !idOK || json.Unmarshal(req.Method, &method) != nil || method == "" {
+		return errorResponse{JSONRPC: "2.0", ID: id,
+			Error: &rpcError{Code: CodeInvalidRequest, Message: `invalid request: needs "jsonrpc":"2.0", a method name and an id that is a string, a number or null`}}
+	}
+	isNotification := req.ID == nil
+	h, ok := s.handle[method]
+	if !ok {
+		if isNotification {
+			return nil
+		}
+		return errorResponse{JSONRPC: "2.0", ID: id,
+			Error: &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %q", truncate(method, 64))}}
+	}
+	start := time.Now()
+	result, err := h(ctx, req.Params)
+	if err != nil {
+		re := toRPCError(err)
+		s.logger.Debug("request failed", "method", method, "code", re.Code, "err", err, "took", time.Since(start))
+		if isNotification {
+			return nil
+		}
+		return errorResponse{JSONRPC: "2.0", ID: id, Error: re}
+	}
+	s.logger.Debug("request", "method", method, "took", time.Since(start))
+	if isNotification {
+		return nil
+	}
+	return resultResponse{JSONRPC: "2.0", Result: result, ID: id}
+}
+
+// checkID returns the id to echo (null when absent or invalid) and whether
+// it is a valid id: absent, null, a string or a number.
+func checkID(raw json.RawMessage) (json.RawMessage, bool) {
+	if raw == nil {
+		return json.RawMessage("null"), true
+	}
+	switch c := raw[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9', bytes.Equal(raw, []byte("null")):
+		return raw, true
+	}
+	return json.RawMessage("null"), false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -65,7 +65,7 @@ func (f *fakeClient) Calls() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func (f *fakeClient) Whoami() domain.Identity      { return f.me }
+func (f *fakeClient) Whoami() domain.Identity     { return f.me }
 func (f *fakeClient) Endpoints() domain.Endpoints { return f.endpoints }
 
 func (f *fakeClient) Peers(ctx context.Context) ([]ports.PeerView, error) {

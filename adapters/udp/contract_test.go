@@ -9,7 +9,7 @@ import (
 )
 
 func TestFileTransportContract(t *testing.T) {
-	contract.TestFileTransport(t, func(t *testing.T, v ports.PeerVerifier) contract.FileTransportEnds {
+	contract.FileTransport(t, func(t *testing.T, v ports.PeerVerifier) contract.FileTransportEnds {
 		alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
 		sender := newTransport(t, alice, contract.AcceptAll{}, udp.Config{})
 		receiver := newTransport(t, bob, v, udp.Config{})

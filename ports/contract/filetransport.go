@@ -1,5 +1,3 @@
-// Package contract holds test suites that every implementation of a port
-// must pass: the real adapter and the in-memory one run the same suite.
 package contract
 
 import (
@@ -34,18 +32,18 @@ type FileTransportEnds struct {
 // receiverVerifier.
 type FileTransportFactory func(t *testing.T, receiverVerifier ports.PeerVerifier) FileTransportEnds
 
-// waitFor is how long the suite waits for anything before failing.
-const waitFor = 30 * time.Second
+// ftWait is how long the suite waits for anything before failing.
+const ftWait = 30 * time.Second
 
-// TestFileTransport runs the ports.FileTransport contract against newEnds.
-func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
+// FileTransport runs the ports.FileTransport contract against newEnds.
+func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 	t.Run("bytes arrive identical", func(t *testing.T) {
 		for _, size := range []int{0, 1, 3<<20 + 7} {
 			t.Run(fmt.Sprint(size), func(t *testing.T) {
-				p := start(t, newEnds, AcceptAll{})
-				content := randomBytes(t, size)
+				p := ftStart(t, newEnds, AcceptAll{})
+				content := ftRandom(t, size)
 				f := p.recv.Add(p.id, 0, content, nil)
-				var prog progressLog
+				var prog ftProgress
 				err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource(content), prog.record)
 				if err != nil {
 					t.Fatalf("Send: %v", err)
@@ -63,7 +61,7 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("resume", func(t *testing.T) {
-		content := randomBytes(t, 2<<20+11)
+		content := ftRandom(t, 2<<20+11)
 		bad := bytes.Clone(content[:1<<20])
 		bad[12345] ^= 1
 		cases := []struct {
@@ -78,9 +76,9 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				p := start(t, newEnds, AcceptAll{})
+				p := ftStart(t, newEnds, AcceptAll{})
 				f := p.recv.Add(p.id, 3, content, c.prefix)
-				var prog progressLog
+				var prog ftProgress
 				if err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 3, NewMemorySource(content), prog.record); err != nil {
 					t.Fatalf("Send: %v", err)
 				}
@@ -102,7 +100,7 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("refusal propagates", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
+		p := ftStart(t, newEnds, AcceptAll{})
 		// Nothing registered: the receiver's Incoming refuses.
 		err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource([]byte("hello")), nil)
 		if !errors.Is(err, ports.ErrTransferRefused) {
@@ -111,8 +109,8 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("integrity error propagates", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
-		content := randomBytes(t, 100<<10)
+		p := ftStart(t, newEnds, AcceptAll{})
+		content := ftRandom(t, 100<<10)
 		f := p.recv.Add(p.id, 0, content, nil)
 		f.want[0] ^= 1 // the offer's hash differs from the bytes
 		err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource(content), nil)
@@ -123,8 +121,8 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("receiver failure propagates", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
-		content := randomBytes(t, 8<<20)
+		p := ftStart(t, newEnds, AcceptAll{})
+		content := ftRandom(t, 8<<20)
 		f := p.recv.Add(p.id, 0, content, nil)
 		f.FailAfter(1 << 20)
 		err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource(content), nil)
@@ -135,8 +133,8 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("sender cancel propagates", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
-		content := randomBytes(t, 4<<20)
+		p := ftStart(t, newEnds, AcceptAll{})
+		content := ftRandom(t, 4<<20)
 		f := p.recv.Add(p.id, 0, content, nil)
 		src := NewMemorySource(content)
 		release := src.GateAfter(1 << 20)
@@ -153,18 +151,18 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Send = %v, want context.Canceled", err)
 			}
-		case <-time.After(waitFor):
+		case <-time.After(ftWait):
 			t.Fatal("Send did not return after cancel")
 		}
 	})
 
 	t.Run("several files at once", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
+		p := ftStart(t, newEnds, AcceptAll{})
 		const n = 3
 		contents := make([][]byte, n)
 		files := make([]*RecordingFile, n)
 		for i := range n {
-			contents[i] = randomBytes(t, 1<<20+i)
+			contents[i] = ftRandom(t, 1<<20+i)
 			files[i] = p.recv.Add(p.id, i, contents[i], nil)
 		}
 		errs := make(chan error, n)
@@ -187,11 +185,11 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("receiver key mismatch refused", func(t *testing.T) {
-		p := start(t, newEnds, AcceptAll{})
+		p := ftStart(t, newEnds, AcceptAll{})
 		content := []byte("secret")
 		p.recv.Add(p.id, 0, content, nil)
 		impostor := p.ends.ReceiverPeer
-		impostor.Identity = newIdentity(t, impostor.Identity.Name())
+		impostor.Identity = ftIdentity(t, impostor.Identity.Name())
 		err := p.ends.Sender.Send(p.ctx, impostor, p.id, 0, NewMemorySource(content), nil)
 		var kc *domain.KeyChangedError
 		if !errors.As(err, &kc) {
@@ -203,7 +201,7 @@ func TestFileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("sender refused by the receiver's verifier", func(t *testing.T) {
-		p := start(t, newEnds, RefuseAll{})
+		p := ftStart(t, newEnds, RefuseAll{})
 		content := []byte("unwelcome")
 		p.recv.Add(p.id, 0, content, nil)
 		err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource(content), nil)
@@ -226,18 +224,18 @@ type RefuseAll struct{}
 
 func (RefuseAll) VerifyPeer(context.Context, domain.Identity) error { return domain.ErrUnknownPeer }
 
-type pair struct {
+type ftPair struct {
 	ends FileTransportEnds
 	recv *RecordingReceiver
 	id   domain.TransferID
 	ctx  context.Context
 }
 
-// start builds a pair and serves its receiver until the test ends.
-func start(t *testing.T, newEnds FileTransportFactory, v ports.PeerVerifier) pair {
+// ftStart builds a pair and serves its receiver until the test ends.
+func ftStart(t *testing.T, newEnds FileTransportFactory, v ports.PeerVerifier) ftPair {
 	t.Helper()
 	ends := newEnds(t, v)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*ftWait)
 	recv := NewRecordingReceiver(ends.SenderIdentity)
 	served := make(chan error, 1)
 	go func() { served <- ends.Receiver.Serve(ctx, recv) }()
@@ -248,14 +246,14 @@ func start(t *testing.T, newEnds FileTransportFactory, v ports.PeerVerifier) pai
 			if err != nil {
 				t.Errorf("Serve returned %v after cancel, want nil", err)
 			}
-		case <-time.After(waitFor):
+		case <-time.After(ftWait):
 			t.Error("Serve did not return after its context was cancelled")
 		}
 	})
-	return pair{ends: ends, recv: recv, id: domain.NewTransferID(), ctx: ctx}
+	return ftPair{ends: ends, recv: recv, id: domain.NewTransferID(), ctx: ctx}
 }
 
-func newIdentity(t *testing.T, name domain.Username) domain.Identity {
+func ftIdentity(t *testing.T, name domain.Username) domain.Identity {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -268,7 +266,7 @@ func newIdentity(t *testing.T, name domain.Username) domain.Identity {
 	return id
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func ftRandom(t *testing.T, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -277,20 +275,20 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-// progressLog records progress calls.
-type progressLog struct {
+// ftProgress records progress calls.
+type ftProgress struct {
 	mu    sync.Mutex
 	calls []int64
 }
 
-func (p *progressLog) record(done int64) {
+func (p *ftProgress) record(done int64) {
 	p.mu.Lock()
 	p.calls = append(p.calls, done)
 	p.mu.Unlock()
 }
 
 // check: never decreasing, within first..size, ending at size.
-func (p *progressLog) check(t *testing.T, first, size int64) {
+func (p *ftProgress) check(t *testing.T, first, size int64) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -350,18 +348,18 @@ func (s *MemorySource) Close() error { return nil }
 type RecordingReceiver struct {
 	from  domain.Identity
 	mu    sync.Mutex
-	files map[fileKey]*RecordingFile
+	files map[ftKey]*RecordingFile
 	calls int
 }
 
-type fileKey struct {
+type ftKey struct {
 	id    domain.TransferID
 	index int
 }
 
 // NewRecordingReceiver accepts files only from the identity from.
 func NewRecordingReceiver(from domain.Identity) *RecordingReceiver {
-	return &RecordingReceiver{from: from, files: make(map[fileKey]*RecordingFile)}
+	return &RecordingReceiver{from: from, files: make(map[ftKey]*RecordingFile)}
 }
 
 // Add expects file index of transfer id with the given whole content (its
@@ -374,7 +372,7 @@ func (r *RecordingReceiver) Add(id domain.TransferID, index int, content, prefix
 		finished: make(chan struct{}),
 	}
 	r.mu.Lock()
-	r.files[fileKey{id, index}] = f
+	r.files[ftKey{id, index}] = f
 	r.mu.Unlock()
 	return f
 }
@@ -393,7 +391,7 @@ func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id
 	if !r.from.SameKey(from.PublicKey()) {
 		return nil, errors.New("transfer from another peer")
 	}
-	f := r.files[fileKey{id, index}]
+	f := r.files[ftKey{id, index}]
 	if f == nil {
 		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
 	}
@@ -479,7 +477,7 @@ func (f *RecordingFile) waitFirstWrite(t *testing.T) {
 	t.Helper()
 	select {
 	case <-f.first:
-	case <-time.After(waitFor):
+	case <-time.After(ftWait):
 		t.Fatal("no byte arrived")
 	}
 }
@@ -490,7 +488,7 @@ func (f *RecordingFile) mustFinish(t *testing.T, ok bool) {
 	t.Helper()
 	select {
 	case <-f.finished:
-	case <-time.After(waitFor):
+	case <-time.After(ftWait):
 		t.Fatal("Finish was not called")
 	}
 	f.mu.Lock()

@@ -1,0 +1,234 @@
+// Package diskfile is a ports.FileReceiver that writes part files in one
+// folder, hashing as it writes, for the transport's tests and benchmark. It
+// stands in for the use-case and downloads adapter: it trusts the names it
+// is given and must not be used for files from real peers.
+package diskfile
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// ErrCancelled is what Write returns after Cancel.
+var ErrCancelled = errors.New("cancelled by the receiver")
+
+// Receiver accepts the files registered with Expect.
+type Receiver struct {
+	dir string
+	// Discard skips writing (hashing only), to measure memory without a
+	// disk that big.
+	Discard bool
+
+	mu    sync.Mutex
+	files map[key]*Expected
+}
+
+type key struct {
+	id    domain.TransferID
+	index int
+}
+
+// New receives into dir.
+func New(dir string) *Receiver { return &Receiver{dir: dir, files: make(map[key]*Expected)} }
+
+// Expected is one file the receiver waits for, and what happened to it.
+type Expected struct {
+	Name string
+	Hash [32]byte
+
+	mu        sync.Mutex
+	onWrite   func(size int64)
+	sessions  []Session
+	cancelled bool
+	finished  chan struct{}
+}
+
+// Session is one stream's use of the file.
+type Session struct {
+	Offset    int64 // part size when the stream began
+	Restarted bool
+	Written   int64
+	FinishErr error // the error Finish was given
+	Result    error // what Finish returned
+	Finished  bool
+}
+
+// Expect registers a file; the returned value reports on it.
+func (r *Receiver) Expect(id domain.TransferID, index int, name string, sum [32]byte) *Expected {
+	e := &Expected{Name: name, Hash: sum, finished: make(chan struct{}, 64)}
+	r.mu.Lock()
+	r.files[key{id, index}] = e
+	r.mu.Unlock()
+	return e
+}
+
+// OnWrite sets a function called after every write with the part's size
+// (it may block to hold the stream).
+func (e *Expected) OnWrite(fn func(size int64)) { e.mu.Lock(); e.onWrite = fn; e.mu.Unlock() }
+
+// Cancel makes the current and later writes fail.
+func (e *Expected) Cancel() { e.mu.Lock(); e.cancelled = true; e.mu.Unlock() }
+
+// Sessions returns a copy of the sessions so far.
+func (e *Expected) Sessions() []Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]Session(nil), e.sessions...)
+}
+
+// Finished delivers one value per Finish call.
+func (e *Expected) Finished() <-chan struct{} { return e.finished }
+
+// Path is where the file lands after a verified Finish.
+func (r *Receiver) Path(e *Expected) string { return filepath.Join(r.dir, e.Name) }
+
+// PartPath is the part file.
+func (r *Receiver) PartPath(e *Expected) string { return filepath.Join(r.dir, e.Name+".part") }
+
+// Incoming opens (or resumes) the part file.
+func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+	r.mu.Lock()
+	e := r.files[key{id, index}]
+	r.mu.Unlock()
+	if e == nil {
+		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
+	}
+	f := &file{r: r, e: e, h: sha256.New()}
+	if !r.Discard {
+		var err error
+		f.f, err = os.OpenFile(r.PartPath(e), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		n, err := io.Copy(f.h, f.f) // leaves the offset at the end
+		if err != nil {
+			_ = f.f.Close()
+			return nil, err
+		}
+		f.size = n
+	}
+	f.h.Sum(f.prefix[:0])
+	e.mu.Lock()
+	f.session = len(e.sessions)
+	e.sessions = append(e.sessions, Session{Offset: f.size})
+	e.mu.Unlock()
+	return f, nil
+}
+
+type file struct {
+	r       *Receiver
+	e       *Expected
+	f       *os.File
+	h       hash.Hash
+	size    int64
+	prefix  [32]byte
+	session int
+}
+
+func (f *file) Offset() int64        { return f.size }
+func (f *file) PrefixHash() [32]byte { return f.prefix }
+
+func (f *file) Restart() error {
+	f.h.Reset()
+	f.size = 0
+	f.update(func(s *Session) { s.Restarted = true })
+	if f.f == nil {
+		return nil
+	}
+	if err := f.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.f.Seek(0, io.SeekStart)
+	return err
+}
+
+func (f *file) Write(p []byte) (int, error) {
+	f.e.mu.Lock()
+	cancelled, onWrite := f.e.cancelled, f.e.onWrite
+	f.e.mu.Unlock()
+	if cancelled {
+		return 0, ErrCancelled
+	}
+	if f.f != nil {
+		if _, err := f.f.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	f.h.Write(p)
+	f.size += int64(len(p))
+	f.update(func(s *Session) { s.Written += int64(len(p)) })
+	if onWrite != nil {
+		onWrite(f.size)
+	}
+	return len(p), nil
+}
+
+func (f *file) Finish(ferr error) (err error) {
+	defer func() {
+		f.update(func(s *Session) { s.FinishErr, s.Result, s.Finished = ferr, err, true })
+		f.e.finished <- struct{}{}
+	}()
+	var closeErr error
+	if f.f != nil {
+		if ferr == nil {
+			closeErr = f.f.Sync()
+		}
+		if cerr := f.f.Close(); closeErr == nil {
+			closeErr = cerr
+		}
+	}
+	if ferr != nil {
+		return nil // the part stays for a resume
+	}
+	if closeErr != nil {
+		return closeErr
+	}
+	var sum [32]byte
+	f.h.Sum(sum[:0])
+	if sum != f.e.Hash {
+		return ports.ErrIntegrity
+	}
+	if f.f == nil {
+		return nil
+	}
+	return os.Rename(f.r.PartPath(f.e), f.r.Path(f.e))
+}
+
+func (f *file) update(fn func(*Session)) {
+	f.e.mu.Lock()
+	fn(&f.e.sessions[f.session])
+	f.e.mu.Unlock()
+}
+
+// Source is a ports.FileSource over an open file.
+type Source struct {
+	*os.File
+	size int64
+}
+
+// Open opens path as a FileSource.
+func Open(path string) (*Source, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return &Source{File: f, size: st.Size()}, nil
+}
+
+// Size is the file's size when it was opened.
+func (s *Source) Size() int64 { return s.size }

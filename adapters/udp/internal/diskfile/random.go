@@ -1,0 +1,55 @@
+package diskfile
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+)
+
+// WriteRandom writes size pseudo-random bytes (ChaCha8 from seed) to path
+// and returns their SHA-256.
+func WriteRandom(path string, size int64, seed uint64) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Create(path)
+	if err != nil {
+		return sum, err
+	}
+	var s [32]byte
+	binary.LittleEndian.PutUint64(s[:], seed)
+	rng := rand.NewChaCha8(s)
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	if _, err := io.CopyN(w, rng, size); err != nil {
+		_ = f.Close()
+		return sum, fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		_ = f.Close()
+		return sum, err
+	}
+	if err := f.Close(); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// HashFile returns the SHA-256 of a file.
+func HashFile(path string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}

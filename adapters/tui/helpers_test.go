@@ -11,7 +11,7 @@ import (
 	"github.com/chatx/chatx/adapters/tui"
 )
 
-const waitTimeout = 10 * time.Second
+const waitTimeout = 30 * time.Second
 
 // session is a UI running on a simulation screen.
 type session struct {

@@ -98,6 +98,8 @@ type UI struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 	workers  sync.WaitGroup
+	spawnMu  sync.Mutex
+	stopping bool // guarded by spawnMu
 	started  atomic.Bool
 	runDone  chan struct{} // closed when Run has returned (or will never run)
 	// events is the client's event stream, subscribed in New and ended by
@@ -271,6 +273,9 @@ func (u *UI) Run(ctx context.Context) error {
 	// Shut down in an order that never waits on a stopped tview loop: first the
 	// workers and the funnel (the loop still answers their queued updates),
 	// then the loop itself.
+	u.spawnMu.Lock()
+	u.stopping = true // no worker starts after this, so Wait below is final
+	u.spawnMu.Unlock()
 	close(u.closing)
 	cancel()
 	<-funnelDone
@@ -330,7 +335,9 @@ func (u *UI) post(f func()) {
 // its result to the UI goroutine through the funnel. Called on the UI
 // goroutine only.
 func (u *UI) spawn(what string, call func(ctx context.Context) (func(), error)) {
-	if u.ctx == nil || u.ctx.Err() != nil {
+	u.spawnMu.Lock()
+	defer u.spawnMu.Unlock()
+	if u.stopping || u.ctx == nil {
 		return
 	}
 	u.workers.Add(1)

@@ -378,3 +378,37 @@ func TestLinkRejectsOversizedEnvelope(t *testing.T) {
 		t.Fatalf("2 MiB envelope: %v, want ErrTooLarge", err)
 	}
 }
+
+func TestLinkTriesEndpointsInOrder(t *testing.T) {
+	n := memory.NewNetwork()
+	a, b := host(t, n, "alice", memory.AcceptAll), host(t, n, "bob", memory.AcceptAll)
+	p := b.Peer()
+	p.Endpoints.Link = []string{"mem:nobody-here", "10.0.0.1:5001", b.Addr()}
+	if err := a.Link().Send(context.Background(), p, env("third time lucky")); err != nil {
+		t.Fatal(err)
+	}
+	b.in.waitFor(t, "alice:third time lucky")
+}
+
+func TestHostFaultsApplyToEveryPeer(t *testing.T) {
+	n := memory.NewNetwork()
+	a, b, c := host(t, n, "alice", memory.AcceptAll), host(t, n, "bob", memory.AcceptAll), host(t, n, "carol", memory.AcceptAll)
+	n.SetHostFaults(c.Host, memory.Faults{Drop: 1})
+	for _, from := range []testHost{a, b} {
+		if err := send(t, from, c, "into the void"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := send(t, a, b, "unaffected"); err != nil {
+		t.Fatal(err)
+	}
+	b.in.waitFor(t, "alice:unaffected")
+	n.HealHost(c.Host)
+	if err := send(t, b, c, "healed"); err != nil {
+		t.Fatal(err)
+	}
+	c.in.waitFor(t, "bob:healed")
+	if got := c.in.received(); len(got) != 1 {
+		t.Fatalf("carol, dropping everything, received %v", got)
+	}
+}

@@ -155,3 +155,29 @@ func TestAccountStoreBind(t *testing.T) {
 		t.Fatalf("look-alike with another key: %v, want ErrNameTaken", err)
 	}
 }
+
+// The memory store orders messages of equal SentAt by the order they were
+// stored (the port leaves ties open).
+func TestMessageStoreTiesKeepInsertionOrder(t *testing.T) {
+	ctx := context.Background()
+	s := memory.NewMessageStore()
+	alice, bob := domain.MustUsername("alice"), domain.MustUsername("bob")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		m, _ := domain.NewOutgoingMessage(alice, bob, fmt.Sprint("same time ", i), now)
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, _ := s.History(ctx, bob, time.Time{}, 10)
+	ob, _ := s.Outbox(ctx, bob)
+	found, _ := s.Search(ctx, "same", 10)
+	for i := range 5 {
+		if h[i].Body() != fmt.Sprint("same time ", i) || ob[i].Body() != h[i].Body() {
+			t.Fatalf("history/outbox %d: %q %q", i, h[i].Body(), ob[i].Body())
+		}
+		if found[i].Body() != fmt.Sprint("same time ", 4-i) {
+			t.Fatalf("search %d (newest first): %q", i, found[i].Body())
+		}
+	}
+}

@@ -458,3 +458,39 @@ func TestMaxLinks(t *testing.T) {
 		t.Fatalf("bob got %q", got[0].Env.Body)
 	}
 }
+
+// The same frames, written to a live link one byte per TLS record, then split
+// at every offset of one frame, then all in one write: the link reassembles them.
+func TestFramesCutAnyWayOverTheSocket(t *testing.T) {
+	b := startEnd(t, "bob", acceptAll, tcp.Config{})
+	c, err := dialRaw(t, b, newIdentity(t, "carol"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.hello(t); f.Type != tcp.FrameHello {
+		t.Fatalf("hello reply type %#x", byte(f.Type))
+	}
+	want := contract.LinkSampleEnvelopes()
+	whole := stream(t, want)
+	for i := range whole { // dripped
+		c.write(t, whole[i:i+1])
+	}
+	one, err := tcp.EncodeEnvelope(want[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(one); i++ { // split at every byte
+		c.write(t, one[:i])
+		c.write(t, one[i:])
+	}
+	c.write(t, whole) // coalesced
+	got := b.rec.WaitN(t, 2*len(want)+len(one)-1)
+	check := func(at int, w ports.Envelope) { contract.LinkSameEnvelope(t, got[at].Env, w) }
+	for i, w := range want {
+		check(i, w)
+		check(len(want)+len(one)-1+i, w)
+	}
+	for i := range len(one) - 1 {
+		check(len(want)+i, want[0])
+	}
+}

@@ -88,7 +88,7 @@ func (a *AcceptTransfer) Handle(ctx context.Context, in AcceptTransferInput) err
 func (a *AcceptTransfer) tellSender(ctx context.Context, t domain.Transfer) error {
 	peer, err := a.verify.PeerForSend(ctx, t.Peer())
 	if err == nil {
-		err = a.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindAccept, TransferID: t.ID()})
+		err = sendEnvelope(ctx, a.link, peer, ports.Envelope{Kind: ports.KindAccept, TransferID: t.ID()})
 	}
 	if err != nil {
 		return fmt.Errorf("accepted transfer %s, telling %s failed (will retry when online): %w", t.ID().Short(), t.Peer(), err)

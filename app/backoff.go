@@ -1,9 +1,13 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 // Backoff is how long retries wait: Min first, doubling to Max, each wait
@@ -43,5 +47,16 @@ func jitter(d time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// errNotNil names the first nil port given to a constructor.
+// errNilPort names the nil port a constructor was given.
 func errNilPort(name string) error { return errors.New("app: nil " + name) }
+
+// envelopeTimeout bounds one write to a peer's link, so that a peer that
+// stops reading cannot hold a flusher or an answer forever.
+const envelopeTimeout = 15 * time.Second
+
+// sendEnvelope writes env to peer within envelopeTimeout.
+func sendEnvelope(ctx context.Context, link ports.MessageLink, peer domain.Peer, env ports.Envelope) error {
+	ctx, cancel := context.WithTimeout(ctx, envelopeTimeout)
+	defer cancel()
+	return link.Send(ctx, peer, env)
+}

@@ -72,7 +72,7 @@ func (c *CancelTransfer) tellPeer(ctx context.Context, t domain.Transfer, reason
 	}
 	peer, err := c.verify.PeerForSend(ctx, t.Peer())
 	if err == nil {
-		err = c.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindCancel, TransferID: t.ID(), Reason: reason})
+		err = sendEnvelope(ctx, c.link, peer, ports.Envelope{Kind: ports.KindCancel, TransferID: t.ID(), Reason: reason})
 	}
 	if err != nil {
 		slog.Info("cancel not delivered", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)

@@ -334,7 +334,7 @@ func (c *Client) Typing(ctx context.Context, to domain.Username) error {
 	if err != nil {
 		return err
 	}
-	return c.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindTyping})
+	return sendEnvelope(ctx, c.link, peer, ports.Envelope{Kind: ports.KindTyping})
 }
 
 // MarkRead sends read receipts for what the peer wrote since the last time.

@@ -66,7 +66,7 @@ func (d *DeclineTransfer) tellSender(ctx context.Context, t domain.Transfer, rea
 	}
 	peer, err := d.verify.PeerForSend(ctx, t.Peer())
 	if err == nil {
-		err = d.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindDecline, TransferID: t.ID(), Reason: reason})
+		err = sendEnvelope(ctx, d.link, peer, ports.Envelope{Kind: ports.KindDecline, TransferID: t.ID(), Reason: reason})
 	}
 	if err != nil {
 		slog.Info("decline not delivered", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)

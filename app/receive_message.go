@@ -164,7 +164,7 @@ func (r *ReceiveMessage) Run(ctx context.Context) {
 				slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
 				continue
 			}
-			if err := r.link.Send(ctx, peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {
+			if err := sendEnvelope(ctx, r.link, peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {
 				slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
 			}
 		}

@@ -251,7 +251,7 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 		s.awaiting[m.ID()] = awaitingAck{peer: q.name, at: now}
 		s.mu.Unlock()
 		env := ports.Envelope{Kind: ports.KindChat, MessageID: m.ID(), SentAt: m.SentAt(), Body: m.Body()}
-		if err := s.link.Send(ctx, peer, env); err != nil {
+		if err := sendEnvelope(ctx, s.link, peer, env); err != nil {
 			if errors.As(err, &kc) {
 				s.verify.recordKeyChange(ctx, q.name)
 				return true

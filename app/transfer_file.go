@@ -156,7 +156,7 @@ func (h *TransferFile) sendOffer(ctx context.Context, t domain.Transfer) error {
 	if err != nil {
 		return err
 	}
-	return h.link.Send(ctx, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()})
+	return sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()})
 }
 
 // Accepted takes the receiver's KindAccept and starts streaming.

@@ -11,6 +11,7 @@ import (
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
+	"github.com/chatx/chatx/ports/contract"
 )
 
 const ttl = 30 * time.Second // the registry's session lifetime on its fake clock
@@ -256,4 +257,11 @@ func TestDirectoryRenewsAsSoonAsTheNetworkReturns(t *testing.T) {
 	wb.next("alice offline", presence("alice", false))
 	n.HealHost(a.Host)
 	wb.next("alice online after the network returned", presence("alice", true))
+}
+
+func TestDirectoryContract(t *testing.T) {
+	contract.Directory(t, func(t *testing.T) contract.DirectoryFactory {
+		reg, _ := registry(t)
+		return func(t *testing.T) ports.Directory { return directory(t, reg, nil) }
+	})
 }

@@ -234,6 +234,10 @@ func (c *peerConn) deliver(s *slot, env ports.Envelope) bool {
 		return false
 	}
 	s.deliverMu.Lock()
+	if c.ctx.Err() != nil { // closed or replaced: a newer link's envelopes may already be delivered
+		s.deliverMu.Unlock()
+		return false
+	}
 	err := h.HandleEnvelope(hctx, c.peer, env)
 	s.deliverMu.Unlock()
 	if err != nil {

@@ -339,7 +339,9 @@ func (l *Link) installLocked(s *slot, c *peerConn) (bool, byte) {
 	go c.readLoop()
 	go c.writeLoop()
 	if old != nil {
-		// close takes l.mu, which the caller holds
+		// Cancel now, so that old's reader delivers nothing more once c's
+		// reader may start; close takes l.mu, which the caller holds.
+		old.cancel()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()

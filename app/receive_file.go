@@ -155,7 +155,7 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 		part.Close()
 		return nil, err
 	}
-	if _, err := r.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error { return startAt(t, base+f.written, now) }); err != nil {
+	if _, err := r.book.updateQuietly(ctx, id, func(t *domain.Transfer, now time.Time) error { return startAt(t, base+f.written, now) }); err != nil {
 		part.Close()
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (f *incomingFile) Restart() error {
 	f.hash.Reset()
 	f.offset, f.written = 0, 0
 	f.ticker.set(f.base)
-	_, err := f.r.book.update(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })
+	_, err := f.r.book.updateQuietly(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })
 	return err
 }
 
@@ -307,7 +307,7 @@ func (f *incomingFile) Finish(streamErr error) error {
 		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Interrupt(now) })
 		return fmt.Errorf("commit %s of transfer %s: %w", f.entry.Path, f.id.Short(), err)
 	}
-	_, err = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
+	_, err = book.updateQuietly(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
 		if f.last {
 			return t.Complete(now)
 		}

@@ -54,19 +54,33 @@ func (b *transferBook) get(ctx context.Context, id domain.TransferID) (domain.Tr
 // update loads a transfer, lets change move it and stores and announces the
 // result. change sees the time to use; an error from it stores nothing.
 func (b *transferBook) update(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
+	return b.apply(ctx, id, change, false)
+}
+
+// updateQuietly is update for bookkeeping between progress ticks: a change
+// that leaves the transfer in progress is stored but not announced (the
+// progress ticker announces it, at most every progressEvery).
+func (b *transferBook) updateQuietly(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
+	return b.apply(ctx, id, change, true)
+}
+
+func (b *transferBook) apply(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error, quiet bool) (domain.Transfer, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.store.Get(ctx, id)
 	if err != nil {
 		return domain.Transfer{}, fmt.Errorf("transfer %s: %w", id.Short(), err)
 	}
+	before := t.State()
 	if err := change(&t, b.clock.Now()); err != nil {
 		return t, err
 	}
 	if err := b.store.Save(context.WithoutCancel(ctx), t); err != nil {
 		return t, fmt.Errorf("store transfer %s: %w", id.Short(), err)
 	}
-	b.events.Publish(ports.TransferEvent{Transfer: t})
+	if !quiet || before != domain.TransferInProgress || t.State() != domain.TransferInProgress {
+		b.events.Publish(ports.TransferEvent{Transfer: t})
+	}
 	return t, nil
 }
 

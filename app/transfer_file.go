@@ -361,7 +361,7 @@ func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer, sent ma
 		base += m.Files[first].Size
 		first++
 	}
-	if _, err := h.book.update(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
+	if _, err := h.book.updateQuietly(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
 		return err
 	}
 	report := func(ctx context.Context, done int64) {
@@ -378,7 +378,8 @@ func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer, sent ma
 		}
 		base += m.Files[i].Size
 		ticker.set(base)
-		report(ctx, base) // so that a restart does not send this file again
+		// Stored now so that a restart does not send this file again.
+		_, _ = h.book.updateQuietly(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return t.Progress(base, now) })
 	}
 	_, err = h.book.update(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error {
 		if err := t.Verify(now); err != nil {

@@ -39,7 +39,7 @@ func reportRate(b *testing.B, s *storage.Store, what string) {
 }
 
 // concurrencies are the numbers of callers the parallel benchmarks run.
-var concurrencies = []int{1, 16, 256, 1024}
+var concurrencies = []int{1, 16, 256, 1024, 4096}
 
 // runConcurrent calls op(i) for i in [0, b.N) from c goroutines.
 func runConcurrent(b *testing.B, c int, op func(i int) error) {
@@ -138,7 +138,7 @@ func BenchmarkSetState(b *testing.B) {
 // (in its own profile), the sender records the delivery. Its msgs/s is the
 // ceiling persistence puts on a link.
 func BenchmarkMessageLifecycle(b *testing.B) {
-	for _, c := range []int{16, 256, 1024} {
+	for _, c := range []int{16, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("in-flight-%d", c), func(b *testing.B) {
 			ctx, sender, receiver := ctxFor(b), benchStore(b), benchStore(b)
 			ms := outgoingBatch(b, b.N, benchBody)

@@ -215,12 +215,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(dir)
 }
 
 func encodeKeyFile(id domain.LocalIdentity, pass Passphrase, kdf KDFParams) ([]byte, error) {

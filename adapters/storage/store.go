@@ -174,6 +174,9 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 	if err := checkPrivate(path + "-wal"); err != nil {
 		return fail(fmt.Errorf("open store: %w", err))
 	}
+	if err := syncDir(dir); err != nil { // the new files' directory entries
+		return fail(fmt.Errorf("open store %s: %w", path, err))
+	}
 	ws, err := prepareWrites(ctx, conn)
 	if err != nil {
 		return fail(fmt.Errorf("open store %s: %w", path, err))
@@ -217,6 +220,18 @@ func (s *Store) indexNewMessages(ctx context.Context) error {
 		return fmt.Errorf("index new messages: %w", err)
 	}
 	s.indexDirty = false
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
 	return nil
 }
 

@@ -130,14 +130,14 @@ func (w *writer) do(ctx context.Context, fn writeFn) error {
 }
 
 // close stops accepting writes, lets the writer commit and sync what is
-// queued, and waits for both goroutines to return.
+// queued, and waits for both goroutines to return. It must be called once.
 func (w *writer) close() {
+	// Unblock the callers waiting on a full queue first: they hold mu for
+	// reading. Store.Close calls this once.
+	close(w.closing)
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.closing)
-		close(w.q)
-	}
+	w.closed = true
+	close(w.q)
 	w.mu.Unlock()
 	<-w.stopped
 }

@@ -261,13 +261,16 @@ func (s *Server) writeLoop() {
 // write queues one JSON value as a line. It drops the line when the writer
 // has stopped (the output is broken).
 func (s *Server) write(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<3" stays "<3" for people reading the stream
+	if err := enc.Encode(v); err != nil {
 		s.logger.Error("encode response", "err", err)
-		b, _ = json.Marshal(errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+		buf.Reset()
+		_ = enc.Encode(errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
 			Error: &rpcError{Code: CodeInternalError, Message: "cannot encode the response"}})
 	}
-	s.writeRaw(append(b, '\n'))
+	s.writeRaw(buf.Bytes()) // Encode ends the value with '\n'
 }
 
 func (s *Server) writeRaw(b []byte) {

@@ -83,6 +83,9 @@ func TestSend(t *testing.T) {
 	if calls := f.Calls(); len(calls) != 1 || calls[0] != "Send bob hi [red]there\x1b" {
 		t.Errorf("calls = %q", calls)
 	}
+	if l := h.call("send", map[string]any{"to": "bob", "text": "<3 & >"}); !strings.Contains(string(l.Raw), `"text":"<3 & >"`) {
+		t.Errorf("text is escaped beyond JSON's needs: %s", l.Raw)
+	}
 }
 
 func TestErrorCodes(t *testing.T) {

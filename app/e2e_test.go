@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -621,5 +623,62 @@ func TestE2ETransferResumesAfterTheSenderRestarts(t *testing.T) {
 	got, ok := bob.downloads.File("talk.mp4")
 	if !ok || !bytes.Equal(got, video) {
 		t.Fatalf("bob's talk.mp4: present %v, %d bytes, equal %v", ok, len(got), bytes.Equal(got, video))
+	}
+}
+
+// appGoroutines lists the stacks of goroutines running client code of this
+// package (the registry's and the tests' own are left out).
+func appGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "chatx/app.") && !strings.Contains(g, "app.(*Registry)") && !strings.Contains(g, "app_test.") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func TestE2EAStoppedClientLeavesNoGoroutine(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	if _, err := alice.client.Send(ctx, bob.me.Name(), "hello"); err != nil {
+		t.Fatal(err)
+	}
+	alice.local.Put("/f.bin", randomBytes(t, 300<<10))
+	tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/f.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+	if err := bob.client.AcceptTransfer(ctx, tr.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitTransfer(t, bob, inState(tr.ID(), domain.TransferCompleted))
+	eventually(t, "the message delivered", func() bool { return delivered(t, alice, bob) == 1 })
+	// A transfer still waiting for a peer keeps a goroutine until the stop.
+	if _, err := alice.client.SendFile(ctx, bob.me.Name(), "/f.bin"); err != nil {
+		t.Fatal(err)
+	}
+	if len(appGoroutines()) == 0 {
+		t.Fatal("no client goroutine seen while the clients run: the check below would be blind")
+	}
+	alice.stop()
+	bob.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := appGoroutines()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines of the client still run after Run returned:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -485,3 +485,94 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("SaveOutgoing with a cancelled context: %v", err)
 	}
 }
+
+func TestSetStateMoves(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	tests := []struct {
+		path    []domain.MessageState // moves made first, all allowed
+		next    domain.MessageState
+		allowed bool
+	}{
+		{nil, domain.MessageQueued, true}, // same state: a no-op
+		{nil, domain.MessageDelivered, true},
+		{[]domain.MessageState{domain.MessageDelivered}, domain.MessageSent, false},
+		{[]domain.MessageState{domain.MessageDelivered}, domain.MessageQueued, false},
+		{[]domain.MessageState{domain.MessageDelivered}, domain.MessageDelivered, true},
+		{[]domain.MessageState{domain.MessageSent}, domain.MessageQueued, true},
+		{[]domain.MessageState{domain.MessageFailed}, domain.MessageQueued, true},
+		{[]domain.MessageState{domain.MessageFailed}, domain.MessageSent, false},
+		{[]domain.MessageState{domain.MessageRead}, domain.MessageFailed, false},
+	}
+	for i, tc := range tests {
+		m := out(t, bob, fmt.Sprint("case ", i), t0)
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		want := domain.MessageQueued
+		for _, st := range tc.path {
+			if _, err := s.SetState(ctx, m.ID(), st); err != nil {
+				t.Fatalf("case %d: SetState(%s): %v", i, st, err)
+			}
+			want = st
+		}
+		got, err := s.SetState(ctx, m.ID(), tc.next)
+		if tc.allowed {
+			if err != nil || got.State() != tc.next || got.ID() != m.ID() {
+				t.Fatalf("case %d: %s → %s: %v %v", i, want, tc.next, got.State(), err)
+			}
+			want = tc.next
+		} else if !errors.Is(err, domain.ErrInvalidTransition) {
+			t.Fatalf("case %d: %s → %s: %v, want ErrInvalidTransition", i, want, tc.next, err)
+		}
+		h, err := s.History(ctx, bob, time.Time{}, 1)
+		if err != nil || len(h) != 1 || h[0].ID() != m.ID() || h[0].State() != want {
+			t.Fatalf("case %d: stored %v (%v), want %s", i, h, err, want)
+		}
+	}
+	if _, err := s.SetState(ctx, in(t, bob, "theirs", t0).ID(), domain.MessageRead); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("SetState of an unknown ID: %v", err)
+	}
+}
+
+func TestSetStateRefusesIncoming(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	m := in(t, bob, "theirs", t0)
+	if _, err := s.SaveIncoming(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetState(ctx, m.ID(), domain.MessageRead); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("SetState of an incoming message: %v, want ErrNotFound (only ours move)", err)
+	}
+}
+
+func TestLargeManifestRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	ts := storage.NewTransfers(openStore(t, t.TempDir()))
+	files := make([]domain.FileEntry, domain.MaxTransferFiles)
+	for i := range files {
+		files[i] = domain.FileEntry{Path: fmt.Sprintf("dir/f%05d.txt", i), Size: int64(i), Hash: sha256.Sum256([]byte(fmt.Sprint(i)))}
+	}
+	man, err := domain.NewManifest("dir", files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := domain.NewTransfer(domain.NewTransferID(), carol, domain.Incoming, man, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Save(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ts.Get(ctx, tr.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Manifest().Files, files) || got.Total() != tr.Total() || !got.Manifest().IsFolder() {
+		t.Fatal("manifest of 10,000 files changed in the store")
+	}
+}

@@ -34,6 +34,11 @@ type Downloads struct {
 	root   *os.Root
 	dir    string
 	logger *slog.Logger
+
+	// The ways to rename without replacing, best first; tests switch the
+	// better ones off to exercise the fallbacks.
+	noReplace func(root *os.Root, oldName, newName string) error
+	link      func(root *os.Root, oldName, newName string) error
 }
 
 var _ ports.Downloads = (*Downloads)(nil)
@@ -54,7 +59,8 @@ func NewDownloads(dir DownloadDir, logger *slog.Logger) (*Downloads, func(), err
 	if err != nil {
 		return nil, nil, fmt.Errorf("open downloads folder %s: %w", dir, err)
 	}
-	d := &Downloads{root: root, dir: string(dir), logger: logger}
+	d := &Downloads{root: root, dir: string(dir), logger: logger, noReplace: renameat2NoReplace,
+		link: func(r *os.Root, o, n string) error { return r.Link(o, n) }}
 	return d, func() { d.Close() }, nil
 }
 
@@ -265,11 +271,11 @@ func copyName(rel string, n int) string {
 // followed by removing old, else an O_EXCL placeholder that claims the name
 // before a rename over it.
 func (d *Downloads) renameNoReplace(oldName, newName string) error {
-	err := renameat2NoReplace(d.root, oldName, newName)
+	err := d.noReplace(d.root, oldName, newName)
 	if !errors.Is(err, errNoReplaceUnsupported) {
 		return err
 	}
-	if err := d.root.Link(oldName, newName); err == nil {
+	if err := d.link(d.root, oldName, newName); err == nil {
 		if err := d.root.Remove(oldName); err != nil {
 			d.logger.Warn("remove part after link", "err", err)
 		}

@@ -264,10 +264,34 @@ func TestPlantedSymlinksCannotLeadOut(t *testing.T) {
 	}
 }
 
+// commitModes are the ways Commit can rename without replacing: renameat2,
+// hard link, O_EXCL placeholder.
+var commitModes = []struct {
+	name  string
+	level int
+}{{"renameat2", 0}, {"link", 1}, {"placeholder", 2}}
+
+func newDownloadsMode(t *testing.T, dir string, level int) *files.Downloads {
+	d := newDownloads(t, dir)
+	if level > 0 {
+		files.UseFallbacks(d, level)
+	}
+	return d
+}
+
 func TestCommitNeverOverwrites(t *testing.T) {
 	t.Parallel()
+	for _, mode := range commitModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testCommitNeverOverwrites(t, mode.level)
+		})
+	}
+}
+
+func testCommitNeverOverwrites(t *testing.T, level int) {
 	dir := t.TempDir()
-	d := newDownloads(t, dir)
+	d := newDownloadsMode(t, dir, level)
 	writeFile(t, filepath.Join(dir, "notes.txt"), "original")
 	writeFile(t, filepath.Join(dir, "notes (1).txt"), "first copy")
 	if err := os.Mkdir(filepath.Join(dir, "notes (2).txt"), 0o700); err != nil {
@@ -295,8 +319,17 @@ func TestCommitNeverOverwrites(t *testing.T) {
 
 func TestConcurrentCommitsGetDistinctNames(t *testing.T) {
 	t.Parallel()
+	for _, mode := range commitModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testConcurrentCommits(t, mode.level)
+		})
+	}
+}
+
+func testConcurrentCommits(t *testing.T, level int) {
 	dir := t.TempDir()
-	d := newDownloads(t, dir)
+	d := newDownloadsMode(t, dir, level)
 	const n = 16
 	parts := make([]interface {
 		Write([]byte) (int, error)

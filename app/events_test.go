@@ -70,7 +70,9 @@ func TestBusSlowSubscriberLosesTicksNotMessages(t *testing.T) {
 func TestBusKeepsOrderAndClosesOnCancel(t *testing.T) {
 	bus := app.NewBus()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, b := bus.Subscribe(ctx), bus.Subscribe(context.Background())
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	a, b := bus.Subscribe(ctx), bus.Subscribe(ctxB)
 	for i := range 100 {
 		bus.Publish(ports.MessageStateEvent{State: domain.MessageState(i)})
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -264,38 +265,72 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 		}
 	}
 
-	buf := make([]byte, t.cfg.BufferSize)
-	done, remaining := start, req.Size-start
+	// Two buffers: while the use-case writes and hashes one, the next one
+	// fills from the stream. Progress reports count written bytes.
+	var written atomic.Int64
+	written.Store(start)
+	free, full := make(chan []byte, 2), make(chan []byte, 2)
+	free <- make([]byte, t.cfg.BufferSize)
+	free <- make([]byte, t.cfg.BufferSize)
+	var writeErr error
+	failed, writerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for b := range full {
+			if writeErr != nil {
+				continue
+			}
+			if _, err := f.Write(b); err != nil {
+				writeErr = err
+				close(failed)
+				continue
+			}
+			written.Add(int64(len(b)))
+			free <- b[:cap(b)]
+		}
+	}()
+	// After stopWriter, no Write runs and writeErr may be read.
+	stopWriter := sync.OnceFunc(func() { close(full); <-writerDone })
+	defer stopWriter()
+	writeFailed := func() receiveResult {
+		return receiveResult{err: fmt.Errorf("write: %w", writeErr), final: int(statusFailed)}
+	}
+
+	remaining := req.Size - start
 	last := time.Now()
 	for {
-		if err := str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
-			return interrupted("set deadline", err)
-		}
-		want := int64(len(buf))
-		if remaining < want {
-			want = remaining
+		var b []byte
+		select {
+		case b = <-free:
+		case <-failed:
+			stopWriter()
+			return writeFailed()
 		}
 		// Once everything arrived, a read must see the end of the stream.
-		n, err := str.Read(buf[:max(want, 1)])
+		want := min(int64(len(b)), remaining)
+		n, err := t.fill(str, b[:max(want, 1)])
 		if int64(n) > remaining {
 			return interrupted("read data", fmt.Errorf("%w: more than %d bytes", errProtocol, req.Size))
 		}
 		if n > 0 {
-			if _, werr := f.Write(buf[:n]); werr != nil {
-				return receiveResult{err: fmt.Errorf("write: %w", werr), final: int(statusFailed)}
-			}
-			done += int64(n)
 			remaining -= int64(n)
-			if now := time.Now(); now.Sub(last) >= progressEvery {
-				last = now
-				if _, err := str.Write(marshalProgress(done)); err != nil {
-					return interrupted("write progress", err)
-				}
+			full <- b[:n]
+		} else {
+			free <- b
+		}
+		if now := time.Now(); now.Sub(last) >= progressEvery {
+			last = now
+			if _, err := str.Write(marshalProgress(written.Load())); err != nil {
+				return interrupted("write progress", err)
 			}
 		}
 		if errors.Is(err, io.EOF) {
 			if remaining != 0 {
-				return interrupted("read data", fmt.Errorf("%w after %d of %d bytes", ErrShortStream, done, req.Size))
+				return interrupted("read data", fmt.Errorf("%w after %d of %d bytes", ErrShortStream, req.Size-remaining, req.Size))
+			}
+			stopWriter()
+			if writeErr != nil {
+				return writeFailed()
 			}
 			return receiveResult{}
 		}
@@ -303,6 +338,27 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 			return interrupted("read data", err)
 		}
 	}
+}
+
+// fill reads until b is full, the stream ends or fails. The stall deadline
+// moves forward at most once a second (setting it costs a lock and a timer).
+func (t *Transport) fill(str *quic.Stream, b []byte) (int, error) {
+	n := 0
+	var set time.Time
+	for n < len(b) {
+		if now := time.Now(); now.Sub(set) >= time.Second {
+			set = now
+			if err := str.SetReadDeadline(now.Add(t.cfg.StallTimeout)); err != nil {
+				return n, err
+			}
+		}
+		k, err := str.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func isTimeout(err error) bool {

@@ -57,6 +57,7 @@ type Server struct {
 	outq    chan []byte
 	outDone chan struct{} // closed when the writer stopped
 	broken  chan struct{} // closed when a write failed
+	quiet   chan struct{} // closed at shutdown: notifications are dropped from then on
 	outErr  error         // set by the writer before broken closes
 
 	autoMu        sync.Mutex
@@ -93,6 +94,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.outq = make(chan []byte, outQueue)
 	s.outDone = make(chan struct{})
 	s.broken = make(chan struct{})
+	s.quiet = make(chan struct{})
 	go s.writeLoop()
 
 	evCtx, stopEvents := context.WithCancel(ctx)
@@ -169,6 +171,7 @@ loop:
 	}
 	handlers.Wait()
 	stopEvents()
+	close(s.quiet) // a pump blocked on a full output must not hold up the shutdown
 	bg.Wait()
 	close(s.outq)
 	<-s.outDone
@@ -260,23 +263,29 @@ func (s *Server) writeLoop() {
 
 // write queues one JSON value as a line. It drops the line when the writer
 // has stopped (the output is broken).
-func (s *Server) write(v any) {
+func (s *Server) write(v any) { s.writeRaw(encode(v, s.logger), nil) }
+
+// encode renders one JSON value as a line.
+func encode(v any, logger *slog.Logger) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // "<3" stays "<3" for people reading the stream
 	if err := enc.Encode(v); err != nil {
-		s.logger.Error("encode response", "err", err)
+		logger.Error("encode response", "err", err)
 		buf.Reset()
 		_ = enc.Encode(errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
 			Error: &rpcError{Code: CodeInternalError, Message: "cannot encode the response"}})
 	}
-	s.writeRaw(buf.Bytes()) // Encode ends the value with '\n'
+	return buf.Bytes() // Encode ends the value with '\n'
 }
 
-func (s *Server) writeRaw(b []byte) {
+// writeRaw queues a line for the writer. It gives up when the writer stopped
+// or, if given, when giveUp is closed.
+func (s *Server) writeRaw(b []byte, giveUp <-chan struct{}) {
 	select {
 	case s.outq <- b:
 	case <-s.outDone:
+	case <-giveUp:
 	}
 }
 
@@ -288,7 +297,7 @@ func (s *Server) writeError(id json.RawMessage, e *rpcError) {
 }
 
 func (s *Server) notify(method string, params any) {
-	s.write(notification{JSONRPC: "2.0", Method: method, Params: params})
+	s.writeRaw(encode(notification{JSONRPC: "2.0", Method: method, Params: params}, s.logger), s.quiet)
 }
 
 // handleLine answers one line: a request, a notification or a batch.

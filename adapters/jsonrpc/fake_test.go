@@ -30,6 +30,7 @@ type fakeClient struct {
 	transfer []domain.Transfer
 	sendHook func(ctx context.Context) // runs inside Send
 	accepted chan domain.TransferID
+	typed    chan domain.Username // every Typing call
 
 	events chan ports.Event
 }
@@ -40,6 +41,7 @@ func newFake() *fakeClient {
 		endpoints: domain.Endpoints{Link: []string{"127.0.0.1:7001"}, File: []string{"127.0.0.1:7002"}},
 		events:    make(chan ports.Event, 64),
 		accepted:  make(chan domain.TransferID, 64),
+		typed:     make(chan domain.Username, 64),
 	}
 }
 
@@ -91,6 +93,10 @@ func (f *fakeClient) Send(ctx context.Context, to domain.Username, text string) 
 
 func (f *fakeClient) Typing(ctx context.Context, to domain.Username) error {
 	f.record("Typing " + to.String())
+	select {
+	case f.typed <- to:
+	default:
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -113,11 +114,9 @@ func TestNullIDAndNotifications(t *testing.T) {
 	h.writeLine(`{"jsonrpc":"2.0","method":"typing","params":{"to":"bob"}}`)
 	h.writeLine(`{"jsonrpc":"2.0","method":"noSuchMethod"}`)
 	h.writeLine(`{"jsonrpc":"2.0","method":"send","params":{"to":"x"}}`)
-	deadline := time.Now().Add(wait)
-	for !contains(f.Calls(), "Typing bob") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if !contains(f.Calls(), "Typing bob") {
+	select {
+	case <-f.typed:
+	case <-time.After(wait):
 		t.Fatalf("notification not run: %q", f.Calls())
 	}
 	h.result("whoami", nil, nil)
@@ -291,6 +290,29 @@ func TestShutdown(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- jsonrpc.NewServer(newFake(), inR, io.Discard, jsonrpc.Options{}, nil).Serve(ctx) }()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Serve after cancel: %v", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("Serve did not return after cancel")
+		}
+	})
+	t.Run("ctx cancel interrupts a read that supports deadlines", func(t *testing.T) {
+		t.Parallel()
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inR.Close()
+		defer inW.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		var out syncBuffer
+		done := make(chan error, 1)
+		go func() { done <- jsonrpc.NewServer(newFake(), inR, &out, jsonrpc.Options{}, nil).Serve(ctx) }()
+		io.WriteString(inW, `{"jsonrpc":"2.0","method":"whoami","id":1}`+"\n")
 		cancel()
 		select {
 		case err := <-done:

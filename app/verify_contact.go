@@ -114,9 +114,10 @@ func (v *VerifyContact) Blocked(ctx context.Context, name domain.Username) error
 	return &domain.KeyChangedError{Name: name, Old: c.Identity.Fingerprint(), New: newID.Fingerprint()}
 }
 
-// lookup finds a peer: the live presence first, the directory second.
+// lookup finds a peer: the live presence first, the directory second (also
+// for a peer the presence last showed offline: it may be a step behind).
 func (v *VerifyContact) lookup(ctx context.Context, name domain.Username) (domain.Peer, error) {
-	if p, ok := v.roster.get(name); ok {
+	if p, ok := v.roster.get(name); ok && p.Online {
 		return p, nil
 	}
 	p, err := v.dir.Lookup(ctx, name)

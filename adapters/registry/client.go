@@ -27,7 +27,7 @@ import (
 const (
 	maxPeerEndpoints = 64
 	maxSSELine       = 64 << 10
-	watchBuffer      = 1024
+	watchBuffer      = 256
 )
 
 // Client is the chat client's directory: it registers with the registry
@@ -189,16 +189,27 @@ func (c *Client) stopSession() {
 	}
 }
 
-// registerOnce runs challenge → sign → register, retrying while busy.
+// registerOnce runs challenge → sign → register, retrying while the
+// registry is busy and a few times after a network error.
 func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) (string, time.Duration, error) {
+	const maxNetRetries = 3
 	backoff := c.cfg.MinBackoff
-	for {
+	for netRetries := 0; ; {
 		token, ttl, err := c.tryRegister(ctx, me, eps)
-		var apiErr *APIError
-		if err == nil || !errors.Is(err, ports.ErrBusy) || !errors.As(err, &apiErr) {
+		if err == nil || ctx.Err() != nil {
 			return token, ttl, err
 		}
-		wait := max(apiErr.RetryAfter, jitter(backoff))
+		var apiErr *APIError
+		wait := jitter(backoff)
+		switch {
+		case errors.As(err, &apiErr) && errors.Is(err, ports.ErrBusy):
+			wait = max(apiErr.RetryAfter, wait)
+		case errors.As(err, &apiErr), netRetries == maxNetRetries:
+			return "", 0, err
+		default:
+			netRetries++
+			c.log.Debug("register: retrying after network error", "err", err)
+		}
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 		select {
 		case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -425,6 +426,9 @@ func TestAccountsSurviveTornLog(t *testing.T) {
 // clientCount is 200 by default and 1,000 with CHATX_LONG=1.
 func clientCount() int {
 	if os.Getenv("CHATX_LONG") != "" {
+		if n, err := strconv.Atoi(os.Getenv("CHATX_LONG")); err == nil && n > 1 {
+			return n
+		}
 		return 1000
 	}
 	return 200
@@ -459,6 +463,10 @@ func TestManyClientsRegisterAndWatch(t *testing.T) {
 	for i := range n {
 		clients[i] = newClient(t, ts.url, "")
 		wg.Go(func() {
+			if err := clients[i].Register(ctx, newLocal(t, fmt.Sprintf("user-%d", i+2000)), domain.Endpoints{}); err != nil {
+				errs <- err
+				return
+			}
 			w, err := clients[i].Watch(ctx)
 			if err != nil {
 				errs <- err
@@ -468,9 +476,6 @@ func TestManyClientsRegisterAndWatch(t *testing.T) {
 				for range w {
 				}
 			}()
-			if err := clients[i].Register(ctx, newLocal(t, fmt.Sprintf("user-%d", i+2000)), domain.Endpoints{}); err != nil {
-				errs <- err
-			}
 		})
 	}
 	wg.Wait()

@@ -37,6 +37,7 @@ type Server struct {
 	fp      string
 	srv     *http.Server
 	metrics *metrics
+	hub     *hub
 
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
@@ -72,6 +73,7 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		ln:          newLimitListener(l, cfg.MaxConns),
 		fp:          Fingerprint(cert.Certificate[0]),
 		metrics:     newMetrics(),
+		hub:         newHub(),
 		challengeRL: newRateLimiter(cfg.ChallengeRate),
 		registerRL:  newRateLimiter(cfg.RegisterRate),
 	}
@@ -119,6 +121,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { s.hub.run(runCtx, s.svc, s.log.Warn) })
 	defer func() { stopRun(); wg.Wait() }()
 
 	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp)
@@ -144,6 +147,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("registry stopped")
 	return nil
 }
+
+// Streams is the number of open presence streams.
+func (s *Server) Streams() int64 { return s.metrics.streams.Load() }
 
 // Close stops at once: listener, connections and streams.
 func (s *Server) Close() error {
@@ -496,7 +502,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	events, err := s.svc.Watch(ctx)
+	sub := s.hub.subscribe()
+	defer s.hub.unsubscribe(sub)
+	// Subscribed before the snapshot: no change falls between the two (a
+	// change may arrive twice, which presence tolerates).
+	snapshot, err := s.svc.Online(ctx)
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
@@ -518,15 +528,30 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	var buf bytes.Buffer
+	// The write deadline is moved at most twice per timeout: a stuck
+	// reader is cut within 1.5×StreamWriteTimeout, and the hot path of a
+	// fan-out to thousands of streams does not re-arm a timer per event.
+	var deadline time.Time
 	flush := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
-		if _, err := w.Write(buf.Bytes()); err != nil {
-			return false
+		if now := time.Now(); deadline.Sub(now) < s.cfg.StreamWriteTimeout/2 {
+			deadline = now.Add(s.cfg.StreamWriteTimeout)
+			_ = rc.SetWriteDeadline(deadline)
+		}
+		for buf.Len() > 0 {
+			n := min(buf.Len(), 64<<10)
+			if _, err := w.Write(buf.Next(n)); err != nil {
+				return false
+			}
 		}
 		buf.Reset()
 		return rc.Flush() == nil
 	}
 	buf.WriteString("retry: 1000\n: chatx presence stream\n\n")
+	for _, p := range snapshot {
+		writeEvent(&buf, domain.PresenceEvent{Peer: p})
+	}
+	snapshot = nil
+	buf.WriteString("event: synced\ndata: {}\n\n")
 	if !flush() {
 		return
 	}
@@ -538,25 +563,25 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-ping.C:
 			buf.WriteString(": ping\n\n")
-		case ev, ok := <-events:
+		case b, ok := <-sub.ch:
 			if !ok {
 				if ctx.Err() == nil {
-					// Dropped for falling behind: say so and end, the client resyncs.
+					// Dropped for falling behind: say so and end; the client resyncs.
 					buf.WriteString("event: resync\ndata: {}\n\n")
 					flush()
 				}
 				return
 			}
-			writeEvent(&buf, ev)
+			buf.Write(b)
 			// Batch what is already waiting into one write.
 		drain:
 			for buf.Len() < 32<<10 {
 				select {
-				case ev, ok := <-events:
+				case b, ok := <-sub.ch:
 					if !ok {
 						break drain
 					}
-					writeEvent(&buf, ev)
+					buf.Write(b)
 				default:
 					break drain
 				}

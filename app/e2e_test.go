@@ -682,3 +682,40 @@ func TestE2EAStoppedClientLeavesNoGoroutine(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestE2EACutNetworkDelaysMessagesButLosesNone(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	var want []string
+	say := func(i int) {
+		body := fmt.Sprintf("msg %02d", i)
+		if _, err := alice.client.Send(ctx, bob.me.Name(), body); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, body)
+	}
+	say(0)
+	eventually(t, "the first message delivered", func() bool { return delivered(t, alice, bob) == 1 })
+	// bob's cable is pulled: no goodbye, the registry notices by expiry.
+	from := alice.events.Len()
+	c.net.Disconnect(bob.host)
+	for i := 1; i < 10; i++ {
+		say(i)
+	}
+	if _, _, err := alice.events.WaitFrom(from, e2eTimeout, func(e ports.Event) bool {
+		p, ok := e.(ports.PresenceEvent)
+		return ok && p.Peer.Name().Equal(bob.me.Name()) && !p.Peer.Online
+	}); err != nil {
+		t.Fatalf("alice never saw bob go offline: %v", err)
+	}
+	if n := delivered(t, alice, bob); n != 1 {
+		t.Fatalf("%d messages delivered through a cut cable", n)
+	}
+	c.net.HealHost(bob.host)
+	eventually(t, "every message delivered after the network came back", func() bool { return delivered(t, alice, bob) == 10 })
+	checkConversation(t, alice, bob, want)
+}

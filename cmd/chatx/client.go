@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/adapters/tcp"
+	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/app"
+	"github.com/chatx/chatx/domain"
+)
+
+// openLog returns a logger writing to path (created 0600) or to fallback.
+func openLog(path string, fallback io.Writer, verbose bool) (*slog.Logger, func(), error) {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	out, closer := fallback, func() {}
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("log dir: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open log: %w", err)
+		}
+		out, closer = f, func() { _ = f.Close() }
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+	// Code that logs through slog's default (the use-cases) must not write
+	// over the terminal UI either.
+	slog.SetDefault(logger)
+	return logger, closer, nil
+}
+
+// identity loads the profile's identity or, on first run, makes one for a
+// name: --name if given, else ask() (nil: the name is required).
+func identity(ctx context.Context, f *clientFlags, ask func() (string, error)) (domain.LocalIdentity, error) {
+	if err := os.MkdirAll(f.profile, 0o700); err != nil {
+		return domain.LocalIdentity{}, fmt.Errorf("profile %s: %w", f.profile, err)
+	}
+	pass, err := f.passphrase()
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	keys := chatx.InitKeyStore(storage.ProfileDir(f.profile), storage.Passphrase(pass))
+	me, err := keys.Load(ctx)
+	if err == nil {
+		if f.name != "" {
+			if u, perr := domain.ParseUsername(f.name); perr != nil || !u.Equal(me.Name()) {
+				return domain.LocalIdentity{}, fmt.Errorf("profile %s belongs to %q; use another --profile for %q", f.profile, me.Name(), f.name)
+			}
+		}
+		return me, nil
+	}
+	if !errors.Is(err, domain.ErrNoIdentity) {
+		return domain.LocalIdentity{}, fmt.Errorf("load identity: %w", err)
+	}
+	name := f.name
+	if name == "" {
+		if ask == nil {
+			return domain.LocalIdentity{}, fmt.Errorf("profile %s has no identity yet: give --name to sign up", f.profile)
+		}
+		if name, err = ask(); err != nil {
+			return domain.LocalIdentity{}, err
+		}
+	}
+	u, err := domain.ParseUsername(name)
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return domain.LocalIdentity{}, fmt.Errorf("generate key: %w", err)
+	}
+	me, err = domain.NewLocalIdentity(u, priv)
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	if err := keys.Save(ctx, me); err != nil {
+		return domain.LocalIdentity{}, fmt.Errorf("save identity: %w", err)
+	}
+	return me, nil
+}
+
+// clientConfig maps resolved flags to the composition root's config.
+func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
+	link := tcp.DefaultConfig()
+	link.ListenAddr = tcp.ListenAddr(f.listenTCP)
+	return chatx.ClientConfig{
+		Profile:   storage.ProfileDir(f.profile),
+		Downloads: files.DownloadDir(f.downloads),
+		Link:      link,
+		Files:     udp.Config{ListenAddr: udp.ListenAddr(f.listenUDP)},
+		Directory: registry.ClientConfig{URL: registry.RegistryURL(f.registry), Profile: registry.ProfileDir(f.profile)},
+		Options:   opts,
+	}
+}
+
+// runClient runs a built client until ctx ends and reports why it stopped.
+// The client's Run error (e.g. the name is taken) is returned once, through errc.
+func runClient(ctx context.Context, c *app.Client) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	return errc
+}

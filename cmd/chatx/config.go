@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// clientFlags are the flags the terminal client, jsonrpc, id and demo share
+// (DESIGN.md §5). Environment variables CHATX_PROFILE and CHATX_REGISTRY
+// mirror --profile and --registry; flags win.
+type clientFlags struct {
+	name           string
+	profile        string
+	registry       string
+	downloads      string
+	passphraseFile string
+	listenTCP      string
+	listenUDP      string
+	logFile        string
+	verbose        bool
+}
+
+const defaultRegistry = "https://localhost:5000"
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.name, "name", "", "username to sign up with on first run (3-32 of a-z 0-9 _ - .)")
+	fs.StringVar(&c.profile, "profile", "", "profile `dir` with the identity key, history and settings (env CHATX_PROFILE; default $XDG_CONFIG_HOME/chatx)")
+	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX (env CHATX_REGISTRY; default "+defaultRegistry+")")
+	fs.StringVar(&c.downloads, "downloads", "", "`dir` received files go to (default $XDG_DOWNLOAD_DIR/chatx or ~/Downloads/chatx)")
+	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "`file` holding the passphrase that seals the identity key (default: key unsealed, mode 0600)")
+	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
+	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
+	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, stderr otherwise)")
+	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
+}
+
+// resolve fills defaults from the environment and XDG directories.
+func (c *clientFlags) resolve() error {
+	if c.profile == "" {
+		c.profile = os.Getenv("CHATX_PROFILE")
+	}
+	if c.profile == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return fmt.Errorf("no --profile given and no config dir: %w", err)
+		}
+		c.profile = filepath.Join(dir, "chatx")
+	}
+	if c.registry == "" {
+		c.registry = os.Getenv("CHATX_REGISTRY")
+	}
+	if c.registry == "" {
+		c.registry = defaultRegistry
+	}
+	if c.downloads == "" {
+		c.downloads = defaultDownloads()
+	}
+	var err error
+	if c.profile, err = filepath.Abs(c.profile); err != nil {
+		return err
+	}
+	if c.downloads, err = filepath.Abs(c.downloads); err != nil {
+		return err
+	}
+	return nil
+}
+
+func defaultDownloads() string {
+	if d := os.Getenv("XDG_DOWNLOAD_DIR"); d != "" {
+		return filepath.Join(d, "chatx")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, "Downloads", "chatx")
+	}
+	return filepath.Join(os.TempDir(), "chatx-downloads")
+}
+
+// passphrase reads the sealing passphrase, if a file was given.
+func (c *clientFlags) passphrase() (string, error) {
+	if c.passphraseFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.passphraseFile)
+	if err != nil {
+		return "", fmt.Errorf("read passphrase: %w", err)
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", errors.New("the passphrase file is empty")
+	}
+	return p, nil
+}
+
+// newFlagSet makes a flag set whose -help prints a usage line and the flags.
+func newFlagSet(name, usage, about string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: %s\n\n%s\n\nFlags:\n", usage, about)
+		fs.PrintDefaults()
+	}
+	return fs
+}

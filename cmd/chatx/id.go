@@ -1,0 +1,26 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func runID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f clientFlags
+	fs := newFlagSet("chatx id", "chatx id [--profile DIR] [--name NAME]",
+		"Prints this profile's name, peer ID and fingerprint (creating the identity when --name is given on first run).", stderr)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.resolve(); err != nil {
+		return err
+	}
+	me, err := identity(ctx, &f, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "name:        %s\npeer id:     %s\nfingerprint: %s\nprofile:     %s\n", me.Name(), me.PeerID(), me.Fingerprint(), f.profile)
+	return nil
+}

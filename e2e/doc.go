@@ -1,0 +1,4 @@
+// Package e2e holds end-to-end tests of the built chatx binary: a registry
+// process and several `chatx jsonrpc` client processes talking over real
+// loopback sockets. It has no code of its own outside its tests.
+package e2e

@@ -12,13 +12,16 @@ import (
 )
 
 // Benchmarks of the store on the real file system, every write durable
-// (synchronous=FULL). Run with:
+// when it returns. Run with:
 //
-//	go test -run '^$' -bench . -benchtime 20000x ./adapters/storage/
+//	go test -run '^$' -bench . -benchtime 3x ./adapters/storage/
 //
-// "serial" is one caller waiting for each write (one fsync per write);
-// "parallel-N" is N callers at once, the way a link with N messages in
+// One iteration (b.N counts them) is a round of perRound(c) writes from c
+// callers at once, so even -benchtime 1x (make bench) measures thousands of
+// writes. callers-1 is one caller waiting for each write (one fsync per
+// write); callers-N is N callers at once, the way a link with N messages in
 // flight uses the store, so the writer's group commit shares the fsyncs.
+// The figure to read is msgs/s (or moves/s); ns/op is per round.
 
 func benchStore(b *testing.B) *storage.Store {
 	b.Helper()
@@ -30,8 +33,16 @@ func benchStore(b *testing.B) *storage.Store {
 	return s
 }
 
-func reportRate(b *testing.B, s *storage.Store, what string) {
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), what+"/s")
+// perRound is the number of writes of one iteration with c callers: enough
+// to keep every caller busy for a while, few enough that the serial case
+// takes well under a second.
+func perRound(c int) int { return min(max(20*c, 200), 40_000) }
+
+func reportRate(b *testing.B, s *storage.Store, n int, what string) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), what+"/s")
+	if st := s.Stats(); st.Syncs > 0 {
+		b.ReportMetric(float64(st.SyncTime.Microseconds())/float64(st.Syncs), "µs/fsync")
+	}
 	if st := s.Stats(); st.Commits > 0 {
 		b.ReportMetric(float64(st.Writes)/float64(st.Commits), "writes/commit")
 		b.ReportMetric(float64(st.Writes)/float64(st.Syncs), "writes/fsync")
@@ -41,8 +52,8 @@ func reportRate(b *testing.B, s *storage.Store, what string) {
 // concurrencies are the numbers of callers the parallel benchmarks run.
 var concurrencies = []int{1, 16, 256, 1024, 4096}
 
-// runConcurrent calls op(i) for i in [0, b.N) from c goroutines.
-func runConcurrent(b *testing.B, c int, op func(i int) error) {
+// runConcurrent calls op(i) for i in [0, n) from c goroutines.
+func runConcurrent(b *testing.B, n, c int, op func(i int) error) {
 	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -51,7 +62,7 @@ func runConcurrent(b *testing.B, c int, op func(i int) error) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= b.N {
+				if i >= n {
 					return
 				}
 				if err := op(i); err != nil {
@@ -81,12 +92,12 @@ const benchBody = "a typical chat message of about sixty bytes, give or take"
 func BenchmarkSaveOutgoing(b *testing.B) {
 	for _, c := range concurrencies {
 		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
-			ctx, s := ctxFor(b), benchStore(b)
-			ms := outgoingBatch(b, b.N, benchBody)
+			ctx, s, n := ctxFor(b), benchStore(b), b.N*perRound(c)
+			ms := outgoingBatch(b, n, benchBody)
 			b.ResetTimer()
-			runConcurrent(b, c, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
+			runConcurrent(b, n, c, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
 			b.StopTimer()
-			reportRate(b, s, "msgs")
+			reportRate(b, s, n, "msgs")
 		})
 	}
 }
@@ -94,13 +105,13 @@ func BenchmarkSaveOutgoing(b *testing.B) {
 func BenchmarkSaveIncoming(b *testing.B) {
 	for _, c := range concurrencies {
 		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
-			ctx, s := ctxFor(b), benchStore(b)
-			ms := make([]domain.Message, b.N)
+			ctx, s, n := ctxFor(b), benchStore(b), b.N*perRound(c)
+			ms := make([]domain.Message, n)
 			for i := range ms {
 				ms[i] = in(b, bob, benchBody, t0.Add(time.Duration(i)*time.Microsecond))
 			}
 			b.ResetTimer()
-			runConcurrent(b, c, func(i int) error {
+			runConcurrent(b, n, c, func(i int) error {
 				isNew, err := s.SaveIncoming(ctx, ms[i])
 				if err == nil && !isNew {
 					err = fmt.Errorf("message %d reported as a duplicate", i)
@@ -108,7 +119,7 @@ func BenchmarkSaveIncoming(b *testing.B) {
 				return err
 			})
 			b.StopTimer()
-			reportRate(b, s, "msgs")
+			reportRate(b, s, n, "msgs")
 		})
 	}
 }
@@ -116,19 +127,20 @@ func BenchmarkSaveIncoming(b *testing.B) {
 func BenchmarkSetState(b *testing.B) {
 	for _, c := range concurrencies {
 		b.Run(fmt.Sprintf("callers-%d", c), func(b *testing.B) {
-			ctx, s := ctxFor(b), benchStore(b)
-			ms := outgoingBatch(b, b.N, benchBody)
-			runConcurrent(b, 256, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
+			ctx, s, n := ctxFor(b), benchStore(b), b.N*perRound(c)
+			ms := outgoingBatch(b, n, benchBody)
+			runConcurrent(b, n, 1024, func(i int) error { return s.SaveOutgoing(ctx, ms[i]) })
 			before := s.Stats()
 			b.ResetTimer()
-			runConcurrent(b, c, func(i int) error {
+			runConcurrent(b, n, c, func(i int) error {
 				_, err := s.SetState(ctx, ms[i].ID(), domain.MessageDelivered)
 				return err
 			})
 			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "moves/s")
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "moves/s")
 			st := s.Stats()
 			b.ReportMetric(float64(st.Writes-before.Writes)/float64(st.Commits-before.Commits), "writes/commit")
+			b.ReportMetric(float64(st.Writes-before.Writes)/float64(st.Syncs-before.Syncs), "writes/fsync")
 		})
 	}
 }
@@ -140,10 +152,10 @@ func BenchmarkSetState(b *testing.B) {
 func BenchmarkMessageLifecycle(b *testing.B) {
 	for _, c := range []int{16, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("in-flight-%d", c), func(b *testing.B) {
-			ctx, sender, receiver := ctxFor(b), benchStore(b), benchStore(b)
-			ms := outgoingBatch(b, b.N, benchBody)
+			ctx, sender, receiver, n := ctxFor(b), benchStore(b), benchStore(b), b.N*perRound(c)
+			ms := outgoingBatch(b, n, benchBody)
 			b.ResetTimer()
-			runConcurrent(b, c, func(i int) error {
+			runConcurrent(b, n, c, func(i int) error {
 				m := ms[i]
 				if err := sender.SaveOutgoing(ctx, m); err != nil {
 					return err
@@ -159,7 +171,11 @@ func BenchmarkMessageLifecycle(b *testing.B) {
 				return err
 			})
 			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+			for _, s := range []*storage.Store{sender, receiver} {
+				st := s.Stats()
+				b.ReportMetric(float64(st.SyncTime.Microseconds())/float64(st.Syncs), "µs/fsync")
+			}
 		})
 	}
 }

@@ -60,21 +60,24 @@ type writer struct {
 
 	commits atomic.Int64 // transactions committed
 	syncs   atomic.Int64 // fsyncs of the WAL that answered callers
+	syncDur atomic.Int64 // nanoseconds spent in them
 	writes  atomic.Int64 // operations in the committed transactions
 }
 
 // WriterStats counts the writer's work since Open.
 type WriterStats struct {
-	Commits int64 // transactions committed
-	Syncs   int64 // fsyncs of the write-ahead log
-	Writes  int64 // write calls the transactions carried
+	Commits  int64         // transactions committed
+	Syncs    int64         // fsyncs of the write-ahead log
+	SyncTime time.Duration // time spent in them
+	Writes   int64         // write calls the transactions carried
 }
 
 // Stats reports how many writes the writer committed, in how many
 // transactions and with how many fsyncs; Writes/Syncs is the mean number of
 // callers one fsync answered.
 func (s *Store) Stats() WriterStats {
-	return WriterStats{Commits: s.w.commits.Load(), Syncs: s.w.syncs.Load(), Writes: s.w.writes.Load()}
+	return WriterStats{Commits: s.w.commits.Load(), Syncs: s.w.syncs.Load(), Writes: s.w.writes.Load(),
+		SyncTime: time.Duration(s.w.syncDur.Load())}
 }
 
 func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, logger *slog.Logger) *writer {
@@ -232,7 +235,9 @@ func (w *writer) syncLoop() {
 				break gather
 			}
 		}
-		err := w.wal.Sync()
+		start := time.Now()
+		err := datasync(w.wal)
+		w.syncDur.Add(int64(time.Since(start)))
 		if err != nil {
 			err = fmt.Errorf("sync write-ahead log: %w", err)
 			w.log.Error("store sync failed", "err", err)

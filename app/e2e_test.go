@@ -719,3 +719,33 @@ func TestE2EACutNetworkDelaysMessagesButLosesNone(t *testing.T) {
 	eventually(t, "every message delivered after the network came back", func() bool { return delivered(t, alice, bob) == 10 })
 	checkConversation(t, alice, bob, want)
 }
+
+func TestE2EAutoAcceptTakesWhatFitsAndDeclinesTheRest(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	bob.opts.AutoAccept = true
+	bob.opts.MaxIncomingSize = 64 << 10
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	small, big := randomBytes(t, 10<<10), randomBytes(t, 65<<10)
+	alice.local.Put("/small.txt", small)
+	alice.local.Put("/big.txt", big)
+	trSmall, err := alice.client.SendFile(ctx, bob.me.Name(), "/small.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trBig, err := alice.client.SendFile(ctx, bob.me.Name(), "/big.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTransfer(t, alice, inState(trSmall.ID(), domain.TransferCompleted))
+	waitTransfer(t, alice, inState(trBig.ID(), domain.TransferDeclined))
+	if got, ok := bob.downloads.File("small.txt"); !ok || !bytes.Equal(got, small) {
+		t.Fatal("the small file did not arrive intact")
+	}
+	if _, ok := bob.downloads.File("big.txt"); ok {
+		t.Fatal("a file over the limit arrived")
+	}
+}

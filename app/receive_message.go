@@ -14,6 +14,7 @@ import (
 const (
 	ackQueueSize     = 4096 // acknowledgements waiting to be written
 	maxUnreadPerPeer = 1024 // unread message IDs remembered per peer for read receipts
+	maxUnreadPeers   = 4096 // peers with unread counts (beyond, new peers are not counted)
 )
 
 // ReceiveMessage is "a peer wrote to me": it stores the message once
@@ -107,6 +108,9 @@ func (r *ReceiveMessage) markUnread(from domain.Username, id domain.MessageID) {
 	defer r.mu.Unlock()
 	u, ok := r.unread[from.Key()]
 	if !ok {
+		if len(r.unread) >= maxUnreadPeers {
+			return
+		}
 		u = &unreadList{}
 		r.unread[from.Key()] = u
 	}

@@ -87,7 +87,7 @@ func (r request) marshal() []byte {
 }
 
 // parseRequest decodes a header. A wrong version is reported with
-// errUnsupported so the receiver can say so before looking at the rest.
+// errUnsupported (the receiver checks that byte before reading the rest).
 func parseRequest(b []byte) (request, error) {
 	if len(b) != requestSize {
 		return request{}, fmt.Errorf("request of %d bytes, want %d", len(b), requestSize)

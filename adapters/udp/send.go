@@ -115,6 +115,9 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 	case answerUnsupported:
 		str.CancelWrite(codeRefused)
 		return fmt.Errorf("%w: the receiver does not speak file protocol %d", ports.ErrTransferRefused, protocolVersion)
+	case answerInvalid:
+		str.CancelWrite(codeProtocol)
+		return fmt.Errorf("%w: the receiver found the header malformed", errProtocol)
 	default:
 		fail(codeProtocol)
 		return fmt.Errorf("%w: answer code %d", errProtocol, code)

@@ -154,19 +154,25 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *
 		abort(codeProtocol)
 		return
 	}
+	// The version byte first: another version may have another header.
 	hdr := make([]byte, requestSize)
-	if _, err := io.ReadFull(str, hdr); err != nil {
+	if _, err := io.ReadFull(str, hdr[:1]); err != nil {
+		log.Debug("reading file header", "err", err)
+		abort(codeProtocol)
+		return
+	}
+	if hdr[0] != protocolVersion {
+		log.Info("file stream of unsupported version", "version", hdr[0])
+		answer(answerUnsupported)
+		return
+	}
+	if _, err := io.ReadFull(str, hdr[1:]); err != nil {
 		log.Debug("reading file header", "err", err)
 		abort(codeProtocol)
 		return
 	}
 	req, err := parseRequest(hdr)
-	switch {
-	case errors.Is(err, errUnsupported):
-		log.Info("file stream of unsupported version", "version", req.Version)
-		answer(answerUnsupported)
-		return
-	case err != nil:
+	if err != nil {
 		log.Warn("bad file header", "err", err)
 		answer(answerInvalid)
 		return

@@ -167,11 +167,12 @@ func (c *Client) Register(ctx context.Context, me domain.LocalIdentity, eps doma
 	}
 	c.sess = s
 	c.ensureStreamLocked()
-	c.mu.Unlock()
+	// Started under c.mu, after the closed check, so Close's Wait sees it.
 	c.wg.Go(func() {
 		defer close(s.done)
 		c.sessionLoop(sctx, s)
 	})
+	c.mu.Unlock()
 	c.kickStream()
 	return nil
 }
@@ -417,7 +418,6 @@ func (c *Client) Watch(ctx context.Context) (<-chan ports.DirectoryEvent, error)
 		}
 	}
 	c.ensureStreamLocked()
-	c.mu.Unlock()
 	c.wg.Go(func() {
 		select {
 		case <-ctx.Done():
@@ -428,6 +428,7 @@ func (c *Client) Watch(ctx context.Context) (<-chan ports.DirectoryEvent, error)
 		close(s.ch)
 		c.mu.Unlock()
 	})
+	c.mu.Unlock()
 	return s.ch, nil
 }
 

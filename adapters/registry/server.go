@@ -89,7 +89,7 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st == http.StateNew {
-				logger.Debug("new connection", "remote", c.RemoteAddr().String())
+				logger.Info("new connection", "remote", c.RemoteAddr().String())
 			}
 		},
 	}

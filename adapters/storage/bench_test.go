@@ -141,6 +141,7 @@ func BenchmarkSetState(b *testing.B) {
 			st := s.Stats()
 			b.ReportMetric(float64(st.Writes-before.Writes)/float64(st.Commits-before.Commits), "writes/commit")
 			b.ReportMetric(float64(st.Writes-before.Writes)/float64(st.Syncs-before.Syncs), "writes/fsync")
+			b.ReportMetric(float64((st.SyncTime-before.SyncTime).Microseconds())/float64(st.Syncs-before.Syncs), "µs/fsync")
 		})
 	}
 }

@@ -388,7 +388,7 @@ func TestFilesArePrivate(t *testing.T) {
 	if err := s.SaveOutgoing(ctxFor(t), out(t, bob, "x", t0)); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{storage.DatabaseFile, storage.DatabaseFile + "-wal"} {
+	for _, name := range []string{storage.DatabaseFile, storage.DatabaseFile + "-wal", storage.DatabaseFile + "-shm"} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -39,12 +39,15 @@ import (
 	"github.com/chatx/chatx/domain"
 )
 
+var bufferSize int
+
 func main() {
 	sizeFlag := flag.String("size", "1GiB", "file size for the throughput runs")
 	rssFlag := flag.String("rss", "1GiB,4GiB", "sizes for the peak-RSS runs (comma-separated, empty for none)")
 	dir := flag.String("dir", os.TempDir(), "folder for the source and received files")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the chatx run to this file")
 	child := flag.String("rss-child", "", "internal: run one peak-RSS transfer of this size")
+	flag.IntVar(&bufferSize, "buffer", 0, "udp.Config.BufferSize for the chatx runs (0: the default)")
 	repeat := flag.Int("repeat", 3, "rounds of the three throughput runs, interleaved; medians are reported")
 	flag.Parse()
 	if err := run(*sizeFlag, *rssFlag, *dir, *cpuprofile, *child, max(*repeat, 1)); err != nil {
@@ -110,6 +113,11 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 		fmt.Printf("round %d: chatx %.0f MB/s, bare quic-go %.0f MB/s, tcp+tls %.0f MB/s, chatx/bare %.2f\n", round+1,
 			mbs(size, chatx[round]), mbs(size, bare[round]), mbs(size, d), bare[round].Seconds()/chatx[round].Seconds())
 	}
+	ratios := make([]time.Duration, repeat) // bare/chatx per round, scaled by 1e6
+	for i := range repeat {
+		ratios[i] = time.Duration(bare[i].Seconds() / chatx[i].Seconds() * 1e6)
+	}
+	fmt.Printf("median of the per-round ratios chatx/bare quic-go: %.2f\n", float64(median(ratios))/1e6)
 	mb := median(bare)
 	fmt.Printf("\n| run (%s, loopback, median of %d) | time | MB/s | ratio to bare quic-go |\n|---|---|---|---|\n", human(size), repeat)
 	for _, r := range []struct {
@@ -125,7 +133,7 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 	if rssFlag != "" {
 		fmt.Printf("\n| peak RSS run | size | VmHWM | time | MB/s |\n|---|---|---|---|---|\n")
 		for _, s := range strings.Split(rssFlag, ",") {
-			out, err := exec.Command(os.Args[0], "-rss-child", s, "-dir", work).CombinedOutput()
+			out, err := exec.Command(os.Args[0], "-rss-child", s, "-dir", work, "-buffer", strconv.Itoa(bufferSize)).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("rss child %s: %w: %s", s, err, out)
 			}
@@ -157,7 +165,7 @@ func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard bool
 		return 0, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := udp.Config{ListenAddr: "127.0.0.1:0"}
+	cfg := udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize}
 	sender, closeS, err := udp.NewTransport(alice, acceptAll{}, cfg, log)
 	if err != nil {
 		return 0, err
@@ -273,6 +281,10 @@ func bareQUIC(size int64) (time.Duration, error) {
 		return 0, err
 	}
 	defer conn.CloseWithError(0, "")
+	if !gsoReported {
+		gsoReported = true
+		fmt.Printf("quic-go on this socket: GSO %v\n", conn.ConnectionState().GSO)
+	}
 	start := time.Now()
 	str, err := conn.OpenStreamSync(ctx)
 	if err != nil {
@@ -292,6 +304,8 @@ func bareQUIC(size int64) (time.Duration, error) {
 	_ = conn.CloseWithError(0, "")
 	return d, err
 }
+
+var gsoReported bool
 
 // tcpTLS copies size bytes over TCP with TLS 1.3.
 func tcpTLS(size int64) (time.Duration, error) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -278,10 +279,8 @@ func checkKDF(p KDFParams) error {
 	return nil
 }
 
-func sealKey(pass Passphrase, salt []byte, p KDFParams) (interface {
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
-}, error) {
+// sealKey derives the file key from the passphrase and returns its AEAD.
+func sealKey(pass Passphrase, salt []byte, p KDFParams) (cipher.AEAD, error) {
 	key := argon2.IDKey([]byte(pass), salt, p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
 	defer clear(key)
 	return chacha20poly1305.NewX(key)

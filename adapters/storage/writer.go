@@ -221,6 +221,11 @@ func (w *writer) commit(batch []*writeOp) bool {
 
 func (w *writer) syncLoop() {
 	defer close(w.stopped)
+	// After a failed fsync the kernel may have dropped the dirty pages and
+	// report later fsyncs as successful, so one failure fails every later
+	// write: nothing is acknowledged that may not be on disk. Reopening the
+	// store recovers what the WAL holds.
+	var failed error
 	for batch := range w.sync {
 		batches := [][]*writeOp{batch}
 	gather:
@@ -235,14 +240,18 @@ func (w *writer) syncLoop() {
 				break gather
 			}
 		}
-		start := time.Now()
-		err := datasync(w.wal)
-		w.syncDur.Add(int64(time.Since(start)))
-		if err != nil {
-			err = fmt.Errorf("sync write-ahead log: %w", err)
-			w.log.Error("store sync failed", "err", err)
+		err := failed
+		if err == nil {
+			start := time.Now()
+			err = datasync(w.wal)
+			w.syncDur.Add(int64(time.Since(start)))
+			w.syncs.Add(1)
+			if err != nil {
+				err = fmt.Errorf("sync write-ahead log (writes are refused until the store is reopened): %w", err)
+				w.log.Error("store sync failed", "err", err)
+				failed = err
+			}
 		}
-		w.syncs.Add(1)
 		for _, b := range batches {
 			for _, op := range b {
 				if err != nil {

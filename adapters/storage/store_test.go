@@ -576,3 +576,34 @@ func TestLargeManifestRoundTrip(t *testing.T) {
 		t.Fatal("manifest of 10,000 files changed in the store")
 	}
 }
+
+// TestFailedSyncFailsLaterWrites makes the WAL fsync fail once: that write
+// and every later one report the failure (the kernel may have dropped the
+// data), and reopening the store works.
+func TestFailedSyncFailsLaterWrites(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	if err := s.SaveOutgoing(ctx, out(t, bob, "before", t0)); err != nil {
+		t.Fatal(err)
+	}
+	diskErr := errors.New("simulated EIO")
+	calls := 0
+	storage.SetSyncForTest(s, func(*os.File) error { calls++; return diskErr })
+	if err := s.SaveOutgoing(ctx, out(t, bob, "during", t0)); !errors.Is(err, diskErr) {
+		t.Fatalf("SaveOutgoing with a failing fsync: %v, want the fsync's error", err)
+	}
+	storage.SetSyncForTest(s, func(*os.File) error { calls++; return nil })
+	if _, err := s.SetState(ctx, domain.NewMessageID(), domain.MessageSent); !errors.Is(err, diskErr) {
+		t.Fatalf("a write after a failed fsync: %v, want the fsync's error", err)
+	}
+	if calls != 1 {
+		t.Fatalf("%d fsyncs after the failure, want none", calls-1)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	if err := s.SaveOutgoing(ctx, out(t, bob, "after reopen", t0)); err != nil {
+		t.Fatalf("SaveOutgoing after reopening: %v", err)
+	}
+}

@@ -61,7 +61,10 @@ type writer struct {
 	commits atomic.Int64 // transactions committed
 	syncs   atomic.Int64 // fsyncs of the WAL that answered callers
 	syncDur atomic.Int64 // nanoseconds spent in them
-	writes  atomic.Int64 // operations in the committed transactions
+
+	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
+	syncFn atomic.Pointer[func(*os.File) error]
+	writes atomic.Int64 // operations in the committed transactions
 }
 
 // WriterStats counts the writer's work since Open.
@@ -93,6 +96,8 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 		stopped:      make(chan struct{}),
 	}
 	w.opPool.New = func() any { return &writeOp{done: make(chan error, 1)} }
+	fn := datasync
+	w.syncFn.Store(&fn)
 	go w.commitLoop()
 	go w.syncLoop()
 	return w
@@ -243,7 +248,7 @@ func (w *writer) syncLoop() {
 		err := failed
 		if err == nil {
 			start := time.Now()
-			err = datasync(w.wal)
+			err = (*w.syncFn.Load())(w.wal)
 			w.syncDur.Add(int64(time.Since(start)))
 			w.syncs.Add(1)
 			if err != nil {

@@ -244,8 +244,12 @@ func BenchmarkFanout(b *testing.B) {
 			lines := bufio.NewScanner(stdout)
 			expect := func(prefix string) string {
 				for lines.Scan() {
-					if l := lines.Text(); strings.HasPrefix(l, prefix) {
+					l := lines.Text()
+					if strings.HasPrefix(l, prefix) {
 						return l
+					}
+					if strings.HasPrefix(l, "error ") {
+						b.Fatalf("watcher process: %s", l)
 					}
 				}
 				b.Fatalf("watcher process ended before %q: %v", prefix, lines.Err())
@@ -317,6 +321,10 @@ func TestHelperFanoutWatchers(t *testing.T) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			c, r, err := dialWatcher(addr)
+			for try := 0; err != nil && try < 5; try++ {
+				time.Sleep(time.Duration(try+1) * 100 * time.Millisecond) // a loaded server may reset a handshake
+				c, r, err = dialWatcher(addr)
+			}
 			if err != nil {
 				say("error %v", err)
 				os.Exit(2)

@@ -105,8 +105,12 @@ func (s *Server) CertFingerprint() string { return s.fp }
 
 // URL is a registry URL for clients on this machine, with the pin.
 func (s *Server) URL() RegistryURL {
-	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
-	return RegistryURL(fmt.Sprintf("https://127.0.0.1:%s/#sha256=%s", port, s.fp))
+	return RegistryURL(fmt.Sprintf("https://127.0.0.1:%s/#sha256=%s", portOf(s.ln.Addr()), s.fp))
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }
 
 // Serve serves until ctx is done, then shuts down gracefully (open presence
@@ -124,7 +128,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Go(func() { s.hub.run(runCtx, s.svc, s.log.Warn) })
 	defer func() { stopRun(); wg.Wait() }()
 
-	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp)
+	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp,
+		"client_url", fmt.Sprintf("https://HOST:%s/#sha256=%s", portOf(s.ln.Addr()), s.fp))
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.ServeTLS(s.ln, "", "") }()
 	select {

@@ -201,6 +201,7 @@ func TestCancel(t *testing.T) {
 			}
 			select {
 			case err := <-errc:
+				t.Logf("Send = %v; Finish(%v)", err, s.FinishErr)
 				if !c.wantErr(err) {
 					t.Fatalf("Send = %v", err)
 				}

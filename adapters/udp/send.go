@@ -337,8 +337,15 @@ func mapStreamError(err error) error {
 		}
 	}
 	var ae *quic.ApplicationError
-	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == connPeerRefused {
-		return fmt.Errorf("%w: the peer did not accept our identity", ports.ErrTransferRefused)
+	if errors.As(err, &ae) && ae.Remote {
+		switch ae.ErrorCode {
+		case connPeerRefused:
+			return fmt.Errorf("%w: the peer did not accept our identity", ports.ErrTransferRefused)
+		case connTooMany:
+			return fmt.Errorf("the peer has too many connections (the transfer can resume): %w", err)
+		case connClosed:
+			return fmt.Errorf("the peer closed the connection (the transfer can resume): %w", err)
+		}
 	}
 	return err
 }

@@ -208,6 +208,7 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 		if err == nil {
 			t.Fatal("Send succeeded although the receiver refuses the sender")
 		}
+		t.Logf("Send = %v", err)
 		if p.recv.Calls() != 0 {
 			t.Fatal("the receiver was asked for a file from a refused peer")
 		}

@@ -474,6 +474,19 @@ func (f *RecordingFile) Written() int64 { f.mu.Lock(); defer f.mu.Unlock(); retu
 // Restarted reports whether Restart was called.
 func (f *RecordingFile) Restarted() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.restarted }
 
+// WaitFinished waits until Finish was called.
+func (f *RecordingFile) WaitFinished(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.finished:
+	case <-time.After(ftWait):
+		t.Fatal("Finish was not called")
+	}
+}
+
+// FinishErr is the error Finish was first called with.
+func (f *RecordingFile) FinishErr() error { f.mu.Lock(); defer f.mu.Unlock(); return f.finishArg }
+
 func (f *RecordingFile) waitFirstWrite(t *testing.T) {
 	t.Helper()
 	select {

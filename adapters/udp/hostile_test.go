@@ -1,0 +1,130 @@
+package udp_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports/contract"
+)
+
+// rawClient dials the receiver as identity me with a hand-made certificate
+// and speaks the stream protocol byte by byte.
+func rawClient(t *testing.T, me domain.LocalIdentity, addr string) *quic.Conn {
+	t.Helper()
+	priv := me.PrivateKey()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: me.Name().String()},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
+		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
+		InsecureSkipVerify: true, NextProtos: []string{udp.ALPN}, MinVersion: tls.VersionTLS13,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+	return conn
+}
+
+func header(version byte, id domain.TransferID, index uint32, size uint64) []byte {
+	b := []byte{version}
+	b = append(b, id[:]...)
+	b = binary.BigEndian.AppendUint32(b, index)
+	return binary.BigEndian.AppendUint64(b, size)
+}
+
+func TestHostileSender(t *testing.T) {
+	ed := func() ed25519.PrivateKey { _, k, _ := ed25519.GenerateKey(rand.Reader); return k }
+	mallory, err := domain.NewLocalIdentity(domain.MustUsername("mallory"), ed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newLocalIdentity(t, "bob")
+	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: 5 * time.Second})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- receiver.Serve(ctx, recv) }()
+	defer func() { cancel(); <-served }()
+	conn := rawClient(t, mallory, receiver.Endpoints()[0])
+
+	content := []byte("0123456789")
+	cases := []struct {
+		name       string
+		send       [][]byte // written in order; the sending side is then closed
+		wantAnswer byte
+		finishErr  bool // a registered file must be finished with an error
+	}{
+		{name: "unknown version", send: [][]byte{header(2, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "index out of range", send: [][]byte{header(1, domain.TransferID{}, 10000, 10)}, wantAnswer: 4},
+		{name: "size out of range", send: [][]byte{header(1, domain.TransferID{}, 0, 1<<44+1)}, wantAnswer: 4},
+		{name: "unknown transfer", send: [][]byte{header(1, domain.NewTransferID(), 0, 10)}, wantAnswer: 1},
+		{name: "too many bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, append(content, "extra"...)}, wantAnswer: 0, finishErr: true},
+		{name: "too few bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content[:4]}, wantAnswer: 0, finishErr: true},
+		{name: "resume at an offset the receiver does not have", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 5}, content[5:]}, wantAnswer: 0, finishErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var f *contract.RecordingFile
+			send := c.send
+			if c.wantAnswer == 0 {
+				id := domain.NewTransferID()
+				f = recv.Add(id, 0, content, nil)
+				send = append([][]byte{header(1, id, 0, uint64(len(content)))}, send...)
+			}
+			sctx, scancel := context.WithTimeout(context.Background(), wait)
+			defer scancel()
+			str, err := conn.OpenStreamSync(sctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = str.SetDeadline(time.Now().Add(wait))
+			if _, err := str.Write(send[0]); err != nil {
+				t.Fatal(err)
+			}
+			code := make([]byte, 1)
+			if _, err := io.ReadFull(str, code); err != nil {
+				t.Fatalf("reading the answer: %v", err)
+			}
+			if code[0] != c.wantAnswer {
+				t.Fatalf("answer %d, want %d", code[0], c.wantAnswer)
+			}
+			if c.wantAnswer != 0 {
+				if n, err := str.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+					t.Fatalf("after a refusal the receiver sent %d more bytes (err %v), want the end of the stream", n, err)
+				}
+				return
+			}
+			if _, err := io.ReadFull(str, make([]byte, 40)); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range send[1:] {
+				_, _ = str.Write(b)
+			}
+			_ = str.Close()
+			f.WaitFinished(t)
+			if c.finishErr == (f.FinishErr() == nil) {
+				t.Fatalf("Finish(%v), want an error: %v", f.FinishErr(), c.finishErr)
+			}
+		})
+	}
+}

@@ -597,3 +597,51 @@ func TestSilentSessionExpires(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "silent alice offline", func() bool { return !isOnline(t.Context(), ts.svc, "alice") })
 }
+
+// A client that reconnects its stream before the server noticed the old one
+// die must not be logged out when the old stream finally closes.
+func TestOlderStreamDoesNotEndNewerSession(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, fastConfig(t.TempDir(), ""), app.RegistryOptions{})
+	hc, base := rawClient(ts)
+	alice := newLocal(t, "alice")
+	code, b, _ := call(t, hc, "PUT", base+"/v1/users/alice/presence", signedBody(t, hc, base, domain.ActionRegister, "alice", alice, domain.Endpoints{}), nil)
+	if code != 200 {
+		t.Fatalf("register %d %s", code, b)
+	}
+	var sess struct{ Token string }
+	if err := json.Unmarshal(b, &sess); err != nil {
+		t.Fatal(err)
+	}
+	open := func() (context.CancelFunc, io.Closer) {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events?name=alice", nil)
+		req.Header.Set("Authorization", "Bearer "+sess.Token)
+		resp, err := hc.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream: %v %v", resp, err)
+		}
+		r := bufio.NewReader(resp.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(line, "event: synced") {
+				return cancel, resp.Body
+			}
+		}
+	}
+	cancelOld, oldBody := open()
+	cancelNew, newBody := open()
+	waitFor(t, 10*time.Second, "two streams", func() bool { return ts.srv.Streams() == 2 })
+	cancelOld()
+	oldBody.Close()
+	waitFor(t, 10*time.Second, "old stream closed", func() bool { return ts.srv.Streams() == 1 })
+	if !isOnline(t.Context(), ts.svc, "alice") {
+		t.Fatal("the older stream closing logged the newer session out")
+	}
+	cancelNew()
+	newBody.Close()
+	waitFor(t, 10*time.Second, "alice offline after her last stream", func() bool { return !isOnline(t.Context(), ts.svc, "alice") })
+}

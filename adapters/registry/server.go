@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -42,6 +43,10 @@ type Server struct {
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
 
+	sessMu      sync.Mutex
+	sessStreams map[[32]byte]uint64 // SHA-256 of a session token → its newest stream
+	streamSeq   uint64
+
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	closeOnce  sync.Once
@@ -74,6 +79,7 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		fp:          Fingerprint(cert.Certificate[0]),
 		metrics:     newMetrics(),
 		hub:         newHub(),
+		sessStreams: make(map[[32]byte]uint64),
 		challengeRL: newRateLimiter(cfg.ChallengeRate),
 		registerRL:  newRateLimiter(cfg.RegisterRate),
 	}
@@ -519,7 +525,25 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.metrics.streams.Add(1)
 	defer s.metrics.streams.Add(-1)
 	if token != "" {
+		// Only the newest stream of a session ends it: a client that
+		// reconnects before the server noticed its old stream die must
+		// not be logged out by the old one closing late.
+		key := sha256.Sum256([]byte(token))
+		s.sessMu.Lock()
+		s.streamSeq++
+		id := s.streamSeq
+		s.sessStreams[key] = id
+		s.sessMu.Unlock()
 		defer func() {
+			s.sessMu.Lock()
+			latest := s.sessStreams[key] == id
+			if latest {
+				delete(s.sessStreams, key)
+			}
+			s.sessMu.Unlock()
+			if !latest {
+				return
+			}
 			if err := s.svc.Disconnect(context.WithoutCancel(ctx), name, token); err == nil {
 				s.log.Info(fmt.Sprintf("removed peer %s (disconnected)", name), "peer", name.String())
 			}

@@ -60,6 +60,15 @@ func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.Transfer
 	}
 }
 
+// hashRateFloor is the slowest hashing of a file prefix a peer allows for
+// (bytes per second) before it calls the other side stalled.
+const hashRateFloor = 50 << 20
+
+// hashTime is how long hashing n bytes may take at hashRateFloor.
+func hashTime(n int64) time.Duration {
+	return time.Duration(n/hashRateFloor+1) * time.Second
+}
+
 // beforeStartError marks a failure before the start decision was sent.
 type beforeStartError struct{ err error }
 
@@ -91,7 +100,8 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 		return mapStreamError(err)
 	}
 
-	if err := str.SetDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+	// The receiver hashes its part file before it answers: allow for that.
+	if err := str.SetDeadline(time.Now().Add(t.cfg.StallTimeout + hashTime(req.Size))); err != nil {
 		fail(codeCancelled)
 		return fmt.Errorf("set deadline: %w", err)
 	}

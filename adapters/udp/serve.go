@@ -256,6 +256,10 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 	if _, err := str.Write(marshalReady(offset, f.PrefixHash())); err != nil {
 		return interrupted("write answer", err)
 	}
+	// The sender hashes the first offset bytes of its source before START.
+	if err := str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout + hashTime(offset))); err != nil {
+		return interrupted("set deadline", err)
+	}
 	sb := make([]byte, startSize)
 	if _, err := io.ReadFull(str, sb); err != nil {
 		return interrupted("read start", err)

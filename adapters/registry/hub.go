@@ -76,11 +76,16 @@ func (h *hub) dropAll() {
 	}
 }
 
-// run follows svc.Watch until ctx is done, watching again if dropped.
-func (h *hub) run(ctx context.Context, svc ports.RegistryService, log func(msg string, args ...any)) {
+// run follows events, then svc.Watch again whenever dropped, until ctx is
+// done. The first subscription is made by the caller before it starts
+// serving, so no stream can open before the hub follows the service.
+func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan domain.PresenceEvent, log func(msg string, args ...any)) {
 	first := true
 	for ctx.Err() == nil {
-		events, err := svc.Watch(ctx)
+		var err error
+		if events == nil {
+			events, err = svc.Watch(ctx)
+		}
 		if err != nil {
 			log("presence hub: watch", "err", err)
 			select {
@@ -97,6 +102,7 @@ func (h *hub) run(ctx context.Context, svc ports.RegistryService, log func(msg s
 		for ev := range events {
 			h.publish(encodeEvent(ev))
 		}
+		events = nil
 	}
 }
 

@@ -511,11 +511,34 @@ func TestRestartReRegisters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	watcher := newClient(t, ts.url, t.TempDir())
+	events, err := watcher.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitKind := func(kind ports.DirectoryEventKind) {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case e := <-events:
+				if e.Kind == kind {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no directory event of kind %d", kind)
+			}
+		}
+	}
+	waitKind(ports.Connected)
 	ts.stop()
+	waitKind(ports.Disconnected)
 	ts2 := startServer(t, fastConfig(dir, addr), app.RegistryOptions{SessionTTL: 2 * time.Second})
 	if ts2.srv.CertFingerprint() != ts.srv.CertFingerprint() {
 		t.Fatal("certificate changed across restart")
 	}
+	waitKind(ports.Connected)
+	waitKind(ports.Resync)
 	waitFor(t, 30*time.Second, "every client online again", func() bool {
 		st, err := ts2.svc.Stats(ctx)
 		return err == nil && st.Online == n

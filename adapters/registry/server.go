@@ -131,7 +131,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
-	wg.Go(func() { s.hub.run(runCtx, s.svc, s.log.Warn) })
+	events, err := s.svc.Watch(runCtx)
+	if err != nil {
+		stopRun()
+		wg.Wait()
+		return fmt.Errorf("registry server: watch presence: %w", err)
+	}
+	wg.Go(func() { s.hub.run(runCtx, s.svc, events, s.log.Warn) })
 	defer func() { stopRun(); wg.Wait() }()
 
 	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp,
@@ -149,7 +155,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.cancelBase()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
+	err = s.srv.Shutdown(sctx)
 	<-errc
 	if err != nil {
 		_ = s.srv.Close()

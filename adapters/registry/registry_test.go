@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -667,4 +668,46 @@ func TestOlderStreamDoesNotEndNewerSession(t *testing.T) {
 	cancelNew()
 	newBody.Close()
 	waitFor(t, 10*time.Second, "alice offline after her last stream", func() bool { return !isOnline(t.Context(), ts.svc, "alice") })
+}
+
+func TestAccountStoreConcurrentBinds(t *testing.T) {
+	t.Parallel()
+	dir := registry.DataDir(t.TempDir())
+	s, cleanup, err := registry.NewFileAccountStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	var won, taken, other atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			// Everyone races for "carol" (and look-alikes) with their own key…
+			switch err := s.Bind(t.Context(), newLocal(t, []string{"carol", "CAROL", "сarol"}[i%3]).Identity, time.Now()); {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, domain.ErrNameTaken):
+				taken.Add(1)
+			default:
+				other.Add(1)
+			}
+			// …and binds a name of their own.
+			if err := s.Bind(t.Context(), newLocal(t, fmt.Sprintf("own-%d", i+10)).Identity, time.Now()); err != nil {
+				other.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 || taken.Load() != n-1 || other.Load() != 0 {
+		t.Fatalf("won %d, taken %d, other errors %d", won.Load(), taken.Load(), other.Load())
+	}
+	cleanup()
+	s, cleanup, err = registry.NewFileAccountStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if c, _ := s.Count(t.Context()); c != n+1 {
+		t.Fatalf("%d accounts after reopen, want %d", c, n+1)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -29,14 +30,25 @@ const maxAccountLine = 4096
 // under the data directory, fsynced before Bind returns, and in memory for
 // reads. A binding is never changed or removed, so the log is the whole
 // history and needs no compaction; a torn last line (crash mid-write) is
-// cut off on open. An embedded SQL database would add nothing a
-// write-once map needs, and a shared store (Redis) can replace this one
-// behind ports.AccountStore when the registry scales out.
+// cut off on open. Concurrent binds share one fsync (group commit). An
+// embedded SQL database would add nothing a write-once map needs, and a
+// shared store (Redis) can replace this one behind ports.AccountStore when
+// the registry scales out.
 type FileAccountStore struct {
-	mu     sync.RWMutex
-	f      *os.File
-	byKey  map[string]domain.Identity
-	closed bool
+	mu      sync.RWMutex
+	f       *os.File
+	byKey   map[string]account
+	written uint64 // sequence number of the last line appended
+	failed  error  // a write or sync failed: the log's tail is uncertain
+	closed  bool
+
+	syncMu sync.Mutex    // one fsync at a time
+	synced atomic.Uint64 // every line up to this sequence number is on disk
+}
+
+type account struct {
+	id  domain.Identity
+	seq uint64 // line that bound it; 0 for lines read at open
 }
 
 var _ ports.AccountStore = (*FileAccountStore)(nil)
@@ -61,7 +73,7 @@ func NewFileAccountStore(dir DataDir) (*FileAccountStore, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("account store: %w", err)
 	}
-	s := &FileAccountStore{f: f, byKey: make(map[string]domain.Identity)}
+	s := &FileAccountStore{f: f, byKey: make(map[string]account)}
 	if err := s.load(); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("account store %s: %w", path, err)
@@ -92,7 +104,7 @@ func (s *FileAccountStore) load() error {
 			return fmt.Errorf("line at offset %d: %w", good, err)
 		}
 		if _, dup := s.byKey[id.Name().Key()]; !dup {
-			s.byKey[id.Name().Key()] = id
+			s.byKey[id.Name().Key()] = account{id: id}
 		}
 		good += int64(len(line))
 	}
@@ -117,35 +129,67 @@ func (rec accountRecord) identity() (domain.Identity, error) {
 	return domain.NewIdentity(name, ed25519.PublicKey(key))
 }
 
-// Bind binds id's name to id's key on first use, durably.
+// Bind binds id's name to id's key on first use, durably: it returns once
+// the binding (its own or the same key's earlier one) is on disk.
 func (s *FileAccountStore) Bind(ctx context.Context, id domain.Identity, now time.Time) error {
 	k := id.Name().Key()
-	s.mu.RLock()
-	have, ok := s.byKey[k]
-	s.mu.RUnlock()
-	if ok {
-		return sameOrTaken(have, id)
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return fmt.Errorf("bind %s: %w", id.Name(), os.ErrClosed)
-	}
 	if have, ok := s.byKey[k]; ok {
-		return sameOrTaken(have, id)
+		s.mu.Unlock()
+		if err := sameOrTaken(have.id, id); err != nil {
+			return err
+		}
+		return s.durable(have.seq)
+	}
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return fmt.Errorf("bind %s: %w", id.Name(), os.ErrClosed)
+	case s.failed != nil:
+		s.mu.Unlock()
+		return fmt.Errorf("bind %s: account log unusable after an earlier error: %w", id.Name(), s.failed)
 	}
 	line, err := json.Marshal(accountRecord{Name: id.Name().String(), Key: base64.StdEncoding.EncodeToString(id.PublicKey()), BoundAt: now.UTC()})
 	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("bind %s: %w", id.Name(), err)
 	}
-	line = append(line, '\n')
-	if _, err := s.f.Write(line); err != nil {
+	if _, err := s.f.Write(append(line, '\n')); err != nil {
+		s.failed = err
+		s.mu.Unlock()
 		return fmt.Errorf("bind %s: write account log: %w", id.Name(), err)
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("bind %s: sync account log: %w", id.Name(), err)
+	s.written++
+	seq := s.written
+	s.byKey[k] = account{id: id, seq: seq}
+	s.mu.Unlock()
+	return s.durable(seq)
+}
+
+// durable returns once line seq is on disk. Whoever syncs first syncs
+// every line written so far, so concurrent binds share one fsync.
+func (s *FileAccountStore) durable(seq uint64) error {
+	if s.synced.Load() >= seq {
+		return nil
 	}
-	s.byKey[k] = id
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced.Load() >= seq {
+		return nil
+	}
+	s.mu.RLock()
+	upTo, failed := s.written, s.failed
+	s.mu.RUnlock()
+	if failed != nil {
+		return fmt.Errorf("sync account log: %w", failed)
+	}
+	if err := s.f.Sync(); err != nil {
+		s.mu.Lock()
+		s.failed = err
+		s.mu.Unlock()
+		return fmt.Errorf("sync account log: %w", err)
+	}
+	s.synced.Store(upTo)
 	return nil
 }
 
@@ -160,11 +204,11 @@ func sameOrTaken(have, id domain.Identity) error {
 func (s *FileAccountStore) Get(ctx context.Context, name domain.Username) (domain.Identity, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	id, ok := s.byKey[name.Key()]
+	a, ok := s.byKey[name.Key()]
 	if !ok {
 		return domain.Identity{}, fmt.Errorf("account %s: %w", name, domain.ErrNotFound)
 	}
-	return id, nil
+	return a.id, nil
 }
 
 // Count is the number of bound names.

@@ -81,7 +81,9 @@ type Registry struct {
 var _ ports.RegistryService = (*Registry)(nil)
 
 type regWatcher struct {
-	in     chan domain.PresenceEvent
+	// in carries pointers: one event is shared by every watcher, and a
+	// buffer of 256 costs 2 KiB, not 35 KiB of copied events.
+	in     chan *domain.PresenceEvent
 	closed bool // guarded by Registry.wMu (write lock)
 }
 
@@ -467,7 +469,7 @@ func (r *Registry) Online(ctx context.Context) ([]domain.Peer, error) {
 // watcher falls more than WatchBuffer events behind (then the channel is
 // closed early and the caller should watch again).
 func (r *Registry) Watch(ctx context.Context) (<-chan domain.PresenceEvent, error) {
-	w := &regWatcher{in: make(chan domain.PresenceEvent, r.opts.WatchBuffer)}
+	w := &regWatcher{in: make(chan *domain.PresenceEvent, r.opts.WatchBuffer)}
 	r.wMu.Lock()
 	if len(r.watchers) >= r.opts.MaxWatchers {
 		r.wMu.Unlock()
@@ -502,7 +504,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan domain.PresenceEvent, erro
 					return
 				}
 				select {
-				case out <- ev:
+				case out <- *ev:
 				case <-ctx.Done():
 					return
 				}
@@ -526,7 +528,8 @@ func (r *Registry) drop(w *regWatcher) {
 
 // publish hands ev to every watcher without blocking; a watcher whose buffer
 // is full is dropped.
-func (r *Registry) publish(ev domain.PresenceEvent) {
+func (r *Registry) publish(e domain.PresenceEvent) {
+	ev := &e
 	var slow []*regWatcher
 	r.wMu.RLock()
 	for w := range r.watchers {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"log/slog"
 	"os"
 	"sync"
@@ -146,5 +145,3 @@ func isOnline(ctx context.Context, svc ports.RegistryService, name string) bool 
 	p, err := svc.Lookup(ctx, domain.MustUsername(name))
 	return err == nil && p.Online
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

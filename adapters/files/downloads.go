@@ -77,12 +77,56 @@ func partName(id domain.TransferID, rel string) string {
 	return rel + "." + id.Short() + ".part"
 }
 
+// errPartLikeName refuses a path one of whose parts is shaped like a part
+// file's name.
+var errPartLikeName = errors.New("a name of the form NAME.XXXXXXXX.part is kept for partial downloads")
+
+// checkNotPartLike refuses a relative path with a part shaped like a part
+// file's name ("x.0123abcd.part"). Such a file, once committed, would be
+// opened as the part of a later file "x" of a transfer whose ID starts with
+// those digits (a sender picks its own IDs), which would then append to it,
+// truncate it on a restart and rename it away.
+func checkNotPartLike(rel string) error {
+	for part := range strings.SplitSeq(rel, "/") {
+		if isPartLike(part) {
+			return fmt.Errorf("%w: %q: %w", domain.ErrUnsafePath, rel, errPartLikeName)
+		}
+	}
+	return nil
+}
+
+// isPartLike reports whether name ends in "." + 8 hex digits + ".part", as
+// partName's results do (in any case: some file systems ignore it).
+func isPartLike(name string) bool {
+	stem, ok := cutSuffixFold(name, ".part")
+	if !ok || len(stem) < 9 || stem[len(stem)-9] != '.' {
+		return false
+	}
+	for _, c := range []byte(stem[len(stem)-8:]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func cutSuffixFold(s, suffix string) (string, bool) {
+	if len(s) < len(suffix) || !strings.EqualFold(s[len(s)-len(suffix):], suffix) {
+		return s, false
+	}
+	return s[:len(s)-len(suffix)], true
+}
+
 // OpenPart opens, creating it (and its parent folders) if needed, the part
 // file of file rel of transfer id. rel must be a safe relative path
-// (domain.SafeRelativePath), else the error wraps domain.ErrUnsafePath. An
+// (domain.SafeRelativePath) with no part shaped like a part file's name
+// ("x.0123abcd.part"), else the error wraps domain.ErrUnsafePath. An
 // existing part is kept and writing continues at its end.
 func (d *Downloads) OpenPart(id domain.TransferID, rel string) (ports.PartFile, error) {
 	rel, err := domain.SafeRelativePath(rel)
+	if err == nil {
+		err = checkNotPartLike(rel)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open part: %w", err)
 	}

@@ -486,3 +486,39 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// A peer picks its transfer IDs, so a file it names "x.<8 hex>.part" would,
+// once committed, be opened as the part of a later "x" of a transfer whose
+// ID starts with those digits: appended to, truncated on a restart and
+// renamed away. Names shaped like parts are refused; others are not.
+func TestPartLikeNamesRefused(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "dl")
+	d := newDownloads(t, dir)
+	id, err := domain.ParseTransferID("0123abcd" + strings.Repeat("0", 24))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"x.0123abcd.part", "x.0123ABCD.PART", "sub/x.0123abcd.part", "d.0123abcd.part/y", ".deadbeef.part"} {
+		if _, err := d.OpenPart(domain.NewTransferID(), rel); !errors.Is(err, domain.ErrUnsafePath) {
+			t.Errorf("OpenPart(%q) = %v, want ErrUnsafePath", rel, err)
+		}
+	}
+	if got := tree(t, dir); len(got) != 0 {
+		t.Fatalf("refused names left %v", got)
+	}
+	for _, rel := range []string{"notes.part", "x.0123abc.part", "x.0123abcg.part", "x0123abcd.part", "x.0123abcd.part.txt"} {
+		if final := receive(t, d, rel, []byte("ok")); final != rel {
+			t.Errorf("%q committed as %q", rel, final)
+		}
+	}
+	// The part of "x" for id never meets a committed file.
+	p, err := d.OpenPart(id, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if n, err := p.Size(); err != nil || n != 0 {
+		t.Fatalf("the part of a new transfer holds %d bytes (%v), want 0", n, err)
+	}
+}

@@ -14,3 +14,6 @@ func UseFallbacks(d *Downloads, level int) {
 		d.link = func(*os.Root, string, string) error { return errors.ErrUnsupported }
 	}
 }
+
+// IsPartLike exposes isPartLike to the fuzz test.
+var IsPartLike = isPartLike

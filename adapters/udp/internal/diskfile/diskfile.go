@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -61,6 +62,8 @@ type Session struct {
 	FinishErr error // the error Finish was given
 	Result    error // what Finish returned
 	Finished  bool
+	// FinishTook is how long Finish took (flush, fsync, hash check, rename).
+	FinishTook time.Duration
 }
 
 // Expect registers a file; the returned value reports on it.
@@ -174,8 +177,10 @@ func (f *file) Write(p []byte) (int, error) {
 }
 
 func (f *file) Finish(ferr error) (err error) {
+	began := time.Now()
 	defer func() {
-		f.update(func(s *Session) { s.FinishErr, s.Result, s.Finished = ferr, err, true })
+		took := time.Since(began)
+		f.update(func(s *Session) { s.FinishErr, s.Result, s.Finished, s.FinishTook = ferr, err, true, took })
 		f.e.finished <- struct{}{}
 	}()
 	var closeErr error

@@ -711,3 +711,23 @@ func TestAccountStoreConcurrentBinds(t *testing.T) {
 		t.Fatalf("%d accounts after reopen, want %d", c, n+1)
 	}
 }
+
+// The client waits out a rate limit (Retry-After) instead of failing.
+func TestClientWaitsOutRateLimit(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(t.TempDir(), "")
+	cfg.RegisterRate = registry.Rate{PerSecond: 2, Burst: 1}
+	ts := startServer(t, cfg, app.RegistryOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, name := range []string{"first", "second", "third"} {
+		if err := newClient(t, ts.url, "").Register(ctx, newLocal(t, name), domain.Endpoints{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	hc, base := rawClient(ts)
+	_, b, _ := call(t, hc, "GET", base+"/metrics", nil, nil)
+	if !strings.Contains(string(b), `route="PUT /v1/users/{name}/presence",code="429"`) {
+		t.Fatalf("no registration was rate-limited, the test proves nothing:\n%s", b)
+	}
+}

@@ -25,8 +25,10 @@ func NewLocalFiles() *LocalFiles { return &LocalFiles{} }
 // the user is followed) is one entry named by its base name. A folder gives
 // every regular file below it; links and special files below it are skipped,
 // never followed. A name that is not a safe file name (see
-// domain.SafeFileName) is an error wrapping domain.ErrUnsafePath that names
-// the file, rather than a file silently renamed or left out; a folder with
+// domain.SafeFileName), or one shaped like a partial download's
+// ("x.0123abcd.part", which receivers refuse), is an error wrapping
+// domain.ErrUnsafePath that names the file, rather than a file silently
+// renamed or left out; a folder with
 // more than domain.MaxTransferFiles files or a file over domain.MaxFileSize
 // is domain.ErrTooLarge; a folder without regular files is domain.ErrNotFound.
 func (l *LocalFiles) Scan(ctx context.Context, path string) (string, []domain.FileEntry, error) {
@@ -41,7 +43,7 @@ func (l *LocalFiles) Scan(ctx context.Context, path string) (string, []domain.Fi
 	base := filepath.Base(abs)
 	switch {
 	case info.Mode().IsRegular():
-		if domain.SafeFileName(base) != base {
+		if domain.SafeFileName(base) != base || isPartLike(base) {
 			return "", nil, fmt.Errorf("scan %s: %w: the name %q would not survive the transfer, rename the file first", path, domain.ErrUnsafePath, base)
 		}
 		if info.Size() > domain.MaxFileSize {
@@ -49,6 +51,9 @@ func (l *LocalFiles) Scan(ctx context.Context, path string) (string, []domain.Fi
 		}
 		return base, []domain.FileEntry{{Path: base, Size: info.Size()}}, nil
 	case info.IsDir():
+		if isPartLike(domain.SafeFileName(base)) {
+			return "", nil, fmt.Errorf("scan %s: %w: the name %q would not survive the transfer, rename the folder first", path, domain.ErrUnsafePath, base)
+		}
 		files, err := scanDir(ctx, abs)
 		if err != nil {
 			return "", nil, fmt.Errorf("scan %s: %w", path, err)
@@ -77,7 +82,7 @@ func scanDir(ctx context.Context, dir string) ([]domain.FileEntry, error) {
 		}
 		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
-			if domain.SafeFileName(d.Name()) != d.Name() {
+			if domain.SafeFileName(d.Name()) != d.Name() || isPartLike(d.Name()) {
 				return fmt.Errorf("%w: the folder name %q would not survive the transfer, rename it first", domain.ErrUnsafePath, rel)
 			}
 			return nil
@@ -85,7 +90,7 @@ func scanDir(ctx context.Context, dir string) ([]domain.FileEntry, error) {
 		if !d.Type().IsRegular() { // symbolic links, sockets, devices: never followed
 			return nil
 		}
-		if _, err := domain.SafeRelativePath(rel); err != nil {
+		if _, err := domain.SafeRelativePath(rel); err != nil || isPartLike(d.Name()) {
 			return fmt.Errorf("%w: the file name %q would not survive the transfer, rename it first", domain.ErrUnsafePath, rel)
 		}
 		info, err := d.Info()

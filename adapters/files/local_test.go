@@ -75,7 +75,7 @@ func TestScanFolder(t *testing.T) {
 
 func TestScanRefusesUnsafeNames(t *testing.T) {
 	t.Parallel()
-	for _, bad := range []string{"evil\x1b[31m.txt", "a:b.txt", "bidi\u202etxt.exe", "NUL.txt", "trailing. "} {
+	for _, bad := range []string{"evil\x1b[31m.txt", "a:b.txt", "bidi\u202etxt.exe", "NUL.txt", "trailing. ", "x.0123abcd.part"} {
 		t.Run(bad, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join(t.TempDir(), "folder")

@@ -133,7 +133,9 @@ func (k *KeyStore) Path() string { return k.path }
 // Load reads the identity. domain.ErrNoIdentity: there is no key file.
 // ErrPassphraseRequired, ErrWrongPassphrase, ErrDamagedKeyFile and
 // ErrInsecurePermissions say why an existing file was refused. A plain file
-// loads with or without a passphrase (it is sealed at the next Save).
+// loads with or without a passphrase; with one, Load seals it on the spot
+// (atomically, as Save does) and fails if it cannot, so a passphrase given
+// never leaves the key in the clear on disk.
 func (k *KeyStore) Load(ctx context.Context) (domain.LocalIdentity, error) {
 	if err := ctx.Err(); err != nil {
 		return domain.LocalIdentity{}, err
@@ -164,6 +166,11 @@ func (k *KeyStore) Load(ctx context.Context) (domain.LocalIdentity, error) {
 	id, err := decodeKeyFile(data, k.pass)
 	if err != nil {
 		return domain.LocalIdentity{}, fmt.Errorf("load identity from %s: %w", k.path, err)
+	}
+	if k.pass != "" && data[len(keyMagic)+1] == kindPlain { // decodeKeyFile checked the header
+		if err := k.Save(ctx, id); err != nil {
+			return domain.LocalIdentity{}, fmt.Errorf("load identity: seal the unsealed key file with the passphrase: %w", err)
+		}
 	}
 	return id, nil
 }

@@ -88,6 +88,38 @@ func TestKeyStoreSealedAndUnsealed(t *testing.T) {
 	}
 }
 
+// A passphrase given for a profile whose key file is still plain must not
+// leave the key in the clear: Load seals the file with it.
+func TestLoadWithPassphraseSealsAPlainFile(t *testing.T) {
+	t.Parallel()
+	ctx, dir := context.Background(), t.TempDir()
+	me := newLocal(t, "alice")
+	if err := sealedStore(dir, "").Save(ctx, me); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sealedStore(dir, "correct horse").Load(ctx)
+	if err != nil || !got.PrivateKey().Equal(me.PrivateKey()) {
+		t.Fatalf("Load of the plain file with a passphrase: %v", err)
+	}
+	path := filepath.Join(dir, storage.KeyFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, me.PrivateKey().Seed()) {
+		t.Fatal("the private key is still in the clear after a Load with a passphrase")
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file after sealing: %v, %v", fi, err)
+	}
+	if _, err := sealedStore(dir, "").Load(ctx); !errors.Is(err, storage.ErrPassphraseRequired) {
+		t.Fatalf("Load without the passphrase: %v, want ErrPassphraseRequired", err)
+	}
+	if again, err := sealedStore(dir, "correct horse").Load(ctx); err != nil || !again.PrivateKey().Equal(me.PrivateKey()) {
+		t.Fatalf("Load of the sealed file: %v", err)
+	}
+}
+
 func TestKeyStoreDefaultKDF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Argon2id with 64 MiB is slow under -race")

@@ -563,15 +563,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	var buf bytes.Buffer
-	// The write deadline is moved at most twice per timeout: a stuck
-	// reader is cut within 1.5×StreamWriteTimeout, and the hot path of a
-	// fan-out to thousands of streams does not re-arm a timer per event.
-	var deadline time.Time
+	// Each flush runs under a write deadline, so a stuck reader is cut
+	// within StreamWriteTimeout, and the deadline is cleared after it: over
+	// HTTP/2 an armed deadline resets the stream when it passes even if
+	// nothing is being written, which would end every idle stream between
+	// two pings.
 	flush := func() bool {
-		if now := time.Now(); deadline.Sub(now) < s.cfg.StreamWriteTimeout/2 {
-			deadline = now.Add(s.cfg.StreamWriteTimeout)
-			_ = rc.SetWriteDeadline(deadline)
-		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 		for buf.Len() > 0 {
 			n := min(buf.Len(), 64<<10)
 			if _, err := w.Write(buf.Next(n)); err != nil {

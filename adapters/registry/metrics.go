@@ -2,78 +2,82 @@ package registry
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"sort"
-	"strings"
-	"sync"
+	"strconv"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chatx/chatx/ports"
 )
 
-// metrics renders the Prometheus text exposition format (version 0.0.4).
-// It is written here rather than with prometheus/client_golang because the
-// module's go.sum lacks that library's dependencies (see the package's
-// report); the names and types are what client_golang would emit, so
-// switching is a local change.
+// metrics are the registry's Prometheus metrics, on a registry of their own
+// (not the global default, so two servers in one process do not collide).
 type metrics struct {
-	mu       sync.Mutex
-	requests map[routeCode]uint64
-
-	streams atomic.Int64
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	streams  atomic.Int64
+	http     http.Handler
 }
 
-type routeCode struct {
-	route string
-	code  int
+func newMetrics(svc ports.RegistryService, openConns func() int64) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatx_registry_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.requests, &statsCollector{svc: svc, streams: &m.streams, openConns: openConns},
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return m
 }
-
-func newMetrics() *metrics { return &metrics{requests: make(map[routeCode]uint64)} }
 
 func (m *metrics) request(route string, code int) {
-	m.mu.Lock()
-	m.requests[routeCode{route, code}]++
-	m.mu.Unlock()
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
 
-func (m *metrics) write(ctx context.Context, w io.Writer, svc ports.RegistryService, conns int64) error {
-	st, err := svc.Stats(ctx)
+// handler serves the exposition format the scraper asks for (text by default).
+func (m *metrics) handler() http.Handler { return m.http }
+
+var (
+	descRegistered = prometheus.NewDesc("chatx_registry_registered_users", "Names bound to a key.", nil, nil)
+	descOnline     = prometheus.NewDesc("chatx_registry_online_users", "Users with a live session.", nil, nil)
+	descStreams    = prometheus.NewDesc("chatx_registry_stream_subscribers", "Open presence streams.", nil, nil)
+	descWatchers   = prometheus.NewDesc("chatx_registry_watchers", "Presence watchers of the registry service.", nil, nil)
+	descConns      = prometheus.NewDesc("chatx_registry_open_connections", "Open TCP connections.", nil, nil)
+)
+
+// statsCollector asks the service for its counts once per scrape.
+type statsCollector struct {
+	svc       ports.RegistryService
+	streams   *atomic.Int64
+	openConns func() int64
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descStreams, descWatchers, descConns} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(c.streams.Load()))
+	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(c.openConns()))
+	st, err := c.svc.Stats(ctx)
 	if err != nil {
-		return err
+		ch <- prometheus.NewInvalidMetric(descRegistered, err)
+		return
 	}
-	gauge := func(name, help string, v int64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
-	}
-	gauge("chatx_registry_registered_users", "Names bound to a key.", int64(st.Registered))
-	gauge("chatx_registry_online_users", "Users with a live session.", int64(st.Online))
-	gauge("chatx_registry_stream_subscribers", "Open presence streams.", m.streams.Load())
-	gauge("chatx_registry_watchers", "Presence watchers of the registry service.", int64(st.Watchers))
-	gauge("chatx_registry_open_connections", "Open TCP connections.", conns)
-
-	m.mu.Lock()
-	keys := make([]routeCode, 0, len(m.requests))
-	for k := range m.requests {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].route != keys[j].route {
-			return keys[i].route < keys[j].route
-		}
-		return keys[i].code < keys[j].code
-	})
-	fmt.Fprintf(w, "# HELP chatx_registry_requests_total HTTP requests by route and status code.\n# TYPE chatx_registry_requests_total counter\n")
-	for _, k := range keys {
-		fmt.Fprintf(w, "chatx_registry_requests_total{route=\"%s\",code=\"%d\"} %d\n", escapeLabel(k.route), k.code, m.requests[k])
-	}
-	m.mu.Unlock()
-	return nil
+	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, float64(st.Registered))
+	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(st.Online))
+	ch <- prometheus.MustNewConstMetric(descWatchers, prometheus.GaugeValue, float64(st.Watchers))
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
 // statusRecorder remembers the status a handler wrote.
 type statusRecorder struct {

@@ -286,7 +286,7 @@ func TestBadRequests(t *testing.T) {
 		"chatx_registry_registered_users 1\n",
 		"chatx_registry_online_users 1\n",
 		"chatx_registry_stream_subscribers 0\n",
-		`chatx_registry_requests_total{route="PUT /v1/users/{name}/presence",code="413"} 1`,
+		`chatx_registry_requests_total{code="413",route="PUT /v1/users/{name}/presence"} 1`,
 	} {
 		if code != 200 || !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
@@ -727,7 +727,7 @@ func TestClientWaitsOutRateLimit(t *testing.T) {
 	}
 	hc, base := rawClient(ts)
 	_, b, _ := call(t, hc, "GET", base+"/metrics", nil, nil)
-	if !strings.Contains(string(b), `route="PUT /v1/users/{name}/presence",code="429"`) {
+	if !strings.Contains(string(b), `code="429",route="PUT /v1/users/{name}/presence"`) {
 		t.Fatalf("no registration was rate-limited, the test proves nothing:\n%s", b)
 	}
 }

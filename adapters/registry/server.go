@@ -77,12 +77,12 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		log:         logger,
 		ln:          newLimitListener(l, cfg.MaxConns),
 		fp:          Fingerprint(cert.Certificate[0]),
-		metrics:     newMetrics(),
 		hub:         newHub(),
 		sessStreams: make(map[[32]byte]uint64),
 		challengeRL: newRateLimiter(cfg.ChallengeRate),
 		registerRL:  newRateLimiter(cfg.RegisterRate),
 	}
+	s.metrics = newMetrics(svc, s.ln.open.Load)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),
@@ -492,13 +492,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	var buf bytes.Buffer
-	if err := s.metrics.write(r.Context(), &buf, s.svc, s.ln.open.Load()); err != nil {
-		s.serviceError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write(buf.Bytes())
+	s.metrics.handler().ServeHTTP(w, r)
 }
 
 // handleEvents streams presence as Server-Sent Events. With a session

@@ -80,14 +80,36 @@ func defaultDownloads() string {
 	return filepath.Join(os.TempDir(), "chatx-downloads")
 }
 
-// passphrase reads the sealing passphrase, if a file was given.
+// maxPassphraseBytes bounds the passphrase file.
+const maxPassphraseBytes = 4 << 10
+
+// passphrase reads the sealing passphrase, if a file was given. The file
+// must be readable by its owner only and hold at most 4 KiB.
 func (c *clientFlags) passphrase() (string, error) {
 	if c.passphraseFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(c.passphraseFile)
+	f, err := os.Open(c.passphraseFile)
 	if err != nil {
 		return "", fmt.Errorf("read passphrase: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("read passphrase: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return "", fmt.Errorf("passphrase file %s is not a regular file", c.passphraseFile)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("passphrase file %s is readable by others (mode %o): chmod 600 it", c.passphraseFile, info.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read passphrase: %w", err)
+	}
+	if len(b) > maxPassphraseBytes {
+		return "", fmt.Errorf("passphrase file %s is longer than %d bytes", c.passphraseFile, maxPassphraseBytes)
 	}
 	p := strings.TrimRight(string(b), "\r\n")
 	if p == "" {

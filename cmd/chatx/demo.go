@@ -51,8 +51,9 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 
 	// The registry, on loopback, pinned by its fingerprint.
 	reg, cleanupReg, err := chatx.InitRegistry(chatx.RegistryConfig{
-		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: registry.DataDir(filepath.Join(base, "registry"))},
-		Data:   registry.DataDir(filepath.Join(base, "registry")),
+		Server:  registry.ServerConfig{Listen: "127.0.0.1:0", Data: registry.DataDir(filepath.Join(base, "registry"))},
+		Data:    registry.DataDir(filepath.Join(base, "registry")),
+		Service: app.RegistryOptions{Logger: logger.With("part", "registry")},
 	}, logger.With("part", "registry"))
 	if err != nil {
 		return fmt.Errorf("demo registry: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/app"
 )
 
 func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,7 +44,8 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reg, cleanup, err := chatx.InitRegistry(chatx.RegistryConfig{
 		Server: registry.ServerConfig{Listen: registry.ListenAddr(*listen), Data: registry.DataDir(dir),
 			TLSCert: registry.TLSCertFile(*cert), TLSKey: registry.TLSKeyFile(*key)},
-		Data: registry.DataDir(dir),
+		Data:    registry.DataDir(dir),
+		Service: app.RegistryOptions{Logger: logger},
 	}, logger)
 	if err != nil {
 		return err

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRunDispatch(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"version"}, 0, "chatx " + version},
+		{[]string{"help"}, 0, "chatx registry"},
+		{[]string{"nonsense"}, 2, `unknown command "nonsense"`},
+		{[]string{"registry", "-help"}, 0, "--listen"},
+		{[]string{"jsonrpc", "-help"}, 0, "--auto-accept"},
+		{[]string{"id", "--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"registry", "--tls-cert", "x"}, 2, "go together"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(tt.args, strings.NewReader(""), &out, &errOut)
+		if code != tt.code || !strings.Contains(out.String()+errOut.String(), tt.contains) {
+			t.Errorf("run(%q) = %d, output %q; want %d containing %q", tt.args, code, out.String()+errOut.String(), tt.code, tt.contains)
+		}
+	}
+}
+
+func TestIDMakesAndKeepsTheIdentity(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "profile") // made by chatx, owner-only
+	var out, errOut bytes.Buffer
+	if code := run([]string{"id", "--profile", profile}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "give --name") {
+		t.Fatalf("id on an empty profile: %d %q", code, errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"id", "--profile", profile, "--name", "ALICE"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("id --name: %d %s", code, errOut.String())
+	}
+	first := out.String()
+	if !strings.Contains(first, "name:        alice") || !strings.Contains(first, "fingerprint:") {
+		t.Fatalf("id output: %q", first)
+	}
+	out.Reset()
+	if code := run([]string{"id", "--profile", profile}, nil, &out, &errOut); code != 0 || out.String() != first {
+		t.Fatalf("second id: %d %q, want %q", code, out.String(), first)
+	}
+	errOut.Reset()
+	if code := run([]string{"id", "--profile", profile, "--name", "bob"}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "belongs to") {
+		t.Fatalf("id with another name: %d %q", code, errOut.String())
+	}
+	info, err := os.Stat(profile)
+	if err != nil || info.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("profile mode: %v %v", info.Mode(), err)
+	}
+}
+
+func TestPassphraseFileChecks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		file string
+		want string
+		err  string
+	}{
+		{write("ok", "correct horse\n", 0o600), "correct horse", ""},
+		{write("open", "secret", 0o644), "", "readable by others"},
+		{write("empty", "\n", 0o600), "", "empty"},
+		{write("huge", strings.Repeat("x", maxPassphraseBytes+1), 0o600), "", "longer than"},
+		{filepath.Join(dir, "missing"), "", "no such file"},
+	}
+	for _, tt := range tests {
+		f := clientFlags{passphraseFile: tt.file}
+		got, err := f.passphrase()
+		if got != tt.want || (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%s: %q, %v; want %q, error containing %q", filepath.Base(tt.file), got, err, tt.want, tt.err)
+		}
+	}
+}

@@ -83,6 +83,9 @@ const (
 	codeNotFound         = "not_found"
 	codeMethod           = "method_not_allowed"
 	codeInternal         = "internal"
+	// codeRedirect is never sent by a registry: the client gives it to a
+	// 3xx answer, which it does not follow.
+	codeRedirect = "redirect"
 )
 
 // errorStatus maps a service error to its status and stable code.

@@ -122,8 +122,8 @@ func NewClient(cfg ClientConfig, logger *slog.Logger) (*Client, func(), error) {
 		cfg:        cfg,
 		base:       base,
 		tr:         tr,
-		hc:         &http.Client{Transport: tr, Timeout: cfg.RequestTimeout},
-		sc:         &http.Client{Transport: tr},
+		hc:         &http.Client{Transport: tr, Timeout: cfg.RequestTimeout, CheckRedirect: noRedirects},
+		sc:         &http.Client{Transport: tr, CheckRedirect: noRedirects},
 		log:        logger.With("registry", base.Host),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -692,7 +692,23 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 	return nil
 }
 
+// noRedirects stops the HTTP client at the first redirect: following one
+// could carry the session token to another host or over plain http. The
+// 3xx answer itself becomes an error (readAPIError).
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// maxLocationShown bounds how much of a redirect's Location an error quotes.
+const maxLocationShown = 200
+
 func readAPIError(resp *http.Response) error {
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		loc := resp.Header.Get("Location")
+		if len(loc) > maxLocationShown {
+			loc = loc[:maxLocationShown] + "..."
+		}
+		return &APIError{Status: resp.StatusCode, Code: codeRedirect,
+			Message: fmt.Sprintf("registry answered with a redirect to %q, which the client does not follow (a registry URL must name the registry itself)", loc)}
+	}
 	e := &APIError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: resp.Status}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	var eb errorBody

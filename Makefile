@@ -4,7 +4,6 @@
 GO        ?= go
 BIN       ?= bin/chatx
 PKGS      ?= ./...
-BENCHTIME ?= 1x
 export GOTOOLCHAIN ?= local
 
 .DEFAULT_GOAL := help
@@ -13,7 +12,7 @@ export GOTOOLCHAIN ?= local
 .PHONY: help
 help:
 	@echo "ChatX make targets:"
-	@awk 'BEGIN{FS=": "} /^## /{sub(/^## /,""); split($$0,a,": "); printf "  %-12s %s\n", a[1], substr($$0, length(a[1])+3)}' $(MAKEFILE_LIST)
+	@awk 'BEGIN{FS=": "} /^## /{sub(/^## /,""); split($$0,a,": "); printf "  %-16s %s\n", a[1], substr($$0, length(a[1])+3)}' $(MAKEFILE_LIST)
 
 ## build: build the chatx binary into bin/
 .PHONY: build
@@ -61,18 +60,43 @@ lint: fmt-check
 test: lint wire-check
 	$(GO) test -race -timeout 15m $(PKGS)
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: fuzz
 fuzz:
-	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/func //'); do \
-	  pkg=$$(dirname $$(grep -rl --include='*_test.go' "^func $$spec(" . | head -1)); \
-	  echo "== $$spec in $$pkg"; $(GO) test $$pkg -run '^$$' -fuzz "^$$spec$$" -fuzztime $${FUZZTIME:-30s} || exit 1; \
+	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+	  pkg=./$$(dirname $$file); \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+	    echo "== $$target ($$pkg)"; \
+	    $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $${FUZZTIME:-30s}; \
+	  done; \
 	done
 
-## bench: run the benchmarks of every part and print the figures for BENCHMARKS.md
+## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files); takes a while
 .PHONY: bench
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./...
+bench: bench-registry bench-messaging bench-storage bench-files
+
+## bench-registry: lookups/s, registrations/s, presence fan-out to 1k and 10k watchers, memory per watcher
+.PHONY: bench-registry
+bench-registry:
+	$(GO) test -run '^$$' -bench 'Lookup|Register' -benchtime 3s ./adapters/registry/
+	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
+
+## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence
+.PHONY: bench-messaging
+bench-messaging:
+	$(GO) test -run '^$$' -bench Pipelined -benchtime 200000x ./adapters/tcp/
+	$(GO) test -run '^$$' -bench SendToDelivered -benchtime 3000x ./adapters/tcp/
+	$(GO) test -run '^$$' -bench Messaging -benchtime 1x -timeout 20m ./bench/
+
+## bench-storage: durable writes/s of the SQLite store, serial and with concurrent callers
+.PHONY: bench-storage
+bench-storage:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./adapters/storage/
+
+## bench-files: 1 GiB over loopback (chatx vs bare quic-go vs TCP+TLS) and peak RSS for 1 and 4 GiB
+.PHONY: bench-files
+bench-files:
+	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
 ## clean: remove build output
 .PHONY: clean

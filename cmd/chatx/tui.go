@@ -19,7 +19,7 @@ import (
 func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 	var f clientFlags
 	fs := newFlagSet("chatx", "chatx [--name NAME] [--profile DIR] [--registry URL] [--downloads DIR]",
-		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 or ? in the client for help.", stderr)
+		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 in the client for help.", stderr)
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -11,7 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -265,18 +268,116 @@ func (r *Registry) checkProof(p domain.RegistryProof, action domain.RegistryActi
 	return id, nil
 }
 
+// ErrInvalidEndpoint is wrapped by the error Register returns for an
+// endpoint that is not one a peer could dial (see ValidateEndpoint).
+var ErrInvalidEndpoint = errors.New("invalid endpoint")
+
+// EndpointError says which advertised endpoint was refused and why. It
+// names the list and position, never the bytes sent (they may hold
+// anything and would reach the server log).
+type EndpointError struct {
+	List   string // "link" or "file"
+	Index  int
+	Reason string
+}
+
+func (e *EndpointError) Error() string {
+	return fmt.Sprintf("%s: %s endpoint %d: %s", ErrInvalidEndpoint, e.List, e.Index, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidEndpoint) hold.
+func (e *EndpointError) Unwrap() error { return ErrInvalidEndpoint }
+
+// InvalidRequest marks the error as the client's fault (a transport maps it
+// to its "invalid request" answer).
+func (e *EndpointError) InvalidRequest() bool { return true }
+
 func checkEndpoints(eps domain.Endpoints) error {
-	for _, list := range [][]string{eps.Link, eps.File} {
-		if len(list) > MaxAdvertisedEndpoints {
-			return fmt.Errorf("%w: %d endpoints, at most %d", domain.ErrTooLarge, len(list), MaxAdvertisedEndpoints)
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"link", eps.Link}, {"file", eps.File}} {
+		if len(l.list) > MaxAdvertisedEndpoints {
+			return fmt.Errorf("%w: %d endpoints, at most %d", domain.ErrTooLarge, len(l.list), MaxAdvertisedEndpoints)
 		}
-		for _, e := range list {
+		for i, e := range l.list {
 			if len(e) == 0 || len(e) > MaxEndpointLen {
 				return fmt.Errorf("%w: endpoint of %d bytes (1 to %d)", domain.ErrTooLarge, len(e), MaxEndpointLen)
+			}
+			if reason := ValidateEndpoint(e); reason != "" {
+				return &EndpointError{List: l.name, Index: i, Reason: reason}
 			}
 		}
 	}
 	return nil
+}
+
+// memAddrPrefix is the address form of the in-memory network
+// (adapters/memory): "mem:" and a peer ID.
+const memAddrPrefix = "mem:"
+
+// ValidateEndpoint says what is wrong with an advertised endpoint, or ""
+// when it is acceptable: printable ASCII only (no spaces or control
+// characters), and either "host:port" with a decimal port 1..65535 and a
+// host that is an IP literal (IPv6 in brackets, optionally with a zone) or
+// shaped like a DNS name (labels of 1 to 63 letters, digits and hyphens,
+// not starting or ending with a hyphen, 253 bytes at most), or
+// "mem:<peer id>" with 1 to 64 lower-case letters and digits.
+func ValidateEndpoint(e string) string {
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Sprintf("byte %d is not printable ASCII", i)
+		}
+	}
+	if id, ok := strings.CutPrefix(e, memAddrPrefix); ok {
+		if len(id) < 1 || len(id) > 64 || strings.IndexFunc(id, func(r rune) bool {
+			return (r < 'a' || r > 'z') && (r < '0' || r > '9')
+		}) >= 0 {
+			return `want "mem:" and 1 to 64 lower-case letters and digits`
+		}
+		return ""
+	}
+	host, port, err := net.SplitHostPort(e)
+	if err != nil {
+		return `want "host:port"`
+	}
+	if len(port) < 1 || len(port) > 5 || strings.IndexFunc(port, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return "port is not a decimal number"
+	}
+	if n, _ := strconv.Atoi(port); n < 1 || n > 65535 {
+		return "port out of range 1..65535"
+	}
+	if strings.HasPrefix(e, "[") {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() {
+			return "bracketed host is not an IPv6 address"
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "" // IPv4 (SplitHostPort wants IPv6 in brackets)
+	}
+	if !dnsNameShaped(host) {
+		return "host is neither an IP address nor a DNS name"
+	}
+	return ""
+}
+
+func dnsNameShaped(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // withObserved appends, for each advertised "host:port", the observed host

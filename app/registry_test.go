@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,5 +315,46 @@ func TestNewRegistryRejectsNil(t *testing.T) {
 	t.Parallel()
 	if _, err := app.NewRegistry(nil, memory.NewPresenceStore(), memory.NewRealClock(), app.RegistryOptions{}); err == nil {
 		t.Fatal("nil account store accepted")
+	}
+}
+
+func TestRegistryValidatesEndpoints(t *testing.T) {
+	t.Parallel()
+	memAddr := memory.Address(newLocal(t, "carol").Identity)
+	good := []string{
+		"192.168.1.5:7000", "[::1]:7001", "[fe80::1%eth0]:7002", "h:1", "peer-1.example.org:65535",
+		"localhost:5000", memAddr,
+	}
+	bad := []string{
+		"192.168.1.5", "192.168.1.5:", "192.168.1.5:0", "192.168.1.5:65536", "192.168.1.5:+80", "192.168.1.5:http",
+		"host:7000\nINFO registered peer root", "host\x00:7000", "ho st:7000", "héllo:7000", "[1.2.3.4]:80",
+		"-bad.example:80", "a..b:80", "under_score.example:80", strings.Repeat("a", 64) + ".example:80",
+		"mem:", "mem:UPPER", "mem:a/b", "::1:7000",
+	}
+	for _, e := range good {
+		if r := app.ValidateEndpoint(e); r != "" {
+			t.Errorf("ValidateEndpoint(%q) = %q, want accepted", e, r)
+		}
+	}
+	for _, e := range bad {
+		if app.ValidateEndpoint(e) == "" {
+			t.Errorf("ValidateEndpoint(%q) accepted", e)
+		}
+	}
+
+	f := newRegFixture(t, app.RegistryOptions{})
+	alice := newLocal(t, "alice")
+	for _, e := range bad {
+		_, err := f.register(t, alice, domain.Endpoints{Link: []string{"10.0.0.1:7000"}, File: []string{e}}, "")
+		var ee *app.EndpointError
+		if !errors.Is(err, app.ErrInvalidEndpoint) || !errors.As(err, &ee) || ee.List != "file" || ee.Index != 0 {
+			t.Errorf("register with file endpoint %q: %v; want an EndpointError for file[0]", e, err)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\n\x00") {
+			t.Errorf("error text carries the raw endpoint: %q", err)
+		}
+	}
+	if _, err := f.register(t, alice, domain.Endpoints{Link: good, File: []string{memAddr}}, "203.0.113.9"); err != nil {
+		t.Fatalf("register with valid endpoints: %v", err)
 	}
 }

@@ -88,9 +88,19 @@ const (
 	codeRedirect = "redirect"
 )
 
+// invalidRequest is implemented by service errors that blame a field of
+// the request (app.EndpointError): they answer 400 invalid_request.
+type invalidRequest interface {
+	error
+	InvalidRequest() bool
+}
+
 // errorStatus maps a service error to its status and stable code.
 func errorStatus(err error) (int, string) {
+	var bad invalidRequest
 	switch {
+	case errors.As(err, &bad) && bad.InvalidRequest():
+		return http.StatusBadRequest, codeInvalidRequest
 	case errors.Is(err, domain.ErrInvalidUsername):
 		return http.StatusBadRequest, codeInvalidName
 	case errors.Is(err, domain.ErrInvalidKey):

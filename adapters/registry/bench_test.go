@@ -271,7 +271,7 @@ func BenchmarkFanout(b *testing.B) {
 				}
 				t0 := time.Now()
 				p := domain.RegistryProof{Action: domain.ActionRegister, Name: target.Name(), Key: target.PublicKey(), Challenge: ch,
-					Endpoints: domain.Endpoints{Link: []string{fmt.Sprintf("iter-%d-%d", it, t0.UnixNano())}}}
+					Endpoints: domain.Endpoints{Link: []string{fmt.Sprintf("iter-%d-%d.bench:7000", it, t0.UnixNano())}}}
 				sig := p.Sign(target)
 				if _, err := ts.svc.Register(ctx, ports.RegisterRequest{Proof: p, Signature: sig}); err != nil {
 					b.Fatal(err)

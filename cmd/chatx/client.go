@@ -97,6 +97,9 @@ func identity(ctx context.Context, f *clientFlags, ask func() (string, error)) (
 
 // clientConfig maps resolved flags to the composition root's config.
 func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
+	if opts.MaxIncomingSize == 0 {
+		opts.MaxIncomingSize = app.MaxIncomingSize(f.maxIncomingN)
+	}
 	link := tcp.DefaultConfig()
 	link.ListenAddr = tcp.ListenAddr(f.listenTCP)
 	return chatx.ClientConfig{

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,8 @@ type clientFlags struct {
 	listenUDP      string
 	logFile        string
 	verbose        bool
+	maxIncoming    string
+	maxIncomingN   int64
 }
 
 const defaultRegistry = "https://localhost:5000"
@@ -37,6 +40,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
 	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
+	fs.StringVar(&c.maxIncoming, "max-incoming", "0", "refuse file offers larger than `size` (e.g. 500MiB, 20GB; 0 = no limit besides free space)")
 }
 
 // resolve fills defaults from the environment and XDG directories.
@@ -61,6 +65,9 @@ func (c *clientFlags) resolve() error {
 		c.downloads = defaultDownloads()
 	}
 	var err error
+	if c.maxIncomingN, err = parseSize(c.maxIncoming); err != nil {
+		return fmt.Errorf("--max-incoming: %w", err)
+	}
 	if c.profile, err = filepath.Abs(c.profile); err != nil {
 		return err
 	}
@@ -127,4 +134,32 @@ func newFlagSet(name, usage, about string, out io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseSize reads a byte count with an optional unit: B, KB/MB/GB/TB
+// (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+	}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToLower(s), strings.ToLower(u.suffix)) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 || n*float64(mult) > float64(1<<62) {
+		return 0, fmt.Errorf("%q is not a size like 500MiB or 2GB", s)
+	}
+	return int64(n * float64(mult)), nil
 }

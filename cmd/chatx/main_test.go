@@ -90,3 +90,20 @@ func TestPassphraseFileChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"", 0, true}, {"1024", 1024, true}, {"500MiB", 500 << 20, true}, {"2GB", 2e9, true},
+		{"1.5 GiB", 3 << 29, true}, {"10kb", 10000, true}, {"-1", 0, false}, {"lots", 0, false}, {"1e30TB", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}

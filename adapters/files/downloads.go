@@ -150,7 +150,9 @@ func (d *Downloads) OpenPart(id domain.TransferID, rel string) (ports.PartFile, 
 		return nil, fmt.Errorf("open part %s: %w: %w", name, domain.ErrUnsafePath, errNotRegular)
 	}
 	off := info.Size()
-	return &Part{d: d, f: f, rel: rel, name: name, off: off}, nil
+	part := &Part{d: d, f: f, rel: rel, name: name, off: off}
+	part.wb = writeBehind{from: off, start: func(at, n int64) error { return startWriteback(f, at, n) }}
+	return part, nil
 }
 
 // RemovePart deletes the part file of file rel of transfer id, and the
@@ -193,6 +195,7 @@ type Part struct {
 
 	mu     sync.Mutex
 	off    int64
+	wb     writeBehind
 	closed bool
 }
 
@@ -207,6 +210,7 @@ func (p *Part) Write(b []byte) (int, error) {
 	}
 	n, err := p.f.WriteAt(b, p.off)
 	p.off += int64(n)
+	p.wb.wrote(p.off)
 	if err != nil {
 		return n, fmt.Errorf("write part %s: %w", p.name, err)
 	}
@@ -236,6 +240,7 @@ func (p *Part) Truncate(n int64) error {
 		return fmt.Errorf("truncate part %s: %w", p.name, err)
 	}
 	p.off = n
+	p.wb.truncated(n)
 	return nil
 }
 

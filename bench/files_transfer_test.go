@@ -1,0 +1,419 @@
+package bench_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/adapters/tcp"
+	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/app"
+	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
+)
+
+// BenchmarkFileTransfer measures the real receive path end to end: alice's
+// Client.SendFile of a file of random bytes (CHATX_BENCH_FILE_MIB MiB,
+// default 1024) until bob's client reports the transfer Completed, i.e. the
+// file was streamed over QUIC (mutual TLS 1.3), hashed, written through
+// os.Root into bob's downloads folder, fsynced, verified and renamed. Both
+// clients are whole (chatx.InitClient: TCP link, SQLite profile, QUIC file
+// transport, downloads on disk, an in-process HTTPS registry); bob accepts
+// automatically.
+//
+// Every iteration is one round: a bare quic-go single-stream copy of the same
+// number of bytes (the same quic.Config windows as adapters/udp, no hash, no
+// disk: the transport's ceiling), then the chatx transfer, so load changes hit
+// both alike. Reported per round and as medians:
+//
+//   - total-MB/s: SendFile called → Completed at bob (includes alice hashing
+//     the file for the offer before SendFile returns);
+//   - xfer-MB/s: SendFile returned (offer sent) → Completed at bob: answer,
+//     stream, hash, write, fsync, rename;
+//   - bare-MB/s: the bare quic-go copy;
+//   - xfer/bare and total/bare: the medians of the per-round ratios.
+func BenchmarkFileTransfer(b *testing.B) {
+	size := int64(1024) << 20
+	if v, err := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_MIB")); err == nil && v > 0 {
+		size = int64(v) << 20
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "random.bin")
+	if err := writeRandomFile(src, size); err != nil {
+		b.Fatal(err)
+	}
+	p := newFilesPair(b, dir)
+	defer p.stop()
+	ctx := context.Background()
+
+	var totals, xfers, bares []time.Duration
+	var xferRatio, totalRatio []float64
+	b.ResetTimer()
+	for i := range b.N {
+		bare, err := bareQUICCopy(size)
+		if err != nil {
+			b.Fatalf("bare quic-go: %v", err)
+		}
+		stopProfile := func() {}
+		if prof := os.Getenv("CHATX_BENCH_CPUPROFILE"); prof != "" && i == 0 {
+			stopProfile = startFileCPUProfile(b, prof)
+		}
+		started := time.Now()
+		t, err := p.alice.SendFile(ctx, p.bobName, src)
+		if err != nil {
+			b.Fatalf("send file: %v", err)
+		}
+		offered := time.Now()
+		done, err := p.waitCompleted(t.ID(), 10*time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stopProfile()
+		total, xfer := done.Sub(started), done.Sub(offered)
+		totals, xfers, bares = append(totals, total), append(xfers, xfer), append(bares, bare)
+		xferRatio = append(xferRatio, bare.Seconds()/xfer.Seconds())
+		totalRatio = append(totalRatio, bare.Seconds()/total.Seconds())
+		b.Logf("round %d: chatx total %.0f MB/s (%.2f s), chatx transfer %.0f MB/s (%.2f s), bare quic-go %.0f MB/s (%.2f s), xfer/bare %.2f, total/bare %.2f",
+			i+1, fileMBs(size, total), total.Seconds(), fileMBs(size, xfer), xfer.Seconds(), fileMBs(size, bare), bare.Seconds(),
+			xferRatio[i], totalRatio[i])
+		// The next round writes the same name: remove this one's file.
+		if err := os.Remove(filepath.Join(p.bobDownloads, "random.bin")); err != nil {
+			b.Fatalf("remove received file: %v", err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(fileMBs(size, medianDuration(totals)), "total-MB/s")
+	b.ReportMetric(fileMBs(size, medianDuration(xfers)), "xfer-MB/s")
+	b.ReportMetric(fileMBs(size, medianDuration(bares)), "bare-MB/s")
+	b.ReportMetric(medianFloat(xferRatio), "xfer/bare")
+	b.ReportMetric(medianFloat(totalRatio), "total/bare")
+	b.ReportMetric(0, "ns/op")
+}
+
+// filesPair is two whole clients: alice sends, bob accepts every offer.
+type filesPair struct {
+	alice        *app.Client
+	bobName      domain.Username
+	bobDownloads string
+
+	mu       sync.Mutex
+	done     map[domain.TransferID]time.Time
+	failed   map[domain.TransferID]string
+	changed  chan struct{}
+	stopOnce sync.Once
+	stop     func()
+}
+
+func newFilesPair(tb testing.TB, base string) *filesPair {
+	tb.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("CHATX_BENCH_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var cleanups []func() // run last first: the registry stops last
+	stop := func() {
+		cancel()
+		wg.Wait()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	fail := func(format string, args ...any) {
+		stop()
+		tb.Fatalf(format, args...)
+	}
+
+	data := registry.DataDir(filepath.Join(base, "registry"))
+	reg, cleanupReg, err := chatx.InitRegistry(chatx.RegistryConfig{
+		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data},
+		Data:   data,
+	}, logger)
+	if err != nil {
+		fail("registry: %v", err)
+	}
+	regCtx, stopReg := context.WithCancel(context.Background())
+	var regWG sync.WaitGroup
+	regWG.Add(2)
+	go func() { defer regWG.Done(); _ = reg.Server.Serve(regCtx) }()
+	go func() { defer regWG.Done(); _ = reg.Service.Run(regCtx) }()
+	cleanups = append(cleanups, func() { stopReg(); regWG.Wait(); cleanupReg() })
+
+	start := func(name string, opts app.Options) *app.Client {
+		profile := filepath.Join(base, name)
+		link := tcp.DefaultConfig()
+		link.ListenAddr = "127.0.0.1:0"
+		cfg := chatx.ClientConfig{
+			Profile:   storage.ProfileDir(profile),
+			Downloads: files.DownloadDir(filepath.Join(base, name+"-downloads")),
+			Link:      link,
+			Files:     udp.Config{ListenAddr: "127.0.0.1:0"},
+			Directory: registry.ClientConfig{URL: reg.Server.URL(), Profile: registry.ProfileDir(profile)},
+			Options:   opts,
+		}
+		c, cleanup, err := chatx.InitClient(cfg, filesIdentity(tb, name), logger.With("client", name))
+		if err != nil {
+			fail("client %s: %v", name, err)
+		}
+		cleanups = append(cleanups, cleanup)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil {
+				logger.Error("client stopped", "client", name, "err", err)
+			}
+		}()
+		return c
+	}
+	for _, name := range []string{"alice", "bob"} {
+		if err := os.MkdirAll(filepath.Join(base, name+"-downloads"), 0o700); err != nil {
+			fail("downloads: %v", err)
+		}
+	}
+	p := &filesPair{
+		alice:        start("alice", app.Options{}),
+		bobName:      domain.MustUsername("bob"),
+		bobDownloads: filepath.Join(base, "bob-downloads"),
+		done:         make(map[domain.TransferID]time.Time),
+		failed:       make(map[domain.TransferID]string),
+		changed:      make(chan struct{}),
+	}
+	bob := start("bob", app.Options{AutoAccept: true})
+	p.stop = func() { p.stopOnce.Do(stop) }
+	go p.follow(bob.Subscribe(ctx))
+
+	// Warm up: wait until bob is known and the link is up (one message).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := p.alice.Send(ctx, p.bobName, "hello")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("first send: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+// follow records when bob saw each transfer Completed (or why it failed).
+func (p *filesPair) follow(events <-chan ports.Event) {
+	for ev := range events {
+		e, ok := ev.(ports.TransferEvent)
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		t := e.Transfer
+		p.mu.Lock()
+		switch t.State() {
+		case domain.TransferCompleted:
+			if _, seen := p.done[t.ID()]; !seen {
+				p.done[t.ID()] = now
+			}
+		case domain.TransferFailed, domain.TransferCancelled, domain.TransferDeclined:
+			p.failed[t.ID()] = fmt.Sprintf("%s: %s", t.State(), t.Reason())
+		default:
+			p.mu.Unlock()
+			continue
+		}
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// waitCompleted returns when bob saw transfer id Completed.
+func (p *filesPair) waitCompleted(id domain.TransferID, timeout time.Duration) (time.Time, error) {
+	deadline := time.After(timeout)
+	for {
+		p.mu.Lock()
+		at, ok := p.done[id]
+		reason, failed := p.failed[id]
+		ch := p.changed
+		p.mu.Unlock()
+		switch {
+		case ok:
+			return at, nil
+		case failed:
+			return time.Time{}, fmt.Errorf("transfer %s at bob: %s", id.Short(), reason)
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return time.Time{}, fmt.Errorf("transfer %s not completed at bob within %s", id.Short(), timeout)
+		}
+	}
+}
+
+func filesIdentity(tb testing.TB, name string) domain.LocalIdentity {
+	tb.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	me, err := domain.NewLocalIdentity(domain.MustUsername(name), priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return me
+}
+
+// writeRandomFile writes size bytes of ChaCha8 output to path.
+func writeRandomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	var seed [32]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		f.Close()
+		return err
+	}
+	r := mrand.NewChaCha8(seed)
+	buf := make([]byte, 4<<20)
+	for left := size; left > 0; {
+		n := min(int64(len(buf)), left)
+		_, _ = r.Read(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		left -= n
+	}
+	return f.Close()
+}
+
+// bareQUICCopy copies size bytes on one quic-go stream over loopback with
+// adapters/udp's flow-control windows, from a 256 KiB buffer to io.Discard,
+// and returns the time from opening the stream until the receiver said it
+// had every byte.
+func bareQUICCopy(size int64) (time.Duration, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		return 0, err
+	}
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
+	qconf := &quic.Config{
+		InitialStreamReceiveWindow: 1 << 20, MaxStreamReceiveWindow: 16 << 20,
+		InitialConnectionReceiveWindow: 2 << 20, MaxConnectionReceiveWindow: 48 << 20,
+	}
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"}, MinVersion: tls.VersionTLS13}, qconf)
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			got <- err
+			return
+		}
+		defer conn.CloseWithError(0, "")
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			got <- err
+			return
+		}
+		n, err := io.CopyBuffer(io.Discard, str, make([]byte, 256<<10))
+		if err == nil && n != size {
+			err = fmt.Errorf("received %d of %d bytes", n, size)
+		}
+		_, _ = str.Write([]byte{0})
+		_ = str.Close()
+		got <- err
+		select { // the client closes once it read the byte
+		case <-conn.Context().Done():
+		case <-ctx.Done():
+		}
+	}()
+	conn, err := quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}, MinVersion: tls.VersionTLS13}, qconf)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.CloseWithError(0, "")
+	started := time.Now()
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 256<<10)
+	_, _ = rand.Read(buf)
+	for left := size; left > 0; {
+		n := min(int64(len(buf)), left)
+		if _, err := str.Write(buf[:n]); err != nil {
+			return 0, err
+		}
+		left -= n
+	}
+	if err := str.Close(); err != nil {
+		return 0, err
+	}
+	if _, err := io.ReadFull(str, make([]byte, 1)); err != nil {
+		return 0, err
+	}
+	d := time.Since(started)
+	_ = conn.CloseWithError(0, "")
+	return d, <-got
+}
+
+// startFileCPUProfile profiles the first chatx round into path
+// (CHATX_BENCH_CPUPROFILE; not together with go test -cpuprofile).
+func startFileCPUProfile(b *testing.B, path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+func fileMBs(size int64, d time.Duration) float64 { return float64(size) / d.Seconds() / 1e6 }
+
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianFloat(fs []float64) float64 {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

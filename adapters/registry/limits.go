@@ -57,24 +57,38 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// rateLimiter is a token bucket per client IP.
+// rateLimiter is a token bucket per client key (see clientKey). Its table
+// is bounded: at limit entries, buckets that have refilled (idle clients)
+// are forgotten, at most once per sweepEvery; when none has, new clients
+// are refused until some do.
 type rateLimiter struct {
-	rate  Rate
-	mu    sync.Mutex
-	byIP  map[string]*bucket
-	limit int // entries kept before full buckets are swept
+	rate      Rate
+	mu        sync.Mutex
+	byIP      map[string]*bucket
+	limit     int // entries kept before full buckets are swept
+	lastSweep time.Time
 }
+
+// sweepEvery bounds how often a full table is scanned, so a flood of new
+// clients cannot make every request pay for a scan of the whole table.
+const sweepEvery = time.Second
 
 type bucket struct {
 	tokens float64
 	last   time.Time
 }
 
-func newRateLimiter(r Rate) *rateLimiter {
+// defaultLimiterEntries bounds each rate limiter's table.
+const defaultLimiterEntries = 100_000
+
+func newRateLimiter(r Rate, limit int) *rateLimiter {
 	if r.Burst < 1 {
 		r.Burst = 1
 	}
-	return &rateLimiter{rate: r, byIP: make(map[string]*bucket), limit: 100_000}
+	if limit < 1 {
+		limit = defaultLimiterEntries
+	}
+	return &rateLimiter{rate: r, byIP: make(map[string]*bucket), limit: limit}
 }
 
 // allow takes one token for ip; when there is none it says how long until
@@ -84,7 +98,8 @@ func (rl *rateLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	defer rl.mu.Unlock()
 	b, ok := rl.byIP[ip]
 	if !ok {
-		if len(rl.byIP) >= rl.limit {
+		if len(rl.byIP) >= rl.limit && (rl.lastSweep.IsZero() || now.Sub(rl.lastSweep) >= sweepEvery || now.Before(rl.lastSweep)) {
+			rl.lastSweep = now
 			rl.sweep(now)
 		}
 		if len(rl.byIP) >= rl.limit {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,8 +80,8 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		fp:          Fingerprint(cert.Certificate[0]),
 		hub:         newHub(),
 		sessStreams: make(map[[32]byte]uint64),
-		challengeRL: newRateLimiter(cfg.ChallengeRate),
-		registerRL:  newRateLimiter(cfg.RegisterRate),
+		challengeRL: newRateLimiter(cfg.ChallengeRate, 0),
+		registerRL:  newRateLimiter(cfg.RegisterRate, 0),
 	}
 	s.metrics = newMetrics(svc, s.ln.open.Load)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -296,8 +297,29 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
+// clientKey is whom per-client limits count against: an IPv4 address
+// (/32), or the /64 prefix of an IPv6 address, since one host or site
+// usually holds a whole /64 and could otherwise take a fresh bucket per
+// address. An IPv4-mapped IPv6 address counts as its IPv4 address.
+func clientKey(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 func (s *Server) limited(w http.ResponseWriter, r *http.Request, rl *rateLimiter) bool {
-	ok, wait := rl.allow(remoteIP(r), time.Now())
+	ok, wait := rl.allow(clientKey(r.RemoteAddr), time.Now())
 	if !ok {
 		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many requests from this address; retry later", wait)
 		return true

@@ -56,6 +56,14 @@ type ServerConfig struct {
 	// burst 20, and 2/s burst 10).
 	ChallengeRate Rate
 	RegisterRate  Rate
+	// MaxStreamsPerClient caps open presence streams per client key (an
+	// IPv4 address or an IPv6 /64; default 64), so idle streams from one
+	// place cannot use up MaxConns. Loopback clients have their own cap,
+	// MaxStreamsLoopback (default MaxConns: tests and benchmarks run
+	// thousands of watchers from 127.0.0.1; a reverse proxy on the same
+	// machine would put every client there too).
+	MaxStreamsPerClient int
+	MaxStreamsLoopback  int
 }
 
 func (c ServerConfig) withDefaults() ServerConfig {
@@ -85,6 +93,12 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.RegisterRate.PerSecond <= 0 {
 		c.RegisterRate = Rate{PerSecond: 2, Burst: 10}
+	}
+	if c.MaxStreamsPerClient <= 0 {
+		c.MaxStreamsPerClient = 64
+	}
+	if c.MaxStreamsLoopback <= 0 {
+		c.MaxStreamsLoopback = c.MaxConns
 	}
 	return c
 }

@@ -1,8 +1,10 @@
 package registry_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 )
 
@@ -43,5 +46,66 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 	}
 	if n := leaked.Load(); n != 0 {
 		t.Fatalf("the plain-http target got %d requests; want 0", n)
+	}
+}
+
+// openStream opens an anonymous presence stream and reads up to its
+// snapshot's end; it returns the status and, on 200, a closer.
+func openStream(t *testing.T, hc *http.Client, base string) (int, []byte, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer cancel()
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, nil
+	}
+	r := bufio.NewReader(resp.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "event: synced") {
+			return http.StatusOK, nil, func() { cancel(); resp.Body.Close() }
+		}
+	}
+}
+
+// One address cannot hold more than its cap of presence streams, so idle
+// streams from one place cannot use up the connection cap for everyone.
+func TestStreamsCappedPerClient(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(t.TempDir(), "")
+	cfg.MaxStreamsLoopback = 3
+	ts := startServer(t, cfg, app.RegistryOptions{})
+	hc, base := rawClient(ts)
+	var closers []func()
+	for range 3 {
+		code, b, closeFn := openStream(t, hc, base)
+		if code != http.StatusOK {
+			t.Fatalf("stream within the cap: %d %s", code, b)
+		}
+		closers = append(closers, closeFn)
+	}
+	code, b, _ := openStream(t, hc, base)
+	if code != http.StatusTooManyRequests || errCode(t, b) != "rate_limited" {
+		t.Fatalf("stream over the cap: %d %s, want 429 rate_limited", code, b)
+	}
+	closers[0]()
+	waitFor(t, 10*time.Second, "a slot freed", func() bool { return ts.srv.Streams() == 2 })
+	code, b, closeFn := openStream(t, hc, base)
+	if code != http.StatusOK {
+		t.Fatalf("stream after one closed: %d %s", code, b)
+	}
+	closeFn()
+	for _, c := range closers[1:] {
+		c()
 	}
 }

@@ -641,7 +641,7 @@ func TestOlderStreamDoesNotEndNewerSession(t *testing.T) {
 	if err := json.Unmarshal(b, &sess); err != nil {
 		t.Fatal(err)
 	}
-	open := func() (context.CancelFunc, io.Closer) {
+	open := func() (context.CancelFunc, *bufio.Reader, io.Closer) {
 		ctx, cancel := context.WithCancel(t.Context())
 		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events?name=alice", nil)
 		req.Header.Set("Authorization", "Bearer "+sess.Token)
@@ -656,16 +656,27 @@ func TestOlderStreamDoesNotEndNewerSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			if strings.HasPrefix(line, "event: synced") {
-				return cancel, resp.Body
+				return cancel, r, resp.Body
 			}
 		}
 	}
-	cancelOld, oldBody := open()
-	cancelNew, newBody := open()
-	waitFor(t, 10*time.Second, "two streams", func() bool { return ts.srv.Streams() == 2 })
-	cancelOld()
-	oldBody.Close()
-	waitFor(t, 10*time.Second, "old stream closed", func() bool { return ts.srv.Streams() == 1 })
+	cancelOld, oldR, oldBody := open()
+	defer cancelOld()
+	defer oldBody.Close()
+	cancelNew, _, newBody := open()
+	// One live stream per session: the newer one ends the older, and the
+	// older one ending does not log the session out.
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, oldR)
+		ended <- err
+	}()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the older stream of the session was not ended by the newer one")
+	}
+	waitFor(t, 10*time.Second, "one stream left", func() bool { return ts.srv.Streams() == 1 })
 	if !isOnline(t.Context(), ts.svc, "alice") {
 		t.Fatal("the older stream closing logged the newer session out")
 	}

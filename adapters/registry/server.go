@@ -44,13 +44,21 @@ type Server struct {
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
 
-	sessMu      sync.Mutex
-	sessStreams map[[32]byte]uint64 // SHA-256 of a session token → its newest stream
-	streamSeq   uint64
+	sessMu        sync.Mutex
+	sessStreams   map[[32]byte]sessStream // SHA-256 of a session token → its newest stream
+	streamSeq     uint64
+	clientStreams map[string]int // open streams by client key
 
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
 	closeOnce  sync.Once
+}
+
+// sessStream is the live presence stream of a session; a newer stream of
+// the same session cancels it.
+type sessStream struct {
+	id     uint64
+	cancel context.CancelFunc
 }
 
 // NewServer loads or generates the TLS certificate, binds the listen
@@ -73,15 +81,16 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		return nil, nil, fmt.Errorf("registry server: listen %s: %w", cfg.Listen, err)
 	}
 	s := &Server{
-		cfg:         cfg,
-		svc:         svc,
-		log:         logger,
-		ln:          newLimitListener(l, cfg.MaxConns),
-		fp:          Fingerprint(cert.Certificate[0]),
-		hub:         newHub(),
-		sessStreams: make(map[[32]byte]uint64),
-		challengeRL: newRateLimiter(cfg.ChallengeRate, 0),
-		registerRL:  newRateLimiter(cfg.RegisterRate, 0),
+		cfg:           cfg,
+		svc:           svc,
+		log:           logger,
+		ln:            newLimitListener(l, cfg.MaxConns),
+		fp:            Fingerprint(cert.Certificate[0]),
+		hub:           newHub(),
+		sessStreams:   make(map[[32]byte]sessStream),
+		clientStreams: make(map[string]int),
+		challengeRL:   newRateLimiter(cfg.ChallengeRate, 0),
+		registerRL:    newRateLimiter(cfg.RegisterRate, 0),
 	}
 	s.metrics = newMetrics(svc, s.ln.open.Load)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -521,7 +530,14 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 // (?name= and a bearer token) the stream is that session's: when it closes,
 // the session ends and the user shows offline at once.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	release, ok := s.takeStreamSlot(r)
+	if !ok {
+		writeError(w, http.StatusTooManyRequests, codeRateLimited, "too many open presence streams from this address; close one or retry later", 5*time.Second)
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
 	token := bearer(r)
 	var name domain.Username
 	if token != "" {
@@ -547,18 +563,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.metrics.streams.Add(1)
 	defer s.metrics.streams.Add(-1)
 	if token != "" {
-		// Only the newest stream of a session ends it: a client that
+		// A session has one live stream: a newer one ends the older. Only
+		// the newest stream of a session ends the session: a client that
 		// reconnects before the server noticed its old stream die must
 		// not be logged out by the old one closing late.
 		key := sha256.Sum256([]byte(token))
 		s.sessMu.Lock()
 		s.streamSeq++
 		id := s.streamSeq
-		s.sessStreams[key] = id
+		if old, ok := s.sessStreams[key]; ok {
+			old.cancel()
+		}
+		s.sessStreams[key] = sessStream{id: id, cancel: cancel}
 		s.sessMu.Unlock()
 		defer func() {
 			s.sessMu.Lock()
-			latest := s.sessStreams[key] == id
+			latest := s.sessStreams[key].id == id
 			if latest {
 				delete(s.sessStreams, key)
 			}
@@ -641,6 +661,38 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// takeStreamSlot counts a new stream against its client key, or refuses
+// it when the key has its cap of streams open. release gives the slot back.
+func (s *Server) takeStreamSlot(r *http.Request) (release func(), ok bool) {
+	key := clientKey(r.RemoteAddr)
+	limit := s.cfg.MaxStreamsPerClient
+	if isLoopback(r.RemoteAddr) {
+		limit = s.cfg.MaxStreamsLoopback
+	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if s.clientStreams[key] >= limit {
+		return nil, false
+	}
+	s.clientStreams[key]++
+	return func() {
+		s.sessMu.Lock()
+		defer s.sessMu.Unlock()
+		if s.clientStreams[key]--; s.clientStreams[key] <= 0 {
+			delete(s.clientStreams, key)
+		}
+	}, true
+}
+
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func writeEvent(buf *bytes.Buffer, ev domain.PresenceEvent) {

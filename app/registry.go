@@ -27,8 +27,11 @@ const (
 	DefaultSessionTTL    = 20 * time.Second
 	DefaultChallengeTTL  = 60 * time.Second
 	DefaultMaxChallenges = 100_000
-	DefaultWatchBuffer   = 256
-	DefaultMaxWatchers   = 100_000
+	// DefaultMaxChallengesPerClient bounds the challenges one client holds
+	// unused (a client needs one at a time).
+	DefaultMaxChallengesPerClient = 64
+	DefaultWatchBuffer            = 256
+	DefaultMaxWatchers            = 100_000
 	// MaxAdvertisedEndpoints bounds each endpoint list of a registration.
 	MaxAdvertisedEndpoints = 16
 	// MaxEndpointLen bounds one advertised endpoint, in bytes.
@@ -48,6 +51,12 @@ type RegistryOptions struct {
 	// MaxChallenges bounds outstanding challenges; beyond it Challenge
 	// returns ports.ErrBusy.
 	MaxChallenges int
+	// MaxChallengesPerClient bounds the outstanding challenges of one
+	// client (ChallengeFor); beyond it that client, and only it, gets
+	// ports.ErrBusy. An attacker must then spread over
+	// MaxChallenges/MaxChallengesPerClient clients to make Challenge busy
+	// for everyone.
+	MaxChallengesPerClient int
 	// WatchBuffer is how many events a watcher may fall behind before it is
 	// dropped.
 	WatchBuffer int
@@ -70,7 +79,8 @@ type Registry struct {
 	log      *slog.Logger
 
 	chMu       sync.Mutex
-	challenges map[[domain.ChallengeSize]byte]time.Time
+	challenges map[[domain.ChallengeSize]byte]challengeEntry
+	perClient  map[string]int // outstanding challenges by client ("" not counted)
 
 	// mu serialises read-modify-write of presence (register, heartbeat,
 	// unregister, expiry) so two of them on one name cannot interleave.
@@ -82,6 +92,11 @@ type Registry struct {
 }
 
 var _ ports.RegistryService = (*Registry)(nil)
+
+type challengeEntry struct {
+	expires time.Time
+	client  string
+}
 
 type regWatcher struct {
 	// in carries pointers: one event is shared by every watcher, and a
@@ -112,6 +127,9 @@ func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, cloc
 	if opts.MaxChallenges <= 0 {
 		opts.MaxChallenges = DefaultMaxChallenges
 	}
+	if opts.MaxChallengesPerClient <= 0 {
+		opts.MaxChallengesPerClient = DefaultMaxChallengesPerClient
+	}
 	if opts.WatchBuffer <= 0 {
 		opts.WatchBuffer = DefaultWatchBuffer
 	}
@@ -131,7 +149,8 @@ func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, cloc
 		clock:      clock,
 		opts:       opts,
 		log:        log,
-		challenges: make(map[[domain.ChallengeSize]byte]time.Time),
+		challenges: make(map[[domain.ChallengeSize]byte]challengeEntry),
+		perClient:  make(map[string]int),
 		lastSeen:   make(map[string]time.Time),
 		watchers:   make(map[*regWatcher]struct{}),
 	}, nil
@@ -161,11 +180,7 @@ func (r *Registry) Run(ctx context.Context) error {
 func (r *Registry) Reap(ctx context.Context) error {
 	now := r.clock.Now()
 	r.chMu.Lock()
-	for c, exp := range r.challenges {
-		if !now.Before(exp) {
-			delete(r.challenges, c)
-		}
-	}
+	r.sweepChallengesLocked(now)
 	r.chMu.Unlock()
 
 	list, err := r.presence.List(ctx)
@@ -203,8 +218,18 @@ func (r *Registry) expire(ctx context.Context, name domain.Username, tokenHash [
 	return nil
 }
 
-// Challenge issues a fresh single-use challenge.
+// Challenge issues a fresh single-use challenge, counted against no
+// client (see ChallengeFor).
 func (r *Registry) Challenge(ctx context.Context) ([]byte, error) {
+	return r.ChallengeFor(ctx, "")
+}
+
+// ChallengeFor issues a fresh single-use challenge to client (a transport's
+// name for where the request came from, e.g. an IP address or an IPv6 /64).
+// A client holding MaxChallengesPerClient unused challenges gets
+// ports.ErrBusy until one is used or expires; other clients are not
+// affected. The empty client is not counted per client.
+func (r *Registry) ChallengeFor(ctx context.Context, client string) ([]byte, error) {
 	var c [domain.ChallengeSize]byte
 	if _, err := io.ReadFull(r.opts.Random, c[:]); err != nil {
 		return nil, fmt.Errorf("make challenge: %w", err)
@@ -212,18 +237,39 @@ func (r *Registry) Challenge(ctx context.Context) ([]byte, error) {
 	now := r.clock.Now()
 	r.chMu.Lock()
 	defer r.chMu.Unlock()
+	if client != "" && r.perClient[client] >= r.opts.MaxChallengesPerClient {
+		return nil, fmt.Errorf("%d challenges outstanding for this client: %w", r.perClient[client], ports.ErrBusy)
+	}
 	if len(r.challenges) >= r.opts.MaxChallenges {
-		for k, exp := range r.challenges {
-			if !now.Before(exp) {
-				delete(r.challenges, k)
-			}
-		}
+		r.sweepChallengesLocked(now)
 		if len(r.challenges) >= r.opts.MaxChallenges {
 			return nil, fmt.Errorf("%d challenges outstanding: %w", len(r.challenges), ports.ErrBusy)
 		}
 	}
-	r.challenges[c] = now.Add(r.opts.ChallengeTTL)
+	r.challenges[c] = challengeEntry{expires: now.Add(r.opts.ChallengeTTL), client: client}
+	if client != "" {
+		r.perClient[client]++
+	}
 	return c[:], nil
+}
+
+// sweepChallengesLocked forgets expired challenges. Callers hold r.chMu.
+func (r *Registry) sweepChallengesLocked(now time.Time) {
+	for k, e := range r.challenges {
+		if !now.Before(e.expires) {
+			r.forgetChallengeLocked(k, e)
+		}
+	}
+}
+
+func (r *Registry) forgetChallengeLocked(k [domain.ChallengeSize]byte, e challengeEntry) {
+	delete(r.challenges, k)
+	if e.client == "" {
+		return
+	}
+	if r.perClient[e.client]--; r.perClient[e.client] <= 0 {
+		delete(r.perClient, e.client)
+	}
 }
 
 // consumeChallenge uses c up; it fails if c was never issued, was used or
@@ -236,10 +282,12 @@ func (r *Registry) consumeChallenge(c []byte) error {
 	copy(k[:], c)
 	now := r.clock.Now()
 	r.chMu.Lock()
-	exp, ok := r.challenges[k]
-	delete(r.challenges, k)
+	e, ok := r.challenges[k]
+	if ok {
+		r.forgetChallengeLocked(k, e)
+	}
 	r.chMu.Unlock()
-	if !ok || !now.Before(exp) {
+	if !ok || !now.Before(e.expires) {
 		return ports.ErrChallengeInvalid
 	}
 	return nil

@@ -358,3 +358,51 @@ func TestRegistryValidatesEndpoints(t *testing.T) {
 		t.Fatalf("register with valid endpoints: %v", err)
 	}
 }
+
+// One client holding its share of unused challenges is refused; others
+// still get theirs, and the client gets more once it uses or loses some.
+func TestRegistryChallengesPerClient(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{MaxChallenges: 10, MaxChallengesPerClient: 3, ChallengeTTL: time.Minute})
+	ctx := context.Background()
+	var held [][]byte
+	for range 3 {
+		c, err := f.reg.ChallengeFor(ctx, "198.51.100.7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if _, err := f.reg.ChallengeFor(ctx, "198.51.100.7"); !errors.Is(err, ports.ErrBusy) {
+		t.Fatalf("4th challenge of one client: %v, want ErrBusy", err)
+	}
+	for _, other := range []string{"203.0.113.1", "2001:db8::/64"} {
+		for range 3 {
+			if _, err := f.reg.ChallengeFor(ctx, other); err != nil {
+				t.Fatalf("client %s refused while another holds its share: %v", other, err)
+			}
+		}
+	}
+	// Using a challenge (even in a failed attempt) frees the client's slot.
+	alice := newLocal(t, "alice")
+	p := domain.RegistryProof{Action: domain.ActionRegister, Name: alice.Name(), Key: alice.PublicKey(), Challenge: held[0]}
+	if _, err := f.reg.Register(ctx, ports.RegisterRequest{Proof: p, Signature: p.Sign(alice)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.ChallengeFor(ctx, "198.51.100.7"); err != nil {
+		t.Fatalf("challenge after using one: %v", err)
+	}
+	if _, err := f.reg.ChallengeFor(ctx, "198.51.100.7"); !errors.Is(err, ports.ErrBusy) {
+		t.Fatalf("challenge over the share again: %v, want ErrBusy", err)
+	}
+	// Expired challenges are forgotten by the sweep, and stop counting.
+	f.clock.Advance(time.Minute)
+	if err := f.reg.Reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := f.reg.ChallengeFor(ctx, "198.51.100.7"); err != nil {
+			t.Fatalf("challenge after expiry: %v", err)
+		}
+	}
+}

@@ -3,8 +3,10 @@ package registry_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -107,5 +109,42 @@ func TestStreamsCappedPerClient(t *testing.T) {
 	closeFn()
 	for _, c := range closers[1:] {
 		c()
+	}
+}
+
+// clientFrom is a raw client whose connections come from the loopback
+// address src (any of 127.0.0.0/8 works on Linux).
+func clientFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// One address hammering POST /v1/challenges is stopped by its rate limit
+// before it fills the registry's challenge table, so another address still
+// gets challenges.
+func TestOneClientCannotExhaustChallenges(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(t.TempDir(), "")
+	cfg.ChallengeRate = registry.Rate{PerSecond: 0.01, Burst: 20}
+	ts := startServer(t, cfg, app.RegistryOptions{MaxChallenges: 50})
+	_, base := rawClient(ts)
+	attacker, other := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
+	var got, limited int
+	for range 200 {
+		switch code, b, _ := call(t, attacker, "POST", base+"/v1/challenges", nil, nil); code {
+		case http.StatusCreated:
+			got++
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("attacker's challenge: %d %s", code, b)
+		}
+	}
+	if got != 20 || limited != 180 {
+		t.Fatalf("one address got %d challenges and %d refusals; want the burst of 20, then 429", got, limited)
+	}
+	if code, b, _ := call(t, other, "POST", base+"/v1/challenges", nil, nil); code != http.StatusCreated {
+		t.Fatalf("another address refused after the flood: %d %s", code, b)
 	}
 }

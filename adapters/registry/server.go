@@ -29,6 +29,14 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
+// clientChallenger is what a registry service implements to count
+// outstanding challenges per client (app.Registry does): the server passes
+// the client key (clientKey). Loopback clients are not counted per client,
+// like their streams: tests and benchmarks run thousands of clients there.
+type clientChallenger interface {
+	ChallengeFor(ctx context.Context, client string) ([]byte, error)
+}
+
 // Server is the registry's HTTPS front: it decodes requests, checks rate
 // limits and hands them to the registry service.
 type Server struct {
@@ -366,7 +374,13 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r, s.challengeRL) {
 		return
 	}
-	c, err := s.svc.Challenge(r.Context())
+	var c []byte
+	var err error
+	if cf, ok := s.svc.(clientChallenger); ok && !isLoopback(r.RemoteAddr) {
+		c, err = cf.ChallengeFor(r.Context(), clientKey(r.RemoteAddr))
+	} else {
+		c, err = s.svc.Challenge(r.Context())
+	}
 	if err != nil {
 		s.serviceError(w, r, err)
 		return

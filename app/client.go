@@ -271,7 +271,9 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 	c := r.c
 	switch env.Kind {
 	case ports.KindChat, ports.KindDelivered, ports.KindRead, ports.KindTyping:
-		return c.receive.Handle(ctx, ReceiveMessageInput{From: from, Envelope: env})
+		// Pipelined: a link delivers a peer's envelopes one at a time, and
+		// waiting here for each commit would allow one message per fsync.
+		return c.receive.Pipeline(ctx, ReceiveMessageInput{From: from, Envelope: env})
 	case ports.KindOffer:
 		t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
 		if err != nil {

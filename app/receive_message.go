@@ -13,6 +13,7 @@ import (
 // Bounds of what a peer can make us hold.
 const (
 	ackQueueSize     = 4096 // acknowledgements waiting to be written
+	maxPipelined     = 1024 // received chats being stored at once (all peers)
 	maxUnreadPerPeer = 1024 // unread message IDs remembered per peer for read receipts
 	maxUnreadPeers   = 4096 // peers with unread counts (beyond, new peers are not counted)
 )
@@ -33,6 +34,29 @@ type ReceiveMessage struct {
 
 	mu     sync.Mutex
 	unread map[string]*unreadList // by peer name key
+
+	// The pipeline of received chats (see Pipeline): while Run runs, chats
+	// are stored concurrently and reported and acknowledged in the order
+	// they arrived from each peer.
+	pipeMu    sync.Mutex
+	pipelined bool                   // Run runs: Pipeline stores in the background
+	inboxes   map[string]*inboxQueue // by peer name key; an entry while it holds chats
+	saving    sync.WaitGroup         // background stores, waited for by Run
+	slots     chan struct{}          // one per chat in an inbox queue (maxPipelined)
+}
+
+// inboxQueue is the chats of one peer being stored, in arrival order.
+type inboxQueue struct {
+	key   string
+	items []*incomingChat
+}
+
+// incomingChat is one received chat on its way to the store.
+type incomingChat struct {
+	m     domain.Message
+	done  bool
+	isNew bool
+	err   error
 }
 
 type pendingAck struct {
@@ -69,11 +93,31 @@ func NewReceiveMessage(me domain.LocalIdentity, link ports.MessageLink, store po
 		return nil, errNilPort("event sink")
 	}
 	return &ReceiveMessage{me: me, link: link, store: store, verify: verify, send: send, events: events,
-		acks: make(chan pendingAck, ackQueueSize), unread: make(map[string]*unreadList)}, nil
+		acks: make(chan pendingAck, ackQueueSize), unread: make(map[string]*unreadList),
+		inboxes: make(map[string]*inboxQueue), slots: make(chan struct{}, maxPipelined)}, nil
 }
 
-// Handle takes one chat, delivered, read or typing envelope.
+// Handle takes one chat, delivered, read or typing envelope. A chat is
+// stored, reported and its acknowledgement queued, and an acknowledgement
+// or read receipt is in the store, when Handle returns.
 func (r *ReceiveMessage) Handle(ctx context.Context, in ReceiveMessageInput) error {
+	return r.handle(ctx, in, false)
+}
+
+// Pipeline is Handle for a link that delivers a peer's envelopes one after
+// the other: while Run runs it returns before the work is durable, so the
+// store can commit many at once. A chat is stored in the background and
+// reported and acknowledged only once it and every chat that peer sent
+// before it are stored (a chat the store refused is neither reported nor
+// acknowledged: the sender writes it again); an acknowledgement or read
+// receipt is applied by SendMessage's applier. At most maxPipelined chats
+// are in the pipeline at once: beyond, Pipeline waits. Before and after Run
+// it is Handle. An error is about the envelope (invalid), not the store.
+func (r *ReceiveMessage) Pipeline(ctx context.Context, in ReceiveMessageInput) error {
+	return r.handle(ctx, in, true)
+}
+
+func (r *ReceiveMessage) handle(ctx context.Context, in ReceiveMessageInput, pipeline bool) error {
 	from := in.From.Name()
 	env := in.Envelope
 	switch env.Kind {
@@ -82,25 +126,94 @@ func (r *ReceiveMessage) Handle(ctx context.Context, in ReceiveMessageInput) err
 		if err != nil {
 			return fmt.Errorf("message %s from %s: %w", env.MessageID, from, err)
 		}
+		if pipeline {
+			return r.pipeChat(ctx, from, m)
+		}
 		isNew, err := r.store.SaveIncoming(ctx, m)
 		if err != nil {
 			return fmt.Errorf("store message %s from %s: %w", env.MessageID, from, err)
 		}
-		if isNew {
-			r.markUnread(from, m.ID())
-			r.events.Publish(ports.MessageEvent{Message: m})
-		}
-		r.queueAck(pendingAck{to: from, kind: ports.KindDelivered, id: m.ID()})
+		r.stored(from, m, isNew)
 	case ports.KindDelivered:
-		r.send.Delivered(ctx, from, env.MessageID)
+		r.send.delivered(ctx, from, env.MessageID, pipeline)
 	case ports.KindRead:
-		r.send.Read(ctx, from, env.MessageID)
+		r.send.read(ctx, from, env.MessageID, pipeline)
 	case ports.KindTyping:
 		r.events.Publish(ports.TypingEvent{From: from})
 	default:
 		return fmt.Errorf("envelope kind %d from %s is not a message", env.Kind, from)
 	}
 	return nil
+}
+
+// stored reports a stored chat (if it is new) and queues its acknowledgement.
+func (r *ReceiveMessage) stored(from domain.Username, m domain.Message, isNew bool) {
+	if isNew {
+		r.markUnread(from, m.ID())
+		r.events.Publish(ports.MessageEvent{Message: m})
+	}
+	r.queueAck(pendingAck{to: from, kind: ports.KindDelivered, id: m.ID()})
+}
+
+// pipeChat puts m at the end of its sender's inbox queue and stores it, in
+// the background while Run runs, here otherwise.
+func (r *ReceiveMessage) pipeChat(ctx context.Context, from domain.Username, m domain.Message) error {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("message %s from %s: %w", m.ID(), from, ctx.Err())
+	}
+	c := &incomingChat{m: m}
+	r.pipeMu.Lock()
+	q, ok := r.inboxes[from.Key()]
+	if !ok {
+		q = &inboxQueue{key: from.Key()}
+		r.inboxes[from.Key()] = q
+	}
+	q.items = append(q.items, c)
+	background := r.pipelined
+	if background {
+		r.saving.Add(1)
+	}
+	r.pipeMu.Unlock()
+	if !background {
+		r.saveChat(ctx, from, q, c)
+		return nil
+	}
+	go func() {
+		defer r.saving.Done()
+		r.saveChat(ctx, from, q, c)
+	}()
+	return nil
+}
+
+// saveChat stores c, then reports and acknowledges every chat at the head
+// of q whose store has finished, in order.
+func (r *ReceiveMessage) saveChat(ctx context.Context, from domain.Username, q *inboxQueue, c *incomingChat) {
+	isNew, err := r.store.SaveIncoming(ctx, c.m)
+	r.pipeMu.Lock()
+	defer r.pipeMu.Unlock()
+	c.done, c.isNew, c.err = true, isNew, err
+	n := 0
+	for n < len(q.items) && q.items[n].done {
+		h := q.items[n]
+		switch {
+		case h.err != nil && ctx.Err() != nil:
+			slog.Debug("received message not stored: stopping", "peer", from.String(), "id", h.m.ID().String())
+		case h.err != nil:
+			slog.Warn("received message not stored", "peer", from.String(), "id", h.m.ID().String(), "err", h.err)
+		default:
+			r.stored(from, h.m, h.isNew)
+		}
+		<-r.slots
+		n++
+	}
+	rest := copy(q.items, q.items[n:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	if rest == 0 {
+		delete(r.inboxes, q.key)
+	}
 }
 
 func (r *ReceiveMessage) markUnread(from domain.Username, id domain.MessageID) {
@@ -156,21 +269,71 @@ func (r *ReceiveMessage) queueAck(a pendingAck) {
 	}
 }
 
-// Run writes queued acknowledgements until ctx is done.
+// Pipelining reports whether Run runs, so that Pipeline stores chats in
+// the background.
+func (r *ReceiveMessage) Pipelining() bool {
+	r.pipeMu.Lock()
+	defer r.pipeMu.Unlock()
+	return r.pipelined
+}
+
+// Run writes queued acknowledgements until ctx is done; while it runs,
+// Pipeline stores chats in the background. It returns after every
+// background store has finished.
 func (r *ReceiveMessage) Run(ctx context.Context) {
+	r.pipeMu.Lock()
+	r.pipelined = true
+	r.pipeMu.Unlock()
+	defer func() {
+		r.pipeMu.Lock()
+		r.pipelined = false
+		r.pipeMu.Unlock()
+		r.saving.Wait()
+	}()
+	var batch []pendingAck
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case a := <-r.acks:
-			peer, err := r.verify.PeerForSend(ctx, a.to)
-			if err != nil {
-				slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
-				continue
+			batch = append(batch[:0], a)
+		more:
+			for len(batch) < ackQueueSize {
+				select {
+				case a := <-r.acks:
+					batch = append(batch, a)
+				default:
+					break more
+				}
 			}
-			if err := sendEnvelope(ctx, r.link, peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {
-				slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
-			}
+			r.writeAcks(ctx, batch)
+		}
+	}
+}
+
+// writeAcks writes a batch of queued acknowledgements and receipts in
+// order, resolving each peer once for the batch (through SendMessage's
+// peer cache: PeerForSend may wait for the trust store, and doing it per
+// acknowledgement would allow one per commit).
+func (r *ReceiveMessage) writeAcks(ctx context.Context, batch []pendingAck) {
+	type resolved struct {
+		peer domain.Peer
+		err  error
+	}
+	peers := make(map[string]resolved)
+	for _, a := range batch {
+		p, ok := peers[a.to.Key()]
+		if !ok {
+			p.peer, p.err = r.send.peerForSend(ctx, a.to)
+			peers[a.to.Key()] = p
+		}
+		if p.err != nil {
+			slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", p.err)
+			continue
+		}
+		if err := sendEnvelope(ctx, r.link, p.peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {
+			slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
+			r.send.forgetPeer(a.to)
 		}
 	}
 }

@@ -19,6 +19,26 @@ const (
 	recentAcked     = 4096
 )
 
+// maxStateBatch bounds the state changes in one batch of the applier (each
+// one a concurrent MessageStore.SetState, so the store can commit them
+// together) and maxStateBatches the batches applied at once;
+// stateDrainTimeout bounds applying what is left when Run stops.
+const (
+	maxStateBatch     = 1024
+	maxStateBatches   = 4
+	stateDrainTimeout = 5 * time.Second
+)
+
+// peerCacheTTL is how long a peer resolved by VerifyContact.PeerForSend
+// (a directory lookup and a pin check that waits for the trust store) is
+// reused to write messages and acknowledgements; maxCachedPeers bounds
+// the cache. A pending key change is checked on every use all the same,
+// and a failed write forgets the peer.
+const (
+	peerCacheTTL   = 250 * time.Millisecond
+	maxCachedPeers = 4096
+)
+
 // SendMessage is "send this text to that person": the message is stored in
 // the outbox before it is reported, then written to the peer's link and
 // written again, with backoff, until the peer acknowledges it. When the peer
@@ -42,11 +62,37 @@ type SendMessage struct {
 	awaiting map[domain.MessageID]awaitingAck
 	acked    []ackedID // ring of recently acknowledged IDs, for read receipts
 	ackedPos int
+
+	// State changes waiting for the applier (see applyStates): one entry
+	// per message, the furthest state asked for, in the order first asked.
+	// Bounded by the messages we know: awaiting plus the acked ring.
+	applying    bool                     // the applier runs: setState queues instead of waiting
+	changes     map[domain.MessageID]int // index into changeList
+	changeList  []stateChange
+	changesWake chan struct{}
+	applyingIDs map[domain.MessageID]struct{} // in a batch being applied
+
+	peerMu sync.Mutex
+	peers  map[string]resolvedPeer // by name key
+}
+
+type resolvedPeer struct {
+	peer domain.Peer
+	at   time.Time
+}
+
+// stateChange is a state one of our messages to peer moves to.
+type stateChange struct {
+	id    domain.MessageID
+	peer  domain.Username
+	state domain.MessageState
+	due   time.Time // not applied before
 }
 
 type awaitingAck struct {
-	peer domain.Username
-	at   time.Time // when it was last written to the link
+	peer   domain.Username
+	at     time.Time // when it was last written to the link
+	marked bool      // its "sent" was queued (a rewrite may read it queued still)
 }
 
 type ackedID struct {
@@ -54,12 +100,25 @@ type ackedID struct {
 	peer domain.Username
 }
 
+// maxFresh bounds the new messages handed to a flusher without a store
+// read; beyond, the flusher reads the outbox instead.
+const maxFresh = 1 << 16
+
 // outboxQueue is the flusher of one peer's outbox.
 type outboxQueue struct {
 	name    domain.Username
 	running bool
 	nudge   chan struct{}
 	acks    int // acknowledgements since the flusher last looked
+
+	// A round of the flusher writes either the whole outbox, read from the
+	// store (full: at the start, when the peer came online, after a failed
+	// write, and at least every retry interval so unacknowledged messages
+	// are written again), or only the fresh messages Handle stored since
+	// the last round, without reading the store.
+	full     bool
+	lastFull time.Time
+	fresh    []domain.Message
 }
 
 // SendMessageInput is what the user typed and to whom.
@@ -86,7 +145,10 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 	}
 	return &SendMessage{me: me, link: link, store: store, verify: verify, clock: clock, events: events,
 		backoff: backoff.orDefault(), queues: make(map[string]*outboxQueue),
-		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked)}, nil
+		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
+		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
+		applyingIDs: make(map[domain.MessageID]struct{}),
+		peers:       make(map[string]resolvedPeer)}, nil
 }
 
 // stamp returns a send time later than every one before it.
@@ -119,17 +181,26 @@ func (s *SendMessage) Handle(ctx context.Context, in SendMessageInput) (domain.M
 		return domain.Message{}, fmt.Errorf("store message to %s: %w", in.To, err)
 	}
 	s.events.Publish(ports.MessageEvent{Message: m})
-	s.Flush(in.To)
+	s.nudge(in.To, &m)
 	return m, nil
 }
 
 // Run makes Flush deliver: it starts a flusher for every peer with messages
 // in the outbox, and stops every flusher when ctx is done, returning after
 // they all stopped.
+//
+// While it runs, state changes (sent, delivered, read) are applied by one
+// applier goroutine in batches of concurrent SetState calls, so that
+// neither a flusher nor the link delivering acknowledgements waits for a
+// commit per message; what is still queued when ctx is done is applied
+// before Run returns.
 func (s *SendMessage) Run(ctx context.Context) {
+	applied := make(chan struct{})
 	s.mu.Lock()
 	s.runCtx = ctx
+	s.applying = true
 	s.mu.Unlock()
+	go func() { defer close(applied); s.applyStates(ctx) }()
 	peers, err := s.store.OutboxPeers(ctx)
 	if err != nil {
 		slog.Error("list outbox", "err", err)
@@ -142,12 +213,18 @@ func (s *SendMessage) Run(ctx context.Context) {
 	s.runCtx = nil
 	s.mu.Unlock()
 	s.wg.Wait()
+	<-applied // after the flushers: they queue state changes
 }
 
 // Flush makes the flusher of peer look at its outbox now (a new message,
 // the peer came online, a key change was accepted). Before Run it does
 // nothing: Run flushes every outbox when it starts.
-func (s *SendMessage) Flush(peer domain.Username) {
+func (s *SendMessage) Flush(peer domain.Username) { s.nudge(peer, nil) }
+
+// nudge wakes the flusher of peer, starting it if needed: to write the
+// fresh message m (stored in the outbox already), or, with m nil, to read
+// and write the whole outbox.
+func (s *SendMessage) nudge(peer domain.Username, m *domain.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runCtx == nil {
@@ -155,8 +232,16 @@ func (s *SendMessage) Flush(peer domain.Username) {
 	}
 	q, ok := s.queues[peer.Key()]
 	if !ok {
-		q = &outboxQueue{name: peer, nudge: make(chan struct{}, 1)}
+		q = &outboxQueue{name: peer, nudge: make(chan struct{}, 1), full: true}
 		s.queues[peer.Key()] = q
+	}
+	switch {
+	case m == nil || q.full:
+		q.full, q.fresh = true, nil // the outbox read covers every fresh message
+	case len(q.fresh) >= maxFresh:
+		q.full, q.fresh = true, nil
+	default:
+		q.fresh = append(q.fresh, *m)
 	}
 	select {
 	case q.nudge <- struct{}{}:
@@ -183,18 +268,29 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 			s.stopQueue(q)
 			return
 		}
-		pending, err := s.store.Outbox(ctx, q.name)
-		if err != nil {
-			slog.Error("read outbox", "peer", q.name.String(), "err", err)
-		} else if len(pending) == 0 {
-			if s.stopQueueIfIdle(q) {
-				return
+		// The fresh messages are taken before the outbox is read, so a
+		// full round's read holds every one of them.
+		pending, full := s.takeFresh(q, retry)
+		var err error
+		if full {
+			pending, err = s.store.Outbox(ctx, q.name)
+			if err != nil {
+				slog.Error("read outbox", "peer", q.name.String(), "err", err)
+				s.needFull(q)
+			} else if len(pending) == 0 {
+				if s.stopQueueIfIdle(q) {
+					return
+				}
+				continue
 			}
-			continue
 		}
 		blocked := false
-		if err == nil {
-			blocked = s.writeOutbox(ctx, q, pending, retry)
+		if err == nil && (full || len(pending) > 0) {
+			var ok bool
+			blocked, ok = s.writeOutbox(ctx, q, pending, retry)
+			if blocked || !ok {
+				s.needFull(q) // what was not written is read again
+			}
 		}
 		var timer <-chan time.Time
 		var t *time.Timer
@@ -210,6 +306,7 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 			s.mu.Lock()
 			acks := q.acks
 			q.acks = 0
+			q.full, q.fresh = true, nil
 			s.mu.Unlock()
 			if acks > 0 {
 				retry = s.backoff.Min
@@ -223,59 +320,315 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 	}
 }
 
+// peerForSend is VerifyContact.PeerForSend, reusing a peer resolved less
+// than peerCacheTTL ago unless a key change is pending.
+func (s *SendMessage) peerForSend(ctx context.Context, name domain.Username) (domain.Peer, error) {
+	if err := s.verify.Blocked(ctx, name); err != nil {
+		s.forgetPeer(name)
+		return domain.Peer{}, err
+	}
+	s.peerMu.Lock()
+	r, ok := s.peers[name.Key()]
+	s.peerMu.Unlock()
+	if ok && time.Since(r.at) < peerCacheTTL {
+		return r.peer, nil
+	}
+	p, err := s.verify.PeerForSend(ctx, name)
+	if err != nil {
+		s.forgetPeer(name)
+		return domain.Peer{}, err
+	}
+	s.peerMu.Lock()
+	if len(s.peers) >= maxCachedPeers {
+		clear(s.peers)
+	}
+	s.peers[name.Key()] = resolvedPeer{peer: p, at: time.Now()}
+	s.peerMu.Unlock()
+	return p, nil
+}
+
+// forgetPeer drops name from the peer cache.
+func (s *SendMessage) forgetPeer(name domain.Username) {
+	s.peerMu.Lock()
+	delete(s.peers, name.Key())
+	s.peerMu.Unlock()
+}
+
+// markOnce reports whether id, written and awaiting its acknowledgement,
+// still needs its "sent" queued, and records that it is queued.
+func (s *SendMessage) markOnce(id domain.MessageID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.awaiting[id]
+	if !ok || a.marked {
+		return false // acknowledged meanwhile, or marked already
+	}
+	a.marked = true
+	s.awaiting[id] = a
+	return true
+}
+
+// takeFresh starts a round: it reports whether the round is full (and
+// records when), else it takes the fresh messages.
+func (s *SendMessage) takeFresh(q *outboxQueue, retry time.Duration) ([]domain.Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if q.full || now.Sub(q.lastFull) >= retry {
+		q.full, q.fresh, q.lastFull = false, nil, now
+		return nil, true
+	}
+	fresh := q.fresh
+	q.fresh = nil
+	return fresh, false
+}
+
+// needFull makes the next round of q read the whole outbox.
+func (s *SendMessage) needFull(q *outboxQueue) {
+	s.mu.Lock()
+	q.full, q.fresh = true, nil
+	s.mu.Unlock()
+}
+
 // writeOutbox writes every message of pending not written in the last
 // retry to the peer, oldest first; it stops at the first failure. It
-// reports whether the peer is blocked by a key change.
-func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending []domain.Message, retry time.Duration) (blocked bool) {
-	peer, err := s.verify.PeerForSend(ctx, q.name)
+// reports whether the peer is blocked by a key change, and whether every
+// message was written (or was written within the last retry).
+func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending []domain.Message, retry time.Duration) (blocked, ok bool) {
+	peer, err := s.peerForSend(ctx, q.name)
 	var kc *domain.KeyChangedError
 	switch {
 	case errors.As(err, &kc):
-		return true
+		return true, false
 	case err != nil:
 		slog.Debug("outbox waits", "peer", q.name.String(), "err", err)
-		return false
+		return false, false
 	}
 	for _, m := range pending {
 		now := time.Now()
 		s.mu.Lock()
-		a, ok := s.awaiting[m.ID()]
-		if ok && now.Sub(a.at) < retry {
+		a, written := s.awaiting[m.ID()]
+		if written && now.Sub(a.at) < retry {
 			s.mu.Unlock()
 			continue
 		}
-		if !ok && len(s.awaiting) >= maxAwaitingAcks {
+		if !written && len(s.awaiting) >= maxAwaitingAcks {
 			s.mu.Unlock()
-			return false
+			return false, false
 		}
-		s.awaiting[m.ID()] = awaitingAck{peer: q.name, at: now}
+		s.awaiting[m.ID()] = awaitingAck{peer: q.name, at: now, marked: a.marked}
 		s.mu.Unlock()
 		env := ports.Envelope{Kind: ports.KindChat, MessageID: m.ID(), SentAt: m.SentAt(), Body: m.Body()}
 		if err := sendEnvelope(ctx, s.link, peer, env); err != nil {
+			s.forgetPeer(q.name)
 			if errors.As(err, &kc) {
 				s.verify.recordKeyChange(ctx, q.name)
-				return true
+				return true, false
 			}
 			slog.Debug("send message", "peer", q.name.String(), "id", m.ID().String(), "err", err)
-			return false
+			return false, false
 		}
-		if m.State() == domain.MessageQueued {
-			s.setState(ctx, m.ID(), q.name, domain.MessageSent)
+		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
+			s.queueState(ctx, stateChange{id: m.ID(), peer: q.name, state: domain.MessageSent})
 		}
 	}
-	return false
+	return false, true
 }
 
+// setState moves a message to st and publishes the change; nothing when
+// the domain refuses the move (an acknowledgement overtook the local
+// "sent", a repeat).
 func (s *SendMessage) setState(ctx context.Context, id domain.MessageID, peer domain.Username, st domain.MessageState) {
-	m, err := s.store.SetState(ctx, id, st)
+	if m, ok := s.storeState(ctx, stateChange{id: id, peer: peer, state: st}); ok {
+		s.events.Publish(ports.MessageStateEvent{ID: id, Peer: m.To(), State: m.State()})
+	}
+}
+
+func (s *SendMessage) storeState(ctx context.Context, c stateChange) (domain.Message, bool) {
+	m, err := s.store.SetState(ctx, c.id, c.state)
 	if errors.Is(err, domain.ErrInvalidTransition) {
-		return // an acknowledgement overtook us, or a repeat
+		return domain.Message{}, false
 	}
 	if err != nil {
-		slog.Error("set message state", "peer", peer.String(), "id", id.String(), "state", st.String(), "err", err)
+		slog.Error("set message state", "peer", c.peer.String(), "id", c.id.String(), "state", c.state.String(), "err", err)
+		return domain.Message{}, false
+	}
+	return m, true
+}
+
+// stateRank orders the states a message moves through once written; a
+// queued change is replaced by a later one of higher rank (the domain
+// allows queued → delivered and sent → read directly).
+func stateRank(st domain.MessageState) int {
+	switch st {
+	case domain.MessageSent:
+		return 1
+	case domain.MessageDelivered:
+		return 2
+	case domain.MessageRead:
+		return 3
+	}
+	return 0
+}
+
+// queueState hands c to the applier, or applies it now when the applier
+// does not run (before and after Run). A "sent" change waits a quarter of
+// the minimum retry interval before it is applied: an acknowledgement
+// arriving meanwhile replaces it, sparing a write per message.
+func (s *SendMessage) queueState(ctx context.Context, c stateChange) {
+	now := time.Now()
+	c.due = now
+	if c.state == domain.MessageSent {
+		c.due = now.Add(s.backoff.Min / 4)
+	}
+	s.mu.Lock()
+	if !s.applying {
+		s.mu.Unlock()
+		s.setState(ctx, c.id, c.peer, c.state)
 		return
 	}
-	s.events.Publish(ports.MessageStateEvent{ID: id, Peer: m.To(), State: m.State()})
+	if i, ok := s.changes[c.id]; ok {
+		q := &s.changeList[i]
+		if stateRank(c.state) > stateRank(q.state) {
+			q.state = c.state
+			if c.due.Before(q.due) {
+				q.due = c.due
+			}
+		}
+	} else {
+		s.changes[c.id] = len(s.changeList)
+		s.changeList = append(s.changeList, c)
+	}
+	s.mu.Unlock()
+	s.wakeApplier()
+}
+
+func (s *SendMessage) wakeApplier() {
+	select {
+	case s.changesWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeStates removes and returns up to maxStateBatch queued changes that
+// are due and whose message has no change being applied, the oldest first,
+// and marks their messages in flight. It also returns when the next change
+// not taken is due (zero: none waits for time).
+func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var batch []stateChange
+	var next time.Time
+	kept := s.changeList[:0]
+	for _, c := range s.changeList {
+		_, busy := s.applyingIDs[c.id]
+		switch {
+		case len(batch) < maxStateBatch && !busy && (all || !c.due.After(now)):
+			batch = append(batch, c)
+			s.applyingIDs[c.id] = struct{}{}
+			delete(s.changes, c.id)
+		default:
+			if !busy && c.due.After(now) && (next.IsZero() || c.due.Before(next)) {
+				next = c.due
+			}
+			s.changes[c.id] = len(kept)
+			kept = append(kept, c)
+		}
+	}
+	clear(s.changeList[len(kept):])
+	s.changeList = kept
+	if len(kept) == 0 && cap(kept) > maxStateBatch {
+		s.changeList = nil // let a burst's backing array go
+	}
+	return batch, next
+}
+
+// applyStates applies queued state changes until ctx is done: each batch's
+// SetState calls run concurrently (the store commits them together), up to
+// maxStateBatches batches at once, and a batch's events are published in
+// its order once it is applied. A message is in at most one batch at a
+// time, so its events are published in the order its state moved. When ctx
+// is done it stops queueing and applies what is left, due or not, within
+// stateDrainTimeout.
+func (s *SendMessage) applyStates(ctx context.Context) {
+	var wg sync.WaitGroup
+	running := make(chan struct{}, maxStateBatches)
+	defer func() {
+		wg.Wait()
+		s.mu.Lock()
+		s.applying = false
+		s.mu.Unlock()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateDrainTimeout)
+		defer cancel()
+		for dctx.Err() == nil {
+			batch, _ := s.takeStates(time.Now(), true)
+			if len(batch) == 0 {
+				return
+			}
+			s.applyBatch(dctx, batch)
+		}
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var next time.Time
+		for {
+			select {
+			case running <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			var batch []stateChange
+			batch, next = s.takeStates(time.Now(), false)
+			if len(batch) == 0 {
+				<-running
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.applyBatch(ctx, batch)
+				<-running
+				s.wakeApplier() // its messages may have changes waiting
+			}()
+		}
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changesWake:
+		case <-timer.C:
+		}
+	}
+}
+
+// applyBatch applies batch concurrently, publishes the changes made in
+// order, and marks its messages no longer in flight.
+func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
+	stored := make([]domain.Message, len(batch))
+	ok := make([]bool, len(batch))
+	var wg sync.WaitGroup
+	for i, c := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stored[i], ok[i] = s.storeState(ctx, c)
+		}()
+	}
+	wg.Wait()
+	for i, c := range batch {
+		if ok[i] {
+			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: stored[i].To(), State: stored[i].State()})
+		}
+	}
+	s.mu.Lock()
+	for _, c := range batch {
+		delete(s.applyingIDs, c.id)
+	}
+	s.mu.Unlock()
 }
 
 // stopQueue marks q's flusher stopped.
@@ -301,8 +654,15 @@ func (s *SendMessage) stopQueueIfIdle(q *outboxQueue) bool {
 }
 
 // Delivered records the peer's acknowledgement of one of our messages. It
-// is ignored unless we wrote that message to that peer.
+// is ignored unless we wrote that message to that peer. The message is
+// delivered in the store when Delivered returns.
 func (s *SendMessage) Delivered(ctx context.Context, from domain.Username, id domain.MessageID) {
+	s.delivered(ctx, from, id, false)
+}
+
+// delivered is Delivered; with queue, the state change goes to the applier
+// (while Run runs) instead of being waited for.
+func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id domain.MessageID, queue bool) {
 	s.mu.Lock()
 	a, ok := s.awaiting[id]
 	if ok && a.peer.Equal(from) {
@@ -318,11 +678,20 @@ func (s *SendMessage) Delivered(ctx context.Context, from domain.Username, id do
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}
+	if queue {
+		s.queueState(ctx, stateChange{id: id, peer: from, state: domain.MessageDelivered})
+		return
+	}
 	s.setState(ctx, id, from, domain.MessageDelivered)
 }
 
 // Read records the peer's read receipt for a message it acknowledged.
 func (s *SendMessage) Read(ctx context.Context, from domain.Username, id domain.MessageID) {
+	s.read(ctx, from, id, false)
+}
+
+// read is Read; with queue, the state change goes to the applier.
+func (s *SendMessage) read(ctx context.Context, from domain.Username, id domain.MessageID, queue bool) {
 	s.mu.Lock()
 	known := false
 	for _, a := range s.acked {
@@ -336,6 +705,10 @@ func (s *SendMessage) Read(ctx context.Context, from domain.Username, id domain.
 	}
 	s.mu.Unlock()
 	if !known {
+		return
+	}
+	if queue {
+		s.queueState(ctx, stateChange{id: id, peer: from, state: domain.MessageRead})
 		return
 	}
 	s.setState(ctx, id, from, domain.MessageRead)

@@ -14,13 +14,23 @@ import (
 	"github.com/chatx/chatx/ports"
 )
 
+// MaxRosterPeers bounds the peers a client remembers from its directory,
+// so a hostile registry sending endless distinct names cannot grow the
+// client's memory without limit. When full, a new name takes the place of a
+// peer seen offline; when every remembered peer is online, the new name is
+// refused (and logged).
+const MaxRosterPeers = 100_000
+
 // roster is the live presence a client has seen from its directory.
 type roster struct {
-	mu    sync.Mutex
-	peers map[string]domain.Peer // by name key
+	mu      sync.Mutex
+	peers   map[string]domain.Peer // by name key
+	max     int
+	offline int // entries of peers with Online false
+	refused int // names refused for max, logged at the first and every 10,000th
 }
 
-func newRoster() *roster { return &roster{peers: make(map[string]domain.Peer)} }
+func newRoster() *roster { return &roster{peers: make(map[string]domain.Peer), max: MaxRosterPeers} }
 
 func (r *roster) get(name domain.Username) (domain.Peer, bool) {
 	r.mu.Lock()
@@ -29,17 +39,47 @@ func (r *roster) get(name domain.Username) (domain.Peer, bool) {
 	return p, ok
 }
 
-// put stores p and reports whether it just came online or moved.
-func (r *roster) put(p domain.Peer) (cameOnline bool) {
+// put stores p and reports whether it just came online or moved. stored is
+// false when p's name is new and the roster is full of online peers.
+func (r *roster) put(p domain.Peer) (cameOnline, stored bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old, had := r.peers[p.Name().Key()]
-	r.peers[p.Name().Key()] = p
+	k := p.Name().Key()
+	old, had := r.peers[k]
+	if !had && len(r.peers) >= r.max && !r.evictOfflineLocked() {
+		if r.refused++; r.refused%10_000 == 1 {
+			slog.Warn("directory sent more peers than we remember; ignoring further names",
+				"max_peers", r.max, "refused", r.refused, "peer", p.Name().String())
+		}
+		return false, false
+	}
+	if had && !old.Online {
+		r.offline--
+	}
 	if !p.Online {
-		return false
+		r.offline++
+	}
+	r.peers[k] = p
+	if !p.Online {
+		return false, true
 	}
 	return !had || !old.Online || !slices.Equal(old.Endpoints.Link, p.Endpoints.Link) ||
-		!slices.Equal(old.Endpoints.File, p.Endpoints.File) || !old.Identity.SameKey(p.Identity.PublicKey())
+		!slices.Equal(old.Endpoints.File, p.Endpoints.File) || !old.Identity.SameKey(p.Identity.PublicKey()), true
+}
+
+// evictOfflineLocked forgets one peer seen offline, if any. Callers hold r.mu.
+func (r *roster) evictOfflineLocked() bool {
+	if r.offline == 0 {
+		return false
+	}
+	for k, p := range r.peers {
+		if !p.Online {
+			delete(r.peers, k)
+			r.offline--
+			return true
+		}
+	}
+	return false
 }
 
 func (r *roster) list() []domain.Peer {
@@ -180,7 +220,10 @@ func (d *DiscoverPeers) see(ctx context.Context, p domain.Peer, online func(doma
 			}
 		}
 	}
-	came := d.verify.roster.put(p)
+	came, stored := d.verify.roster.put(p)
+	if !stored {
+		return
+	}
 	d.events.Publish(ports.PresenceEvent{Peer: p})
 	if came && online != nil {
 		online(p)

@@ -49,7 +49,8 @@ type Client struct {
 	closed        bool
 	sess          *session
 	subs          map[*subscriber]struct{}
-	online        map[string]domain.Peer // by Username.Key, from the stream
+	online        map[string]domain.Peer // by Username.Key, from the stream; at most cfg.MaxPeers
+	overflowed    int                    // presence events dropped for MaxPeers since the stream connected
 	streamStarted bool
 	streamUp      bool
 	streamCancel  context.CancelFunc
@@ -488,6 +489,10 @@ func (c *Client) streamLoop() {
 			c.mu.Lock()
 			c.streamUp = true
 			clear(c.online)
+			if c.overflowed > 1 {
+				c.log.Warn("presence events dropped for the peer limit", "count", c.overflowed, "max_peers", c.cfg.MaxPeers)
+			}
+			c.overflowed = 0
 			c.emitLocked(ports.DirectoryEvent{Kind: ports.Connected})
 			if !first {
 				c.emitLocked(ports.DirectoryEvent{Kind: ports.Resync})
@@ -610,6 +615,14 @@ func (c *Client) dispatch(event string, data []byte) error {
 			return fmt.Errorf("presence stream: %w", err)
 		}
 		c.mu.Lock()
+		if _, known := c.online[p.Name().Key()]; p.Online && !known && len(c.online) >= c.cfg.MaxPeers {
+			// Only online peers are kept, so there is nothing to evict.
+			if c.overflowed++; c.overflowed == 1 {
+				c.log.Warn("registry sent more online peers than we keep; dropping presence of further names", "max_peers", c.cfg.MaxPeers, "dropped", p.Name().String())
+			}
+			c.mu.Unlock()
+			return nil
+		}
 		if p.Online {
 			c.online[p.Name().Key()] = p
 		} else {

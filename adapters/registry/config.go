@@ -103,6 +103,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	return c
 }
 
+// DefaultMaxPeers is ClientConfig.MaxPeers's default.
+const DefaultMaxPeers = 100_000
+
 // ClientConfig configures the directory client. Zero values take defaults.
 type ClientConfig struct {
 	URL     RegistryURL
@@ -116,6 +119,10 @@ type ClientConfig struct {
 	// StreamIdleTimeout: a stream silent this long is deemed dead (45 s,
 	// three server pings).
 	StreamIdleTimeout time.Duration
+	// MaxPeers bounds the online peers kept from the presence stream
+	// (100,000), so a hostile registry cannot grow our memory without
+	// limit: beyond it, presence of further names is dropped and logged.
+	MaxPeers int
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -130,6 +137,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.StreamIdleTimeout <= 0 {
 		c.StreamIdleTimeout = 45 * time.Second
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = DefaultMaxPeers
 	}
 	return c
 }

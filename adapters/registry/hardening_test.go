@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 // A registry answering with a redirect to plain http must not make the
@@ -146,5 +149,79 @@ func TestOneClientCannotExhaustChallenges(t *testing.T) {
 	}
 	if code, b, _ := call(t, other, "POST", base+"/v1/challenges", nil, nil); code != http.StatusCreated {
 		t.Fatalf("another address refused after the flood: %d %s", code, b)
+	}
+}
+
+// A hostile registry streaming endless distinct names cannot grow the
+// client's peer table past MaxPeers.
+func TestClientBoundsPeersFromStream(t *testing.T) {
+	t.Parallel()
+	const maxPeers, sent = 10, 50
+	peerEvent := func(name string, key []byte) string {
+		return fmt.Sprintf("event: presence\ndata: {\"name\":%q,\"key\":%q,\"online\":true,\"endpoints\":{\"link\":[\"10.0.0.1:7000\"],\"file\":[]}}\n\n",
+			name, base64.StdEncoding.EncodeToString(key))
+	}
+	keys := make([][]byte, sent)
+	for i := range keys {
+		keys[i] = newLocal(t, "someone").PublicKey()
+	}
+	hostile := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/events" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		var b strings.Builder
+		for i := range sent {
+			b.WriteString(peerEvent(fmt.Sprintf("user%03d", i), keys[i]))
+		}
+		b.WriteString("event: synced\ndata: {}\n\n")
+		b.WriteString(peerEvent("user000", keys[0])) // marker: a known name again
+		_, _ = io.WriteString(w, b.String())
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer hostile.Close()
+	c, cleanup, err := registry.NewClient(registry.ClientConfig{
+		URL:      registry.RegistryURL(hostile.URL + "/#sha256=" + registry.Fingerprint(hostile.Certificate().Raw)),
+		MaxPeers: maxPeers,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	events, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for seen["user000"] < 2 {
+		select {
+		case e := <-events:
+			if e.Kind == ports.PeerChanged {
+				seen[e.Peer.Name().String()]++
+			}
+		case <-ctx.Done():
+			t.Fatalf("timed out; saw %d names", len(seen))
+		}
+	}
+	if len(seen) != maxPeers {
+		t.Fatalf("client passed on %d distinct names, want at most MaxPeers = %d", len(seen), maxPeers)
+	}
+	// A new watcher gets the client's table: it holds MaxPeers peers.
+	late, err := c.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for len(late) > 0 {
+		if e := <-late; e.Kind == ports.PeerChanged {
+			n++
+		}
+	}
+	if n != maxPeers {
+		t.Fatalf("client keeps %d online peers, want MaxPeers = %d", n, maxPeers)
 	}
 }

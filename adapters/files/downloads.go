@@ -151,7 +151,9 @@ func (d *Downloads) OpenPart(id domain.TransferID, rel string) (ports.PartFile, 
 	}
 	off := info.Size()
 	part := &Part{d: d, f: f, rel: rel, name: name, off: off}
-	part.wb = writeBehind{from: off, start: func(at, n int64) error { return startWriteback(f, at, n) }}
+	part.wb = writeBehind{from: off,
+		start:  func(at, n int64) error { return startWriteback(f, at, n) },
+		settle: func(at, n int64) error { return settleWriteback(f, at, n) }}
 	return part, nil
 }
 

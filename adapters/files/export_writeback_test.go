@@ -1,37 +1,37 @@
 package files
 
-import "github.com/chatx/chatx/ports"
+import (
+	"errors"
+
+	"github.com/chatx/chatx/ports"
+)
 
 // WritebackChunk exposes writebackChunk to the tests.
 const WritebackChunk = writebackChunk
 
-// RecordWriteback makes part p (from OpenPart) call rec with every range it
-// hands to write-back, before the real system call.
-func RecordWriteback(p ports.PartFile, rec func(off, n int64)) {
+// RecordWriteback makes part p (from OpenPart) call start with every range
+// it hands to write-back and settle with every range it waits for and drops
+// from the cache, before the real system calls. With fail set, the calls
+// fail instead of reaching the system, as on a file system without them.
+func RecordWriteback(p ports.PartFile, fail bool, start, settle func(off, n int64)) {
 	part := p.(*Part)
 	part.mu.Lock()
 	defer part.mu.Unlock()
-	start := part.wb.start
+	realStart, realSettle := part.wb.start, part.wb.settle
 	part.wb.start = func(off, n int64) error {
-		rec(off, n)
-		return start(off, n)
+		start(off, n)
+		if fail {
+			return errWritebackTest
+		}
+		return realStart(off, n)
+	}
+	part.wb.settle = func(off, n int64) error {
+		settle(off, n)
+		if fail {
+			return errWritebackTest
+		}
+		return realSettle(off, n)
 	}
 }
 
-// FailWriteback makes part p's write-back fail, as on a file system without
-// it; rec is called with every attempt.
-func FailWriteback(p ports.PartFile, rec func(off, n int64)) {
-	part := p.(*Part)
-	part.mu.Lock()
-	defer part.mu.Unlock()
-	part.wb.start = func(off, n int64) error {
-		rec(off, n)
-		return errWritebackTest
-	}
-}
-
-var errWritebackTest = errorString("write-back refused by the test")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errWritebackTest = errors.New("write-back refused by the test")

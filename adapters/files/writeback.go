@@ -6,15 +6,25 @@ package files
 // file arrives, so the fsync in Commit finds little left to do.
 const writebackChunk = 8 << 20
 
-// writeBehind starts write-back of a part file in chunks as it grows. It is
-// only a head start: Commit's fsync alone makes the file durable, so a
-// failed or unsupported write-back is not an error; it only switches itself
-// off. Not safe for concurrent use (Part holds its lock).
+// writeBehind starts write-back of a part file in chunks as it grows and,
+// one chunk behind, waits for the previous chunk to reach the disk and drops
+// it from the page cache: a download streams through a few chunks of cache
+// instead of filling memory with pages nobody reads again (the hash was
+// taken as the bytes went by). It is only a head start: Commit's fsync
+// alone makes the file durable, so a failed or unsupported call is not an
+// error; it switches that step off. Not safe for concurrent use (Part holds
+// its lock).
 type writeBehind struct {
-	// start asks for write-back of n bytes at off; nil when switched off.
+	// start asks for write-back of n bytes at off without waiting; nil
+	// when switched off.
 	start func(off, n int64) error
+	// settle waits until n bytes at off are on disk and drops them from
+	// the page cache; nil when switched off.
+	settle func(off, n int64) error
 	// from is where the bytes not yet handed to write-back begin.
 	from int64
+	// prevOff and prevN are the chunk started last, not yet settled.
+	prevOff, prevN int64
 }
 
 // wrote notes that the part now holds bytes up to end.
@@ -23,11 +33,20 @@ func (w *writeBehind) wrote(end int64) {
 		return
 	}
 	if err := w.start(w.from, end-w.from); err != nil {
-		w.start = nil
+		w.start, w.settle = nil, nil
 		return
 	}
+	if w.settle != nil && w.prevN > 0 {
+		if err := w.settle(w.prevOff, w.prevN); err != nil {
+			w.settle = nil
+		}
+	}
+	w.prevOff, w.prevN = w.from, end-w.from
 	w.from = end
 }
 
 // truncated notes that the part was cut to n bytes.
-func (w *writeBehind) truncated(n int64) { w.from = min(w.from, n) }
+func (w *writeBehind) truncated(n int64) {
+	w.from = min(w.from, n)
+	w.prevOff, w.prevN = 0, 0
+}

@@ -13,18 +13,37 @@ import (
 // disk without waiting for it (SYNC_FILE_RANGE_WRITE). It makes no data
 // durable; fsync still does that.
 func startWriteback(f *os.File, off, n int64) error {
+	return control(f, func(fd int) error {
+		if err := unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+			return fmt.Errorf("sync_file_range: %w", err)
+		}
+		return nil
+	})
+}
+
+// settleWriteback waits until n bytes of f at off were written out (their
+// write-back was started earlier) and drops them from the page cache.
+func settleWriteback(f *os.File, off, n int64) error {
+	return control(f, func(fd int) error {
+		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+		if err := unix.SyncFileRange(fd, off, n, wait); err != nil {
+			return fmt.Errorf("sync_file_range: %w", err)
+		}
+		if err := unix.Fadvise(fd, off, n, unix.FADV_DONTNEED); err != nil {
+			return fmt.Errorf("fadvise: %w", err)
+		}
+		return nil
+	})
+}
+
+func control(f *os.File, fn func(fd int) error) error {
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := sc.Control(func(fd uintptr) {
-		serr = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
-	}); err != nil {
+	var ferr error
+	if err := sc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	if serr != nil {
-		return fmt.Errorf("sync_file_range: %w", serr)
-	}
-	return nil
+	return ferr
 }

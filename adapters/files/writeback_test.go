@@ -16,8 +16,10 @@ type wbRange struct{ off, n int64 }
 
 // TestWriteBehind checks which ranges a part hands to write-back as it
 // grows (whole chunks of what was written since the last one, restarting at
-// a truncation and at a resumed part's end) and that the file committed
-// after it holds exactly the bytes written, also when write-back fails.
+// a truncation and at a resumed part's end), that each is settled (waited
+// for and dropped from the cache) once the next one started, and that the
+// file committed after it holds exactly the bytes written, also when
+// write-back fails.
 func TestWriteBehind(t *testing.T) {
 	const chunk = files.WritebackChunk
 	tests := []struct {
@@ -27,15 +29,17 @@ func TestWriteBehind(t *testing.T) {
 		// to -size instead.
 		writes []int64
 		fail   bool
-		want   []wbRange
+		want   []wbRange // started
+		settle []wbRange // settled
 	}{
 		{name: "below one chunk", writes: []int64{chunk / 2, chunk/2 - 1}},
-		{name: "exact chunks", writes: []int64{chunk, chunk}, want: []wbRange{{0, chunk}, {chunk, chunk}}},
+		{name: "exact chunks", writes: []int64{chunk, chunk, chunk},
+			want: []wbRange{{0, chunk}, {chunk, chunk}, {2 * chunk, chunk}}, settle: []wbRange{{0, chunk}, {chunk, chunk}}},
 		{name: "small writes add up", writes: []int64{chunk / 3, chunk / 3, chunk / 3, chunk / 3, 1 << 20},
 			want: []wbRange{{0, chunk / 3 * 4}}},
 		{name: "one big write", writes: []int64{3*chunk + 5}, want: []wbRange{{0, 3*chunk + 5}}},
-		{name: "truncate restarts", writes: []int64{chunk + 1, -100, chunk},
-			want: []wbRange{{0, chunk + 1}, {100, chunk}}},
+		{name: "truncate restarts", writes: []int64{chunk + 1, -100, chunk, chunk},
+			want: []wbRange{{0, chunk + 1}, {100, chunk}, {100 + chunk, chunk}}, settle: []wbRange{{100, chunk}}},
 		{name: "resumed part starts at its end", prefix: 1000, writes: []int64{chunk - 1000, 1000},
 			want: []wbRange{{1000, chunk}}},
 		{name: "failure switches it off", fail: true, writes: []int64{chunk, chunk, chunk},
@@ -66,13 +70,10 @@ func TestWriteBehind(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []wbRange
-			rec := func(off, n int64) { got = append(got, wbRange{off, n}) }
-			if tt.fail {
-				files.FailWriteback(p, rec)
-			} else {
-				files.RecordWriteback(p, rec)
-			}
+			var got, settled []wbRange
+			files.RecordWriteback(p, tt.fail,
+				func(off, n int64) { got = append(got, wbRange{off, n}) },
+				func(off, n int64) { settled = append(settled, wbRange{off, n}) })
 			for i, w := range tt.writes {
 				if w < 0 {
 					if err := p.Truncate(-w); err != nil {
@@ -89,10 +90,13 @@ func TestWriteBehind(t *testing.T) {
 			}
 			if runtime.GOOS != "linux" && !tt.fail {
 				// Elsewhere the first attempt fails and switches it off.
-				tt.want = tt.want[:min(len(tt.want), 1)]
+				tt.want, tt.settle = tt.want[:min(len(tt.want), 1)], nil
 			}
 			if !equalRanges(got, tt.want) {
-				t.Errorf("write-back ranges %v, want %v", got, tt.want)
+				t.Errorf("write-back started for %v, want %v", got, tt.want)
+			}
+			if !equalRanges(settled, tt.settle) {
+				t.Errorf("write-back settled for %v, want %v", settled, tt.settle)
 			}
 			name, err := p.Commit()
 			if err != nil {

@@ -136,15 +136,17 @@ type file struct {
 	size    int64
 	prefix  [32]byte
 	session int
-	// from is where the bytes not yet handed to write-back begin;
-	// noWriteback is set once the system refused it.
-	from        int64
-	noWriteback bool
+	// from is where the bytes not yet handed to write-back begin; prevOff
+	// and prevN the chunk started last; noWriteback is set once the system
+	// refused it.
+	from, prevOff, prevN int64
+	noWriteback          bool
 }
 
 // writebackChunk: every 8 MiB written, the receiver asks the system to start
-// writing them to disk (as adapters/files does), so Finish's fsync has
-// little left to do.
+// writing them to disk and settles the chunk before (waits for it and drops
+// it from the page cache), as adapters/files does, so Finish's fsync has
+// little left to do and the page cache holds a few chunks, not the file.
 const writebackChunk = 8 << 20
 
 func (f *file) Offset() int64        { return f.size }
@@ -152,7 +154,7 @@ func (f *file) PrefixHash() [32]byte { return f.prefix }
 
 func (f *file) Restart() error {
 	f.h.Reset()
-	f.size, f.from = 0, 0
+	f.size, f.from, f.prevOff, f.prevN = 0, 0, 0, 0
 	f.update(func(s *Session) { s.Restarted = true })
 	if f.f == nil {
 		return nil
@@ -179,10 +181,13 @@ func (f *file) Write(p []byte) (int, error) {
 	f.h.Write(p)
 	f.size += int64(len(p))
 	if f.f != nil && !f.noWriteback && f.size-f.from >= writebackChunk {
-		if startWriteback(f.f, f.from, f.size-f.from) != nil {
-			f.noWriteback = true // only a head start: Finish's fsync decides
+		// Only a head start: Finish's fsync decides, so errors just switch
+		// it off.
+		if startWriteback(f.f, f.from, f.size-f.from) != nil ||
+			(f.prevN > 0 && settleWriteback(f.f, f.prevOff, f.prevN) != nil) {
+			f.noWriteback = true
 		}
-		f.from = f.size
+		f.prevOff, f.prevN, f.from = f.from, f.size-f.from, f.size
 	}
 	f.update(func(s *Session) { s.Written += int64(len(p)) })
 	if onWrite != nil {

@@ -12,13 +12,29 @@ import (
 // disk without waiting (SYNC_FILE_RANGE_WRITE); fsync still makes them
 // durable.
 func startWriteback(f *os.File, off, n int64) error {
+	return control(f, func(fd int) error { return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE) })
+}
+
+// settleWriteback waits until n bytes of f at off were written out and drops
+// them from the page cache.
+func settleWriteback(f *os.File, off, n int64) error {
+	return control(f, func(fd int) error {
+		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+		if err := unix.SyncFileRange(fd, off, n, wait); err != nil {
+			return err
+		}
+		return unix.Fadvise(fd, off, n, unix.FADV_DONTNEED)
+	})
+}
+
+func control(f *os.File, fn func(fd int) error) error {
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := sc.Control(func(fd uintptr) { serr = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE) }); err != nil {
+	var ferr error
+	if err := sc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }

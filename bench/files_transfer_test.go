@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +55,12 @@ import (
 //   - xfer-MB/s: SendFile returned (offer sent) → Completed at bob: answer,
 //     stream, hash, write, fsync, rename;
 //   - bare-MB/s: the bare quic-go copy;
-//   - xfer/bare and total/bare: the medians of the per-round ratios.
+//   - xfer/bare and total/bare: the medians of the per-round ratios;
+//   - peak-RSS-MiB: the process's VmHWM at the end (both clients, the
+//     registry and the bare copies together), so CHATX_BENCH_FILE_MIB=4096
+//     shows whether memory grows with the file.
+//
+// CHATX_BENCH_CPUPROFILE=path writes a CPU profile of the first chatx round.
 func BenchmarkFileTransfer(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_MIB")); err == nil && v > 0 {
@@ -109,7 +116,31 @@ func BenchmarkFileTransfer(b *testing.B) {
 	b.ReportMetric(fileMBs(size, medianDuration(bares)), "bare-MB/s")
 	b.ReportMetric(medianFloat(xferRatio), "xfer/bare")
 	b.ReportMetric(medianFloat(totalRatio), "total/bare")
+	if hwm, err := peakRSS(); err == nil {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+	} else {
+		b.Logf("peak RSS: %v", err)
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes: both
+// clients, the registry and the bare copies together.
+func peakRSS() (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmHWM %q: %w", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
 
 // filesPair is two whole clients: alice sends, bob accepts every offer.
@@ -283,7 +314,8 @@ func filesIdentity(tb testing.TB, name string) domain.LocalIdentity {
 	return me
 }
 
-// writeRandomFile writes size bytes of ChaCha8 output to path.
+// writeRandomFile writes size bytes of ChaCha8 output to path and flushes
+// them to disk.
 func writeRandomFile(path string, size int64) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -304,6 +336,11 @@ func writeRandomFile(path string, size int64) error {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		left -= n
+	}
+	// Flushed, so its dirty pages do not compete with the transfers' writes.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return f.Close()
 }

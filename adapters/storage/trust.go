@@ -37,6 +37,14 @@ func (c *Contacts) Pin(ctx context.Context, id domain.Identity, now time.Time) e
 	if id.IsZero() || id.Name().IsZero() {
 		return fmt.Errorf("pin: %w: empty identity", domain.ErrInvalidKey)
 	}
+	// Most calls pin a name that is pinned already: answer those from a read,
+	// without a trip through the writer and its fsync.
+	if old, err := c.Get(ctx, id.Name()); err == nil {
+		if err := old.CheckKey(id); err != nil {
+			return fmt.Errorf("pin %s: %w", id.Name(), err)
+		}
+		return nil
+	}
 	sec, nsec := splitTime(now)
 	err := c.s.w.do(ctx, func(ctx context.Context) error {
 		old, err := scanContact(c.s.ws.selectContact.QueryRowContext(ctx, id.Name().Key()))

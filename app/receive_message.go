@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -122,7 +123,7 @@ func (r *ReceiveMessage) handle(ctx context.Context, in ReceiveMessageInput, pip
 	env := in.Envelope
 	switch env.Kind {
 	case ports.KindChat:
-		m, err := domain.NewIncomingMessage(env.MessageID, from, r.me.Name(), env.SentAt, env.Body)
+		m, err := domain.NewIncomingMessage(env.MessageID, from, r.me.Name(), r.sentAt(env.SentAt), env.Body)
 		if err != nil {
 			return fmt.Errorf("message %s from %s: %w", env.MessageID, from, err)
 		}
@@ -336,4 +337,15 @@ func (r *ReceiveMessage) writeAcks(ctx context.Context, batch []pendingAck) {
 			r.send.forgetPeer(a.to)
 		}
 	}
+}
+
+// sentAt is the time a chat is filed under: the sender's clock, but never
+// in our future, so a peer (or a clock running ahead) cannot pin its
+// messages below every later one of the conversation.
+func (r *ReceiveMessage) sentAt(claimed time.Time) time.Time {
+	now := r.send.clock.Now()
+	if claimed.IsZero() || claimed.After(now) {
+		return now
+	}
+	return claimed
 }

@@ -669,3 +669,28 @@ func TestSearchHistory(t *testing.T) {
 		t.Fatalf("history = %v, %v", h, err)
 	}
 }
+
+func TestReceiveMessageFilesAFutureTimeAtArrival(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	future := time.Now().Add(24 * time.Hour)
+	for _, env := range []ports.Envelope{
+		{Kind: ports.KindChat, MessageID: domain.NewMessageID(), SentAt: past, Body: "an hour ago"},
+		{Kind: ports.KindChat, MessageID: domain.NewMessageID(), SentAt: future, Body: "from tomorrow"},
+	} {
+		if err := w.receive.Handle(ctx, app.ReceiveMessageInput{From: w.bob.Identity, Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := w.messages.History(ctx, w.bob.Name(), time.Time{}, 10)
+	if err != nil || len(h) != 2 {
+		t.Fatalf("history = %v, %v", h, err)
+	}
+	if !h[0].SentAt().Equal(past) {
+		t.Errorf("a past time is kept: %v, want %v", h[0].SentAt(), past)
+	}
+	if h[1].SentAt().After(time.Now()) {
+		t.Errorf("a future time is filed at arrival, got %v", h[1].SentAt())
+	}
+}

@@ -93,9 +93,10 @@ bench-messaging:
 bench-storage:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./adapters/storage/
 
-## bench-files: 1 GiB over loopback (chatx vs bare quic-go vs TCP+TLS) and peak RSS for 1 and 4 GiB
+## bench-files: 1 GiB over loopback: the whole client path and the transport alone vs bare quic-go and TCP+TLS; peak RSS for 1 and 4 GiB
 .PHONY: bench-files
 bench-files:
+	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
 ## clean: remove build output

@@ -195,12 +195,16 @@ func (t *Transport) conn(ctx context.Context, to domain.Peer, fresh bool) (*quic
 	return conn, false, nil
 }
 
-// dial tries each endpoint in order. A key mismatch stops at once.
+// dial tries each endpoint in order and returns the first connection that
+// proves the expected identity. An address may be stale and now belong to
+// someone else, so a key mismatch does not stop the search: it is returned
+// (a *domain.KeyChangedError) only when no endpoint succeeded.
 func (t *Transport) dial(ctx context.Context, to domain.Peer) (*quic.Conn, error) {
 	if len(to.Endpoints.File) == 0 {
 		return nil, fmt.Errorf("%w: %s has no file endpoint", domain.ErrPeerOffline, to.Name())
 	}
 	var errs []error
+	var keyErr error
 	for _, ep := range to.Endpoints.File {
 		addr, err := net.ResolveUDPAddr("udp", ep)
 		if err != nil {
@@ -214,13 +218,20 @@ func (t *Transport) dial(ctx context.Context, to domain.Peer) (*quic.Conn, error
 		if err == nil {
 			return conn, nil
 		}
-		if kerr := refused.get(); kerr != nil {
-			return nil, fmt.Errorf("dial %s at %s: %w", to.Name(), ep, kerr)
-		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if cerr := refused.get(); cerr != nil {
+			t.log.Warn("file endpoint presented another identity: refused", "peer", to.Name().String(), "addr", ep, "err", cerr)
+			if keyErr == nil {
+				keyErr = fmt.Errorf("dial %s at %s: %w", to.Name(), ep, cerr)
+			}
+			continue
+		}
 		errs = append(errs, fmt.Errorf("dial %s: %w", ep, err))
+	}
+	if keyErr != nil {
+		return nil, keyErr
 	}
 	return nil, fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), errors.Join(errs...))
 }

@@ -75,17 +75,42 @@ func identityFromCert(rawCerts [][]byte) (domain.Identity, error) {
 	return domain.NewIdentity(name, key)
 }
 
+// ErrPeerMismatch: a file endpoint presented the expected key under another
+// name.
+var ErrPeerMismatch = errors.New("peer presented another identity")
+
+// peerFromState checks the connection state of a handshake (TLS 1.3, ALPN
+// chatx-file/1, one self-signed Ed25519 certificate) and returns the
+// identity the peer presented.
+func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
+	if cs.Version != tls.VersionTLS13 {
+		return domain.Identity{}, fmt.Errorf("TLS version %#x, want 1.3", cs.Version)
+	}
+	if cs.NegotiatedProtocol != ALPN {
+		return domain.Identity{}, fmt.Errorf("ALPN %q, want %q", cs.NegotiatedProtocol, ALPN)
+	}
+	raw := make([][]byte, len(cs.PeerCertificates))
+	for i, c := range cs.PeerCertificates {
+		raw[i] = c.Raw
+	}
+	return identityFromCert(raw)
+}
+
 // serverTLS is the configuration for incoming connections: a client
-// certificate is required; who it belongs to is checked after the handshake
-// by the PeerVerifier (it may need the directory and a context).
+// certificate is required and checked in VerifyConnection, which runs on
+// every handshake; session tickets are off so every connection presents its
+// certificate afresh. Whether the identity is welcome is decided after the
+// handshake by the PeerVerifier (it may need the directory and a context).
 func serverTLS(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAnyClientCert,
-		NextProtos:   []string{ALPN},
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			_, err := identityFromCert(rawCerts)
+		MinVersion:             tls.VersionTLS13,
+		MaxVersion:             tls.VersionTLS13,
+		Certificates:           []tls.Certificate{cert},
+		ClientAuth:             tls.RequireAnyClientCert,
+		NextProtos:             []string{ALPN},
+		SessionTicketsDisabled: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := peerFromState(cs)
 			return err
 		},
 	}
@@ -103,25 +128,34 @@ func (c *certError) set(err error) { c.mu.Lock(); c.err = err; c.mu.Unlock() }
 func (c *certError) get() error { c.mu.Lock(); defer c.mu.Unlock(); return c.err }
 
 // clientTLS is the configuration for dialing want. The chain is not checked
-// against any CA (InsecureSkipVerify): VerifyPeerCertificate compares the
-// server's key with want's instead, and records a key change in *changed so
-// the caller can return it as it is (quic-go wraps handshake errors).
-func clientTLS(cert tls.Certificate, want domain.Identity, changed *certError) *tls.Config {
+// against any CA (InsecureSkipVerify): VerifyConnection compares the
+// server's key and name with want's instead, and records the refusal in
+// *refused so the caller can return it as it is (quic-go wraps handshake
+// errors): a *domain.KeyChangedError for another key, ErrPeerMismatch for
+// the right key under another name.
+func clientTLS(cert tls.Certificate, want domain.Identity, refused *certError) *tls.Config {
 	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{cert},
-		NextProtos:         []string{ALPN},
-		ServerName:         "chatx",
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			got, err := identityFromCert(rawCerts)
+		MinVersion:             tls.VersionTLS13,
+		MaxVersion:             tls.VersionTLS13,
+		Certificates:           []tls.Certificate{cert},
+		NextProtos:             []string{ALPN},
+		ServerName:             "chatx",
+		InsecureSkipVerify:     true, // no CA: the identity is checked in VerifyConnection
+		SessionTicketsDisabled: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			got, err := peerFromState(cs)
 			if err != nil {
-				changed.set(err)
+				refused.set(err)
 				return err
 			}
 			if !want.SameKey(got.PublicKey()) {
 				err := &domain.KeyChangedError{Name: want.Name(), Old: want.Fingerprint(), New: got.Fingerprint()}
-				changed.set(err)
+				refused.set(err)
+				return err
+			}
+			if !got.Name().Equal(want.Name()) {
+				err := fmt.Errorf("%w: expected %s, the certificate names %s", ErrPeerMismatch, want.Name(), got.Name())
+				refused.set(err)
 				return err
 			}
 			return nil

@@ -18,3 +18,6 @@ func DecodeAnswer(b []byte) (code byte, offset int64, err error) {
 	code, offset, _, err = readAnswer(bytes.NewReader(b), 0)
 	return code, offset, err
 }
+
+// SelfSignedCert is the certificate the transport presents for me.
+var SelfSignedCert = selfSignedCert

@@ -3,8 +3,12 @@ package udp_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/domain"
@@ -71,5 +75,82 @@ func TestDialSkipsEndpointWithAnotherKey(t *testing.T) {
 	}
 	if strangerRecv.Calls() != 0 {
 		t.Fatal("the stranger at the stale endpoint was asked for a file")
+	}
+}
+
+// A file endpoint holding the expected key under another name is refused.
+func TestDialRefusesRightKeyUnderAnotherName(t *testing.T) {
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	mallory, err := domain.NewLocalIdentity(domain.MustUsername("mallory"), bob.PrivateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := newTransport(t, alice, contract.AcceptAll{}, udp.Config{})
+	impostor := newTransport(t, mallory, contract.AcceptAll{}, udp.Config{})
+	recv := contract.NewRecordingReceiver(alice.Identity)
+	serve(t, impostor, recv)
+	id := domain.NewTransferID()
+	content := []byte("for bob only")
+	recv.Add(id, 0, content, nil)
+	err = sender.Send(context.Background(), peerOf(bob.Identity, impostor), id, 0, contract.NewMemorySource(content), nil)
+	if !errors.Is(err, udp.ErrPeerMismatch) {
+		t.Fatalf("Send = %v, want ErrPeerMismatch", err)
+	}
+	if recv.Calls() != 0 {
+		t.Fatal("the impostor was asked for a file")
+	}
+}
+
+// ticketCache is a TLS client session cache that reports every ticket.
+type ticketCache struct {
+	tls.ClientSessionCache
+	put chan struct{}
+}
+
+func (c *ticketCache) Put(key string, cs *tls.ClientSessionState) {
+	c.ClientSessionCache.Put(key, cs)
+	select {
+	case c.put <- struct{}{}:
+	default:
+	}
+}
+
+// The listener issues no session tickets: every connection presents and
+// has its certificate checked afresh, never resumed.
+func TestListenerNeverResumesSessions(t *testing.T) {
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{})
+	serve(t, receiver, contract.NewRecordingReceiver(alice.Identity))
+	cert, err := udp.SelfSignedCert(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &ticketCache{ClientSessionCache: tls.NewLRUClientSessionCache(4), put: make(chan struct{}, 1)}
+	conf := &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{udp.ALPN},
+		ServerName: "chatx", InsecureSkipVerify: true, ClientSessionCache: cache,
+	}
+	ep := receiver.Endpoints()[0]
+	dial := func() *quic.Conn {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		conn, err := quic.DialAddr(ctx, ep, conf, &quic.Config{})
+		if err != nil {
+			t.Fatalf("dial %s: %v", ep, err)
+		}
+		return conn
+	}
+	first := dial()
+	// A ticket, if the server sends one, follows the handshake at once.
+	select {
+	case <-cache.put:
+	case <-time.After(2 * time.Second):
+	}
+	_ = first.CloseWithError(0, "")
+	second := dial()
+	defer second.CloseWithError(0, "")
+	if second.ConnectionState().TLS.DidResume {
+		t.Fatal("the second connection resumed a TLS session")
 	}
 }

@@ -74,7 +74,7 @@ func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 
 // serveConn verifies the client's identity, then accepts its streams.
 func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.FileReceiver, slots chan struct{}) {
-	from, err := identityFromCert(rawPeerCerts(conn))
+	from, err := peerFromState(conn.ConnectionState().TLS)
 	if err == nil {
 		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 		err = t.verifier.VerifyPeer(vctx, from)
@@ -114,15 +114,6 @@ func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.File
 			t.serveStream(ctx, from, str, r, log)
 		}()
 	}
-}
-
-func rawPeerCerts(conn *quic.Conn) [][]byte {
-	certs := conn.ConnectionState().TLS.PeerCertificates
-	raw := make([][]byte, len(certs))
-	for i, c := range certs {
-		raw[i] = c.Raw
-	}
-	return raw
 }
 
 // refuseBusy reads the header so the answer is well-formed, then says busy.

@@ -19,6 +19,10 @@ type Config struct {
 	MaxIncomingTransfers int
 	// MaxConnections bounds incoming connections (default 128).
 	MaxConnections int
+	// MaxConnectionsPerPeer bounds incoming connections from one identity
+	// key (default 4), so one peer cannot take every connection slot; an
+	// extra one is closed with application error 0x3.
+	MaxConnectionsPerPeer int
 	// MaxStreamReceiveWindow and MaxConnectionReceiveWindow cap QUIC's
 	// auto-tuned flow-control windows, which bound memory per stream and
 	// per connection (defaults 16 MiB and 48 MiB).
@@ -47,6 +51,7 @@ const (
 	defaultMaxIncomingStreams         = 16
 	defaultMaxIncomingTransfers       = 64
 	defaultMaxConnections             = 128
+	defaultMaxConnectionsPerPeer      = 4
 	defaultMaxStreamReceiveWindow     = 16 << 20
 	defaultMaxConnectionReceiveWindow = 48 << 20
 	defaultBufferSize                 = 256 << 10
@@ -69,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = defaultMaxConnections
+	}
+	if c.MaxConnectionsPerPeer <= 0 {
+		c.MaxConnectionsPerPeer = defaultMaxConnectionsPerPeer
 	}
 	if c.MaxStreamReceiveWindow == 0 {
 		c.MaxStreamReceiveWindow = defaultMaxStreamReceiveWindow

@@ -67,6 +67,7 @@ const (
 	connClosed      quic.ApplicationErrorCode = 0x0 // normal close
 	connPeerRefused quic.ApplicationErrorCode = 0x1 // the verifier refused the client's identity
 	connTooMany     quic.ApplicationErrorCode = 0x2 // too many connections
+	connTooManyFrom quic.ApplicationErrorCode = 0x3 // too many connections from this identity
 )
 
 // request is the header of a file stream.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,92 @@ func TestListenerNeverResumesSessions(t *testing.T) {
 	defer second.CloseWithError(0, "")
 	if second.ConnectionState().TLS.DidResume {
 		t.Fatal("the second connection resumed a TLS session")
+	}
+}
+
+// One identity cannot take every connection slot: connections beyond
+// MaxConnectionsPerPeer from the same key are closed with their own
+// application error, while other peers still get in.
+func TestConnectionsPerPeerAreCapped(t *testing.T) {
+	alice, bob, carol := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob"), newLocalIdentity(t, "carol")
+	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{MaxConnectionsPerPeer: 2})
+	recv := contract.NewRecordingReceiver(alice.Identity)
+	serve(t, receiver, recv)
+	ep := receiver.Endpoints()[0]
+
+	// Three bare connections from alice's key: one must be closed with 0x3.
+	cert, err := udp.SelfSignedCert(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{
+		MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, NextProtos: []string{udp.ALPN},
+		ServerName: "chatx", InsecureSkipVerify: true,
+	}
+	var conns []*quic.Conn
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		conn, err := quic.DialAddr(ctx, ep, conf, &quic.Config{KeepAlivePeriod: time.Second})
+		cancel()
+		if err != nil {
+			t.Fatalf("dial %s: %v", ep, err)
+		}
+		defer conn.CloseWithError(0, "")
+		conns = append(conns, conn)
+	}
+	closed := make(chan int, len(conns))
+	for i, c := range conns {
+		go func() {
+			<-c.Context().Done()
+			closed <- i
+		}()
+	}
+	var refused int
+	select {
+	case refused = <-closed:
+	case <-time.After(wait):
+		t.Fatal("no connection beyond the per-peer limit was closed")
+	}
+	var ae *quic.ApplicationError
+	if cause := context.Cause(conns[refused].Context()); !errors.As(cause, &ae) || !ae.Remote || ae.ErrorCode != 0x3 {
+		t.Fatalf("the extra connection ended with %v, want remote application error 0x3", cause)
+	}
+
+	// alice's own transport is refused too while her two slots are held ...
+	sender := newTransport(t, alice, contract.AcceptAll{}, udp.Config{})
+	id := domain.NewTransferID()
+	content := []byte("a file")
+	recv.Add(id, 0, content, nil)
+	err = sender.Send(context.Background(), peerOf(bob.Identity, receiver), id, 0, contract.NewMemorySource(content), nil)
+	if err == nil || !strings.Contains(err.Error(), "too many connections from us") {
+		t.Fatalf("Send from a peer at its limit = %v, want refusal for too many connections from us", err)
+	}
+
+	// ... while another identity still gets in: the receiver is asked for
+	// carol's file (and refuses it: it expects files from alice only).
+	other := newTransport(t, carol, contract.AcceptAll{}, udp.Config{})
+	calls := recv.Calls()
+	_ = other.Send(context.Background(), peerOf(bob.Identity, receiver), id, 0, contract.NewMemorySource(content), nil)
+	if recv.Calls() == calls {
+		t.Fatal("another identity's connection was refused while alice was at her limit")
+	}
+
+	// Once alice closes a connection, her slot is free again.
+	for i, c := range conns {
+		if i != refused {
+			_ = c.CloseWithError(0, "done")
+			break
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err = sender.Send(context.Background(), peerOf(bob.Identity, receiver), id, 0, contract.NewMemorySource(content), nil)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Send after a slot was freed = %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -353,6 +353,8 @@ func mapStreamError(err error) error {
 			return fmt.Errorf("%w: the peer did not accept our identity", ports.ErrTransferRefused)
 		case connTooMany:
 			return fmt.Errorf("the peer has too many connections (the transfer can resume): %w", err)
+		case connTooManyFrom:
+			return fmt.Errorf("the peer has too many connections from us (the transfer can resume): %w", err)
 		case connClosed:
 			return fmt.Errorf("the peer closed the connection (the transfer can resume): %w", err)
 		}

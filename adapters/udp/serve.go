@@ -86,6 +86,13 @@ func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.File
 		return
 	}
 	log := t.log.With("peer", from.Name().String())
+	release, ok := t.perPeer.acquire(string(from.PublicKey()), t.cfg.MaxConnectionsPerPeer)
+	if !ok {
+		log.Warn("refusing file connection: too many from this peer", "remote", conn.RemoteAddr().String(), "limit", t.cfg.MaxConnectionsPerPeer)
+		_ = conn.CloseWithError(connTooManyFrom, "too many connections from your identity")
+		return
+	}
+	defer release()
 	log.Debug("file connection accepted", "remote", conn.RemoteAddr().String())
 
 	var wg sync.WaitGroup
@@ -114,6 +121,33 @@ func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.File
 			t.serveStream(ctx, from, str, r, log)
 		}()
 	}
+}
+
+// peerCounts counts the incoming connections of each identity key.
+type peerCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one of key's limit connection slots, if one is free, and
+// returns its release.
+func (c *peerCounts) acquire(key string, limit int) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[key] >= limit {
+		return nil, false
+	}
+	if c.n == nil {
+		c.n = make(map[string]int)
+	}
+	c.n[key]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.n[key]--; c.n[key] <= 0 {
+			delete(c.n, key)
+		}
+	}, true
 }
 
 // refuseBusy reads the header so the answer is well-formed, then says busy.

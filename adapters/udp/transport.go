@@ -43,6 +43,7 @@ type Transport struct {
 
 	serving sync.Mutex // held while Serve runs: one Serve at a time
 	active  activeStreams
+	perPeer peerCounts // incoming connections by the peer's key
 }
 
 // peerConn is the outgoing connection to one peer; mu serialises dialing.

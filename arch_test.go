@@ -47,8 +47,10 @@ func layer(rel string) (string, string) {
 
 // TestDependencyRule enforces DESIGN.md §2: domain imports nothing of the
 // project; ports only domain; app only domain and ports; no adapter imports
-// another adapter; only the root package (wire.go) and cmd/ see every adapter;
-// Wire stays out of domain, ports and app.
+// another adapter, though adapters may share the module-root /internal/...
+// packages, which import only domain, ports and /internal/...; only the root
+// package (wire.go) and cmd/ see every adapter; Wire stays out of domain,
+// ports and app.
 func TestDependencyRule(t *testing.T) {
 	graph := imports(t)
 	if len(graph) < 3 {
@@ -69,10 +71,12 @@ func TestDependencyRuleCatchesViolations(t *testing.T) {
 		"/adapters/tcp":    {module + "/adapters/storage"},
 		"/adapters/memory": {module + "/domain", module + "/ports", module + "/adapters/memory/internal/x"},
 		"/cmd/chatx":       {module + "/adapters/tcp"},
+		"/adapters/udp":    {module + "/domain", module + "/internal/peertls"},
+		"/internal/x":      {module + "/domain", module + "/internal/y", module + "/adapters/udp"},
 	}
 	got := violations(bad)
-	if len(got) != 5 {
-		t.Fatalf("want 5 violations, got %d: %q", len(got), got)
+	if len(got) != 6 {
+		t.Fatalf("want 6 violations, got %d: %q", len(got), got)
 	}
 }
 
@@ -97,7 +101,9 @@ func violations(graph map[string][]string) []string {
 			case "app":
 				ok = to == "domain" || to == "ports" || to == "app"
 			case "adapters":
-				ok = to == "domain" || to == "ports" || (to == "adapters" && toAdapter == fromAdapter)
+				ok = to == "domain" || to == "ports" || to == "internal" || (to == "adapters" && toAdapter == fromAdapter)
+			case "internal":
+				ok = to == "domain" || to == "ports" || to == "internal"
 			}
 			if !ok {
 				out = append(out, "dependency rule: "+pkg+" must not import "+imp)

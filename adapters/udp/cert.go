@@ -1,99 +1,34 @@
 package udp
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"sync"
-	"time"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/peertls"
 )
 
 // ALPN is the application protocol negotiated by TLS; its suffix is the
 // protocol version (docs/file-protocol.md).
 const ALPN = "chatx-file/1"
 
-// maxCertSize bounds the peer certificate we parse.
-const maxCertSize = 4 << 10
-
-// selfSignedCert makes a TLS certificate whose key is the identity key and
-// whose CommonName is the username. Validity dates are informative only:
-// peers trust the key, not the certificate.
-func selfSignedCert(me domain.LocalIdentity) (tls.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("certificate serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: me.Name().String()},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	priv := me.PrivateKey()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("create certificate: %w", err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}, nil
-}
-
-// identityFromCert reads the peer's identity from the one certificate it
-// presented: an Ed25519 key, a valid username in CommonName, and a valid
-// self-signature. TLS has already checked that the peer holds the key.
-func identityFromCert(rawCerts [][]byte) (domain.Identity, error) {
-	if len(rawCerts) != 1 {
-		return domain.Identity{}, fmt.Errorf("peer presented %d certificates, want 1", len(rawCerts))
-	}
-	if len(rawCerts[0]) > maxCertSize {
-		return domain.Identity{}, fmt.Errorf("peer certificate of %d bytes (at most %d)", len(rawCerts[0]), maxCertSize)
-	}
-	cert, err := x509.ParseCertificate(rawCerts[0])
-	if err != nil {
-		return domain.Identity{}, fmt.Errorf("parse peer certificate: %w", err)
-	}
-	key, ok := cert.PublicKey.(ed25519.PublicKey)
-	if !ok {
-		return domain.Identity{}, errors.New("peer certificate key is not Ed25519")
-	}
-	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return domain.Identity{}, fmt.Errorf("peer certificate is not self-signed by its key: %w", err)
-	}
-	name, err := domain.ParseUsername(cert.Subject.CommonName)
-	if err != nil {
-		return domain.Identity{}, fmt.Errorf("peer certificate name: %w", err)
-	}
-	return domain.NewIdentity(name, key)
-}
-
 // ErrPeerMismatch: a file endpoint presented the expected key under another
 // name.
 var ErrPeerMismatch = errors.New("peer presented another identity")
+
+// selfSignedCert makes the TLS certificate of our identity: its key is the
+// identity key, its CommonName the username.
+func selfSignedCert(me domain.LocalIdentity) (tls.Certificate, error) {
+	return peertls.Certificate(me)
+}
 
 // peerFromState checks the connection state of a handshake (TLS 1.3, ALPN
 // chatx-file/1, one self-signed Ed25519 certificate) and returns the
 // identity the peer presented.
 func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
-	if cs.Version != tls.VersionTLS13 {
-		return domain.Identity{}, fmt.Errorf("TLS version %#x, want 1.3", cs.Version)
-	}
-	if cs.NegotiatedProtocol != ALPN {
-		return domain.Identity{}, fmt.Errorf("ALPN %q, want %q", cs.NegotiatedProtocol, ALPN)
-	}
-	raw := make([][]byte, len(cs.PeerCertificates))
-	for i, c := range cs.PeerCertificates {
-		raw[i] = c.Raw
-	}
-	return identityFromCert(raw)
+	return peertls.PeerIdentity(cs, ALPN)
 }
 
 // serverTLS is the configuration for incoming connections: a client

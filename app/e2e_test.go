@@ -749,3 +749,60 @@ func TestE2EAutoAcceptTakesWhatFitsAndDeclinesTheRest(t *testing.T) {
 		t.Fatal("a file over the limit arrived")
 	}
 }
+
+func TestE2EAFullDiskFailsTheTransferOnBothSidesAndNamesNoFile(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	alice.local.Put("/tmp/big.bin", randomBytes(t, 4<<20))
+	alice.local.Put("/tmp/small.bin", randomBytes(t, 64<<10))
+
+	t.Run("too little space to accept", func(t *testing.T) {
+		bob.downloads.SetAvailable(1 << 20)
+		defer bob.downloads.SetAvailable(1 << 40)
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/tmp/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if err := bob.client.AcceptTransfer(ctx, tr.ID()); !errors.Is(err, domain.ErrTooLarge) {
+			t.Fatalf("accepting 4 MiB with 1 MiB free: %v, want ErrTooLarge", err)
+		}
+		if _, ok := bob.downloads.Part(tr.ID(), "big.bin"); ok {
+			t.Fatal("a part file was made for an offer that was not accepted")
+		}
+	})
+	t.Run("the disk fills while bytes arrive", func(t *testing.T) {
+		// The link is slow to start, so the disk fills between the accept and the bytes.
+		c.net.Delay(alice.host, bob.host, 300*time.Millisecond)
+		defer c.net.Heal(alice.host, bob.host)
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/tmp/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitTransfer(t, bob, inState(tr.ID(), domain.TransferOffered))
+		if err := bob.client.AcceptTransfer(ctx, tr.ID()); err != nil {
+			t.Fatal(err)
+		}
+		bob.downloads.SetAvailable(256 << 10) // another program took the space
+		defer bob.downloads.SetAvailable(1 << 40)
+		failedAt := func(n *node) domain.Transfer {
+			return waitTransfer(t, n, func(x domain.Transfer) bool {
+				return x.ID() == tr.ID() && (x.State() == domain.TransferFailed || x.State() == domain.TransferCompleted)
+			})
+		}
+		for _, n := range []*node{bob, alice} {
+			got := failedAt(n)
+			if got.State() != domain.TransferFailed || !strings.Contains(got.Reason(), "no space left") {
+				t.Fatalf("%s: transfer %v, reason %q; want failed, saying there is no space left", n.me.Name(), got.State(), got.Reason())
+			}
+			t.Logf("%s sees: %s", n.me.Name(), got.Reason())
+		}
+		if _, ok := bob.downloads.File("big.bin"); ok {
+			t.Fatal("a file that did not fit got its final name")
+		}
+	})
+}

@@ -200,7 +200,10 @@ type incomingFile struct {
 	offset int64 // bytes in the part when the stream began
 	// written is the bytes in the part now; only the transport's goroutine
 	// writes and reads it.
-	written   int64
+	written int64
+	// writeErr is why the part could not be written (a full disk, an I/O
+	// error): a local failure that resuming would only repeat.
+	writeErr  error
 	ticker    *progressTicker
 	cancelled atomic.Bool
 }
@@ -257,7 +260,8 @@ func (f *incomingFile) Write(p []byte) (int, error) {
 	f.written += int64(n)
 	f.ticker.set(f.base + f.written)
 	if err != nil {
-		return n, fmt.Errorf("write part %s: %w", f.id.Short(), err)
+		f.writeErr = fmt.Errorf("write part %s: %w", f.id.Short(), err)
+		return n, f.writeErr
 	}
 	return n, nil
 }
@@ -273,6 +277,16 @@ func (f *incomingFile) Finish(streamErr error) error {
 	f.r.mu.Unlock()
 	ctx := context.Background()
 	book := f.r.book
+	if f.writeErr != nil && !f.cancelled.Load() {
+		// The bytes cannot be stored here: fail (both sides see why) and free
+		// the space the part took, rather than resume into the same error.
+		f.part.Close()
+		_ = f.r.downloads.RemovePart(f.id, f.rel)
+		reason := fmt.Sprintf("cannot write %s: %v", f.entry.Path, f.writeErr)
+		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Fail(reason, now) })
+		slog.Warn("received file could not be written", "transfer", f.id.Short(), "file", f.index, "err", f.writeErr)
+		return fmt.Errorf("%w: %s", ports.ErrTransferRefused, reason)
+	}
 	if streamErr != nil || f.cancelled.Load() {
 		f.part.Close()
 		t, _ := book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error {

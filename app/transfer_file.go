@@ -290,6 +290,7 @@ func (h *TransferFile) stop(id domain.TransferID) {
 func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgoingRun) {
 	wait := time.Duration(0)
 	refusals := 0
+	var firstRefusal error     // the receiver's first word on it says most (later ones: "failed")
 	sent := make(map[int]bool) // files the receiver confirmed in this run
 	for {
 		t, err := h.book.get(ctx, id)
@@ -308,12 +309,18 @@ func (h *TransferFile) drive(ctx context.Context, id domain.TransferID, r *outgo
 			// The receiver's KindCancel or KindDecline may still be on its
 			// way; give it a chance before calling the transfer failed.
 			refusals++
+			if firstRefusal == nil {
+				firstRefusal = err
+			}
 		} else {
-			refusals = 0
+			refusals, firstRefusal = 0, nil
 		}
 		switch {
 		case errors.Is(err, ports.ErrIntegrity), refusals >= maxRefusals:
 			reason := err.Error()
+			if refusals >= maxRefusals {
+				reason = firstRefusal.Error()
+			}
 			_, _ = h.book.update(context.WithoutCancel(ctx), id, func(t *domain.Transfer, now time.Time) error { return t.Fail(reason, now) })
 			slog.Warn("transfer failed", "transfer", id.Short(), "err", err)
 			return

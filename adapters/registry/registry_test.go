@@ -326,14 +326,23 @@ func TestSlowlorisDoesNotStarve(t *testing.T) {
 	const slow = 60
 	var conns []*tls.Conn
 	for range slow {
+		// On a loaded machine the first slow connections may already be cut
+		// (ReadHeaderTimeout) while the last are dialled; that is the server
+		// defending itself, so only a majority of them must get in.
 		c, err := tls.Dial("tcp", ts.srv.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
 		if err != nil {
-			t.Fatal(err)
+			t.Logf("slow connection refused: %v", err)
+			continue
 		}
 		if _, err := c.Write([]byte("GET /v1/online HTTP/1.1\r\nHost: x\r\nX-Slow: ")); err != nil {
-			t.Fatal(err)
+			t.Logf("slow connection cut: %v", err)
+			c.Close()
+			continue
 		}
 		conns = append(conns, c)
+	}
+	if len(conns) < slow/2 {
+		t.Fatalf("only %d of %d slow connections were made: the test proves nothing", len(conns), slow)
 	}
 	cl := newClient(t, ts.url, "")
 	for i := range 20 {

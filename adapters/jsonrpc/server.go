@@ -32,8 +32,11 @@ const (
 
 // Options tune a Server. The zero value is usable.
 type Options struct {
-	// AutoAccept accepts every incoming offer as soon as it arrives
-	// (`--auto-accept`, for headless receivers).
+	// AutoAccept makes the server accept every incoming offer it is told
+	// of, including offers waiting when it starts: for a client that has no
+	// auto-accept of its own. `chatx jsonrpc --auto-accept` does not use it:
+	// it sets the client's own option (app.Options.AutoAccept), which also
+	// applies the size limit; turn on one of the two, not both.
 	AutoAccept bool
 	// MaxLineBytes bounds one request line; a longer line is answered with
 	// an Invalid Request error and skipped without being kept in memory.

@@ -30,17 +30,23 @@ type clientFlags struct {
 
 const defaultRegistry = "https://localhost:5000"
 
-func (c *clientFlags) register(fs *flag.FlagSet) {
+// registerIdentity adds the flags that pick and unlock a profile.
+func (c *clientFlags) registerIdentity(fs *flag.FlagSet) {
 	fs.StringVar(&c.name, "name", "", "username to sign up with on first run (3-32 of a-z 0-9 _ - .)")
 	fs.StringVar(&c.profile, "profile", "", "profile `dir` with the identity key, history and settings (env CHATX_PROFILE; default $XDG_CONFIG_HOME/chatx)")
+	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "`file` holding the passphrase that seals the identity key (default: key unsealed, mode 0600)")
+}
+
+// register adds every flag of a running client.
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	c.registerIdentity(fs)
 	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX (env CHATX_REGISTRY; default "+defaultRegistry+")")
 	fs.StringVar(&c.downloads, "downloads", "", "`dir` received files go to (default $XDG_DOWNLOAD_DIR/chatx or ~/Downloads/chatx)")
-	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "`file` holding the passphrase that seals the identity key (default: key unsealed, mode 0600)")
 	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
 	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
-	fs.StringVar(&c.maxIncoming, "max-incoming", "0", "refuse file offers larger than `size` (e.g. 500MiB, 20GB; 0 = no limit besides free space)")
+	fs.StringVar(&c.maxIncoming, "max-incoming", "0", "accepting a file offer larger than `size` fails (e.g. 500MiB, 20GB; 0 = no limit besides free space)")
 }
 
 // resolve fills defaults from the environment and XDG directories.

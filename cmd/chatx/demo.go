@@ -28,7 +28,8 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	var f clientFlags
 	fs := newFlagSet("chatx demo", "chatx demo [--name NAME] [--keep]",
 		"Starts a local registry and a second peer, demo-bot, then opens the client on a fresh profile.\nSay hello to demo-bot, or send it a file with /send PATH.", stderr)
-	f.register(fs)
+	fs.StringVar(&f.name, "name", "", "your name in the demo (default: asked in a dialog)")
+	fs.BoolVar(&f.verbose, "v", false, "verbose (debug) logging to the demo's log file")
 	keep := fs.Bool("keep", false, "keep the demo's temporary folder (profiles, downloads, logs)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -86,19 +87,16 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	f.registry = url
 	f.profile = filepath.Join(base, "you")
 	f.downloads = filepath.Join(base, "downloads")
-	if f.listenTCP == ":0" {
-		f.listenTCP = "127.0.0.1:0"
-	}
-	if f.listenUDP == ":0" {
-		f.listenUDP = "127.0.0.1:0"
-	}
-	uiErr := openTUI(ctx, &f, logger.With("part", "you"), stderr)
+	f.listenTCP, f.listenUDP = "127.0.0.1:0", "127.0.0.1:0"
+	uiErr := openTUI(ctx, &f, logger.With("part", "you"))
 	cancel()
 	<-botDone
 	stopReg()
 	<-regDone
 	if *keep {
-		fmt.Fprintf(stderr, "demo files kept in %s\n", base)
+		fmt.Fprintf(stderr, "The demo's profiles, downloads and logs are kept in %s\n", base)
+	} else {
+		fmt.Fprintln(stderr, "The demo's temporary folder is removed now (chatx demo --keep keeps it).")
 	}
 	return uiErr
 }

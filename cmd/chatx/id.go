@@ -10,7 +10,7 @@ func runID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f clientFlags
 	fs := newFlagSet("chatx id", "chatx id [--profile DIR] [--name NAME]",
 		"Prints this profile's name, peer ID and fingerprint (creating the identity when --name is given on first run).", stderr)
-	f.register(fs)
+	f.registerIdentity(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

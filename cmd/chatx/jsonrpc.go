@@ -15,7 +15,7 @@ func runJSONRPC(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs := newFlagSet("chatx jsonrpc", "chatx jsonrpc [--name NAME] [--profile DIR] [--registry URL] [--downloads DIR] [--auto-accept]",
 		"Runs the client headless, driven by newline-delimited JSON-RPC 2.0 on stdin/stdout (docs/jsonrpc.md).\nLogs go to stderr. The first run needs --name.", stderr)
 	f.register(fs)
-	autoAccept := fs.Bool("auto-accept", false, "accept every incoming file offer that fits the free space")
+	autoAccept := fs.Bool("auto-accept", false, "accept every incoming file offer that fits the free space and --max-incoming; decline the others")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 	var f clientFlags
 	fs := newFlagSet("chatx", "chatx [--name NAME] [--profile DIR] [--registry URL] [--downloads DIR]",
-		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 in the client for help.", stderr)
+		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 in the client for help; 'chatx help' lists the other commands.", stderr)
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -35,12 +35,16 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeLog()
-	return openTUI(ctx, &f, logger, stderr)
+	if err := openTUI(ctx, &f, logger); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bye. Received files are in %s\n", f.downloads)
+	return nil
 }
 
 // openTUI makes sure the profile has an identity (asking for a name in a
 // dialog on first run), builds the real client and runs the terminal UI on it.
-func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger, stderr io.Writer) error {
+func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger) error {
 	me, err := identity(ctx, f, func() (string, error) {
 		screen, err := tcell.NewScreen()
 		if err != nil {
@@ -56,12 +60,12 @@ func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger, stderr io
 		return err
 	}
 	defer cleanup()
-	return runUI(ctx, client, f.downloads, logger, stderr)
+	return runUI(ctx, client, logger)
 }
 
 // runUI runs the client and the terminal UI on it until the user quits, or
 // until the client stops by itself (for instance: the name is taken).
-func runUI(ctx context.Context, client *app.Client, downloads string, logger *slog.Logger, stderr io.Writer) error {
+func runUI(ctx context.Context, client *app.Client, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The UI subscribes to the client's events when it is built, so build it
@@ -90,9 +94,5 @@ func runUI(ctx context.Context, client *app.Client, downloads string, logger *sl
 	if clientErr != nil && !errors.Is(clientErr, context.Canceled) {
 		return clientErr
 	}
-	if uiErr != nil {
-		return uiErr
-	}
-	fmt.Fprintf(stderr, "bye. Received files are in %s\n", downloads)
-	return nil
+	return uiErr
 }

@@ -55,10 +55,10 @@ fmt-check:
 lint: fmt-check
 	$(GO) vet $(PKGS)
 
-## test: gofmt check, go vet, wire_gen.go up to date, then every test with the race detector
+## test: gofmt check, go vet, wire_gen.go up to date, then every test with the race detector (never from the test cache: e2e builds the binary itself)
 .PHONY: test
 test: lint wire-check
-	$(GO) test -race -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: fuzz

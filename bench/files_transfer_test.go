@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"os"
@@ -25,12 +24,6 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/chatx/chatx"
-	"github.com/chatx/chatx/adapters/files"
-	"github.com/chatx/chatx/adapters/registry"
-	"github.com/chatx/chatx/adapters/storage"
-	"github.com/chatx/chatx/adapters/tcp"
-	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -149,105 +142,28 @@ type filesPair struct {
 	bobName      domain.Username
 	bobDownloads string
 
-	mu       sync.Mutex
-	done     map[domain.TransferID]time.Time
-	failed   map[domain.TransferID]string
-	changed  chan struct{}
-	stopOnce sync.Once
-	stop     func()
+	mu      sync.Mutex
+	done    map[domain.TransferID]time.Time
+	failed  map[domain.TransferID]string
+	changed chan struct{}
+	stop    func()
 }
 
 func newFilesPair(tb testing.TB, base string) *filesPair {
 	tb.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("CHATX_BENCH_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var cleanups []func() // run last first: the registry stops last
-	stop := func() {
-		cancel()
-		wg.Wait()
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}
-	fail := func(format string, args ...any) {
-		stop()
-		tb.Fatalf(format, args...)
-	}
-
-	data := registry.DataDir(filepath.Join(base, "registry"))
-	reg, cleanupReg, err := chatx.InitRegistry(chatx.RegistryConfig{
-		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data},
-		Data:   data,
-	}, logger)
-	if err != nil {
-		fail("registry: %v", err)
-	}
-	regCtx, stopReg := context.WithCancel(context.Background())
-	var regWG sync.WaitGroup
-	regWG.Add(2)
-	go func() { defer regWG.Done(); _ = reg.Server.Serve(regCtx) }()
-	go func() { defer regWG.Done(); _ = reg.Service.Run(regCtx) }()
-	cleanups = append(cleanups, func() { stopReg(); regWG.Wait(); cleanupReg() })
-
-	start := func(name string, opts app.Options) *app.Client {
-		profile := filepath.Join(base, name)
-		link := tcp.DefaultConfig()
-		link.ListenAddr = "127.0.0.1:0"
-		cfg := chatx.ClientConfig{
-			Profile:   storage.ProfileDir(profile),
-			Downloads: files.DownloadDir(filepath.Join(base, name+"-downloads")),
-			Link:      link,
-			Files:     udp.Config{ListenAddr: "127.0.0.1:0"},
-			Directory: registry.ClientConfig{URL: reg.Server.URL(), Profile: registry.ProfileDir(profile)},
-			Options:   opts,
-		}
-		c, cleanup, err := chatx.InitClient(cfg, filesIdentity(tb, name), logger.With("client", name))
-		if err != nil {
-			fail("client %s: %v", name, err)
-		}
-		cleanups = append(cleanups, cleanup)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Run(ctx); err != nil {
-				logger.Error("client stopped", "client", name, "err", err)
-			}
-		}()
-		return c
-	}
-	for _, name := range []string{"alice", "bob"} {
-		if err := os.MkdirAll(filepath.Join(base, name+"-downloads"), 0o700); err != nil {
-			fail("downloads: %v", err)
-		}
-	}
+	c := newCluster(tb, base)
 	p := &filesPair{
-		alice:        start("alice", app.Options{}),
+		alice:        c.start("alice", app.Options{}),
 		bobName:      domain.MustUsername("bob"),
 		bobDownloads: filepath.Join(base, "bob-downloads"),
 		done:         make(map[domain.TransferID]time.Time),
 		failed:       make(map[domain.TransferID]string),
 		changed:      make(chan struct{}),
+		stop:         c.stop,
 	}
-	bob := start("bob", app.Options{AutoAccept: true})
-	p.stop = func() { p.stopOnce.Do(stop) }
-	go p.follow(bob.Subscribe(ctx))
-
-	// Warm up: wait until bob is known and the link is up (one message).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := p.alice.Send(ctx, p.bobName, "hello")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			fail("first send: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	bob := c.start("bob", app.Options{AutoAccept: true})
+	go p.follow(bob.Subscribe(c.ctx))
+	c.firstSend(p.alice, p.bobName)
 	return p
 }
 
@@ -299,19 +215,6 @@ func (p *filesPair) waitCompleted(id domain.TransferID, timeout time.Duration) (
 			return time.Time{}, fmt.Errorf("transfer %s not completed at bob within %s", id.Short(), timeout)
 		}
 	}
-}
-
-func filesIdentity(tb testing.TB, name string) domain.LocalIdentity {
-	tb.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	me, err := domain.NewLocalIdentity(domain.MustUsername(name), priv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return me
 }
 
 // writeRandomFile writes size bytes of ChaCha8 output to path and flushes

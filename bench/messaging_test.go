@@ -2,8 +2,6 @@ package bench_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatx/chatx"
-	"github.com/chatx/chatx/adapters/files"
-	"github.com/chatx/chatx/adapters/registry"
-	"github.com/chatx/chatx/adapters/storage"
-	"github.com/chatx/chatx/adapters/tcp"
-	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -115,100 +107,15 @@ func (t *deliveryTracker) at(id domain.MessageID) (time.Time, bool) {
 	return at, ok
 }
 
-func msgIdentity(tb testing.TB, name string) domain.LocalIdentity {
-	tb.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	me, err := domain.NewLocalIdentity(domain.MustUsername(name), priv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return me
-}
-
 // newMsgPair starts the registry and both clients in b.TempDir() and waits
 // until a first message from alice was delivered to bob.
 func newMsgPair(tb testing.TB) *msgPair {
 	tb.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("CHATX_BENCH_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	base := tb.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var cleanups []func() // run last first; the registry's is the first,
-	// so it stops last and the clients can unregister on the way out
-	stop := func() {
-		cancel()
-		wg.Wait()
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-	}
-	fail := func(format string, args ...any) {
-		stop()
-		tb.Fatalf(format, args...)
-	}
-
-	data := registry.DataDir(filepath.Join(base, "registry"))
-	reg, cleanupReg, err := chatx.InitRegistry(chatx.RegistryConfig{
-		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data},
-		Data:   data,
-	}, logger)
-	if err != nil {
-		fail("registry: %v", err)
-	}
-	regCtx, stopReg := context.WithCancel(context.Background())
-	var regWG sync.WaitGroup
-	regWG.Add(2)
-	go func() { defer regWG.Done(); _ = reg.Server.Serve(regCtx) }()
-	go func() { defer regWG.Done(); _ = reg.Service.Run(regCtx) }()
-	cleanups = append(cleanups, func() { stopReg(); regWG.Wait(); cleanupReg() })
-
-	start := func(name string) *app.Client {
-		profile := filepath.Join(base, name)
-		link := tcp.DefaultConfig()
-		link.ListenAddr = "127.0.0.1:0"
-		cfg := chatx.ClientConfig{
-			Profile:   storage.ProfileDir(profile),
-			Downloads: files.DownloadDir(filepath.Join(base, name+"-downloads")),
-			Link:      link,
-			Files:     udp.Config{ListenAddr: "127.0.0.1:0"},
-			Directory: registry.ClientConfig{URL: reg.Server.URL(), Profile: registry.ProfileDir(profile)},
-		}
-		c, cleanup, err := chatx.InitClient(cfg, msgIdentity(tb, name), logger.With("client", name))
-		if err != nil {
-			fail("client %s: %v", name, err)
-		}
-		cleanups = append(cleanups, cleanup)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Run(ctx); err != nil {
-				logger.Error("client stopped", "client", name, "err", err)
-			}
-		}()
-		return c
-	}
-	p := &msgPair{alice: start("alice"), bob: start("bob"), bobName: domain.MustUsername("bob"), track: newDeliveryTracker(), stop: stop}
-	go p.track.follow(p.alice.Subscribe(ctx))
-
-	// Warm up: wait until bob is known, then one message end to end (the
-	// link is dialled, the TLS handshake and key pinning done).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := p.alice.Send(ctx, p.bobName, "hello")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			fail("first send: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c := newCluster(tb, tb.TempDir())
+	p := &msgPair{alice: c.start("alice", app.Options{}), bob: c.start("bob", app.Options{}),
+		bobName: domain.MustUsername("bob"), track: newDeliveryTracker(), stop: c.stop}
+	go p.track.follow(p.alice.Subscribe(c.ctx))
+	c.firstSend(p.alice, p.bobName)
 	p.track.waitCount(tb, 1, 30*time.Second)
 	return p
 }

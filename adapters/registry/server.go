@@ -400,15 +400,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	key, ok := b64(w, "key", req.Key, ed25519.PublicKeySize)
-	if !ok {
-		return
-	}
-	ch, ok := b64(w, "challenge", req.Challenge, domain.ChallengeSize)
-	if !ok {
-		return
-	}
-	sig, ok := b64(w, "signature", req.Signature, ed25519.SignatureSize)
+	key, ch, sig, ok := signedFields(w, req.Key, req.Challenge, req.Signature)
 	if !ok {
 		return
 	}
@@ -428,6 +420,24 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info(fmt.Sprintf("registered peer %s at %s:%s/%s", name, ip, firstPort(req.Endpoints.Link), firstPort(req.Endpoints.File)), "peer", name.String())
 	writeJSON(w, http.StatusOK, registerResponse{Name: name.String(), Token: sess.Token, ExpiresInSeconds: int(sess.ExpiresIn / time.Second)})
+}
+
+// signedFields decodes the key, challenge and signature every signed
+// request carries, answering 400 for the first that is malformed.
+func signedFields(w http.ResponseWriter, key, challenge, signature string) (ed25519.PublicKey, []byte, []byte, bool) {
+	k, ok := b64(w, "key", key, ed25519.PublicKeySize)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	ch, ok := b64(w, "challenge", challenge, domain.ChallengeSize)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	sig, ok := b64(w, "signature", signature, ed25519.SignatureSize)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	return k, ch, sig, true
 }
 
 func firstPort(eps []string) string {
@@ -451,15 +461,7 @@ func (s *Server) handleUnregister(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	key, ok := b64(w, "key", req.Key, ed25519.PublicKeySize)
-	if !ok {
-		return
-	}
-	ch, ok := b64(w, "challenge", req.Challenge, domain.ChallengeSize)
-	if !ok {
-		return
-	}
-	sig, ok := b64(w, "signature", req.Signature, ed25519.SignatureSize)
+	key, ch, sig, ok := signedFields(w, req.Key, req.Challenge, req.Signature)
 	if !ok {
 		return
 	}

@@ -10,6 +10,9 @@ import "time"
 type Endpoints struct {
 	Link []string
 	File []string
+	// NAT is the mapping behaviour of the NAT in front of the peer's UDP
+	// socket, as the registry observed it (NATUnknown when not measured).
+	NAT NATMapping
 }
 
 // Peer is another user as the directory knows them: identity, presence and

@@ -321,6 +321,7 @@ func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	}
 	for i := range views {
 		views[i].Unread = c.receive.Unread(views[i].Peer.Name())
+		views[i].Path = c.link.Path(views[i].Peer.Identity)
 	}
 	return views, nil
 }

@@ -143,6 +143,8 @@ func (l *fakeLink) Serve(ctx context.Context, _ ports.EnvelopeHandler) error {
 }
 func (l *fakeLink) Endpoints() []string { return []string{"fake-link"} }
 
+func (l *fakeLink) Path(domain.Identity) domain.Path { return domain.Path{} }
+
 func (l *fakeLink) envelopes(kind ports.EnvelopeKind) []sentEnvelope {
 	l.mu.Lock()
 	defer l.mu.Unlock()

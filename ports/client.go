@@ -57,6 +57,8 @@ type PeerView struct {
 	Verified   bool
 	KeyChanged bool // a key change is waiting for the user's decision
 	Unread     int
+	// Path is how the message link to the peer runs now (zero: no link).
+	Path domain.Path
 }
 
 // SafetyView is what the verify screen shows.

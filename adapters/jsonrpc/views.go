@@ -39,6 +39,13 @@ type peerView struct {
 	Verified    bool          `json:"verified"`
 	KeyChanged  bool          `json:"keyChanged"`
 	Unread      int           `json:"unread"`
+	// Path is "lan", "direct", "relayed", or null while there is no link;
+	// Transport "tcp" or "quic" (null with no link); RTTMs the link's last
+	// measured round trip in milliseconds (null when unknown).
+	Path      *string  `json:"path"`
+	Transport *string  `json:"transport"`
+	RTTMs     *float64 `json:"rttMs"`
+	NAT       *string  `json:"nat"`
 }
 
 // presenceView is a peer as a presence notification shows it.
@@ -62,8 +69,23 @@ func viewPresence(p domain.Peer) presenceView {
 
 func viewPeer(p ports.PeerView) peerView {
 	pr := viewPresence(p.Peer)
-	return peerView{Name: pr.Name, PeerID: pr.PeerID, Fingerprint: pr.Fingerprint, Online: pr.Online,
-		LastSeen: pr.LastSeen, Endpoints: pr.Endpoints, Verified: p.Verified, KeyChanged: p.KeyChanged, Unread: p.Unread}
+	v := peerView{Name: pr.Name, PeerID: pr.PeerID, Fingerprint: pr.Fingerprint, Online: pr.Online,
+		LastSeen: pr.LastSeen, Endpoints: pr.Endpoints, Verified: p.Verified, KeyChanged: p.KeyChanged, Unread: p.Unread,
+		Path: optional(string(p.Path.Kind)), Transport: optional(string(p.Path.Transport)),
+		NAT: optional(string(p.Peer.Endpoints.NAT))}
+	if p.Path.RTT > 0 {
+		ms := float64(p.Path.RTT.Microseconds()) / 1000
+		v.RTTMs = &ms
+	}
+	return v
+}
+
+// optional is nil for "", so that JSON says null.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type messageView struct {

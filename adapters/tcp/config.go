@@ -26,6 +26,10 @@ type Config struct {
 	MaxLinks int
 	// MaxPendingHandshakes caps incoming connections not yet authenticated.
 	MaxPendingHandshakes int
+	// DialStagger is the delay between the starts of two TCP endpoints'
+	// dials (Happy Eyeballs, RFC 8305 §5); StreamDelay the delay before the
+	// QUIC stream joins the race when there are TCP endpoints to try.
+	DialStagger, StreamDelay time.Duration
 	// MinBackoff and MaxBackoff bound the wait, after no endpoint of a peer
 	// answered, before Send dials that peer again (until its endpoints change).
 	MinBackoff, MaxBackoff time.Duration
@@ -43,6 +47,8 @@ func DefaultConfig() Config {
 		QueueSize:            4096,
 		MaxLinks:             1024,
 		MaxPendingHandshakes: 64,
+		DialStagger:          250 * time.Millisecond,
+		StreamDelay:          300 * time.Millisecond,
 		MinBackoff:           250 * time.Millisecond,
 		MaxBackoff:           30 * time.Second,
 	}
@@ -73,6 +79,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPendingHandshakes <= 0 {
 		c.MaxPendingHandshakes = d.MaxPendingHandshakes
+	}
+	if c.DialStagger <= 0 {
+		c.DialStagger = d.DialStagger
+	}
+	if c.StreamDelay <= 0 {
+		c.StreamDelay = d.StreamDelay
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = d.MinBackoff

@@ -165,6 +165,9 @@ func (c *conversationPane) renderTitle(u *UI) {
 	if pv, ok := u.peers.view(c.peer); ok {
 		if pv.Peer.Online {
 			b.WriteString(" [green]online[-]")
+			if !pv.Path.IsZero() {
+				b.WriteString(" [::d]· " + escapeLine(pv.Path.String()) + "[::-]")
+			}
 		} else {
 			b.WriteString(" [::d]offline[::-]")
 		}

@@ -677,3 +677,15 @@ func TestCancelTransfer(t *testing.T) {
 		return ok
 	})
 }
+
+func TestPeersShowHowEachPeerIsReached(t *testing.T) {
+	t.Parallel()
+	bob := peer(t, "bob", true)
+	bob.Path = domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC, RTT: 42 * time.Millisecond}
+	dave := peer(t, "dave", true)
+	dave.Path = domain.Path{Kind: domain.PathLAN, Transport: domain.TransportTCP}
+	s := start(t, newFake(t, "carol", bob, dave), tui.Options{}, 100, 30)
+	s.waitText("● bob relayed·quic", "● dave lan")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("online · relayed quic 42ms")
+}

@@ -183,4 +183,3 @@ func TestDialableKeepsOnlyAddressesWorthATCPDial(t *testing.T) {
 		t.Errorf("Dialable = %q, want %q", got, want)
 	}
 }
-

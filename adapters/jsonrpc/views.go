@@ -187,6 +187,20 @@ type typingView struct {
 	From string `json:"from"`
 }
 
+// reachabilityView: an online peer became unreachable, or reachable again.
+type reachabilityView struct {
+	Peer      string  `json:"peer"`
+	Reachable bool    `json:"reachable"`
+	Reason    string  `json:"reason"`
+	Path      *string `json:"path"`
+	Transport *string `json:"transport"`
+}
+
+func viewReachability(e ports.ReachabilityEvent) reachabilityView {
+	return reachabilityView{Peer: e.Peer.String(), Reachable: e.Reachable, Reason: e.Reason,
+		Path: optional(string(e.Path.Kind)), Transport: optional(string(e.Path.Transport))}
+}
+
 type registryView struct {
 	Connected bool   `json:"connected"`
 	Error     string `json:"error"`

@@ -689,3 +689,20 @@ func TestPeersShowHowEachPeerIsReached(t *testing.T) {
 	s.key(tcell.KeyCtrlN)
 	s.waitText("online · relayed quic 42ms")
 }
+
+func TestAQueuedMessageSaysItIsTryingToReachThePeer(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 120, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.typeText("anyone home?")
+	s.key(tcell.KeyEnter)
+	s.waitText("anyone home?")
+	bob := domain.MustUsername("bob")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reason: "no path: punching timed out"}
+	s.waitText("trying to reach bob…", "punching timed out")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reachable: true, Path: domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC}}
+	s.waitFor("the notice gone", func(screen string) bool { return !strings.Contains(screen, "trying to reach bob") })
+}

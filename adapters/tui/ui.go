@@ -548,6 +548,8 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.conv.setState(u, e.Peer, e.ID, e.State)
 	case ports.PresenceEvent:
 		u.peers.presence(u, e.Peer)
+	case ports.ReachabilityEvent:
+		u.conv.setReachable(u, e)
 	case ports.DirectoryStatusEvent:
 		u.status.setDirectory(u, e.Connected, e.Err)
 	case ports.TransferEvent:

@@ -177,7 +177,11 @@ func (fakeTransport) Send(context.Context, domain.Peer, domain.TransferID, int, 
 	return errors.New("not used")
 }
 func (fakeTransport) Serve(ctx context.Context, _ ports.FileReceiver) error { <-ctx.Done(); return nil }
-func (fakeTransport) Endpoints() []string                                   { return []string{"fake-files"} }
+
+func (fakeTransport) NAT() domain.NATMapping    { return domain.NATUnknown }
+func (fakeTransport) Candidates() []string      { return nil }
+func (fakeTransport) Attempts() []ports.Attempt { return nil }
+func (fakeTransport) Endpoints() []string       { return []string{"fake-files"} }
 
 // fakeDownloads keeps parts and committed files in maps.
 type fakeDownloads struct {

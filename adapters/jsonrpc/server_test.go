@@ -433,3 +433,19 @@ func TestAutoAccept(t *testing.T) {
 }
 
 func typingEvent() ports.Event { return ports.TypingEvent{From: domain.MustUsername("carol")} }
+
+func TestReachabilityReport(t *testing.T) {
+	t.Parallel()
+	h := start(t, newFake(), jsonrpc.Options{})
+	var got map[string]any
+	h.result("reachability", nil, &got)
+	if got["nat"] != "endpoint-independent" {
+		t.Errorf("nat = %v", got["nat"])
+	}
+	if c, _ := got["candidates"].([]any); len(c) != 2 || c[1] != "srflx 203.0.113.9:41000" {
+		t.Errorf("candidates = %v", got["candidates"])
+	}
+	if a, ok := got["attempts"].([]any); !ok || len(a) != 0 {
+		t.Errorf("attempts = %v, want []", got["attempts"])
+	}
+}

@@ -241,3 +241,35 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// reachabilityReportView is the result of the reachability method.
+type reachabilityReportView struct {
+	NAT        *string       `json:"nat"`
+	Candidates []string      `json:"candidates"`
+	Attempts   []attemptView `json:"attempts"`
+}
+
+type attemptView struct {
+	Peer      string  `json:"peer"`
+	At        string  `json:"at"`
+	Path      *string `json:"path"`
+	Transport *string `json:"transport"`
+	Remote    string  `json:"remote"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error"`
+	Detail    string  `json:"detail"`
+}
+
+func viewReachabilityReport(r ports.ReachabilityReport) reachabilityReportView {
+	v := reachabilityReportView{NAT: optional(string(r.NAT)), Candidates: append([]string{}, r.Candidates...),
+		Attempts: make([]attemptView, 0, len(r.Attempts))}
+	for _, a := range r.Attempts {
+		av := attemptView{Peer: a.Peer.String(), At: formatTime(a.At), Path: optional(string(a.Path.Kind)),
+			Transport: optional(string(a.Path.Transport)), Remote: a.Path.Remote, OK: a.Err == nil, Detail: a.Detail}
+		if a.Err != nil {
+			av.Error = a.Err.Error()
+		}
+		v.Attempts = append(v.Attempts, av)
+	}
+	return v
+}

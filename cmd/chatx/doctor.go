@@ -60,7 +60,11 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	errc := runClient(ctx, client)
 
 	fmt.Fprintf(stdout, "ChatX doctor — %s (%s)\n", me.Name(), me.Fingerprint().Short())
-	fmt.Fprintf(stdout, "%-11s %s: %s\n", "registry", f.registry, waitRegistry(ctx, events, errc, *wait))
+	status, stopped := waitRegistry(ctx, events, errc, *wait)
+	fmt.Fprintf(stdout, "%-11s %s: %s\n", "registry", f.registry, status)
+	if stopped != nil {
+		return stopped
+	}
 	rep := waitNAT(ctx, client, *wait)
 	fmt.Fprintf(stdout, "%-11s %s\n", "NAT", describeNAT(rep.NAT))
 	for i, c := range rep.Candidates {
@@ -97,8 +101,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// waitRegistry waits for the directory to say it is connected.
-func waitRegistry(ctx context.Context, events <-chan ports.Event, errc <-chan error, wait time.Duration) string {
+// waitRegistry waits for the directory to say it is connected. When the
+// client stops instead (the name is taken, say), it returns why.
+func waitRegistry(ctx context.Context, events <-chan ports.Event, errc <-chan error, wait time.Duration) (string, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	last := "no answer yet"
@@ -106,20 +111,23 @@ func waitRegistry(ctx context.Context, events <-chan ports.Event, errc <-chan er
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				return last
+				return last, nil
 			}
 			if s, ok := ev.(ports.DirectoryStatusEvent); ok {
 				if s.Connected {
-					return "connected"
+					return "connected", nil
 				}
 				last = "unreachable: " + s.Err
 			}
 		case err := <-errc:
-			return fmt.Sprintf("client stopped: %v", err)
+			if err == nil {
+				err = errors.New("the client stopped")
+			}
+			return "failed", err
 		case <-t.C:
-			return last
+			return last, nil
 		case <-ctx.Done():
-			return last
+			return last, nil
 		}
 	}
 }

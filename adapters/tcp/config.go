@@ -30,6 +30,9 @@ type Config struct {
 	// dials (Happy Eyeballs, RFC 8305 §5); StreamDelay the delay before the
 	// QUIC stream joins the race when there are TCP endpoints to try.
 	DialStagger, StreamDelay time.Duration
+	// UpgradeInterval is how often a link over a QUIC stream tries to move
+	// to TCP.
+	UpgradeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait, after no endpoint of a peer
 	// answered, before Send dials that peer again (until its endpoints change).
 	MinBackoff, MaxBackoff time.Duration
@@ -49,6 +52,7 @@ func DefaultConfig() Config {
 		MaxPendingHandshakes: 64,
 		DialStagger:          250 * time.Millisecond,
 		StreamDelay:          300 * time.Millisecond,
+		UpgradeInterval:      30 * time.Second,
 		MinBackoff:           250 * time.Millisecond,
 		MaxBackoff:           30 * time.Second,
 	}
@@ -85,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamDelay <= 0 {
 		c.StreamDelay = d.StreamDelay
+	}
+	if c.UpgradeInterval <= 0 {
+		c.UpgradeInterval = d.UpgradeInterval
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = d.MinBackoff

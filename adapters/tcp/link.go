@@ -74,8 +74,9 @@ type slot struct {
 	changed    chan struct{} // closed and replaced whenever conn changes
 	backoff    time.Duration
 	retryAt    time.Time
-	backoffEPs string     // the endpoints the backoff applies to
-	deliverMu  sync.Mutex // one HandleEnvelope at a time per peer
+	backoffEPs string      // the endpoints the backoff applies to
+	deliverMu  sync.Mutex  // one HandleEnvelope at a time per peer
+	peer       domain.Peer // as the last Send saw it: where a better path may be
 }
 
 // NewLink listens on cfg.ListenAddr and returns the link with its cleanup,
@@ -219,6 +220,7 @@ func (l *Link) connTo(ctx context.Context, to domain.Peer) (*peerConn, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
+		s.peer = to
 		if c := s.conn; c != nil {
 			l.mu.Unlock()
 			return c, nil
@@ -342,6 +344,10 @@ func (l *Link) installLocked(s *slot, c *peerConn) (bool, byte) {
 	l.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
+	if c.path.Transport == domain.TransportQUIC {
+		l.wg.Add(1)
+		go l.upgrade(c)
+	}
 	if old != nil {
 		// Cancel now, so that old's reader delivers nothing more once c's
 		// reader may start; close takes l.mu, which the caller holds.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/domain"
@@ -79,8 +80,13 @@ func (p *pipeStreams) AcceptStream(ctx context.Context) (ports.PathConn, error) 
 
 func startStreamEnd(t *testing.T, sb *switchboard, name string) end {
 	t.Helper()
+	return startStreamEndWith(t, sb, name, tcp.Config{ListenAddr: "127.0.0.1:0"})
+}
+
+func startStreamEndWith(t *testing.T, sb *switchboard, name string, cfg tcp.Config) end {
+	t.Helper()
 	me := newIdentity(t, name)
-	l, cleanup, err := tcp.NewLink(me, acceptAll, sb.endFor(me.Identity), tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
+	l, cleanup, err := tcp.NewLink(me, acceptAll, sb.endFor(me.Identity), cfg, quietLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,5 +187,38 @@ func TestDialableKeepsOnlyAddressesWorthATCPDial(t *testing.T) {
 	want := []string{"192.168.1.7:7000", "127.0.0.1:7000", "203.0.113.9:7000", "peer.example:7000"}
 	if got := tcp.Dialable(in, local); !slices.Equal(got, want) {
 		t.Errorf("Dialable = %q, want %q", got, want)
+	}
+}
+
+// A link over a QUIC stream moves to TCP once TCP connects, and keeps
+// carrying envelopes, in order, on the new path.
+func TestLinkMovesFromAStreamToTCPWhenItCan(t *testing.T) {
+	t.Parallel()
+	sb := &switchboard{}
+	cfg := tcp.Config{ListenAddr: "127.0.0.1:0", UpgradeInterval: 50 * time.Millisecond}
+	alice, bob := startStreamEndWith(t, sb, "alice", cfg), startStreamEndWith(t, sb, "bob", cfg)
+	ctx := testCtx(t)
+	hidden := domain.Peer{Identity: bob.me.Identity, Online: true, Endpoints: domain.Endpoints{Link: []string{"10.255.255.1:9"}}}
+	send := func(to domain.Peer, body string) {
+		t.Helper()
+		if err := alice.link.Send(ctx, to, ports.Envelope{Kind: ports.KindChat, MessageID: domain.NewMessageID(), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(hidden, "first, over quic")
+	bob.rec.WaitN(t, 1)
+	if p := alice.link.Path(bob.me.Identity); p.Transport != domain.TransportQUIC {
+		t.Fatalf("path = %+v, want quic", p)
+	}
+	send(bob.peer(), "second: bob's TCP endpoint is known now")
+	bob.rec.WaitN(t, 2)
+	waitFor(t, "the link to move to TCP", func() bool {
+		return alice.link.Path(bob.me.Identity).Transport == domain.TransportTCP &&
+			bob.link.Path(alice.me.Identity).Transport == domain.TransportTCP
+	})
+	send(bob.peer(), "third, over tcp")
+	got := bob.rec.WaitN(t, 3)
+	if got[2].Env.Body != "third, over tcp" {
+		t.Fatalf("third envelope = %+v", got[2])
 	}
 }

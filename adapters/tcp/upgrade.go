@@ -59,7 +59,8 @@ func (l *Link) upgradeTo(c *peerConn, s *slot, peer domain.Peer, addr string) bo
 	}
 	l.mu.Lock()
 	installed, code := false, GoAwayShutdown
-	if s.conn == c {
+	// The peer installs nc first and drops c, so c may be gone already.
+	if s.conn == c || s.conn == nil {
 		installed, code = l.installLocked(s, nc)
 	}
 	l.mu.Unlock()

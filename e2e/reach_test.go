@@ -229,8 +229,8 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 			errs = append(errs, fmt.Sprintf("%s reaches %s by path %q, want %q", side.c.name, side.peer, path, c.want))
 		}
 	}
-	t.Logf("first message in %v; %s file there in %v, back in %v", there.Round(time.Millisecond),
-		formatSize(size), res.fileThere.Round(time.Millisecond), res.fileBack.Round(time.Millisecond))
+	t.Logf("first message in %s; %s file there in %s, back in %s", took(res.firstMessage),
+		formatSize(size), took(res.fileThere), took(res.fileBack))
 	for _, e := range errs {
 		t.Error(e)
 	}
@@ -449,6 +449,14 @@ func formatSize(n int) string {
 	return fmt.Sprintf("%d KiB", n>>10)
 }
 
+// took shows a step's duration, "—" for one that failed or was not tried.
+func took(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
 func throughput(size int, d time.Duration) string {
 	if d <= 0 {
 		return "—"
@@ -461,11 +469,7 @@ func reachTable(results []reachResult) string {
 	var b strings.Builder
 	b.WriteString("| case | want | path | transport | first message | file there | file back |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		first := "—"
-		if r.firstMessage > 0 {
-			first = r.firstMessage.Round(time.Millisecond).String()
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.want, r.path, r.transport, first,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.want, r.path, r.transport, took(r.firstMessage),
 			throughput(r.fileSize, r.fileThere), throughput(r.fileSize, r.fileBack))
 	}
 	if len(results) > 0 {

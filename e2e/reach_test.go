@@ -167,8 +167,10 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 	lab := netlab.New(t)
 	regHost := lab.Server("registry", registryIP)
 	var regFlags []string
+	relayHost := regHost // where a relay runs: the registry's embedded one, or coturn
 	if c.coturn {
 		turnHost := lab.Server("turn", netip.MustParseAddr("198.51.100.3"))
+		relayHost = turnHost
 		secretFile := startCoturn(t, turnHost)
 		regFlags = append(regFlags, "--turn", "turn:"+turnHost.IP.String()+":3478", "--turn-secret-file", secretFile)
 	}
@@ -203,6 +205,13 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 	if err != nil && errBack != nil {
 		errs = append(errs, "files not tried: no chat either way")
 	} else {
+		// What the relay's host and alice's router carry while the files
+		// move tells the path apart whatever the peers report.
+		relayBefore := mustCount(t, relayHost.InputBytes)
+		var lanBefore uint64
+		if c.want == "lan" {
+			lanBefore = mustCount(t, aHost.Home.WANOutBytes)
+		}
 		if res.fileThere, err = fileStep(ctx, t, alice, bob, bDirs, size); err != nil {
 			errs = append(errs, "file alice → bob: "+err.Error())
 		}
@@ -210,6 +219,25 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 			t.Log("file bob → alice not tried: needs the reachability work of issue 9 (CHATX_NETNS_FULL=1)")
 		} else if res.fileBack, err = fileStep(ctx, t, bob, alice, aDirs, size); err != nil {
 			errs = append(errs, "file bob → alice: "+err.Error())
+		}
+		files := uint64(0)
+		for _, d := range []time.Duration{res.fileThere, res.fileBack} {
+			if d > 0 {
+				files++
+			}
+		}
+		relayed := mustCount(t, relayHost.InputBytes) - relayBefore
+		t.Logf("the relay's host received %s while %d file(s) of %s moved", formatSize(int(relayed)), files, formatSize(size))
+		switch {
+		case c.want == "relayed" && relayed < files*uint64(size):
+			errs = append(errs, fmt.Sprintf("the relay's host received only %d bytes for %d file(s) of %d bytes: the files did not go through the relay", relayed, files, size))
+		case c.want != "relayed" && files > 0 && relayed >= uint64(size):
+			errs = append(errs, fmt.Sprintf("the relay's host received %d bytes while %d file(s) of %d bytes moved: a file went through it, want %s", relayed, files, size, c.want))
+		}
+		if c.want == "lan" && files > 0 {
+			if out := mustCount(t, aHost.Home.WANOutBytes) - lanBefore; out >= uint64(size) {
+				errs = append(errs, fmt.Sprintf("the home router forwarded %d bytes to the internet while the files moved: they left the LAN", out))
+			}
 		}
 	}
 
@@ -235,6 +263,15 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 		t.Error(e)
 	}
 	return res
+}
+
+func mustCount(t *testing.T, read func() (uint64, error)) uint64 {
+	t.Helper()
+	n, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // chatStep sends text from → to and waits until to has it and from has its
@@ -443,10 +480,13 @@ func startCoturn(t *testing.T, h *netlab.Host) string {
 }
 
 func formatSize(n int) string {
-	if n >= 1<<20 {
-		return fmt.Sprintf("%d MiB", n>>20)
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
-	return fmt.Sprintf("%d KiB", n>>10)
+	return fmt.Sprintf("%d B", n)
 }
 
 // took shows a step's duration, "—" for one that failed or was not tried.

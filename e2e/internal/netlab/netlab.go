@@ -18,6 +18,7 @@ package netlab
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -75,6 +76,7 @@ type Host struct {
 	Name string     // the caller's label, e.g. "alice"
 	NS   string     // the network namespace
 	IP   netip.Addr // its only non-loopback address
+	Home *Home      // the home whose LAN it is on; nil for a public host
 }
 
 // Home is a router and the LAN behind it.
@@ -156,8 +158,52 @@ func (l *Lab) Public(name string) *Host {
 }
 
 // Server adds a host at a given public address (e.g. 198.51.100.2 for the
-// registry), which must be in 198.51.100.0/24 and not used yet.
-func (l *Lab) Server(name string, ip netip.Addr) *Host { return l.publicAt(name, ip) }
+// registry), which must be in 198.51.100.0/24 and not used yet. A server
+// counts the bytes it receives (Host.InputBytes), so that a test can tell
+// whether a relay on it carried a transfer.
+func (l *Lab) Server(name string, ip netip.Addr) *Host {
+	h := l.publicAt(name, ip)
+	l.must(nft(h.NS, `table inet netlab {
+	counter input_bytes { }
+	chain input {
+		type filter hook input priority filter - 10; policy accept;
+		counter name "input_bytes"
+	}
+}
+`))
+	return h
+}
+
+// InputBytes is how many bytes a Server host has received so far (IP
+// packets, headers included).
+func (h *Host) InputBytes() (uint64, error) { return counterBytes(h.NS, "netlab", "input_bytes") }
+
+// WANOutBytes is how many bytes the home's router has forwarded from its
+// LAN to the internet so far (IP packets, headers included).
+func (h *Home) WANOutBytes() (uint64, error) { return counterBytes(h.Router, "filter", "wan_out") }
+
+func counterBytes(ns, table, name string) (uint64, error) {
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", table, name).Output()
+	if err != nil {
+		return 0, fmt.Errorf("read counter %s in %s: %w", name, ns, err)
+	}
+	var list struct {
+		Nftables []struct {
+			Counter *struct {
+				Bytes uint64 `json:"bytes"`
+			} `json:"counter"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return 0, fmt.Errorf("read counter %s in %s: %w", name, ns, err)
+	}
+	for _, e := range list.Nftables {
+		if e.Counter != nil {
+			return e.Counter.Bytes, nil
+		}
+	}
+	return 0, fmt.Errorf("read counter %s in %s: not found", name, ns)
+}
 
 func (l *Lab) publicAt(name string, ip netip.Addr) *Host {
 	ns := l.newNS(name)
@@ -224,13 +270,13 @@ func (h *Home) Host(name string) *Host {
 	l.must(run("ip", "-n", ns, "addr", "add", netip.PrefixFrom(ip, 24).String(), "dev", "eth0"))
 	l.must(run("ip", "-n", ns, "link", "set", "eth0", "up"))
 	l.must(run("ip", "-n", ns, "route", "add", "default", "via", h.gateway().String()))
-	return &Host{Name: name, NS: ns, IP: ip}
+	return &Host{Name: name, NS: ns, IP: ip, Home: h}
 }
 
 // RouterRules is the nftables ruleset of a home router: NAT of everything
 // leaving by "wan", a firewall that lets in from "wan" only what answers a
-// flow the LAN started (for the router itself and for the LAN), and the
-// optional UDP loss or UDP block.
+// flow the LAN started (for the router itself and for the LAN), the
+// optional UDP loss or UDP block, and a counter of what leaves the LAN.
 func RouterRules(o HomeOptions) string {
 	var udp strings.Builder
 	if o.BlockUDP {
@@ -245,6 +291,7 @@ func RouterRules(o HomeOptions) string {
 	}
 }
 table inet filter {
+	counter wan_out { }
 	chain input {
 		type filter hook input priority filter; policy accept;
 		iifname "wan" ct state established,related accept
@@ -252,6 +299,7 @@ table inet filter {
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
+		oifname "wan" counter name "wan_out"
 %s		iifname "wan" ct state established,related accept
 		iifname "wan" drop
 	}

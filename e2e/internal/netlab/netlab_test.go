@@ -61,7 +61,7 @@ func TestNATMapping(t *testing.T) {
 // the same path, so the first would have arrived first had it passed).
 func TestRouterDropsUnsolicitedInbound(t *testing.T) {
 	lab := netlab.New(t)
-	pub := lab.Public("pub")
+	pub := lab.Server("pub", netip.MustParseAddr("198.51.100.20"))
 	home := lab.Home("home", netlab.HomeOptions{NAT: netlab.Cone})
 	host := home.Host("host")
 	srv := listen(t, pub, ":5000")
@@ -84,5 +84,13 @@ func TestRouterDropsUnsolicitedInbound(t *testing.T) {
 	}
 	if string(buf[:n]) != "answer" {
 		t.Fatalf("LAN host received %q first: the router let an unsolicited packet in", buf[:n])
+	}
+	// The counters the matrix uses to tell paths apart saw the one packet
+	// (33 bytes: IPv4 and UDP headers and "hello").
+	if in, err := pub.InputBytes(); err != nil || in < 33 {
+		t.Errorf("server counted %d input bytes (%v), want at least 33", in, err)
+	}
+	if out, err := home.WANOutBytes(); err != nil || out < 33 {
+		t.Errorf("router counted %d bytes out (%v), want at least 33", out, err)
 	}
 }

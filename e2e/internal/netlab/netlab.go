@@ -317,11 +317,11 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 func (h *Host) Wrap() []string { return []string{"ip", "netns", "exec", h.NS} }
 
 func (l *Lab) newNS(role string) string {
-	ns := l.prefix + "-" + role
-	l.must(run("ip", "netns", "add", ns))
 	l.mu.Lock()
+	ns := fmt.Sprintf("%s-%d-%s", l.prefix, len(l.namespaces), role)
 	l.namespaces = append(l.namespaces, ns)
 	l.mu.Unlock()
+	l.must(run("ip", "netns", "add", ns))
 	l.must(run("ip", "-n", ns, "link", "set", "lo", "up"))
 	return ns
 }

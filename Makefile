@@ -76,7 +76,7 @@ test: lint wire-check
 netns:
 	@$(netns-status)
 	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v ./e2e/internal/netlab/
-	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v -run '^TestReachability$$' ./e2e/
+	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v -run '^(TestReachability|TestCoturnRelaysWithRESTCredentials)$$' ./e2e/
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: fuzz

@@ -174,7 +174,10 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 		turnHost := lab.Server("turn", netip.MustParseAddr("198.51.100.3"))
 		relayHost = turnHost
 		secretFile := startCoturn(t, turnHost)
-		regFlags = append(regFlags, "--turn", "turn:"+turnHost.IP.String()+":3478", "--turn-secret-file", secretFile)
+		// coturn listens on UDP and TCP 3478; TCP is the way out of a home
+		// without UDP.
+		turnAt := "turn:" + turnHost.IP.String() + ":3478"
+		regFlags = append(regFlags, "--turn", turnAt+"?transport=udp,"+turnAt+"?transport=tcp", "--turn-secret-file", secretFile)
 	}
 	reg := startRegistryIn(t, regHost.Wrap(), t.TempDir(), registryIP.String()+":5000", regFlags...)
 	aHost, bHost := c.hosts(lab)

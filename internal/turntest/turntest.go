@@ -1,0 +1,111 @@
+// Package turntest starts a third-party TURN server, coturn (`turnserver`,
+// Debian package coturn), on loopback for tests of the TURN client and of
+// the credentials the registry hands out. Tests only: nothing in a
+// production binary imports it.
+package turntest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Coturn is a running turnserver.
+type Coturn struct {
+	// Addr is host:port of its UDP and TCP listeners (same port).
+	Addr string
+	// Realm is the realm it announces.
+	Realm string
+}
+
+// StartCoturn runs turnserver on 127.0.0.1 with the TURN REST shared secret
+// (use-auth-secret), relaying on 127.0.0.1, and stops it when t ends. It
+// skips t when turnserver is not installed. coturn refuses loopback peers
+// by default (no-loopback-peers); the test needs them, so it passes
+// allow-loopback-peers and allowed-peer-ip for 127.0.0.0/8 — never do that
+// on a real relay.
+func StartCoturn(t testing.TB, secret string) Coturn {
+	t.Helper()
+	bin, err := exec.LookPath("turnserver")
+	if err != nil {
+		t.Skip("coturn not installed (turnserver not in PATH): skipping the third-party relay test; apt-get install coturn")
+	}
+	port := freePort(t)
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "turn.log")
+	const realm = "chatx.test"
+	args := []string{
+		"-n", // no configuration file
+		"--listening-ip=127.0.0.1", "--listening-port=" + strconv.Itoa(port),
+		"--relay-ip=127.0.0.1", "--min-port=49152", "--max-port=65535",
+		"--use-auth-secret", "--static-auth-secret=" + secret, "--realm=" + realm,
+		"--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+		"--allow-loopback-peers", "--allowed-peer-ip=127.0.0.0-127.255.255.255",
+		"--pidfile=" + filepath.Join(dir, "turn.pid"),
+		"--log-file=" + logFile, "--simple-log", "--no-stdout-log",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start turnserver: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel() // kills this one process (by its PID)
+		<-exited
+		if t.Failed() {
+			logs, _ := os.ReadFile(logFile)
+			t.Logf("turnserver output:\n%s\nturnserver log:\n%s", out.String(), logs)
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// Ready when its TCP listener accepts (it opens UDP and TCP together).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("turnserver exited early: %v\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("turnserver not listening on %s after 10 s", addr)
+		}
+	}
+	return Coturn{Addr: addr, Realm: realm}
+}
+
+// freePort finds a port free for both UDP and TCP on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		_ = l.Close()
+		if err == nil {
+			_ = u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port for UDP and TCP")
+	return 0
+}

@@ -239,14 +239,7 @@ func TestParseTURNURI(t *testing.T) {
 	}
 }
 
-// waitFor polls cond (a condition, not a timer) for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	turntest.WaitFor(t, what, cond)
 }

@@ -109,3 +109,16 @@ func freePort(t testing.TB) int {
 	t.Fatal("no free port for UDP and TCP")
 	return 0
 }
+
+// WaitFor polls cond (a condition, not a timer) every few milliseconds for
+// up to 10 s and fails t if it never holds.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

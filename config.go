@@ -4,6 +4,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/adapters/udp"
@@ -27,13 +28,33 @@ type RegistryConfig struct {
 	Server  registry.ServerConfig
 	Data    registry.DataDir
 	Service app.RegistryOptions
+	// Relay is the embedded TURN server; its zero value runs it on :3478
+	// (Relay.Disabled turns it off).
+	Relay relay.Config
 }
 
 // RegistryServer is a running registry: the service (whose Run reaps expired
-// sessions) and the HTTPS server in front of it.
+// sessions), the HTTPS server in front of it and the embedded TURN relay
+// (nil when disabled).
 type RegistryServer struct {
 	Service *app.Registry
 	Server  *registry.Server
+	Relay   *relay.Server
+}
+
+// registryServerConfig is the HTTPS server's configuration with the
+// embedded relay (when it runs) among the TURN servers the registry hands
+// credentials for.
+func registryServerConfig(cfg RegistryConfig, r *relay.Server) registry.ServerConfig {
+	sc := cfg.Server
+	if r == nil {
+		return sc
+	}
+	// MERGE(reg): connect the relay to the hand-out of GET /v1/relays once
+	// registry.ServerConfig has the TURN field of branch reg:
+	//   sc.TURN = append(sc.TURN, registry.TURNServer{URLs: r.URLs(""), Secret: r.Secret(), TTL: r.CredentialTTL()})
+	// and register r (a prometheus.Collector) on the registry's metrics.
+	return sc
 }
 
 // newMemoryDirectory is the in-memory directory of InitMemoryClient. It is

@@ -10,6 +10,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -99,7 +100,8 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 }
 
 // InitRegistry builds the registry server: the registry service over the
-// account file in the data dir and the in-process presence table, behind HTTPS.
+// account file in the data dir and the in-process presence table, behind
+// HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	dataDir := cfg.Data
 	fileAccountStore, cleanup, err := registry.NewFileAccountStore(dataDir)
@@ -114,17 +116,26 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
-	serverConfig := cfg.Server
-	server, cleanup2, err := registry.NewServer(serverConfig, appRegistry, logger)
+	config := cfg.Relay
+	server, cleanup2, err := relay.New(config, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	registryServer := &RegistryServer{
-		Service: appRegistry,
-		Server:  server,
+	serverConfig := registryServerConfig(cfg, server)
+	registryServer, cleanup3, err := registry.NewServer(serverConfig, appRegistry, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
 	}
-	return registryServer, func() {
+	chatxRegistryServer := &RegistryServer{
+		Service: appRegistry,
+		Server:  registryServer,
+		Relay:   server,
+	}
+	return chatxRegistryServer, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil

@@ -66,7 +66,7 @@ var listenLine = regexp.MustCompile(`registry started, listening on ([0-9.]+:[0-
 
 func startRegistry(t *testing.T, data, listen string) *registryProc {
 	t.Helper()
-	cmd := exec.Command(chatxBin, "registry", "--listen", listen, "--data", data)
+	cmd := exec.Command(chatxBin, "registry", "--listen", listen, "--data", data, "--relay-listen", "127.0.0.1:0")
 	pr, pw := io.Pipe()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, out), out

@@ -270,6 +270,7 @@ func (s *Server) Close() error {
 		if err := s.turn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.closeErr = fmt.Errorf("stop TURN server: %w", err)
 		}
+		s.logger.Info("relay stopped")
 	})
 	return s.closeErr
 }

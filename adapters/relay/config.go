@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,34 @@ func (p *PortRange) Set(s string) error {
 
 func (p PortRange) String() string { return fmt.Sprintf("%d-%d", p.Min, p.Max) }
 
+// Prefixes is a comma-separated list of CIDR networks as a flag.
+type Prefixes []netip.Prefix
+
+// Set parses "10.0.0.0/8,192.168.0.0/16" (flag.Value).
+func (p *Prefixes) Set(s string) error {
+	var out Prefixes
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(f)
+		if err != nil {
+			return fmt.Errorf("network %q: want CIDR like 10.0.0.0/8", f)
+		}
+		out = append(out, pfx.Masked())
+	}
+	*p = out
+	return nil
+}
+
+func (p Prefixes) String() string {
+	parts := make([]string, len(p))
+	for i, pfx := range p {
+		parts[i] = pfx.String()
+	}
+	return strings.Join(parts, ",")
+}
+
 // Config configures the TURN server. The zero value is usable apart from
 // Disabled: every zero field takes the default documented beside it.
 type Config struct {
@@ -111,6 +140,11 @@ type Config struct {
 	MaxAllocations int
 	// MaxTCPConns caps open TURN-over-TCP connections (default 1024).
 	MaxTCPConns int
+	// DeniedPeers are networks no permission is granted to, beyond the
+	// built-in refusals (multicast, unspecified, broadcast, loopback on a
+	// non-loopback relay): list the relay host's private networks here
+	// when peers are never on them (coturn's denied-peer-ip).
+	DeniedPeers Prefixes
 	// Realm is the TURN realm (default "chatx").
 	Realm string
 	// CredentialTTL is how long credentials made for this server should

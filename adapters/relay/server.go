@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -369,13 +370,22 @@ func (s *Server) onAllocationDeleted(_, _ net.Addr, _, username, _ string) {
 }
 
 // permit decides CreatePermission and ChannelBind: only unicast IPv4 peers
-// (the relayed sockets are IPv4), and loopback only when the relay itself
-// is on loopback (tests), so nobody reaches the relay host's own services
-// through it.
+// (the relayed sockets are IPv4), loopback only when the relay itself is on
+// loopback (tests), so nobody reaches the relay host's own services through
+// it, and nothing in DeniedPeers.
 func (s *Server) permit(client net.Addr, peer net.IP) bool {
 	ip := peer.To4()
 	ok := ip != nil && !ip.IsUnspecified() && !ip.IsMulticast() && !ip.Equal(net.IPv4bcast) &&
 		(!ip.IsLoopback() || s.relayIP.IsLoopback())
+	if ok {
+		addr, _ := netip.AddrFromSlice(ip)
+		for _, denied := range s.cfg.DeniedPeers {
+			if denied.Contains(addr) {
+				ok = false
+				break
+			}
+		}
+	}
 	if !ok {
 		s.permDeny.Add(1)
 		s.logger.Debug("relay: permission refused", "from", client.String(), "peer", peer.String())

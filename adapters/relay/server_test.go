@@ -162,6 +162,21 @@ func TestPermissionsOnlyForUnicastPeers(t *testing.T) {
 		t.Errorf("permission for a loopback peer of a loopback relay: %v", err)
 	}
 
+	var denied relay.Prefixes
+	if err := denied.Set("10.0.0.0/8, 127.0.0.2/32"); err != nil {
+		t.Fatal(err)
+	}
+	d := startRelay(t, relay.Config{DeniedPeers: denied})
+	c := mustAllocate(t, d.Addr().String(), "udp", credsFor(d.Secret(), "alice", exp))
+	for _, ip := range []string{"10.1.2.3", "127.0.0.2"} {
+		if err := c.client.CreatePermission(&net.UDPAddr{IP: net.ParseIP(ip), Port: 9}); err == nil {
+			t.Errorf("permission for denied %s granted", ip)
+		}
+	}
+	if err := c.client.CreatePermission(&net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: 9}); err != nil {
+		t.Errorf("permission outside the denied networks: %v", err)
+	}
+
 	public := startRelay(t, relay.Config{RelayIP: "192.0.2.1"}) // as if on a public address
 	b := mustAllocate(t, public.Addr().String(), "udp", credsFor(public.Secret(), "alice", exp))
 	if ra := b.conn.LocalAddr().(*net.UDPAddr); !ra.IP.Equal(net.ParseIP("192.0.2.1")) {

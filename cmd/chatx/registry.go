@@ -68,6 +68,7 @@ func relayFlags(fs *flag.FlagSet) func() relay.Config {
 	fs.StringVar(&cfg.RelayIP, "relay-ip", "", "IPv4 `address` peers send relayed traffic to (default: the listen IP, or the first non-loopback interface address)")
 	fs.Var(&cfg.Ports, "relay-ports", "`min-max` UDP ports of relayed addresses")
 	fs.Var(&cfg.Rate, "relay-rate", "`rate` cap per allocation and direction in bits/s, like 10M or 512k; 0 = unlimited")
+	fs.Var(&cfg.DeniedPeers, "relay-deny-peers", "comma-separated `cidrs` the relay never sends to (e.g. the relay host's private networks)")
 	fs.IntVar(&cfg.UserQuota, "relay-user-quota", relay.DefaultUserQuota, "allocations one user may hold at once")
 	fs.IntVar(&cfg.MaxAllocations, "relay-max-allocations", relay.DefaultMaxAllocations, "allocations over all users")
 	return func() relay.Config {

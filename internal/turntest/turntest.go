@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,9 +27,10 @@ type Coturn struct {
 }
 
 // StartCoturn runs turnserver on 127.0.0.1 with the TURN REST shared secret
-// (use-auth-secret), relaying on 127.0.0.1, and stops it when t ends. It
-// skips t when turnserver is not installed. coturn refuses loopback peers
-// by default (no-loopback-peers); the test needs them, so it passes
+// (use-auth-secret), relaying on 127.0.0.1, from a turnserver.conf with
+// the lines docs/relay.md recommends, and stops it when t ends. It skips t
+// when turnserver is not installed. coturn refuses loopback peers by
+// default (no-loopback-peers); the test needs them, so it adds
 // allow-loopback-peers and allowed-peer-ip for 127.0.0.0/8 — never do that
 // on a real relay.
 func StartCoturn(t testing.TB, secret string) Coturn {
@@ -40,17 +42,40 @@ func StartCoturn(t testing.TB, secret string) Coturn {
 	port := freePort(t)
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "turn.log")
-	const realm = "chatx.test"
-	args := []string{
-		"-n", // no configuration file
-		"--listening-ip=127.0.0.1", "--listening-port=" + strconv.Itoa(port),
-		"--relay-ip=127.0.0.1", "--min-port=49152", "--max-port=65535",
-		"--use-auth-secret", "--static-auth-secret=" + secret, "--realm=" + realm,
-		"--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-		"--allow-loopback-peers", "--allowed-peer-ip=127.0.0.0-127.255.255.255",
-		"--pidfile=" + filepath.Join(dir, "turn.pid"),
-		"--log-file=" + logFile, "--simple-log", "--no-stdout-log",
+	const realm = "chatx"
+	// The lines of docs/relay.md's turnserver.conf, on loopback, plus
+	// what only a test needs.
+	conf := strings.Join([]string{
+		"listening-ip=127.0.0.1",
+		"listening-port=" + strconv.Itoa(port),
+		"relay-ip=127.0.0.1",
+		"min-port=49152",
+		"max-port=65535",
+		"fingerprint",
+		"use-auth-secret",
+		"static-auth-secret=" + secret,
+		"realm=" + realm,
+		"user-quota=4",
+		"total-quota=1024",
+		"max-bps=1250000",
+		"no-multicast-peers",
+		"no-tls",
+		"no-dtls",
+		"no-cli",
+		"no-software-attribute",
+		// test only: peers on loopback
+		"allow-loopback-peers",
+		"allowed-peer-ip=127.0.0.0-127.255.255.255",
+		"pidfile=" + filepath.Join(dir, "turn.pid"),
+		"log-file=" + logFile,
+		"simple-log",
+		"no-stdout-log",
+	}, "\n") + "\n"
+	confFile := filepath.Join(dir, "turnserver.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	args := []string{"-c", confFile}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var out bytes.Buffer

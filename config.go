@@ -42,21 +42,6 @@ type RegistryServer struct {
 	Relay   *relay.Server
 }
 
-// registryServerConfig is the HTTPS server's configuration with the
-// embedded relay (when it runs) among the TURN servers the registry hands
-// credentials for.
-func registryServerConfig(cfg RegistryConfig, r *relay.Server) registry.ServerConfig {
-	sc := cfg.Server
-	if r == nil {
-		return sc
-	}
-	// MERGE(reg): connect the relay to the hand-out of GET /v1/relays once
-	// registry.ServerConfig has the TURN field of branch reg:
-	//   sc.TURN = append(sc.TURN, registry.TURNServer{URLs: r.URLs(""), Secret: r.Secret(), TTL: r.CredentialTTL()})
-	// and register r (a prometheus.Collector) on the registry's metrics.
-	return sc
-}
-
 // newMemoryDirectory is the in-memory directory of InitMemoryClient. It is
 // not tied to the client's host (the host's peer verifier needs the
 // directory first), so network faults switched on for a host cut its links

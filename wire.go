@@ -64,9 +64,8 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 // HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Data", "Service", "Relay"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay"),
 		relay.ProviderSet,
-		registryServerConfig,
 		registry.NewServer,
 		registry.NewFileAccountStore,
 		wire.Bind(new(ports.AccountStore), new(*registry.FileAccountStore)),

@@ -116,25 +116,25 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
-	config := cfg.Relay
-	server, cleanup2, err := relay.New(config, logger)
+	serverConfig := cfg.Server
+	server, cleanup2, err := registry.NewServer(serverConfig, appRegistry, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	serverConfig := registryServerConfig(cfg, server)
-	registryServer, cleanup3, err := registry.NewServer(serverConfig, appRegistry, logger)
+	config := cfg.Relay
+	relayServer, cleanup3, err := relay.New(config, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	chatxRegistryServer := &RegistryServer{
+	registryServer := &RegistryServer{
 		Service: appRegistry,
-		Server:  registryServer,
-		Relay:   server,
+		Server:  server,
+		Relay:   relayServer,
 	}
-	return chatxRegistryServer, func() {
+	return registryServer, func() {
 		cleanup3()
 		cleanup2()
 		cleanup()

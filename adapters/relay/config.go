@@ -148,10 +148,9 @@ type Config struct {
 	// Realm is the TURN realm (default "chatx").
 	Realm string
 	// CredentialTTL is how long credentials made for this server should
-	// live (default 12 h): the registry's hand-out uses it. TURN REST
-	// credentials are checked on every request, refreshes included, so an
-	// allocation ends when they expire; clients allocate again with fresh
-	// ones.
+	// live (default 1 h): the registry's hand-out uses it. It bounds when
+	// an allocation can be made; the owner of a live allocation keeps it
+	// past the expiry (see authenticate).
 	CredentialTTL time.Duration
 
 	// tap, set by tests only (export_test.go), sees every datagram the

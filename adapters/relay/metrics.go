@@ -28,7 +28,7 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 	if s == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descAllocations, prometheus.GaugeValue, float64(s.total.Load()))
+	ch <- prometheus.MustNewConstMetric(descAllocations, prometheus.GaugeValue, float64(s.Allocations()))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(s.toPeers.Load()), "to_peer")
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(s.fromPeers.Load()), "from_peer")
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.dropped.Load()))

@@ -53,6 +53,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	users map[string]*userAllocations
+	owner map[string]int // live allocations by ownerKey(client address, username)
 
 	total     atomic.Int64 // open relayed sockets
 	toPeers   atomic.Uint64
@@ -83,7 +84,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, func(), error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, logger: logger, users: map[string]*userAllocations{}}
+	s := &Server{cfg: cfg, logger: logger, users: map[string]*userAllocations{}, owner: map[string]int{}}
 	s.secret = make([]byte, 32)
 	if _, err := rand.Read(s.secret); err != nil {
 		return nil, nil, fmt.Errorf("relay secret: %w", err)
@@ -254,12 +255,19 @@ func (s *Server) CredentialTTL() time.Duration {
 	return s.cfg.CredentialTTL
 }
 
-// Allocations is the number of live allocations.
+// Allocations is the number of live allocations (created and not yet
+// deleted, as the quota counts them).
 func (s *Server) Allocations() int {
 	if s == nil {
 		return 0
 	}
-	return int(s.total.Load())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, u := range s.users {
+		n += u.active
+	}
+	return n
 }
 
 // Close stops the server and every allocation.
@@ -279,8 +287,14 @@ func (s *Server) Close() error {
 // authenticate is the TURN REST check of coturn's use-auth-secret: the
 // username is "<unix-expiry>:<name>", not yet expired, and the key is
 // derived from the password base64(HMAC-SHA1(secret, username)). pion then
-// checks MESSAGE-INTEGRITY with it (401 on a wrong password). It runs for
-// every authenticated request, refreshes included.
+// checks MESSAGE-INTEGRITY with it (an error answer on a wrong password).
+//
+// It runs for every authenticated request. Unlike coturn, the expiry bounds
+// when an allocation can be made, not how long it lives: the client that
+// holds a live allocation made with these credentials (same transport
+// address, same username) may keep refreshing it and its permissions past
+// the expiry, so a long relayed transfer is not cut when the credentials
+// age. Anyone else, and any new allocation, needs unexpired credentials.
 func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
 	exp, _, err := turnrest.Parse(username)
 	if err != nil {
@@ -288,7 +302,7 @@ func (s *Server) authenticate(username, realm string, src net.Addr) ([]byte, boo
 		s.logger.Debug("relay: malformed username", "from", src.String())
 		return nil, false
 	}
-	if !s.cfg.now().Before(exp) {
+	if !s.cfg.now().Before(exp) && !s.owns(src, username) {
 		s.authFails.Add(1)
 		s.logger.Debug("relay: expired credentials", "from", src.String(), "expired", exp.UTC().Format(time.RFC3339))
 		return nil, false
@@ -301,6 +315,15 @@ func (s *Server) onAuth(src, _ net.Addr, _, _, _ string, method string, verdict 
 		s.authFails.Add(1)
 		s.logger.Debug("relay: authentication failed", "from", src.String(), "method", method)
 	}
+}
+
+func ownerKey(src net.Addr, username string) string { return src.String() + "\x00" + username }
+
+// owns says whether src holds a live allocation made as username.
+func (s *Server) owns(src net.Addr, username string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owner[ownerKey(src, username)] > 0
 }
 
 // userName is the quota key: the name part of a TURN REST username, so
@@ -346,10 +369,11 @@ func (s *Server) user(name string) *userAllocations {
 	return u
 }
 
-func (s *Server) onAllocationCreated(_, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
+func (s *Server) onAllocationCreated(src, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
 	name := userName(username)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.owner[ownerKey(src, username)]++
 	u := s.user(name)
 	u.active++
 	if len(u.pending) > 0 {
@@ -357,10 +381,15 @@ func (s *Server) onAllocationCreated(_, _ net.Addr, _, username, _ string, _ net
 	}
 }
 
-func (s *Server) onAllocationDeleted(_, _ net.Addr, _, username, _ string) {
+func (s *Server) onAllocationDeleted(src, _ net.Addr, _, username, _ string) {
 	name := userName(username)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k := ownerKey(src, username); s.owner[k] > 1 {
+		s.owner[k]--
+	} else {
+		delete(s.owner, k)
+	}
 	if u := s.users[name]; u != nil {
 		u.active--
 		if u.active <= 0 && len(u.pending) == 0 {

@@ -88,15 +88,17 @@ func TestRefusesBadCredentials(t *testing.T) {
 	mustAllocate(t, addr, "udp", good) // the same server does grant good ones
 }
 
-// TestCredentialsExpireForRefreshesToo: the expiry is checked on every
-// request, so a client holding expired credentials cannot keep permitting
-// peers.
-func TestCredentialsExpireForRefreshesToo(t *testing.T) {
+// TestExpiryBoundsNewAllocationsOnly: after the credentials expire, the
+// client holding an allocation made with them keeps refreshing its
+// permissions (a long relayed transfer is not cut), while the same
+// credentials from another socket are refused.
+func TestExpiryBoundsNewAllocationsOnly(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	s := startRelay(t, relay.WithClock(relay.Config{}, clock))
-	a := mustAllocate(t, s.Addr().String(), "udp", credsFor(s.Secret(), "alice", now.Add(time.Minute)))
+	c := credsFor(s.Secret(), "alice", now.Add(time.Minute))
+	a := mustAllocate(t, s.Addr().String(), "udp", c)
 	peer := listenUDP(t, "127.0.0.1")
 	if err := a.client.CreatePermission(peer.LocalAddr()); err != nil {
 		t.Fatalf("CreatePermission before expiry: %v", err)
@@ -104,8 +106,19 @@ func TestCredentialsExpireForRefreshesToo(t *testing.T) {
 	mu.Lock()
 	now = now.Add(2 * time.Minute)
 	mu.Unlock()
-	if err := a.client.CreatePermission(peer.LocalAddr()); err == nil {
-		t.Fatal("CreatePermission with expired credentials granted")
+	if err := a.client.CreatePermission(listenUDP(t, "127.0.0.3").LocalAddr()); err != nil {
+		t.Fatalf("the owner's CreatePermission after expiry: %v", err)
+	}
+	if _, err := allocate(t, s.Addr().String(), "udp", c); err == nil {
+		t.Fatal("a new allocation with expired credentials was granted")
+	}
+	// Once the allocation is gone, the credentials are worth nothing.
+	if err := a.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the allocation to be released", func() bool { return s.Allocations() == 0 })
+	if _, err := a.client.Allocate(); err == nil {
+		t.Fatal("the former owner allocated again with expired credentials")
 	}
 }
 

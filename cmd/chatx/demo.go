@@ -62,6 +62,7 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("demo registry: %w", err)
 	}
 	defer cleanupReg()
+	handOutRelay(reg)
 	// The registry outlives the peers so they can unregister on the way out.
 	regCtx, stopReg := context.WithCancel(context.Background())
 	defer stopReg()

@@ -56,7 +56,19 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer cleanup()
+	handOutRelay(reg)
 	return serveRegistry(ctx, reg)
+}
+
+// handOutRelay puts the embedded relay (when it runs) among the TURN
+// servers whose credentials GET /v1/relays hands to registered sessions.
+func handOutRelay(reg *chatx.RegistryServer) {
+	if reg.Relay == nil {
+		return
+	}
+	// MERGE(reg): connect once branch reg's (*registry.Server).AddTURN is here:
+	//   reg.Server.AddTURN(registry.TURNServer{URLs: reg.Relay.URLs(""), Secret: reg.Relay.Secret(), TTL: reg.Relay.CredentialTTL()})
+	// and register reg.Relay (a prometheus.Collector) on the registry's metrics.
 }
 
 // relayFlags are the flags of the embedded TURN relay (docs/relay.md); the

@@ -3,13 +3,8 @@ package relay_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"sync"
 	"testing"
 	"time"
@@ -97,7 +92,7 @@ func quicOverRelay(t *testing.T, a *allocation) {
 	t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cert, pool := selfSigned(t)
+	cert, pool := turntest.SelfSigned(t, "peer.test")
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"chatx-relay-test"}, MinVersion: tls.VersionTLS13}
 	clientTLS := &tls.Config{RootCAs: pool, ServerName: "peer.test", NextProtos: []string{"chatx-relay-test"}, MinVersion: tls.VersionTLS13}
 
@@ -175,31 +170,4 @@ func quicOverRelay(t *testing.T, a *allocation) {
 	if err := <-peerErr; err != nil {
 		t.Fatalf("peer: %v", err)
 	}
-}
-
-// selfSigned is an Ed25519 certificate for "peer.test" and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "peer.test"}, DNSNames: []string{"peer.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, pool
 }

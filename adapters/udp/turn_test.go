@@ -3,6 +3,7 @@ package udp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -147,6 +148,61 @@ func TestAllocateRelayUDPAndTCP(t *testing.T) {
 			waitFor(t, "the server to release the allocation", func() bool { return allocations() == 0 })
 		})
 	}
+}
+
+// TestAllocateRelayOverTLS: turns: reaches a server over TLS on TCP, the
+// path for a host whose UDP is blocked and whose middlebox inspects TCP.
+func TestAllocateRelayOverTLS(t *testing.T) {
+	cert, pool := turntest.SelfSigned(t, "localhost")
+	tcpLn, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn := tls.NewListener(tcpLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:       "pion.test",
+		AuthHandler: turn.LongTermTURNRESTAuthHandler(testTURNSecret, nil),
+		ListenerConfigs: []turn.ListenerConfig{{Listener: tlsLn,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	old := turnTLSConfig
+	turnTLSConfig = func(serverName string) *tls.Config {
+		return &tls.Config{ServerName: serverName, RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	t.Cleanup(func() { turnTLSConfig = old })
+
+	port := tcpLn.Addr().(*net.TCPAddr).Port
+	// "localhost" is the name in the certificate; it resolves to 127.0.0.1.
+	alloc, err := allocateRelay(context.Background(), []ports.RelayServer{relayServer("turns:localhost:"+strconv.Itoa(port), "erin", time.Hour)}, nil)
+	if err != nil {
+		t.Fatalf("allocateRelay over TLS: %v", err)
+	}
+	defer alloc.Close()
+	exchangeThroughRelay(t, alloc)
+}
+
+// TestStrayDatagramsDoNotEndTheAllocation: garbage sent to the client's
+// own TURN socket (anyone can) is dropped, and the allocation still works.
+func TestStrayDatagramsDoNotEndTheAllocation(t *testing.T) {
+	addr, _ := startPionTURN(t)
+	alloc, err := allocateRelay(context.Background(), []ports.RelayServer{relayServer("turn:"+addr, "frank", time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alloc.Close()
+	own := alloc.(*turnAllocation).conn.LocalAddr().(*net.UDPAddr)
+	own.IP = net.IPv4(127, 0, 0, 1)
+	stray := listenLoopback(t, "127.0.0.1")
+	for _, junk := range [][]byte{{0x00}, bytes.Repeat([]byte{0x40}, 40), []byte("not a TURN message at all")} {
+		if _, err := stray.WriteTo(junk, own); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exchangeThroughRelay(t, alloc)
 }
 
 func TestAllocateRelayAgainstCoturn(t *testing.T) {

@@ -143,8 +143,8 @@ func parseTURNURI(raw string) (turnURI, error) {
 		return turnURI{}, fmt.Errorf("%w %q: bracket an IPv6 address", errTURNURI, raw)
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "" {
-		return turnURI{}, fmt.Errorf("%w %q: no host", errTURNURI, raw)
+	if !validTURNHost(host) {
+		return turnURI{}, fmt.Errorf("%w %q: host %q", errTURNURI, raw, host)
 	}
 	if port == "" {
 		port = "3478"
@@ -157,6 +157,23 @@ func parseTURNURI(raw string) (turnURI, error) {
 	}
 	t.host, t.hostPort = host, net.JoinHostPort(host, port)
 	return t, nil
+}
+
+// validTURNHost accepts an IP address or a DNS name (letters, digits, '-'
+// and '.'), nothing a resolver or a URL would read differently.
+func validTURNHost(host string) bool {
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // turnTLSConfig is the TLS configuration of turns: connections (system

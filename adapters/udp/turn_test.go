@@ -287,7 +287,7 @@ func TestParseTURNURI(t *testing.T) {
 	for _, bad := range []string{
 		"", "stun:relay.example", "turn://relay.example", "turn:", "turn:relay.example:0",
 		"turn:relay.example:99999", "turn:relay.example?transport=sctp", "turns:relay.example?transport=udp",
-		"turn:relay.example?foo=bar", "turn:2001:db8::1",
+		"turn:relay.example?foo=bar", "turn:2001:db8::1", "turn:0[", "turn:a b", "turn:[relay]x:1",
 	} {
 		if _, err := parseTURNURI(bad); !errors.Is(err, errTURNURI) {
 			t.Errorf("parseTURNURI(%q) err = %v, want errTURNURI", bad, err)
@@ -298,4 +298,27 @@ func TestParseTURNURI(t *testing.T) {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	turntest.WaitFor(t, what, cond)
+}
+
+// FuzzParseTURNURI: TURN URIs come from the registry. Any URI that parses
+// yields a host:port that splits again and a known transport.
+func FuzzParseTURNURI(f *testing.F) {
+	for _, s := range []string{"turn:relay.example:3478?transport=udp", "turns:[2001:db8::1]", "turn:%zz", "turn:a?transport=tcp&transport=udp"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := parseTURNURI(raw)
+		if err != nil {
+			if !errors.Is(err, errTURNURI) {
+				t.Fatalf("error %v is not errTURNURI", err)
+			}
+			return
+		}
+		if _, _, err := net.SplitHostPort(u.hostPort); err != nil {
+			t.Fatalf("parseTURNURI(%q).hostPort = %q: %v", raw, u.hostPort, err)
+		}
+		if u.transport != "udp" && u.transport != "tcp" || u.secure && u.transport != "tcp" {
+			t.Fatalf("parseTURNURI(%q) = %+v", raw, u)
+		}
+	})
 }

@@ -31,3 +31,26 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: the TURN server parses usernames from anyone on the network.
+// A parse that succeeds round-trips through Username.
+func FuzzParse(f *testing.F) {
+	f.Add("1700000000:alice")
+	f.Add("1:a:b")
+	f.Add(":")
+	f.Fuzz(func(t *testing.T, username string) {
+		exp, name, err := turnrest.Parse(username)
+		if err != nil {
+			if !errors.Is(err, turnrest.ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if again := turnrest.Username(exp, name); again != username {
+			// Leading zeros or a plus sign parse but print differently.
+			if e2, n2, err := turnrest.Parse(again); err != nil || !e2.Equal(exp) || n2 != name {
+				t.Fatalf("Parse(%q) = %v %q; Username gives %q, which does not parse back", username, exp, name, again)
+			}
+		}
+	})
+}

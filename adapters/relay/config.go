@@ -138,7 +138,8 @@ type Config struct {
 	// MaxAllocations caps allocations over all users (default 1024);
 	// beyond it: 508.
 	MaxAllocations int
-	// MaxTCPConns caps open TURN-over-TCP connections (default 1024).
+	// MaxTCPConns caps open TURN-over-TCP connections (default 1024; 32
+	// from one IP address; one silent for 10 minutes is closed).
 	MaxTCPConns int
 	// DeniedPeers are networks no permission is granted to, beyond the
 	// built-in refusals (multicast, unspecified, broadcast, loopback on a
@@ -158,6 +159,9 @@ type Config struct {
 	tap func(toPeer bool, b []byte)
 	// now is the clock of the token buckets (tests).
 	now func() time.Time
+	// tcpIdle overrides the idle timeout of TURN-over-TCP connections
+	// (tests).
+	tcpIdle time.Duration
 }
 
 // Defaults.

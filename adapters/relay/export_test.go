@@ -35,3 +35,9 @@ func (s *Server) OwnPort(addr net.Addr) bool { return s.ownPort(addr) }
 // PeerBytesSeen counts the bytes from peers the relayed sockets have read,
 // passed or dropped by the rate cap.
 func (s *Server) PeerBytesSeen() uint64 { return s.fromPeers.Load() + s.dropped.Load() }
+
+// WithTCPIdle shortens the idle timeout of TURN-over-TCP connections.
+func WithTCPIdle(cfg Config, d time.Duration) Config {
+	cfg.tcpIdle = d
+	return cfg
+}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/wire"
 	"github.com/pion/turn/v4"
-	"golang.org/x/net/netutil"
 
 	"github.com/chatx/chatx/internal/pionlog"
 	"github.com/chatx/chatx/internal/turnrest"
@@ -169,7 +168,11 @@ func (s *Server) listen() error {
 			}
 			return fmt.Errorf("relay listen tcp %s: %w", s.cfg.Listen, err)
 		}
-		s.udp, s.tcp, s.port = u, netutil.LimitListener(t, s.cfg.MaxTCPConns), got
+		g := newTCPGuard(t, s.cfg.MaxTCPConns, s.logger)
+		if s.cfg.tcpIdle > 0 {
+			g.idle = s.cfg.tcpIdle
+		}
+		s.udp, s.tcp, s.port = u, g, got
 		return nil
 	}
 }

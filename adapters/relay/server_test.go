@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"strconv"
 	"strings"
@@ -153,6 +154,42 @@ func TestMaxAllocations(t *testing.T) {
 	if _, err := allocate(t, addr, "udp", credsFor(s.Secret(), "bob", exp)); turnCode(err) != 508 {
 		t.Fatalf("allocation beyond the cap: err = %v, want 508 Insufficient Capacity", err)
 	}
+}
+
+// TestTCPConnectionCaps: TURN-over-TCP connections, which anyone can open
+// unauthenticated, are capped and closed when silent.
+func TestTCPConnectionCaps(t *testing.T) {
+	s := startRelay(t, relay.WithTCPIdle(relay.Config{MaxTCPConns: 2}, 300*time.Millisecond))
+	addr := s.Addr().String()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	// closedByServer waits (bounded) for the server to close c.
+	closedByServer := func(c net.Conn, within time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(within))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+	first, second := dial(), dial()
+	if !closedByServer(dial(), 5*time.Second) {
+		t.Fatal("a third TCP connection beyond the cap of 2 stayed open")
+	}
+	// The two silent ones are closed after the idle timeout, which frees
+	// the slots for a real client.
+	if !closedByServer(first, 5*time.Second) || !closedByServer(second, 5*time.Second) {
+		t.Fatal("silent TCP connections were not closed")
+	}
+	waitFor(t, "a TCP allocation once the slots are free", func() bool {
+		_, err := allocate(t, addr, "tcp", credsFor(s.Secret(), "alice", time.Now().Add(time.Hour)))
+		return err == nil
+	})
 }
 
 // TestPermissionsOnlyForUnicastPeers: no permission to multicast or

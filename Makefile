@@ -73,7 +73,7 @@ fuzz:
 
 ## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files); takes a while
 .PHONY: bench
-bench: bench-registry bench-messaging bench-storage bench-files
+bench: bench-registry bench-messaging bench-storage bench-files bench-relay
 
 ## bench-registry: lookups/s, registrations/s, presence fan-out to 1k and 10k watchers, memory per watcher
 .PHONY: bench-registry
@@ -98,6 +98,11 @@ bench-storage:
 bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
+
+## bench-relay: QUIC throughput on loopback direct, through the embedded TURN relay and through coturn, in one run
+.PHONY: bench-relay
+bench-relay:
+	$(GO) test -run '^$$' -bench QUICThroughput -benchtime 30x -count 3 ./adapters/relay/
 
 ## clean: remove build output
 .PHONY: clean

@@ -15,7 +15,7 @@ import (
 )
 
 // startRelay runs the embedded server on 127.0.0.1 with cfg.
-func startRelay(t *testing.T, cfg relay.Config) *relay.Server {
+func startRelay(t testing.TB, cfg relay.Config) *relay.Server {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -43,7 +43,7 @@ type allocation struct {
 }
 
 // allocate allocates over transport ("udp" or "tcp") on addr.
-func allocate(t *testing.T, addr string, transport string, c creds) (*allocation, error) {
+func allocate(t testing.TB, addr string, transport string, c creds) (*allocation, error) {
 	t.Helper()
 	var sock net.PacketConn
 	switch transport {
@@ -80,7 +80,7 @@ func allocate(t *testing.T, addr string, transport string, c creds) (*allocation
 }
 
 // mustAllocate allocates or fails the test.
-func mustAllocate(t *testing.T, addr, transport string, c creds) *allocation {
+func mustAllocate(t testing.TB, addr, transport string, c creds) *allocation {
 	t.Helper()
 	a, err := allocate(t, addr, transport, c)
 	if err != nil {
@@ -102,7 +102,7 @@ func turnCode(err error) int {
 	return 0
 }
 
-func listenUDP(t *testing.T, ip string) *net.UDPConn {
+func listenUDP(t testing.TB, ip string) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {

@@ -42,6 +42,18 @@ type Coturn struct {
 // on a real relay.
 func StartCoturn(t testing.TB, secret string) Coturn {
 	t.Helper()
+	return startCoturn(t, secret, "max-bps=1250000")
+}
+
+// StartCoturnUnlimited is StartCoturn without the bandwidth cap, for
+// benchmarks.
+func StartCoturnUnlimited(t testing.TB, secret string) Coturn {
+	t.Helper()
+	return startCoturn(t, secret, "max-bps=0")
+}
+
+func startCoturn(t testing.TB, secret, maxBPS string) Coturn {
+	t.Helper()
 	bin, err := exec.LookPath("turnserver")
 	if err != nil {
 		t.Skip("coturn not installed (turnserver not in PATH): skipping the third-party relay test; apt-get install coturn")
@@ -64,7 +76,7 @@ func StartCoturn(t testing.TB, secret string) Coturn {
 		"realm=" + realm,
 		"user-quota=4",
 		"total-quota=1024",
-		"max-bps=1250000",
+		maxBPS,
 		"no-multicast-peers",
 		"no-tls",
 		"no-dtls",

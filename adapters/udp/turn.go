@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -458,6 +459,21 @@ func (a *turnAllocation) shutdown() {
 type relayedConn struct {
 	net.PacketConn
 	alloc *turnAllocation
+}
+
+// ReadFrom drops datagrams larger than p instead of failing: pion answers
+// them with io.ErrShortBuffer, which quic-go (reading into 1452 bytes)
+// would take as fatal and close its transport — so any host at a permitted
+// IP could end the connection with one large datagram. A UDP socket would
+// truncate it, and QUIC would discard it the same way.
+func (c *relayedConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue // pion has already consumed it
+		}
+		return n, addr, err
+	}
 }
 
 func (c *relayedConn) Close() error { return c.alloc.Close() }

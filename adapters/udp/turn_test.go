@@ -205,6 +205,35 @@ func TestStrayDatagramsDoNotEndTheAllocation(t *testing.T) {
 	exchangeThroughRelay(t, alloc)
 }
 
+// TestOversizeDatagramIsDropped: a datagram larger than the reader's
+// buffer (quic-go reads into 1452 bytes) is dropped, not an error that
+// would close the QUIC transport.
+func TestOversizeDatagramIsDropped(t *testing.T) {
+	addr, _ := startPionTURN(t)
+	alloc, err := allocateRelay(context.Background(), []ports.RelayServer{relayServer("turn:"+addr, "gina", time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alloc.Close()
+	peer := listenLoopback(t, "127.0.0.1")
+	if err := alloc.Permit(peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	pc := alloc.PacketConn()
+	if _, err := peer.WriteTo(bytes.Repeat([]byte{'x'}, 1500), pc.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.WriteTo([]byte("small"), pc.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1452)
+	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "small" {
+		t.Fatalf("ReadFrom = %q, %v; want the small datagram after the oversize one was dropped", buf[:n], err)
+	}
+}
+
 func TestAllocateRelayAgainstCoturn(t *testing.T) {
 	ct := turntest.StartCoturn(t, testTURNSecret)
 	for _, transport := range []string{"udp", "tcp"} {

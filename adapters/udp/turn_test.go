@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/turn/v4"
 
+	"github.com/chatx/chatx/internal/pionlog"
 	"github.com/chatx/chatx/internal/turnrest"
 	"github.com/chatx/chatx/internal/turntest"
 	"github.com/chatx/chatx/ports"
@@ -39,6 +40,7 @@ func startPionTURN(t *testing.T) (addr string, allocations func() int) {
 	}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:             "pion.test",
+		LoggerFactory:     pionlog.Factory(nil),
 		AuthHandler:       turn.LongTermTURNRESTAuthHandler(testTURNSecret, nil),
 		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: udpConn, RelayAddressGenerator: gen()}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: tcpLn, RelayAddressGenerator: gen()}},
@@ -160,8 +162,9 @@ func TestAllocateRelayOverTLS(t *testing.T) {
 	}
 	tlsLn := tls.NewListener(tcpLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	srv, err := turn.NewServer(turn.ServerConfig{
-		Realm:       "pion.test",
-		AuthHandler: turn.LongTermTURNRESTAuthHandler(testTURNSecret, nil),
+		Realm:         "pion.test",
+		LoggerFactory: pionlog.Factory(nil),
+		AuthHandler:   turn.LongTermTURNRESTAuthHandler(testTURNSecret, nil),
 		ListenerConfigs: []turn.ListenerConfig{{Listener: tlsLn,
 			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"}}},
 	})

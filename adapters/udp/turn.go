@@ -40,7 +40,10 @@ type relayAllocation interface {
 	RelayAddr() net.Addr
 	// Permit installs TURN permissions (CreatePermission) for the IP
 	// addresses of addrs (ports are ignored, as TURN permissions are per
-	// IP) and keeps them refreshed until Close.
+	// IP) and keeps them refreshed until Close. When a refresh finds the
+	// allocation gone at the server (expired credentials on coturn, 437),
+	// the allocation closes itself: PacketConn's reads fail and Permit
+	// returns an error wrapping net.ErrClosed — allocate anew.
 	Permit(addrs ...net.Addr) error
 	// Close releases the allocation at the server (a Refresh with lifetime
 	// 0) and the socket under it. Idempotent.
@@ -50,14 +53,15 @@ type relayAllocation interface {
 const (
 	// turnDialTimeout bounds connecting to one TURN server over TCP/TLS.
 	turnDialTimeout = 5 * time.Second
-	// turnPermitRefresh re-issues our permissions well inside their
-	// 300-second lifetime (RFC 8656 §9).
-	turnPermitRefresh = 2 * time.Minute
 	// turnPermitRetries covers a 438 Stale Nonce answer to CreatePermission.
 	turnPermitRetries = 3
 	// turnReadBuffer is large enough for any datagram a server sends.
 	turnReadBuffer = 64 << 10
 )
+
+// turnPermitRefresh re-issues our permissions well inside their 300-second
+// lifetime (RFC 8656 §9); a variable for tests.
+var turnPermitRefresh = 2 * time.Minute
 
 // errTURNURI: a RelayServer's URL is not a TURN URI this client speaks.
 var errTURNURI = errors.New("unsupported TURN URI")
@@ -421,27 +425,58 @@ func (a *turnAllocation) refreshLoop() {
 		if len(addrs) == 0 {
 			continue
 		}
-		if err := a.createPermission(addrs); err != nil {
-			a.logger.Info("TURN permission refresh failed", "server", a.server, "err", err)
+		err := a.createPermission(addrs)
+		if err == nil {
+			continue
 		}
+		if allocationLost(err) {
+			// The server no longer knows the allocation or no longer
+			// accepts its credentials (coturn checks their expiry on every
+			// request): it is gone. Closing it makes PacketConn fail and
+			// Permit return net.ErrClosed, so the transport allocates anew.
+			a.logger.Info("TURN allocation lost", "server", a.server, "err", err)
+			_ = a.release()
+			return
+		}
+		a.logger.Info("TURN permission refresh failed", "server", a.server, "err", err)
 	}
 }
 
+// allocationLost: 437 Allocation Mismatch (the server has no such
+// allocation), 401 or pion's 400 (credentials refused).
+func allocationLost(err error) bool {
+	var turnErr *stun.TurnError
+	if !errors.As(err, &turnErr) {
+		return false
+	}
+	switch turnErr.ErrorCodeAttr.Code {
+	case stun.CodeBadRequest, stun.CodeUnauthorized, stun.CodeAllocMismatch:
+		return true
+	}
+	return false
+}
+
 func (a *turnAllocation) Close() error {
-	var err error
-	a.closeOnce.Do(func() {
-		if a.relayed != nil {
-			// Refresh with lifetime 0 releases the allocation; pion sends
-			// it without waiting for the answer.
-			err = a.relayed.Close()
-		}
-		a.shutdown()
-		a.wg.Wait()
-	})
+	err := a.release()
+	a.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("release allocation on %s: %w", a.server, err)
 	}
 	return nil
+}
+
+// release gives the allocation back (a Refresh with lifetime 0, which pion
+// sends without waiting for the answer) and stops the client, without
+// waiting for the goroutines: refreshLoop calls it.
+func (a *turnAllocation) release() error {
+	var err error
+	a.closeOnce.Do(func() {
+		if a.relayed != nil {
+			err = a.relayed.Close()
+		}
+		a.shutdown()
+	})
+	return err
 }
 
 // shutdown ends the client's transactions and closes the socket, which

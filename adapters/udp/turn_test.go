@@ -237,6 +237,34 @@ func TestOversizeDatagramIsDropped(t *testing.T) {
 	}
 }
 
+// TestLostAllocationClosesItself: against a server that checks the
+// credentials' expiry on every request (pion's TURN REST handler, like
+// coturn), the first permission refresh after the expiry is refused; the
+// allocation then closes itself, so the transport sees it is gone.
+func TestLostAllocationClosesItself(t *testing.T) {
+	old := turnPermitRefresh
+	turnPermitRefresh = 50 * time.Millisecond
+	t.Cleanup(func() { turnPermitRefresh = old })
+	addr, _ := startPionTURN(t)
+	srv := relayServer("turn:"+addr, "hank", 2*time.Second)
+	alloc, err := allocateRelay(context.Background(), []ports.RelayServer{srv}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alloc.Close()
+	peer := listenLoopback(t, "127.0.0.1")
+	if err := alloc.Permit(peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the allocation to notice it is gone", func() bool {
+		return errors.Is(alloc.Permit(peer.LocalAddr()), net.ErrClosed)
+	})
+	_ = alloc.PacketConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := alloc.PacketConn().ReadFrom(make([]byte, 1500)); err == nil || isTimeout(err) {
+		t.Fatalf("ReadFrom on a lost allocation: %v, want an error other than a timeout", err)
+	}
+}
+
 func TestAllocateRelayAgainstCoturn(t *testing.T) {
 	ct := turntest.StartCoturn(t, testTURNSecret)
 	for _, transport := range []string{"udp", "tcp"} {

@@ -83,6 +83,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, func(), error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Ports.Min < 1 || cfg.Ports.Max > 65535 || cfg.Ports.Min > cfg.Ports.Max {
+		return nil, nil, fmt.Errorf("relay ports %s: want MIN-MAX within 1-65535", cfg.Ports)
+	}
 	s := &Server{cfg: cfg, logger: logger, users: map[string]*userAllocations{}, owner: map[string]int{}}
 	s.secret = make([]byte, 32)
 	if _, err := rand.Read(s.secret); err != nil {

@@ -365,6 +365,12 @@ func TestURLsAndSecret(t *testing.T) {
 	if off.URLs("x") != nil || off.Secret() != nil || off.Close() != nil {
 		t.Error("a disabled (nil) server offers something")
 	}
+	if _, _, err := relay.New(relay.Config{Listen: "127.0.0.1:0", Ports: relay.PortRange{Min: 9, Max: 3}}, nil); err == nil {
+		t.Error("New accepted the port range 9-3")
+	}
+	if _, _, err := relay.New(relay.Config{Listen: "[::1]:0"}, nil); !errors.Is(err, relay.ErrIPv4Only) {
+		t.Errorf("New on IPv6: err = %v, want ErrIPv4Only", err)
+	}
 	disabled, cleanup, err := relay.New(relay.Config{Disabled: true}, nil)
 	cleanup()
 	if disabled != nil || err != nil {

@@ -59,6 +59,10 @@ const (
 	turnReadBuffer = 64 << 10
 )
 
+// turnStagger is how long allocateRelay gives one server before starting
+// the next in parallel.
+const turnStagger = 300 * time.Millisecond
+
 // turnPermitRefresh re-issues our permissions well inside their 300-second
 // lifetime (RFC 8656 §9); a variable for tests.
 var turnPermitRefresh = 2 * time.Minute
@@ -67,8 +71,13 @@ var turnPermitRefresh = 2 * time.Minute
 var errTURNURI = errors.New("unsupported TURN URI")
 
 // allocateRelay allocates a relayed address on the first of servers that
-// grants one, trying them in order. Servers whose credentials have expired
-// are skipped. The error names every server tried and why it failed.
+// grants one. They are raced in order with staggered starts (Happy
+// Eyeballs, RFC 8305): server i+1 starts turnStagger after server i, or at
+// once when i fails, and the first allocation wins; the others are
+// cancelled and released. So a host whose UDP is blocked reaches the
+// TCP URL within a stagger instead of after the UDP attempt's ~8 s of
+// retransmissions. Servers whose credentials have expired are skipped.
+// The error names every server tried and why it failed.
 func allocateRelay(ctx context.Context, servers []ports.RelayServer, logger *slog.Logger) (relayAllocation, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -77,23 +86,71 @@ func allocateRelay(ctx context.Context, servers []ports.RelayServer, logger *slo
 		return nil, errors.New("allocate relay: no TURN server")
 	}
 	var errs []error
+	usable := make([]ports.RelayServer, 0, len(servers))
 	for _, srv := range servers {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
 		if !srv.Expires.IsZero() && !time.Now().Before(srv.Expires) {
 			errs = append(errs, fmt.Errorf("%s: credentials expired at %s", srv.URL, srv.Expires.Format(time.RFC3339)))
 			continue
 		}
-		alloc, err := allocateOn(ctx, srv, logger)
-		if err != nil {
-			logger.Debug("TURN allocation failed", "server", srv.URL, "err", err)
-			errs = append(errs, err)
-			continue
+		usable = append(usable, srv)
+	}
+
+	raceCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		srv   ports.RelayServer
+		alloc *turnAllocation
+		err   error
+	}
+	results := make(chan result, len(usable))
+	next, pending := 0, 0
+	start := func() {
+		srv := usable[next]
+		next++
+		pending++
+		go func() {
+			a, err := allocateOn(raceCtx, srv, logger)
+			results <- result{srv, a, err}
+		}()
+	}
+	stagger := time.NewTimer(turnStagger)
+	defer stagger.Stop()
+	if len(usable) > 0 {
+		start()
+	}
+	for pending > 0 {
+		select {
+		case <-stagger.C:
+			if next < len(usable) && ctx.Err() == nil {
+				start()
+				stagger.Reset(turnStagger)
+			}
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				logger.Debug("TURN allocation", "server", r.srv.URL, "relay", r.alloc.RelayAddr().String())
+				cancel()
+				// The losers end at once (their context is cancelled);
+				// one that won anyway is released.
+				go func(n int) {
+					for range n {
+						if late := <-results; late.err == nil {
+							_ = late.alloc.Close()
+						}
+					}
+				}(pending)
+				return r.alloc, nil
+			}
+			logger.Debug("TURN allocation failed", "server", r.srv.URL, "err", r.err)
+			errs = append(errs, r.err)
+			if next < len(usable) && ctx.Err() == nil {
+				start()
+				stagger.Reset(turnStagger)
+			}
 		}
-		logger.Debug("TURN allocation", "server", srv.URL, "relay", alloc.RelayAddr().String())
-		return alloc, nil
+	}
+	if err := ctx.Err(); err != nil && next < len(usable) {
+		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("allocate relay: %w", errors.Join(errs...))
 }

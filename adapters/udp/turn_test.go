@@ -307,6 +307,29 @@ func TestAllocateRelayTriesServersInOrder(t *testing.T) {
 	}
 }
 
+// TestAllocateRelayRacesPastASilentServer: a first server that never
+// answers (UDP blocked, say) does not make the caller wait for its
+// retransmissions (about 8 s): the next server starts after a stagger and
+// wins well within the caller's 5-second budget.
+func TestAllocateRelayRacesPastASilentServer(t *testing.T) {
+	addr, allocations := startPionTURN(t)
+	silent := listenLoopback(t, "127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	alloc, err := allocateRelay(ctx, []ports.RelayServer{
+		relayServer("turn:"+silent.LocalAddr().String(), "ivy", time.Hour),
+		relayServer("turn:"+addr+"?transport=tcp", "ivy", time.Hour),
+	}, nil)
+	if err != nil {
+		t.Fatalf("allocateRelay: %v", err)
+	}
+	defer alloc.Close()
+	if allocations() != 1 {
+		t.Errorf("%d allocations on the answering server, want 1", allocations())
+	}
+	exchangeThroughRelay(t, alloc)
+}
+
 // TestAllocateRelayHonoursContext: a server that never answers does not
 // hold the caller beyond its context.
 func TestAllocateRelayHonoursContext(t *testing.T) {

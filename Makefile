@@ -91,7 +91,7 @@ fuzz:
 
 ## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files, reachability); takes a while
 .PHONY: bench
-bench: bench-registry bench-messaging bench-storage bench-files bench-reach
+bench: bench-registry bench-messaging bench-storage bench-files bench-relay bench-reach
 
 ## bench-registry: lookups/s, registrations/s, presence fan-out to 1k and 10k watchers, memory per watcher
 .PHONY: bench-registry
@@ -122,6 +122,11 @@ bench-files:
 bench-reach:
 	@$(netns-status)
 	$(GO) test -count=1 -timeout 30m -v -run '^TestReachability$$' ./e2e/ -args -reach.bench
+
+## bench-relay: QUIC throughput on loopback direct, through the embedded TURN relay and through coturn, in one run
+.PHONY: bench-relay
+bench-relay:
+	$(GO) test -run '^$$' -bench QUICThroughput -benchtime 30x -count 3 ./adapters/relay/
 
 ## clean: remove build output
 .PHONY: clean

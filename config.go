@@ -4,6 +4,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/adapters/udp"
@@ -27,13 +28,18 @@ type RegistryConfig struct {
 	Server  registry.ServerConfig
 	Data    registry.DataDir
 	Service app.RegistryOptions
+	// Relay is the embedded TURN server; its zero value runs it on :3478
+	// (Relay.Disabled turns it off).
+	Relay relay.Config
 }
 
 // RegistryServer is a running registry: the service (whose Run reaps expired
-// sessions) and the HTTPS server in front of it.
+// sessions), the HTTPS server in front of it and the embedded TURN relay
+// (nil when disabled).
 type RegistryServer struct {
 	Service *app.Registry
 	Server  *registry.Server
+	Relay   *relay.Server
 }
 
 // newMemoryDirectory is the in-memory directory of InitMemoryClient. It is

@@ -10,6 +10,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -60,10 +61,12 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 }
 
 // InitRegistry builds the registry server: the registry service over the
-// account file in the data dir and the in-process presence table, behind HTTPS.
+// account file in the data dir and the in-process presence table, behind
+// HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay"),
+		relay.ProviderSet,
 		registry.NewServer,
 		registry.NewFileAccountStore,
 		wire.Bind(new(ports.AccountStore), new(*registry.FileAccountStore)),

@@ -10,6 +10,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -100,7 +101,8 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 }
 
 // InitRegistry builds the registry server: the registry service over the
-// account file in the data dir and the in-process presence table, behind HTTPS.
+// account file in the data dir and the in-process presence table, behind
+// HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	dataDir := cfg.Data
 	fileAccountStore, cleanup, err := registry.NewFileAccountStore(dataDir)
@@ -121,11 +123,20 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
+	config := cfg.Relay
+	relayServer, cleanup3, err := relay.New(config, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	registryServer := &RegistryServer{
 		Service: appRegistry,
 		Server:  server,
+		Relay:   relayServer,
 	}
 	return registryServer, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil

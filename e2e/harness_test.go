@@ -73,7 +73,7 @@ var listenLine = regexp.MustCompile(`registry started, listening on ([0-9.]+:[0-
 
 func startRegistry(t *testing.T, data, listen string) *registryProc {
 	t.Helper()
-	return startRegistryIn(t, nil, data, listen)
+	return startRegistryIn(t, nil, data, listen, "--relay-listen", "127.0.0.1:0")
 }
 
 // startRegistryIn starts `chatx registry` under the command prefix wrap

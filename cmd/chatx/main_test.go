@@ -21,6 +21,9 @@ func TestRunDispatch(t *testing.T) {
 		{[]string{"jsonrpc", "-help"}, 0, "--auto-accept"},
 		{[]string{"id", "--no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"registry", "--tls-cert", "x"}, 2, "go together"},
+		{[]string{"registry", "-help"}, 0, "--relay-listen"},
+		{[]string{"registry", "--relay-rate", "fast"}, 2, "want bits per second"},
+		{[]string{"registry", "--relay-ports", "9-3"}, 2, "want MIN-MAX"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,17 +11,20 @@ import (
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/app"
 )
 
 func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("chatx registry", "chatx registry [--listen ADDR] [--data DIR] [--tls-cert F --tls-key F]",
-		"Runs the registry server: it binds names to keys and tells who is online where. It never sees messages or files.", stderr)
+	fs := newFlagSet("chatx registry", "chatx registry [--listen ADDR] [--data DIR] [--tls-cert F --tls-key F] [--relay-listen ADDR] [--relay=false]",
+		"Runs the registry server: it binds names to keys and tells who is online where. It never sees messages or files.\n"+
+			"It also runs a TURN relay (docs/relay.md) for peers that cannot reach each other directly; the relay carries only ciphertext.", stderr)
 	listen := fs.String("listen", ":5000", "`addr` to listen on (HTTPS)")
 	data := fs.String("data", defaultRegistryData(), "`dir` for accounts and the generated TLS certificate")
 	cert := fs.String("tls-cert", "", "PEM certificate `file` to serve instead of the generated self-signed one")
 	key := fs.String("tls-key", "", "PEM private key `file` for --tls-cert")
 	verbose := fs.Bool("v", false, "verbose (debug) logging")
+	relayCfg := relayFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,12 +50,44 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			TLSCert: registry.TLSCertFile(*cert), TLSKey: registry.TLSKeyFile(*key)},
 		Data:    registry.DataDir(dir),
 		Service: app.RegistryOptions{Logger: logger},
+		Relay:   relayCfg(),
 	}, logger)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	handOutRelay(reg)
 	return serveRegistry(ctx, reg)
+}
+
+// handOutRelay puts the embedded relay (when it runs) among the TURN
+// servers whose credentials GET /v1/relays hands to registered sessions.
+func handOutRelay(reg *chatx.RegistryServer) {
+	if reg.Relay == nil {
+		return
+	}
+	// MERGE(reg): connect once branch reg's (*registry.Server).AddTURN is here:
+	//   reg.Server.AddTURN(registry.TURNServer{URLs: reg.Relay.URLs(""), Secret: reg.Relay.Secret(), TTL: reg.Relay.CredentialTTL()})
+	// and register reg.Relay (a prometheus.Collector) on the registry's metrics.
+}
+
+// relayFlags are the flags of the embedded TURN relay (docs/relay.md); the
+// returned function reads them after parsing.
+func relayFlags(fs *flag.FlagSet) func() relay.Config {
+	cfg := relay.Config{Rate: relay.DefaultRate, Ports: relay.PortRange{Min: 49152, Max: 65535}}
+	on := fs.Bool("relay", true, "run the embedded TURN relay (--relay=false turns it off)")
+	listen := fs.String("relay-listen", string(relay.DefaultListen), "`addr` of the TURN relay, UDP and TCP on one port")
+	fs.StringVar(&cfg.RelayIP, "relay-ip", "", "IPv4 `address` peers send relayed traffic to (default: the listen IP, or the first non-loopback interface address)")
+	fs.Var(&cfg.Ports, "relay-ports", "`min-max` UDP ports of relayed addresses")
+	fs.Var(&cfg.Rate, "relay-rate", "`rate` cap per allocation and direction in bits/s, like 10M or 512k; 0 = unlimited")
+	fs.Var(&cfg.DeniedPeers, "relay-deny-peers", "comma-separated `cidrs` the relay never sends to (e.g. the relay host's private networks)")
+	fs.IntVar(&cfg.UserQuota, "relay-user-quota", relay.DefaultUserQuota, "allocations one user may hold at once")
+	fs.IntVar(&cfg.MaxAllocations, "relay-max-allocations", relay.DefaultMaxAllocations, "allocations over all users")
+	return func() relay.Config {
+		cfg.Disabled = !*on
+		cfg.Listen = relay.ListenAddr(*listen)
+		return cfg
+	}
 }
 
 // serveRegistry runs the HTTPS server, and with it the service's reaper of

@@ -1,7 +1,12 @@
 package chatx
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+
 	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/storage"
@@ -18,8 +23,18 @@ type ClientConfig struct {
 	Downloads files.DownloadDir
 	Link      tcp.Config
 	Files     udp.Config
-	Directory registry.ClientConfig
+	Directory registry.ClientConfig // URL NoRegistry: run without one
+	LAN       LANConfig
 	Options   app.Options
+}
+
+// NoRegistry as the registry URL runs the client without one (LAN only).
+const NoRegistry registry.RegistryURL = "none"
+
+// LANConfig says whether and how the client discovers peers on the LAN.
+type LANConfig struct {
+	Enabled lan.Enabled
+	lan.Config
 }
 
 // RegistryConfig is everything cmd/ decides for a registry server.
@@ -42,4 +57,45 @@ type RegistryServer struct {
 // but not its registry session; tests that need both build clients by hand.
 func newMemoryDirectory(reg ports.RegistryService, cfg memory.DirectoryConfig) (*memory.Directory, func(), error) {
 	return memory.NewDirectory(reg, nil, cfg)
+}
+
+// newDirectory composes the directories the client was asked for: the
+// registry unless its URL is NoRegistry, the LAN unless disabled. A LAN
+// that cannot open its socket is logged and left out: it never stops the
+// client. Without a registry the LAN must work, so its error is returned.
+func newDirectory(reg registry.ClientConfig, lanCfg LANConfig, logger *slog.Logger) (*app.Directories, func(), error) {
+	var primary, local ports.Directory
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	if reg.URL != NoRegistry {
+		c, closeReg, err := registry.NewClient(reg, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		primary, cleanups = c, append(cleanups, closeReg)
+	}
+	if lanCfg.Enabled {
+		d, closeLAN, err := lan.NewDirectory(lanCfg.Config, logger)
+		switch {
+		case err == nil:
+			local, cleanups = d, append(cleanups, closeLAN)
+		case primary == nil:
+			return nil, nil, fmt.Errorf("no registry and no LAN discovery: %w", err)
+		default:
+			logger.Warn("LAN discovery is off: cannot open its socket", "err", err)
+		}
+	}
+	if primary == nil && local == nil {
+		return nil, nil, errors.New("no directory: --registry none needs LAN discovery (--lan)")
+	}
+	d, err := app.NewDirectories(primary, local)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return d, cleanup, nil
 }

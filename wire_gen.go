@@ -24,11 +24,12 @@ import (
 // Injectors from wire.go:
 
 // InitClient builds the real client: TCP message link, QUIC file transport,
-// the HTTPS registry as directory, SQLite storage in the profile and the
-// downloads folder on disk.
+// the HTTPS registry and LAN discovery composed as directory (either may be
+// off), SQLite storage in the profile and the downloads folder on disk.
 func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) (*app.Client, func(), error) {
 	clientConfig := cfg.Directory
-	client, cleanup, err := registry.NewClient(clientConfig, logger)
+	lanConfig := cfg.LAN
+	directories, cleanup, err := newDirectory(clientConfig, lanConfig, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -41,7 +42,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 	contacts := storage.NewContacts(store)
 	clock := system.NewClock()
 	bus := app.NewBus()
-	peerVerifier, err := app.NewPeerVerifier(contacts, client, clock, bus)
+	peerVerifier, err := app.NewPeerVerifier(contacts, directories, clock, bus)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -74,7 +75,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		return nil, nil, err
 	}
 	options := cfg.Options
-	appClient, err := app.NewClient(me, client, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	client, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
 	if err != nil {
 		cleanup5()
 		cleanup4()
@@ -83,7 +84,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
-	return appClient, func() {
+	return client, func() {
 		cleanup5()
 		cleanup4()
 		cleanup3()

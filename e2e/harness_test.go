@@ -143,11 +143,22 @@ func newDirs(t *testing.T, name string) clientDirs {
 	return clientDirs{profile: filepath.Join(base, name+"-profile"), downloads: filepath.Join(base, name+"-downloads")}
 }
 
+// startClient starts `chatx jsonrpc` on loopback with LAN discovery off
+// (other tests' clients on this machine must not show up in its peer
+// list); extra flags come last and win.
 func startClient(t *testing.T, name, registryURL string, dirs clientDirs, extra ...string) *rpcClient {
 	t.Helper()
-	args := append([]string{"jsonrpc", "--name", name, "--profile", dirs.profile, "--registry", registryURL,
-		"--downloads", dirs.downloads, "--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(chatxBin, args...)
+	args := append([]string{"--registry", registryURL, "--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0", "--lan=false"}, extra...)
+	return startClientIn(t, nil, name, dirs, args...)
+}
+
+// startClientIn starts `chatx jsonrpc` behind prefix (e.g. ip netns exec
+// NS; nil: none) with the profile and downloads flags, then args.
+func startClientIn(t *testing.T, prefix []string, name string, dirs clientDirs, args ...string) *rpcClient {
+	t.Helper()
+	args = append([]string{"jsonrpc", "--name", name, "--profile", dirs.profile, "--downloads", dirs.downloads}, args...)
+	argv := append(append(append([]string(nil), prefix...), chatxBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

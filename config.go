@@ -97,5 +97,5 @@ func newDirectory(reg registry.ClientConfig, lanCfg LANConfig, logger *slog.Logg
 		cleanup()
 		return nil, nil, err
 	}
-	return d, cleanup, nil
+	return d, func() { d.Close(); cleanup() }, nil
 }

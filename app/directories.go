@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"log/slog"
+	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -14,8 +16,12 @@ import (
 // one that binds names to keys (the registry) and a local one that only
 // reports what it heard (LAN discovery). Either may be absent, not both.
 //
-//   - Register and Unregister go to both; the primary's answer decides
-//     (ErrNameTaken …); the local directory never fails them, it is logged.
+//   - Register and Unregister go to both; the primary's refusal decides
+//     (ErrNameTaken, ErrInvalidUsername, ErrBadSignature); the local
+//     directory never fails them, it is logged. When the primary is merely
+//     unreachable and the local directory took us, Register succeeds and
+//     keeps registering with the primary in the background (with backoff),
+//     so the LAN works while the registry is down.
 //   - Lookup and Online prefer the primary's peer and merge in the local
 //     endpoints (first: they are cheaper) when the local peer has the same
 //     key and is online; a peer is offline only when offline in both.
@@ -26,9 +32,13 @@ import (
 type Directories struct {
 	primary ports.Directory
 	local   ports.Directory
+	retry   Backoff
 
-	mu       sync.Mutex
-	conflict map[string]domain.Fingerprint // name key → local key last logged as differing
+	mu        sync.Mutex
+	conflict  map[string]domain.Fingerprint // name key → local key last logged as differing
+	retryStop context.CancelFunc            // the background registration, if running
+	retryDone chan struct{}
+	closed    bool
 }
 
 // maxConflicts bounds the differing keys Directories remembers logging.
@@ -41,24 +51,97 @@ func NewDirectories(primary, local ports.Directory) (*Directories, error) {
 	if primary == nil && local == nil {
 		return nil, errNilPort("directory")
 	}
-	return &Directories{primary: primary, local: local, conflict: make(map[string]domain.Fingerprint)}, nil
+	return &Directories{primary: primary, local: local, retry: DefaultBackoff, conflict: make(map[string]domain.Fingerprint)}, nil
 }
 
-// Register registers with both; only the primary's error is returned.
+// SetRetry sets the backoff of registering with an unreachable primary in
+// the background (default DefaultBackoff). Call it before Register.
+func (d *Directories) SetRetry(b Backoff) { d.retry = b.orDefault() }
+
+// refused reports whether err is the primary's final answer, not an outage.
+func refused(err error) bool {
+	return errors.Is(err, domain.ErrNameTaken) || errors.Is(err, domain.ErrInvalidUsername) || errors.Is(err, domain.ErrBadSignature)
+}
+
+// Register registers with both. The primary's refusal is returned; its
+// outage only when there is no local directory that took us.
 func (d *Directories) Register(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) error {
+	d.stopRetry()
+	localOK := false
 	if d.local != nil {
 		if err := d.local.Register(ctx, me, eps); err != nil {
 			slog.Warn("local discovery: cannot announce us", "err", err)
+		} else {
+			localOK = true
 		}
 	}
 	if d.primary == nil {
 		return nil
 	}
-	return d.primary.Register(ctx, me, eps)
+	err := d.primary.Register(ctx, me, eps)
+	if err == nil || refused(err) || !localOK || ctx.Err() != nil {
+		return err
+	}
+	slog.Warn("registry unreachable: running on the LAN, registering again in the background", "err", err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	d.retryStop, d.retryDone = cancel, make(chan struct{})
+	go d.registerLater(rctx, d.retryDone, me, eps)
+	return nil
+}
+
+// registerLater registers with the primary until it answers, ctx is done
+// or it refuses us (logged: we stay on the LAN).
+func (d *Directories) registerLater(ctx context.Context, done chan struct{}, me domain.LocalIdentity, eps domain.Endpoints) {
+	defer close(done)
+	wait := time.Duration(0)
+	for {
+		wait = d.retry.next(wait)
+		if !sleep(ctx, jitter(wait)) {
+			return
+		}
+		err := d.primary.Register(ctx, me, eps)
+		switch {
+		case err == nil:
+			slog.Info("registered with the registry", "name", me.Name().String())
+			return
+		case ctx.Err() != nil:
+			return
+		case refused(err):
+			slog.Error("the registry refuses us: staying on the LAN only", "name", me.Name().String(), "err", err)
+			return
+		}
+	}
+}
+
+// stopRetry ends the background registration and waits for it.
+func (d *Directories) stopRetry() {
+	d.mu.Lock()
+	stop, done := d.retryStop, d.retryDone
+	d.retryStop, d.retryDone = nil, nil
+	d.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// Close stops the background registration; the member directories are
+// closed by their own cleanups.
+func (d *Directories) Close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.stopRetry()
 }
 
 // Unregister leaves both; only the primary's error is returned.
 func (d *Directories) Unregister(ctx context.Context) error {
+	d.stopRetry()
 	if d.local != nil {
 		if err := d.local.Unregister(ctx); err != nil {
 			slog.Warn("local discovery: goodbye", "err", err)
@@ -149,13 +232,17 @@ func (d *Directories) Online(ctx context.Context) ([]domain.Peer, error) {
 	var prim, loc []domain.Peer
 	if d.primary != nil {
 		var err error
-		if prim, err = d.primary.Online(ctx); err != nil {
+		if prim, err = d.primary.Online(ctx); err != nil && d.local == nil {
 			return nil, err
+		} else if err != nil {
+			slog.Warn("registry unreachable: listing the LAN only", "err", err)
 		}
 	}
 	if d.local != nil {
 		var err error
-		if loc, err = d.local.Online(ctx); err != nil {
+		if loc, err = d.local.Online(ctx); err != nil && d.primary == nil {
+			return nil, err
+		} else if err != nil {
 			slog.Warn("local discovery: list", "err", err)
 		}
 	}

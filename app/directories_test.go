@@ -244,3 +244,44 @@ func TestE2EALANAnnouncementNeverOverridesAPin(t *testing.T) {
 		t.Fatalf("carol not pinned on first use: %+v, %v", ct, err)
 	}
 }
+
+// With the registry unreachable, the LAN takes us at once and the
+// registration completes in the background when the registry is back.
+func TestDirectoriesRegisterWithTheRegistryLaterWhileTheLANRuns(t *testing.T) {
+	t.Parallel()
+	regSvc, lanSvc := runRegistry(t), runRegistry(t)
+	net := memory.NewNetwork()
+	alice := mkLocal(t, "alice")
+	host, closeHost, err := memory.NewHost(net, alice, memory.AcceptAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeHost)
+	regDir, closeReg, err := memory.NewDirectory(regSvc, host, memory.DirectoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeReg)
+	d, err := app.NewDirectories(regDir, memDir(t, lanSvc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetRetry(app.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond})
+	t.Cleanup(d.Close)
+	net.Disconnect(host) // the registry cannot be reached
+	ctx := context.Background()
+	if err := d.Register(ctx, alice, domain.Endpoints{Link: []string{"192.168.1.2:4000"}}); err != nil {
+		t.Fatalf("register with the registry down: %v", err)
+	}
+	if p, err := lanSvc.Lookup(ctx, alice.Name()); err != nil || !p.Online {
+		t.Fatalf("the LAN did not take us: %+v, %v", p, err)
+	}
+	net.HealHost(host)
+	eventually(t, "the registry lists alice", func() bool {
+		p, err := regSvc.Lookup(ctx, alice.Name())
+		return err == nil && p.Online
+	})
+	if err := d.Unregister(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

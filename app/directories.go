@@ -2,8 +2,8 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,12 +116,22 @@ func TestLANWithoutARegistry(t *testing.T) {
 
 	// bob's peer view carries alice's LAN address, and bob leaves.
 	var peers []struct {
-		Name   string `json:"name"`
-		Online bool   `json:"online"`
+		Name      string `json:"name"`
+		Online    bool   `json:"online"`
+		Endpoints struct {
+			Link []string `json:"link"`
+			File []string `json:"file"`
+		} `json:"endpoints"`
 	}
 	alice.call("listPeers", map[string]any{}, &peers)
-	if len(peers) != 1 || peers[0].Name != "bob" || !peers[0].Online {
-		t.Fatalf("alice's peers %+v", peers)
+	if len(peers) != 1 || peers[0].Name != "bob" || !peers[0].Online ||
+		!slices.ContainsFunc(peers[0].Endpoints.Link, func(a string) bool { return strings.HasPrefix(a, "10.231.0.2:") }) {
+		t.Fatalf("alice's peers %+v: want bob online at his LAN address", peers)
+	}
+	for _, a := range append(peers[0].Endpoints.Link, peers[0].Endpoints.File...) {
+		if !strings.HasPrefix(a, "10.231.0.2:") {
+			t.Fatalf("bob announced %s, which is not an address of the LAN interface", a)
+		}
 	}
 	bob.stop()
 	alice.waitNote(ctx, "presence", func(p json.RawMessage) bool {

@@ -59,30 +59,32 @@ func newMemoryDirectory(reg ports.RegistryService, cfg memory.DirectoryConfig) (
 	return memory.NewDirectory(reg, nil, cfg)
 }
 
+// newRegistryClient is the registry client, or nil when the registry URL
+// is NoRegistry (the client then runs on the LAN alone). Providers that need
+// the registry's Rendezvous must handle nil (ports.ErrNoRendezvous).
+func newRegistryClient(cfg registry.ClientConfig, logger *slog.Logger) (*registry.Client, func(), error) {
+	if cfg.URL == NoRegistry {
+		return nil, func() {}, nil
+	}
+	return registry.NewClient(cfg, logger)
+}
+
 // newDirectory composes the directories the client was asked for: the
-// registry unless its URL is NoRegistry, the LAN unless disabled. A LAN
-// that cannot open its socket is logged and left out: it never stops the
-// client. Without a registry the LAN must work, so its error is returned.
-func newDirectory(reg registry.ClientConfig, lanCfg LANConfig, logger *slog.Logger) (*app.Directories, func(), error) {
+// registry client (nil: none) and the LAN unless disabled. A LAN that
+// cannot open its socket is logged and left out: it never stops a client
+// that has a registry. Without a registry the LAN must work, so its error
+// is returned then.
+func newDirectory(reg *registry.Client, lanCfg LANConfig, logger *slog.Logger) (*app.Directories, func(), error) {
 	var primary, local ports.Directory
-	var cleanups []func()
-	cleanup := func() {
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
+	if reg != nil { // never a typed nil in the interface
+		primary = reg
 	}
-	if reg.URL != NoRegistry {
-		c, closeReg, err := registry.NewClient(reg, logger)
-		if err != nil {
-			return nil, nil, err
-		}
-		primary, cleanups = c, append(cleanups, closeReg)
-	}
+	closeLAN := func() {}
 	if lanCfg.Enabled {
-		d, closeLAN, err := lan.NewDirectory(lanCfg.Config, logger)
+		d, cleanup, err := lan.NewDirectory(lanCfg.Config, logger)
 		switch {
 		case err == nil:
-			local, cleanups = d, append(cleanups, closeLAN)
+			local, closeLAN = d, cleanup
 		case primary == nil:
 			return nil, nil, fmt.Errorf("no registry and no LAN discovery: %w", err)
 		default:
@@ -94,8 +96,8 @@ func newDirectory(reg registry.ClientConfig, lanCfg LANConfig, logger *slog.Logg
 	}
 	d, err := app.NewDirectories(primary, local)
 	if err != nil {
-		cleanup()
+		closeLAN()
 		return nil, nil, err
 	}
-	return d, func() { d.Close(); cleanup() }, nil
+	return d, func() { d.Close(); closeLAN() }, nil
 }

@@ -38,6 +38,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		appSet,
 		tcp.ProviderSet,
 		udp.ProviderSet,
+		newRegistryClient,
 		newDirectory,
 		wire.Bind(new(ports.Directory), new(*app.Directories)),
 		storage.Open,

@@ -229,3 +229,33 @@ func TestCloseEndsWatchAndSaysGoodbye(t *testing.T) {
 		t.Fatal("watch after close")
 	}
 }
+
+// Only addresses a LAN peer can be dialled at are kept: private and
+// link-local (with the zone of the interface the packet came by); loopback
+// only over a loopback interface; never a public address.
+func TestCandidatesAreFilteredByScope(t *testing.T) {
+	t.Parallel()
+	h := &hub{}
+	a, _ := newDir(t, h, "10.0.0.1", fastConfig())
+	wa := watch(t, a)
+	b, err := lan.Encode(newIdentity(t, "erin"), lan.Packet{Type: lan.TypeAnnounce, Instance: 1, Sequence: 1, Time: time.Now(),
+		Candidates: []lan.Candidate{
+			{Kind: lan.KindLink, Addr: netip.MustParseAddrPort("127.0.0.1:4000")},
+			{Kind: lan.KindLink, Addr: netip.MustParseAddrPort("203.0.113.5:4000")},
+			{Kind: lan.KindLink, Addr: netip.MustParseAddrPort("[fe80::9]:4000")},
+			{Kind: lan.KindLink, Addr: netip.MustParseAddrPort("10.0.0.9:4000")},
+			{Kind: lan.KindFile, Addr: netip.MustParseAddrPort("[fd00::9]:5000")},
+			{Kind: lan.KindFile, Addr: netip.MustParseAddrPort("169.254.3.4:5000")},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.inject(b, netip.MustParseAddr("10.0.0.9"))
+	p := waitPeer(t, wa, "erin", online)
+	if want := []string{"10.0.0.9:4000", "[fe80::9%lan0]:4000"}; !slices.Equal(p.Endpoints.Link, want) {
+		t.Fatalf("link endpoints %v, want %v", p.Endpoints.Link, want)
+	}
+	if want := []string{"[fd00::9]:5000", "169.254.3.4:5000"}; !slices.Equal(p.Endpoints.File, want) {
+		t.Fatalf("file endpoints %v, want %v", p.Endpoints.File, want)
+	}
+}

@@ -64,15 +64,25 @@ func lanPair(t *testing.T) (nsA, nsB string) {
 	return nsA, nsB
 }
 
-// Two clients with --registry none on a LAN of two namespaces find each
-// other by multicast, chat both ways and send a file; when one leaves, the
-// other sees it offline at once (the signed goodbye).
+// Two clients on a LAN of two namespaces find each other by multicast, chat
+// both ways and send a file; when one leaves, the other sees it offline at
+// once (the signed goodbye). With --registry none, and with a registry that
+// cannot be reached (the LAN never waits for it).
 func TestLANWithoutARegistry(t *testing.T) {
+	for _, c := range []struct{ name, registry string }{
+		{"registry none", "none"},
+		{"registry unreachable", "https://10.231.0.1:9/"},
+	} {
+		t.Run(c.name, func(t *testing.T) { lanChat(t, c.registry) })
+	}
+}
+
+func lanChat(t *testing.T, registryURL string) {
 	nsA, nsB := lanPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
-	lanOnly := []string{"--registry", "none", "--listen-tcp", ":0", "--listen-udp", ":0"}
+	lanOnly := []string{"--registry", registryURL, "--listen-tcp", ":0", "--listen-udp", ":0"}
 	alice := startClientIn(t, []string{"ip", "netns", "exec", nsA}, "alice", aliceDirs, lanOnly...)
 	bob := startClientIn(t, []string{"ip", "netns", "exec", nsB}, "bob", bobDirs, append(lanOnly, "--auto-accept")...)
 

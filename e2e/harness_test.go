@@ -66,7 +66,15 @@ var listenLine = regexp.MustCompile(`registry started, listening on ([0-9.]+:[0-
 
 func startRegistry(t *testing.T, data, listen string) *registryProc {
 	t.Helper()
-	cmd := exec.Command(chatxBin, "registry", "--listen", listen, "--data", data)
+	return startRegistryIn(t, nil, data, listen)
+}
+
+// startRegistryIn starts `chatx registry` behind prefix (e.g. ip netns exec
+// NS; nil: none).
+func startRegistryIn(t *testing.T, prefix []string, data, listen string) *registryProc {
+	t.Helper()
+	argv := append(append(append([]string(nil), prefix...), chatxBin), "registry", "--listen", listen, "--data", data)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	pr, pw := io.Pipe()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, out), out

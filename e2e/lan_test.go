@@ -15,6 +15,16 @@ import (
 	"time"
 )
 
+// listedPeer is one entry of listPeers, as far as these tests read it.
+type listedPeer struct {
+	Name      string `json:"name"`
+	Online    bool   `json:"online"`
+	Endpoints struct {
+		Link []string `json:"link"`
+		File []string `json:"file"`
+	} `json:"endpoints"`
+}
+
 // lanPair makes two network namespaces joined by a veth pair, a LAN of two
 // hosts with private addresses and no registry anywhere. It skips the test
 // with a clear line where namespaces cannot be made.
@@ -125,14 +135,7 @@ func lanChat(t *testing.T, registryURL string) {
 	}
 
 	// bob's peer view carries alice's LAN address, and bob leaves.
-	var peers []struct {
-		Name      string `json:"name"`
-		Online    bool   `json:"online"`
-		Endpoints struct {
-			Link []string `json:"link"`
-			File []string `json:"file"`
-		} `json:"endpoints"`
-	}
+	var peers []listedPeer
 	alice.call("listPeers", map[string]any{}, &peers)
 	if len(peers) != 1 || peers[0].Name != "bob" || !peers[0].Online ||
 		!slices.ContainsFunc(peers[0].Endpoints.Link, func(a string) bool { return strings.HasPrefix(a, "10.231.0.2:") }) {
@@ -151,4 +154,48 @@ func lanChat(t *testing.T, registryURL string) {
 		}
 		return json.Unmarshal(p, &pr) == nil && pr.Name == "bob" && !pr.Online
 	})
+}
+
+// With a registry and the LAN together (the default), a peer both know is
+// one peer whose LAN addresses come first, and a peer only the LAN knows
+// (carol, --registry none) is listed and reachable too.
+func TestLANBesideARegistry(t *testing.T) {
+	nsA, nsB := lanPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	inA, inB := []string{"ip", "netns", "exec", nsA}, []string{"ip", "netns", "exec", nsB}
+	reg := startRegistryIn(t, inA, t.TempDir(), "10.231.0.1:0")
+	listen := []string{"--listen-tcp", ":0", "--listen-udp", ":0"}
+	alice := startClientIn(t, inA, "alice", newDirs(t, "alice"), append([]string{"--registry", reg.url}, listen...)...)
+	bob := startClientIn(t, inB, "bob", newDirs(t, "bob"), append([]string{"--registry", reg.url}, listen...)...)
+	carol := startClientIn(t, inB, "carol", newDirs(t, "carol"), append([]string{"--registry", "none"}, listen...)...)
+
+	alice.waitOnline(ctx, "bob")
+	alice.waitOnline(ctx, "carol")
+	carol.waitOnline(ctx, "alice")
+	var peers []listedPeer
+	// bob's LAN announcement may land a round after the registry's news.
+	for {
+		alice.call("listPeers", map[string]any{}, &peers)
+		i := slices.IndexFunc(peers, func(p listedPeer) bool { return p.Name == "bob" })
+		if i >= 0 && len(peers[i].Endpoints.Link) > 0 && strings.HasPrefix(peers[i].Endpoints.Link[0], "10.231.0.2:") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("alice never listed bob at his LAN address first: %+v", peers)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if len(peers) != 2 {
+		t.Fatalf("alice's peers %+v: want bob and carol, once each", peers)
+	}
+	for _, to := range []*rpcClient{bob, carol} {
+		var sent messageNote
+		alice.call("send", map[string]any{"to": to.name, "text": "hi " + to.name}, &sent)
+		to.waitNote(ctx, "message", func(p json.RawMessage) bool {
+			var m messageNote
+			return json.Unmarshal(p, &m) == nil && m.ID == sent.ID && m.From == "alice"
+		})
+	}
 }

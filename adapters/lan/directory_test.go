@@ -3,6 +3,7 @@ package lan_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 func eps(ip string) domain.Endpoints {
@@ -257,5 +259,47 @@ func TestCandidatesAreFilteredByScope(t *testing.T) {
 	}
 	if want := []string{"[fd00::9]:5000", "169.254.3.4:5000"}; !slices.Equal(p.Endpoints.File, want) {
 		t.Fatalf("file endpoints %v, want %v", p.Endpoints.File, want)
+	}
+}
+
+// A watcher that does not keep up loses events, then gets a Resync, and
+// Online has everything.
+func TestSlowWatcherGetsAResync(t *testing.T) {
+	t.Parallel()
+	h := &hub{}
+	cfg := fastConfig()
+	cfg.Interval, cfg.Expiry, cfg.WatchBuffer = time.Hour, time.Hour, 1
+	a, _ := newDir(t, h, "10.0.0.1", cfg)
+	wa := watch(t, a) // holds Connected: full, so the next events are lost
+	names := []string{"fay", "gus", "hal"}
+	for _, name := range names {
+		h.inject(announceAs(t, name), netip.MustParseAddr("10.0.0.5"))
+	}
+	timeout := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		var ev ports.DirectoryEvent
+		select {
+		case ev = <-wa:
+		case <-timeout:
+			t.Fatal("no Resync after lost events")
+		}
+		if ev.Kind == ports.Resync {
+			break
+		}
+		// Each event read makes room; the next change brings the Resync.
+		names = append(names, fmt.Sprintf("ivy%d", i))
+		h.inject(announceAs(t, names[len(names)-1]), netip.MustParseAddr("10.0.0.5"))
+	}
+	// Online has every name, lost events or not (the last packets may
+	// still be in the socket's queue: wait for them, bounded).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		list, err := a.Online(context.Background())
+		if err == nil && len(list) == len(names) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("online %d of %d: %v", len(list), len(names), err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

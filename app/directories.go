@@ -188,9 +188,12 @@ func (d *Directories) merge(p, local domain.Peer) domain.Peer {
 		return p
 	}
 	out := p
+	if !p.Online { // where the registry last saw it is stale
+		out.Endpoints.Link, out.Endpoints.File = nil, nil
+	}
 	out.Online = true
-	out.Endpoints.Link = mergeAddrs(local.Endpoints.Link, p.Endpoints.Link)
-	out.Endpoints.File = mergeAddrs(local.Endpoints.File, p.Endpoints.File)
+	out.Endpoints.Link = mergeAddrs(local.Endpoints.Link, out.Endpoints.Link)
+	out.Endpoints.File = mergeAddrs(local.Endpoints.File, out.Endpoints.File)
 	if local.LastSeen.After(out.LastSeen) {
 		out.LastSeen = local.LastSeen
 	}
@@ -338,20 +341,24 @@ func (w *mergedWatch) run(ctx context.Context, prim, loc <-chan ports.DirectoryE
 				prim = nil
 				continue
 			}
-			w.apply(ctx, ev, w.prim, w.d.primary, true)
+			w.apply(ctx, ev, w.d.primary, false)
 		case ev, ok := <-loc:
 			if !ok {
 				loc = nil
 				continue
 			}
-			w.apply(ctx, ev, w.loc, w.d.local, w.d.primary == nil)
+			w.apply(ctx, ev, w.d.local, true)
 		}
 	}
 }
 
 // apply takes one member's event; status events pass only from the member
 // that speaks for the connection.
-func (w *mergedWatch) apply(ctx context.Context, ev ports.DirectoryEvent, seen map[string]domain.Peer, from ports.Directory, status bool) {
+func (w *mergedWatch) apply(ctx context.Context, ev ports.DirectoryEvent, from ports.Directory, local bool) {
+	seen, status := w.prim, true
+	if local {
+		seen, status = w.loc, w.d.primary == nil
+	}
 	switch ev.Kind {
 	case ports.PeerChanged:
 		if ev.Peer.Identity.IsZero() {
@@ -362,7 +369,7 @@ func (w *mergedWatch) apply(ctx context.Context, ev ports.DirectoryEvent, seen m
 			return // the member sent more names than a roster holds
 		}
 		seen[k] = ev.Peer
-		if from == w.d.local && w.d.primary != nil {
+		if local && w.d.primary != nil {
 			w.learnPrimary(ctx, ev.Peer.Name())
 		}
 		w.emit(ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: w.mergedFor(k)})

@@ -285,3 +285,70 @@ func TestDirectoriesRegisterWithTheRegistryLaterWhileTheLANRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// staticDir is a directory that knows a fixed set of peers.
+type staticDir []domain.Peer
+
+func (staticDir) Register(context.Context, domain.LocalIdentity, domain.Endpoints) error { return nil }
+func (staticDir) Unregister(context.Context) error                                       { return nil }
+func (s staticDir) Lookup(_ context.Context, name domain.Username) (domain.Peer, error) {
+	for _, p := range s {
+		if p.Name().Equal(name) {
+			return p, nil
+		}
+	}
+	return domain.Peer{}, domain.ErrUnknownPeer
+}
+func (s staticDir) Online(context.Context) ([]domain.Peer, error) {
+	var out []domain.Peer
+	for _, p := range s {
+		if p.Online {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+func (s staticDir) Watch(ctx context.Context) (<-chan ports.DirectoryEvent, error) {
+	ch := make(chan ports.DirectoryEvent, len(s)+1)
+	ch <- ports.DirectoryEvent{Kind: ports.Connected}
+	for _, p := range s {
+		ch <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: p}
+	}
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+
+// A peer offline at the registry but on the LAN is online at its LAN
+// addresses only: where the registry last saw it is stale.
+func TestDirectoriesOfflineAtTheRegistryOnlineOnTheLAN(t *testing.T) {
+	t.Parallel()
+	bob := mkLocal(t, "bob")
+	reg := staticDir{{Identity: bob.Identity, Online: false, Endpoints: domain.Endpoints{Link: []string{"203.0.113.5:4000"}}}}
+	lan := staticDir{{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{Link: []string{"192.168.1.5:4000"}}}}
+	d, err := app.NewDirectories(reg, lan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := d.Lookup(ctx, bob.Name())
+	if err != nil || !p.Online || !slices.Equal(p.Endpoints.Link, []string{"192.168.1.5:4000"}) {
+		t.Fatalf("lookup %+v, %v", p, err)
+	}
+	list, err := d.Online(ctx)
+	if err != nil || len(list) != 1 || !slices.Equal(list[0].Endpoints.Link, []string{"192.168.1.5:4000"}) {
+		t.Fatalf("online %+v, %v", list, err)
+	}
+	w, err := d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range w {
+		if ev.Kind == ports.PeerChanged && ev.Peer.Online {
+			if !slices.Equal(ev.Peer.Endpoints.Link, []string{"192.168.1.5:4000"}) {
+				t.Fatalf("watch %+v", ev.Peer)
+			}
+			return
+		}
+	}
+}

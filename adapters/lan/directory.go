@@ -365,12 +365,15 @@ func (d *Directory) handle(r Received, now time.Time) {
 	k := p.Identity.Name().Key()
 	e := d.peers[k]
 	src := d.sources[r.Src]
+	if src == nil {
+		return // forgotten since it was allowed: more sources than we track
+	}
 	switch {
 	case e == nil:
 		if p.Type == TypeGoodbye {
 			return
 		}
-		if src != nil && !src.names[k] && len(src.names) >= MaxNamesPerSource {
+		if !src.names[k] && len(src.names) >= MaxNamesPerSource {
 			d.conflictLocked(p, "too many names from one address")
 			return
 		}
@@ -392,9 +395,7 @@ func (d *Directory) handle(r Received, now time.Time) {
 	case p.Instance != e.instance && !p.Time.After(e.sentAt):
 		return // an older instance, replayed
 	}
-	if src != nil {
-		src.names[k] = true
-	}
+	src.names[k] = true
 	newcomer := e.instance != p.Instance || !e.online
 	if e.instance != p.Instance {
 		clear(e.cands) // a new run listens elsewhere

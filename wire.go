@@ -31,17 +31,18 @@ var appSet = wire.NewSet(
 )
 
 // InitClient builds the real client: TCP message link, QUIC file transport,
-// the HTTPS registry as directory, SQLite storage in the profile and the
-// downloads folder on disk.
+// the HTTPS registry and LAN discovery composed as directory (either may be
+// off), SQLite storage in the profile and the downloads folder on disk.
 func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) (*app.Client, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(ClientConfig), "Profile", "Downloads", "Link", "Files", "Directory", "Options"),
+		wire.FieldsOf(new(ClientConfig), "Profile", "Downloads", "Link", "Files", "Directory", "LAN", "Options"),
 		appSet,
 		tcp.ProviderSet,
 		udp.ProviderSet,
 		noPeerStreams,
-		registry.NewClient,
-		wire.Bind(new(ports.Directory), new(*registry.Client)),
+		newRegistryClient,
+		newDirectory,
+		wire.Bind(new(ports.Directory), new(*app.Directories)),
 		storage.Open,
 		wire.Bind(new(ports.MessageStore), new(*storage.Store)),
 		storage.NewContacts,

@@ -25,40 +25,50 @@ import (
 // Injectors from wire.go:
 
 // InitClient builds the real client: TCP message link, QUIC file transport,
-// the HTTPS registry as directory, SQLite storage in the profile and the
-// downloads folder on disk.
+// the HTTPS registry and LAN discovery composed as directory (either may be
+// off), SQLite storage in the profile and the downloads folder on disk.
 func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) (*app.Client, func(), error) {
 	clientConfig := cfg.Directory
-	client, cleanup, err := registry.NewClient(clientConfig, logger)
+	client, cleanup, err := newRegistryClient(clientConfig, logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	profileDir := cfg.Profile
-	store, cleanup2, err := storage.Open(profileDir, logger)
+	lanConfig := cfg.LAN
+	directories, cleanup2, err := newDirectory(client, lanConfig, logger)
 	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	profileDir := cfg.Profile
+	store, cleanup3, err := storage.Open(profileDir, logger)
+	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	contacts := storage.NewContacts(store)
 	clock := system.NewClock()
 	bus := app.NewBus()
-	peerVerifier, err := app.NewPeerVerifier(contacts, client, clock, bus)
+	peerVerifier, err := app.NewPeerVerifier(contacts, directories, clock, bus)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	peerStreams := noPeerStreams()
 	config := cfg.Link
-	link, cleanup3, err := tcp.NewLink(me, peerVerifier, peerStreams, config, logger)
+	link, cleanup4, err := tcp.NewLink(me, peerVerifier, peerStreams, config, logger)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	udpConfig := cfg.Files
-	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, udpConfig, logger)
+	transport, cleanup5, err := udp.NewTransport(me, peerVerifier, udpConfig, logger)
 	if err != nil {
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()
@@ -67,16 +77,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 	transfers := storage.NewTransfers(store)
 	localFiles := files.NewLocalFiles()
 	downloadDir := cfg.Downloads
-	downloads, cleanup5, err := files.NewDownloads(downloadDir, logger)
-	if err != nil {
-		cleanup4()
-		cleanup3()
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	options := cfg.Options
-	appClient, err := app.NewClient(me, client, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	downloads, cleanup6, err := files.NewDownloads(downloadDir, logger)
 	if err != nil {
 		cleanup5()
 		cleanup4()
@@ -85,7 +86,19 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	options := cfg.Options
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	if err != nil {
+		cleanup6()
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	return appClient, func() {
+		cleanup6()
 		cleanup5()
 		cleanup4()
 		cleanup3()

@@ -38,6 +38,12 @@ func newCluster(t *testing.T) *cluster {
 	if os.Getenv("CHATX_DEBUG") != "" {
 		slog.SetLogLoggerLevel(slog.LevelDebug)
 	}
+	return &cluster{t: t, net: memory.NewNetwork(), reg: runRegistry(t)}
+}
+
+// runRegistry runs an in-process registry service until the test ends.
+func runRegistry(t *testing.T) *app.Registry {
+	t.Helper()
 	reg, err := app.NewRegistry(memory.NewAccountStore(), memory.NewPresenceStore(), memory.NewRealClock(),
 		app.RegistryOptions{SessionTTL: 2 * time.Second})
 	if err != nil {
@@ -47,7 +53,7 @@ func newCluster(t *testing.T) *cluster {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = reg.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &cluster{t: t, net: memory.NewNetwork(), reg: reg}
+	return reg
 }
 
 // node is one user's profile (its stores outlive restarts) and, while it
@@ -62,6 +68,10 @@ type node struct {
 	downloads *memory.Downloads
 	events    *memory.EventRecorder
 	opts      app.Options
+
+	// lan, when set, is a second registry standing in for LAN discovery:
+	// the client composes both with app.Directories.
+	lan ports.RegistryService
 
 	host   *memory.Host
 	dir    *memory.Directory
@@ -104,10 +114,21 @@ func (n *node) start() error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv, err = app.NewPeerVerifier(n.trust, dir, clock, bus); err != nil {
+	var composed ports.Directory = dir
+	closeLAN := func() {}
+	if n.lan != nil {
+		var lanDir *memory.Directory
+		if lanDir, closeLAN, err = memory.NewDirectory(n.lan, host, memory.DirectoryConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if composed, err = app.NewDirectories(dir, lanDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pv, err = app.NewPeerVerifier(n.trust, composed, clock, bus); err != nil {
 		t.Fatal(err)
 	}
-	client, err := app.NewClient(n.me, dir, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
+	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
 		n.local, n.downloads, clock, bus, n.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +156,7 @@ func (n *node) start() error {
 			t.Errorf("%s: Run did not return after cancel", n.me.Name())
 		}
 		<-forwarded
+		closeLAN()
 		closeDir()
 		closeHost()
 	}

@@ -162,9 +162,12 @@ func newDirs(t *testing.T, name string) clientDirs {
 	return clientDirs{profile: filepath.Join(base, name+"-profile"), downloads: filepath.Join(base, name+"-downloads")}
 }
 
+// startClient starts `chatx jsonrpc` on loopback with LAN discovery off
+// (other tests' clients on this machine must not show up in its peer
+// list); extra flags come last and win.
 func startClient(t *testing.T, name, registryURL string, dirs clientDirs, extra ...string) *rpcClient {
 	t.Helper()
-	return startClientIn(t, nil, name, registryURL, dirs, append([]string{"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, extra...)...)
+	return startClientIn(t, nil, name, registryURL, dirs, append([]string{"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0", "--lan=false"}, extra...)...)
 }
 
 // startClientIn starts `chatx jsonrpc` under the command prefix wrap (e.g.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -108,6 +109,7 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 		Link:      link,
 		Files:     udp.Config{ListenAddr: udp.ListenAddr(f.listenUDP)},
 		Directory: registry.ClientConfig{URL: registry.RegistryURL(f.registry), Profile: registry.ProfileDir(f.profile)},
+		LAN:       chatx.LANConfig{Enabled: lan.Enabled(f.lan)},
 		Options:   opts,
 	}
 }

@@ -26,6 +26,7 @@ type clientFlags struct {
 	verbose        bool
 	maxIncoming    string
 	maxIncomingN   int64
+	lan            bool
 }
 
 const defaultRegistry = "https://localhost:5000"
@@ -40,7 +41,8 @@ func (c *clientFlags) registerIdentity(fs *flag.FlagSet) {
 // register adds every flag of a running client.
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	c.registerIdentity(fs)
-	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX (env CHATX_REGISTRY; default "+defaultRegistry+")")
+	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX, or none to run on the LAN alone (env CHATX_REGISTRY; default "+defaultRegistry+")")
+	fs.BoolVar(&c.lan, "lan", true, "find peers on the local network by signed multicast announcements, with or without a registry (docs/lan-discovery.md)")
 	fs.StringVar(&c.downloads, "downloads", "", "`dir` received files go to (default $XDG_DOWNLOAD_DIR/chatx or ~/Downloads/chatx)")
 	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")

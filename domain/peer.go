@@ -13,6 +13,10 @@ type Endpoints struct {
 	// NAT is the mapping behaviour of the NAT in front of the peer's UDP
 	// socket, as the registry observed it (NATUnknown when not measured).
 	NAT NATMapping
+	// Candidates is the typed view of Link and File as the registry built
+	// it: host candidates first, then the server-reflexive one. Empty when
+	// the directory gives no types (Link and File remain authoritative).
+	Candidates []Candidate
 }
 
 // Peer is another user as the directory knows them: identity, presence and

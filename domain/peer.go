@@ -35,3 +35,14 @@ func (p Peer) Name() Username { return p.Identity.Name() }
 type PresenceEvent struct {
 	Peer Peer
 }
+
+// Clone is a deep copy of e (stores and directories hand out copies, so a
+// caller cannot change what they hold).
+func (e Endpoints) Clone() Endpoints {
+	return Endpoints{
+		Link:       append([]string(nil), e.Link...),
+		File:       append([]string(nil), e.File...),
+		NAT:        e.NAT,
+		Candidates: append([]Candidate(nil), e.Candidates...),
+	}
+}

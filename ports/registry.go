@@ -166,3 +166,10 @@ type PresenceStore interface {
 	// List returns every presence.
 	List(ctx context.Context) ([]Presence, error)
 }
+
+// Clone is a deep copy of p, for presence stores that hand out copies.
+func (p Presence) Clone() Presence {
+	p.Endpoints, p.Host, p.Pending = p.Endpoints.Clone(), p.Host.Clone(), p.Pending.Clone()
+	p.STUN.Key = append([]byte(nil), p.STUN.Key...)
+	return p
+}

@@ -44,10 +44,9 @@ const (
 // link endpoint, "udp" for a file endpoint) and address — link endpoints
 // first, then file endpoints, each list in its order.
 //
-// v2 binds every address to the transport it is offered for and to the
-// candidate type the client claims, so the registry cannot present a
-// signed link address as a file address or a host candidate as anything
-// else.
+// v2 states each address's candidate type and transport inside the signed
+// bytes, so what a signature covers does not depend on list position and
+// later candidate types can be signed without a new layout.
 func (p RegistryProof) SigningBytes() []byte {
 	b := p.head(ProofTagV2)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(p.Endpoints.Link)+len(p.Endpoints.File)))

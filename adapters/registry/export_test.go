@@ -34,5 +34,6 @@ func (l TestLimiter) Len() int {
 // its first port: the answer, or nil when it is dropped.
 func STUNAnswer(svc ports.RegistryService, pkt []byte, src netip.AddrPort) []byte {
 	s := &stunServer{svc: svc, log: slog.New(slog.DiscardHandler)}
-	return s.answer(context.Background(), 0, pkt, src)
+	resp, _ := s.answer(context.Background(), 0, pkt, src)
+	return resp
 }

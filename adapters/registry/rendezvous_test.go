@@ -160,6 +160,17 @@ func TestSTUNPlainBinding(t *testing.T) {
 	if code != 200 || json.Unmarshal(b, &info) != nil || info.Proof != domain.ProofTagV2 || !slices.Equal(info.STUN.Ports, sp) || info.Relay {
 		t.Fatalf("info: %d %s", code, b)
 	}
+	// A datagram that is not STUN is dropped, and counted.
+	if _, err := c.WriteToUDP([]byte("GET / HTTP/1.0\r\n\r\n"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sp[0]}); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, c, sp[0], bindingRequest(t, "", nil)) // answered after the junk was handled
+	_, m, _ := call(t, hc, "GET", base+"/metrics", nil, nil)
+	for _, want := range []string{`chatx_registry_stun_requests_total{result="plain"} 3`, `chatx_registry_stun_requests_total{result="dropped"} 1`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }
 
 // An authenticated request is answered with MESSAGE-INTEGRITY under the

@@ -122,6 +122,9 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		s.stun = newSTUNServer(stunConns, svc, cfg.STUNRate, logger)
 	}
 	s.metrics = newMetrics(svc, s.ln.open.Load)
+	if s.stun != nil {
+		s.stun.count = s.metrics.stunRequest
+	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),

@@ -44,8 +44,17 @@ type stunServer struct {
 	conns [ports.STUNServerPorts]*net.UDPConn
 	rl    *rateLimiter
 	log   *slog.Logger
+	count func(result string) // metrics: "plain", "authenticated", "dropped", "rate_limited"; may be nil
 	wg    sync.WaitGroup
 }
+
+// Results of one datagram, as counted in /metrics.
+const (
+	stunPlain         = "plain"
+	stunAuthenticated = "authenticated"
+	stunDropped       = "dropped"
+	stunRateLimited   = "rate_limited"
+)
 
 // listenSTUN binds the two STUN ports: addr and the next port up. With
 // port 0 it picks a free pair.
@@ -121,12 +130,16 @@ func (s *stunServer) serve(ctx context.Context, server int, c *net.UDPConn) {
 			continue
 		}
 		if n > maxSTUNRequest {
+			s.counted(stunDropped)
 			continue
 		}
 		if ok, _ := s.rl.allow(clientKey(src.String()), time.Now()); !ok {
+			s.counted(stunRateLimited)
 			continue
 		}
-		if resp := s.answer(ctx, server, buf[:n], src); resp != nil {
+		resp, result := s.answer(ctx, server, buf[:n], src)
+		s.counted(result)
+		if resp != nil {
 			if _, err := c.WriteToUDPAddrPort(resp, src); err != nil && ctx.Err() == nil {
 				s.log.Debug("stun write", "err", err)
 			}
@@ -134,18 +147,25 @@ func (s *stunServer) serve(ctx context.Context, server int, c *net.UDPConn) {
 	}
 }
 
+func (s *stunServer) counted(result string) {
+	if s.count != nil {
+		s.count(result)
+	}
+}
+
 // answer is the response to one datagram from src on STUN port server, or
-// nil to drop it. It never panics on hostile bytes (FuzzSTUNAnswer).
-func (s *stunServer) answer(ctx context.Context, server int, pkt []byte, src netip.AddrPort) []byte {
+// nil to drop it, and how it was counted. It never panics on hostile bytes
+// (FuzzSTUNAnswer).
+func (s *stunServer) answer(ctx context.Context, server int, pkt []byte, src netip.AddrPort) ([]byte, string) {
 	if len(pkt) > maxSTUNRequest || !stun.IsMessage(pkt) {
-		return nil
+		return nil, stunDropped
 	}
 	m := new(stun.Message)
 	if err := stun.Decode(pkt, m); err != nil || m.Type != stun.BindingRequest {
-		return nil
+		return nil, stunDropped
 	}
 	if m.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(m) != nil {
-		return nil
+		return nil, stunDropped
 	}
 	var username string
 	var key []byte
@@ -153,18 +173,18 @@ func (s *stunServer) answer(ctx context.Context, server int, pkt []byte, src net
 	case hasUser && hasMI:
 		var u stun.Username
 		if u.GetFrom(m) != nil || len(u) == 0 || len(u) > maxSTUNUsername {
-			return nil
+			return nil, stunDropped
 		}
 		k, err := s.svc.STUNKey(ctx, string(u))
 		if err != nil {
-			return nil
+			return nil, stunDropped
 		}
 		if stun.NewShortTermIntegrity(string(k)).Check(m) != nil {
-			return nil
+			return nil, stunDropped
 		}
 		username, key = string(u), k
 	case hasUser || hasMI:
-		return nil // half an authentication: neither plain nor checkable
+		return nil, stunDropped // half an authentication: neither plain nor checkable
 	}
 	ip := src.Addr().Unmap()
 	setters := []stun.Setter{
@@ -178,14 +198,15 @@ func (s *stunServer) answer(ctx context.Context, server int, pkt []byte, src net
 	setters = append(setters, stun.Fingerprint)
 	resp, err := stun.Build(setters...)
 	if err != nil || len(resp.Raw) > 2*len(pkt)+stunAmplificationSlack {
-		return nil
+		return nil, stunDropped
 	}
-	if key != nil {
-		if err := s.svc.ObserveBinding(ctx, username, server, netip.AddrPortFrom(ip, src.Port())); err != nil {
-			return nil
-		}
+	if key == nil {
+		return resp.Raw, stunPlain
 	}
-	return resp.Raw
+	if err := s.svc.ObserveBinding(ctx, username, server, netip.AddrPortFrom(ip, src.Port())); err != nil {
+		return nil, stunDropped
+	}
+	return resp.Raw, stunAuthenticated
 }
 
 // stunListenAddr is where the first STUN port binds by default: the host

@@ -464,6 +464,8 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 		Host:      host,
 		Pending:   pending,
 		STUN:      stun,
+		Changes:   stunChangeBurst,
+		ChangesAt: now,
 		TokenHash: sha256.Sum256([]byte(token)),
 		ExpiresAt: now.Add(r.opts.SessionTTL),
 		Since:     now,

@@ -176,3 +176,52 @@ func TestRegistryOutdatedProof(t *testing.T) {
 		t.Fatalf("v1 proof: %v", err)
 	}
 }
+
+// A session that keeps changing its mapping cannot flood every watcher:
+// a few changes are published at once, the rest is stored (lookups see
+// it) and published by a later observation.
+func TestRegistryObserveBindingBudget(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{SessionTTL: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch, err := f.reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newLocal(t, "alice")
+	sess, err := f.register(t, alice, domain.Endpoints{}, "203.0.113.50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-watch // alice online
+	var last netip.AddrPort
+	for i := range 20 {
+		last = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), uint16(50000+i))
+		if err := f.reg.ObserveBinding(ctx, sess.STUN.Username, 0, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.reg.Lookup(ctx, alice.Name())
+	if err != nil || !slices.Equal(p.Endpoints.File, []string{last.String()}) {
+		t.Fatalf("lookup %+v %v, want the latest mapping", p.Endpoints, err)
+	}
+	f.clock.Advance(5 * time.Second)
+	if err := f.reg.ObserveBinding(ctx, sess.STUN.Username, 0, last); err != nil {
+		t.Fatal(err)
+	}
+	// A sentinel after: the events before it are all alice published.
+	if _, err := f.register(t, newLocal(t, "bob"), domain.Endpoints{}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for ev := range watch {
+		if ev.Peer.Name().String() == "bob" {
+			break
+		}
+		got = append(got, ev.Peer.Endpoints.File[0])
+	}
+	if len(got) != 5 || got[4] != last.String() {
+		t.Fatalf("published %v: want 4 at once, then the latest after the refill", got)
+	}
+}

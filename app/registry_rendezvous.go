@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -17,6 +18,14 @@ import (
 const (
 	stunUsernameBytes = 16
 	stunKeyBytes      = 32
+)
+
+// Budget of presence changes a session's STUN observations may publish:
+// a burst of 4 (first port, second port, a re-binding seen on both), then
+// one per 5 s.
+const (
+	stunChangeBurst = 4
+	stunChangeEvery = 5 * time.Second
 )
 
 // Authenticate checks a session token without renewing the session.
@@ -93,12 +102,26 @@ func (r *Registry) ObserveBinding(ctx context.Context, username string, server i
 	}
 	p.Mapped[server] = ports.MappedAddr{Addr: mapped, At: now}
 	eps := derivePublished(p)
-	changed := !sameEndpoints(eps, p.Endpoints)
+	if !sameEndpoints(eps, p.Endpoints) {
+		p.Unpublished = true
+	}
 	p.Endpoints = eps
+	// Each published change goes to every watcher: a session that keeps
+	// changing its mapping (new source ports) gets a small budget of
+	// changes; beyond it the change is stored (lookups see it) and
+	// published by a later observation with budget — the client repeats
+	// its requests every 25 s.
+	p.Changes = min(stunChangeBurst, p.Changes+now.Sub(p.ChangesAt).Seconds()/stunChangeEvery.Seconds())
+	p.ChangesAt = now
+	publish := p.Unpublished && p.Changes >= 1
+	if publish {
+		p.Changes--
+		p.Unpublished = false
+	}
 	if err := r.presence.Put(ctx, p); err != nil {
 		return fmt.Errorf("put presence of %s: %w", p.Identity.Name(), err)
 	}
-	if changed {
+	if publish {
 		r.log.Debug("reflexive address observed", "peer", p.Identity.Name().String(), "nat", string(eps.NAT))
 		r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: p.Identity, Online: true, Endpoints: eps, LastSeen: now}})
 	}

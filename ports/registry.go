@@ -152,6 +152,13 @@ type Presence struct {
 	Pending domain.Endpoints
 	STUN    STUNCredentials
 	Mapped  [STUNServerPorts]MappedAddr
+	// Changes is the budget of presence changes STUN observations may
+	// still publish (a token bucket refilled over time, as of ChangesAt);
+	// Unpublished: Endpoints changed while the budget was empty, so the
+	// next observation with budget publishes them.
+	Changes     float64
+	ChangesAt   time.Time
+	Unpublished bool
 }
 
 // PresenceStore keeps who is online, with expiry. In memory by default;

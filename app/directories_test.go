@@ -51,15 +51,15 @@ func TestDirectoriesMergeLANEndpointsFirstForTheSameKey(t *testing.T) {
 	t.Parallel()
 	regSvc, lanSvc, d := composed(t)
 	bob := mkLocal(t, "bob")
-	announce(t, regSvc, bob, "203.0.113.5:4000", "203.0.113.5:5000")
+	announce(t, regSvc, bob, "10.77.0.5:4000", "10.77.0.5:5000")
 	announce(t, lanSvc, bob, "192.168.1.5:4000", "192.168.1.5:5000")
 	ctx := context.Background()
 	p, err := d.Lookup(ctx, bob.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Online || !slices.Equal(p.Endpoints.Link, []string{"192.168.1.5:4000", "203.0.113.5:4000"}) ||
-		!slices.Equal(p.Endpoints.File, []string{"192.168.1.5:5000", "203.0.113.5:5000"}) {
+	if !p.Online || !slices.Equal(p.Endpoints.Link, []string{"192.168.1.5:4000", "10.77.0.5:4000"}) ||
+		!slices.Equal(p.Endpoints.File, []string{"192.168.1.5:5000", "10.77.0.5:5000"}) {
 		t.Fatalf("bob %+v: want the LAN endpoints first, then the registry's", p)
 	}
 	list, err := d.Online(ctx)
@@ -72,7 +72,7 @@ func TestDirectoriesNeverMergeALANKeyTheRegistryDoesNotBind(t *testing.T) {
 	t.Parallel()
 	regSvc, lanSvc, d := composed(t)
 	bob, impostor := mkLocal(t, "bob"), mkLocal(t, "bob")
-	announce(t, regSvc, bob, "203.0.113.5:4000", "203.0.113.5:5000")
+	announce(t, regSvc, bob, "10.77.0.5:4000", "10.77.0.5:5000")
 	announce(t, lanSvc, impostor, "192.168.1.66:4000", "192.168.1.66:5000")
 	ctx := context.Background()
 	w, err := d.Watch(ctx)
@@ -107,7 +107,7 @@ func TestDirectoriesBobWhileOfflineInTheRegistryIsNotTakenFromTheLAN(t *testing.
 	t.Parallel()
 	regSvc, lanSvc, d := composed(t)
 	bob, impostor := mkLocal(t, "bob"), mkLocal(t, "bob")
-	rd := announce(t, regSvc, bob, "203.0.113.5:4000", "203.0.113.5:5000")
+	rd := announce(t, regSvc, bob, "10.77.0.5:4000", "10.77.0.5:5000")
 	ctx := context.Background()
 	if err := rd.Unregister(ctx); err != nil { // bob is bound, but offline
 		t.Fatal(err)
@@ -130,9 +130,9 @@ func TestDirectoriesListTheUnionAndOfflineOnlyWhenOfflineEverywhere(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	announce(t, regSvc, carol, "203.0.113.6:4000", "203.0.113.6:5000") // registry only
+	announce(t, regSvc, carol, "10.77.0.6:4000", "10.77.0.6:5000") // registry only
 	announce(t, lanSvc, dave, "192.168.1.8:4000", "192.168.1.8:5000")  // LAN only
-	regBob := announce(t, regSvc, bob, "203.0.113.5:4000", "203.0.113.5:5000")
+	regBob := announce(t, regSvc, bob, "10.77.0.5:4000", "10.77.0.5:5000")
 	lanBob := announce(t, lanSvc, bob, "192.168.1.5:4000", "192.168.1.5:5000")
 	waitMerged := func(what string, ok func(domain.Peer) bool) {
 		t.Helper()
@@ -175,7 +175,7 @@ func TestDirectoriesRegisterAnswersWithTheRegistrysVerdict(t *testing.T) {
 	t.Parallel()
 	regSvc, lanSvc, d := composed(t)
 	alice, other := mkLocal(t, "alice"), mkLocal(t, "alice")
-	announce(t, regSvc, other, "203.0.113.9:4000", "203.0.113.9:5000") // the name is taken
+	announce(t, regSvc, other, "10.77.0.9:4000", "10.77.0.9:5000") // the name is taken
 	err := d.Register(context.Background(), alice, domain.Endpoints{Link: []string{"192.168.1.2:4000"}})
 	if !errors.Is(err, domain.ErrNameTaken) {
 		t.Fatalf("register: %v, want ErrNameTaken", err)
@@ -323,7 +323,7 @@ func (s staticDir) Watch(ctx context.Context) (<-chan ports.DirectoryEvent, erro
 func TestDirectoriesOfflineAtTheRegistryOnlineOnTheLAN(t *testing.T) {
 	t.Parallel()
 	bob := mkLocal(t, "bob")
-	reg := staticDir{{Identity: bob.Identity, Online: false, Endpoints: domain.Endpoints{Link: []string{"203.0.113.5:4000"}}}}
+	reg := staticDir{{Identity: bob.Identity, Online: false, Endpoints: domain.Endpoints{Link: []string{"10.77.0.5:4000"}}}}
 	lan := staticDir{{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{Link: []string{"192.168.1.5:4000"}}}}
 	d, err := app.NewDirectories(reg, lan)
 	if err != nil {

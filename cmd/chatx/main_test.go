@@ -110,7 +110,7 @@ func TestParseSize(t *testing.T) {
 
 func TestOneShotCommandsListOnlyTheirFlags(t *testing.T) {
 	tests := []struct {
-		cmd       string
+		cmd        string
 		has, lacks []string
 	}{
 		{"send", []string{"-timeout", "-profile", "-registry", "-name", "Exit status"}, []string{"-downloads", "-max-incoming", "-yes", "-no-wait"}},

@@ -222,7 +222,7 @@ func TestCtrlCOnTheSenderCancelsAtBothEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Truncate(2 << 30); err != nil {
+	if err := f.Truncate(512 << 20); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

@@ -281,3 +281,50 @@ func waitForBytes(ctx context.Context, t *testing.T, dir string, p *oneShot) {
 		}
 	}
 }
+
+// TestSendWaitsForAnOfflineReceiver: bob has an account but is offline.
+// With --timeout the sender gives up (exit 5); without, it says it waits,
+// and the file goes once bob runs `chatx receive`.
+func TestSendWaitsForAnOfflineReceiver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
+	aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
+	to := filepath.Join(t.TempDir(), "incoming")
+	src := filepath.Join(t.TempDir(), "later.bin")
+	data := writeRandomFile(t, src, 200<<10)
+
+	// bob signs up, then goes offline.
+	first := startOneShot(t, "bob", reg.url, bobDirs, "receive", "--to", to)
+	first.waitStderr(ctx, "waiting for files")
+	_ = first.cmd.Process.Signal(syscall.SIGINT)
+	if code := first.wait(ctx); code != 130 {
+		t.Fatalf("idle receive after Ctrl-C exited %d, want 130\n%s", code, first.logs())
+	}
+
+	impatient := startOneShot(t, "alice", reg.url, aliceDirs, "send", "--timeout", "1s", "bob", src)
+	if code := impatient.wait(ctx); code != 5 {
+		t.Fatalf("send --timeout to an offline peer exited %d, want 5\n%s", code, impatient.logs())
+	}
+	if s := impatient.stderr.String(); !strings.Contains(s, "waiting for bob to come online") || !strings.Contains(s, "bob did not come online within 1s") {
+		t.Fatalf("send --timeout did not say what it waited for:\n%s", impatient.logs())
+	}
+
+	send := startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src)
+	send.waitStderr(ctx, "waiting for bob to come online")
+	recv := startOneShot(t, "bob", reg.url, bobDirs, "receive", "--yes", "--to", to)
+	if code := send.wait(ctx); code != 0 {
+		t.Fatalf("send exited %d\n%s\nreceiver:\n%s", code, send.logs(), recv.logs())
+	}
+	if code := recv.wait(ctx); code != 0 {
+		t.Fatalf("receive exited %d\n%s", code, recv.logs())
+	}
+	got, err := os.ReadFile(filepath.Join(to, "later.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("received file: %v, same bytes %v", err, bytes.Equal(got, data))
+	}
+	// The offer the impatient sender cancelled was not taken.
+	if n := strings.Count(recv.stdout.String(), "saved to"); n != 1 {
+		t.Fatalf("receiver saved %d files, want 1:\n%s", n, recv.logs())
+	}
+}

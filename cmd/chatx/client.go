@@ -223,3 +223,16 @@ func (h *headless) isOnline(ctx context.Context, name domain.Username) bool {
 	}
 	return false
 }
+
+// sendError explains why what (an offer, a message) could not be sent to
+// a peer.
+func sendError(what string, to domain.Username, err error) error {
+	var kc *domain.KeyChangedError
+	switch {
+	case errors.As(err, &kc):
+		return exitf(exitFailed, "%s: %s's key changed: compare safety numbers in the client (chatx) and accept the new key first: %w", what, to, err)
+	case errors.Is(err, domain.ErrUnknownPeer), errors.Is(err, domain.ErrNotFound):
+		return exitf(exitFailed, "%s: nobody is called %s at the registry: %w", what, to, err)
+	}
+	return exitf(exitFailed, "%s to %s: %w", what, to, err)
+}

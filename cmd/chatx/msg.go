@@ -52,14 +52,10 @@ Exit status: 0 delivered (or queued, --no-wait), 1 failed, 2 bad usage, 5 --time
 
 	m, err := h.client.Send(ctx, to, text)
 	if err != nil {
-		var kc *domain.KeyChangedError
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return exitf(exitInterrupted, "interrupted")
-		case errors.As(err, &kc):
-			return exitf(exitFailed, "%s's key changed: compare safety numbers in the client (chatx) and accept the new key first: %w", to, err)
 		}
-		return exitf(exitFailed, "send to %s: %w", to, err)
+		return sendError("message", to, err)
 	}
 	if *noWait {
 		con.statusf("queued for %s", to)

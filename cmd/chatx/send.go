@@ -325,12 +325,5 @@ func (s *sendFlow) giveUpWaiting() error {
 
 // offerError explains why an offer could not be made.
 func (s *sendFlow) offerError(path string, err error) error {
-	var kc *domain.KeyChangedError
-	switch {
-	case errors.As(err, &kc):
-		return exitf(exitFailed, "send %s: %s's key changed: compare safety numbers in the client (chatx) and accept the new key first: %w", path, s.to, err)
-	case errors.Is(err, domain.ErrUnknownPeer), errors.Is(err, domain.ErrNotFound):
-		return exitf(exitFailed, "send %s: nobody is called %s at the registry: %w", path, s.to, err)
-	}
-	return exitf(exitFailed, "send %s to %s: %w", path, s.to, err)
+	return sendError("send "+path, s.to, err)
 }

@@ -22,6 +22,7 @@ type oneShot struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
 	stdout, stderr *syncBuffer
+	profile        string
 	done           chan struct{}
 	code           int
 }
@@ -32,7 +33,8 @@ func startOneShot(t *testing.T, name, registryURL string, dirs clientDirs, args 
 	t.Helper()
 	all := append([]string{args[0], "--name", name, "--profile", dirs.profile, "--registry", registryURL,
 		"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, args[1:]...)
-	p := &oneShot{t: t, cmd: exec.Command(chatxBin, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &oneShot{t: t, cmd: exec.Command(chatxBin, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{},
+		profile: dirs.profile, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
@@ -72,7 +74,7 @@ func (p *oneShot) wait(ctx context.Context) int {
 	case <-p.done:
 		return p.code
 	case <-ctx.Done():
-		p.t.Fatalf("%v did not exit: %v\nstdout:\n%s\nstderr:\n%s", p.cmd.Args[:2], ctx.Err(), p.stdout, p.stderr)
+		p.t.Fatalf("%v did not exit: %v\n%s", p.cmd.Args[:2], ctx.Err(), p.logs())
 		return 0
 	}
 }
@@ -93,8 +95,10 @@ func (p *oneShot) waitStderr(ctx context.Context, want string) {
 	}
 }
 
+// logs is what the process printed, and its log file.
 func (p *oneShot) logs() string {
-	return "stdout:\n" + p.stdout.String() + "\nstderr:\n" + p.stderr.String()
+	log, _ := os.ReadFile(filepath.Join(p.profile, "chatx.log"))
+	return "stdout:\n" + p.stdout.String() + "\nstderr:\n" + p.stderr.String() + "\nchatx.log:\n" + string(log)
 }
 
 func writeRandomFile(t *testing.T, path string, n int) []byte {
@@ -230,6 +234,11 @@ func TestCtrlCOnTheSenderCancelsAtBothEnds(t *testing.T) {
 	recv := startOneShot(t, "bob", reg.url, bobDirs, "receive", "--yes", "--to", to)
 	recv.waitStderr(ctx, "waiting for files")
 	send := startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src)
+	defer func() {
+		if t.Failed() {
+			t.Logf("sender:\n%s", send.logs())
+		}
+	}()
 	recv.waitStderr(ctx, "accepted huge.bin")
 	waitForBytes(ctx, t, to, recv)
 
@@ -240,7 +249,7 @@ func TestCtrlCOnTheSenderCancelsAtBothEnds(t *testing.T) {
 		t.Fatalf("send after Ctrl-C exited %d, want 130\n%s", code, send.logs())
 	}
 	if code := recv.wait(ctx); code != 4 {
-		t.Fatalf("receive exited %d, want 4 (cancelled)\n%s", code, recv.logs())
+		t.Fatalf("receive exited %d, want 4 (cancelled)\n%s\nsender:\n%s", code, recv.logs(), send.logs())
 	}
 	if !strings.Contains(recv.stderr.String(), "huge.bin: cancelled by the sender (alice)") {
 		t.Fatalf("receiver did not say the sender cancelled:\n%s", recv.logs())

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/files"
@@ -201,6 +202,24 @@ func (h *headless) stopped() error {
 		return errors.New("the client stopped")
 	}
 	return fmt.Errorf("the client stopped: %w", h.runErr)
+}
+
+// linkFlushGrace is how long a flow keeps the client up after it told a
+// peer something on its way out (a cancellation).
+const linkFlushGrace = time.Second
+
+// told gives the envelopes just sent (a cancellation) time to leave before
+// close. ports.MessageLink.Send returns once an envelope is queued on the
+// link, not written, and the TCP link drops what is still queued when it
+// shuts down: without this grace a loaded machine can stop before the peer
+// hears of the cancellation, and its transfer then waits to resume.
+func (h *headless) told() {
+	t := time.NewTimer(linkFlushGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-h.exited:
+	}
 }
 
 // close stops the client (it unregisters) and frees what it holds.

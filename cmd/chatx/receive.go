@@ -430,6 +430,9 @@ func (r *receiveFlow) interrupt() error {
 		}
 		n++
 	}
+	if n > 0 {
+		r.h.told()
+	}
 	switch {
 	case n > 0:
 		return exitf(exitInterrupted, "interrupted: cancelled %s (the sender is told)", plural(n, "transfer"))

@@ -298,6 +298,9 @@ func (s *sendFlow) cancelAll() int {
 		o.ended = true
 		n++
 	}
+	if n > 0 {
+		s.h.told()
+	}
 	return n
 }
 

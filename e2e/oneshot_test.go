@@ -114,20 +114,34 @@ func writeRandomFile(t *testing.T, path string, n int) []byte {
 }
 
 // TestSendToReceiveYes: `chatx receive --yes --to DIR` in one process,
-// `chatx send bob FILE` in another; the file arrives byte for byte, both
-// exit 0, and the receiver says where it saved the file.
+// `chatx send bob FILE FOLDER` in another; both arrive byte for byte, both
+// processes exit 0, and the receiver says where it saved each — under a new
+// name for the file whose name was taken.
 func TestSendToReceiveYes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
 	aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
 	to := filepath.Join(t.TempDir(), "incoming")
-	src := filepath.Join(t.TempDir(), "report 2026.bin")
+	base := t.TempDir()
+	src := filepath.Join(base, "report 2026.bin")
 	data := writeRandomFile(t, src, 3<<20+777)
+	album := filepath.Join(base, "album")
+	if err := os.MkdirAll(filepath.Join(album, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	first := writeRandomFile(t, filepath.Join(album, "a.jpg"), 100<<10)
+	second := writeRandomFile(t, filepath.Join(album, "sub", "b.jpg"), 1)
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(to, "report 2026.bin"), []byte("bob's own"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	recv := startOneShot(t, "bob", reg.url, bobDirs, "receive", "--yes", "--to", to)
 	recv.waitStderr(ctx, "waiting for files")
-	send := startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src)
+	send := startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src, album)
 
 	if code := send.wait(ctx); code != 0 {
 		t.Fatalf("send exited %d\n%s\nreceiver:\n%s", code, send.logs(), recv.logs())
@@ -135,16 +149,22 @@ func TestSendToReceiveYes(t *testing.T) {
 	if code := recv.wait(ctx); code != 0 {
 		t.Fatalf("receive exited %d\n%s", code, recv.logs())
 	}
-	dst := filepath.Join(to, "report 2026.bin")
-	got, err := os.ReadFile(dst)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("received file: %v, same bytes %v", err, bytes.Equal(got, data))
+	for path, want := range map[string][]byte{
+		"report 2026 (1).bin": data, "report 2026.bin": []byte("bob's own"),
+		"album/a.jpg": first, "album/sub/b.jpg": second,
+	} {
+		got, err := os.ReadFile(filepath.Join(to, filepath.FromSlash(path)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %v, same bytes %v", path, err, bytes.Equal(got, want))
+		}
 	}
-	if !strings.Contains(recv.stdout.String(), "saved to "+dst+"\n") {
-		t.Fatalf("receiver did not say where the file is:\n%s", recv.logs())
+	for _, saved := range []string{"report 2026 (1).bin", "album"} {
+		if !strings.Contains(recv.stdout.String(), "saved to "+filepath.Join(to, saved)+"\n") {
+			t.Fatalf("receiver did not say it saved %s:\n%s", saved, recv.logs())
+		}
 	}
 	if !strings.Contains(send.stderr.String(), "sent report 2026.bin to bob: 3.0 MiB in") ||
-		!strings.Contains(send.stderr.String(), "average") {
+		!strings.Contains(send.stderr.String(), "average") || !strings.Contains(send.stderr.String(), "sent album to bob") {
 		t.Fatalf("sender printed no summary:\n%s", send.logs())
 	}
 }
@@ -216,31 +236,12 @@ func TestMsgIsDeliveredToARunningClient(t *testing.T) {
 func TestCtrlCOnTheSenderCancelsAtBothEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
-	aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
-	to := filepath.Join(t.TempDir(), "incoming")
-	src := filepath.Join(t.TempDir(), "huge.bin")
-	// Sparse: big enough that the bytes are still moving when the test
-	// sees the first of them arrive, cheap to make.
-	f, err := os.Create(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(512 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	recv := startOneShot(t, "bob", reg.url, bobDirs, "receive", "--yes", "--to", to)
-	recv.waitStderr(ctx, "waiting for files")
-	send := startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src)
+	recv, send, to := startHugeTransfer(ctx, t)
 	defer func() {
 		if t.Failed() {
 			t.Logf("sender:\n%s", send.logs())
 		}
 	}()
-	recv.waitStderr(ctx, "accepted huge.bin")
-	waitForBytes(ctx, t, to, recv)
 
 	if err := send.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -260,6 +261,33 @@ func TestCtrlCOnTheSenderCancelsAtBothEnds(t *testing.T) {
 	if entries, _ := os.ReadDir(to); len(entries) != 0 {
 		t.Fatalf("the cancelled transfer left %d entries in %s (%v)", len(entries), to, entries)
 	}
+}
+
+// startHugeTransfer runs a registry, `chatx receive --yes` as bob and
+// `chatx send bob huge.bin` as alice, and returns once bytes arrive in the
+// receiver's folder (returned too).
+func startHugeTransfer(ctx context.Context, t *testing.T) (recv, send *oneShot, to string) {
+	t.Helper()
+	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
+	aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
+	to = filepath.Join(t.TempDir(), "incoming")
+	src := filepath.Join(t.TempDir(), "huge.bin")
+	// Sparse: big enough that the bytes are still moving when the test
+	// sees the first of them arrive, cheap to make.
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(512 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	recv = startOneShot(t, "bob", reg.url, bobDirs, "receive", "--yes", "--to", to)
+	recv.waitStderr(ctx, "waiting for files")
+	send = startOneShot(t, "alice", reg.url, aliceDirs, "send", "bob", src)
+	recv.waitStderr(ctx, "accepted huge.bin")
+	waitForBytes(ctx, t, to, recv)
+	return recv, send, to
 }
 
 // waitForBytes waits until some file under dir holds data: the transfer's
@@ -335,5 +363,29 @@ func TestSendWaitsForAnOfflineReceiver(t *testing.T) {
 	// The offer the impatient sender cancelled was not taken.
 	if n := strings.Count(recv.stdout.String(), "saved to"); n != 1 {
 		t.Fatalf("receiver saved %d files, want 1:\n%s", n, recv.logs())
+	}
+}
+
+// TestCtrlCOnTheReceiverCancelsAtBothEnds: SIGINT to `chatx receive` while
+// the bytes move: the sender hears who cancelled and exits 4.
+func TestCtrlCOnTheReceiverCancelsAtBothEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	recv, send, to := startHugeTransfer(ctx, t)
+
+	if err := recv.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := recv.wait(ctx); code != 130 {
+		t.Fatalf("receive after Ctrl-C exited %d, want 130\n%s", code, recv.logs())
+	}
+	if code := send.wait(ctx); code != 4 {
+		t.Fatalf("send exited %d, want 4 (cancelled)\n%s\nreceiver:\n%s", code, send.logs(), recv.logs())
+	}
+	if !strings.Contains(send.stderr.String(), "huge.bin: cancelled by bob") {
+		t.Fatalf("sender did not say who cancelled:\n%s", send.logs())
+	}
+	if entries, _ := os.ReadDir(to); len(entries) != 0 {
+		t.Fatalf("the cancelled transfer left %d entries in %s", len(entries), to)
 	}
 }

@@ -61,7 +61,8 @@ Exit status: 0 received, 1 failed, 2 bad usage, 4 cancelled by the sender, 5 --t
 	defer h.close()
 	r := &receiveFlow{h: h, con: con, stdout: stdout, stdin: bufio.NewReader(stdin), answers: make(chan answer, 1),
 		from: only, yes: *yes, keep: *keep, timeout: *timeout, downloads: f.downloads,
-		byID: make(map[domain.TransferID]*incoming), ignored: make(map[domain.TransferID]bool)}
+		byID: make(map[domain.TransferID]*incoming), ignored: make(map[domain.TransferID]bool),
+		earlier: make(map[string][]domain.Transfer)}
 	return r.run(ctx)
 }
 
@@ -98,6 +99,7 @@ type receiveFlow struct {
 	questions []*incoming // offers waiting to be asked about
 	asking    *incoming   // the offer whose question is on screen
 	ignored   map[domain.TransferID]bool
+	earlier   map[string][]domain.Transfer // offers made before we started, by sender (Username.Key)
 	completed int
 }
 
@@ -108,12 +110,19 @@ func (r *receiveFlow) run(ctx context.Context) error {
 	}
 	r.con.statusf("waiting for files%s as %s (fingerprint %s), saving to %s… (Ctrl-C to stop)",
 		who, r.h.me.Name(), r.h.me.Fingerprint().Short(), r.downloads)
-	// Offers that came before we listened (or in an earlier run) wait too.
+	// Offers that came before we listened (or in an earlier run) are taken
+	// up while their sender is online: a sender that went away for good
+	// would leave an accepted transfer we wait for forever.
 	if all, err := r.h.client.Transfers(ctx); err == nil {
 		for i := len(all) - 1; i >= 0; i-- { // oldest first
 			if t := all[i]; t.Direction() == domain.Incoming && t.State() == domain.TransferOffered {
-				r.offer(ctx, t)
+				r.earlier[t.Peer().Key()] = append(r.earlier[t.Peer().Key()], t)
 			}
+		}
+	}
+	for _, ts := range r.earlier {
+		if len(ts) > 0 && r.h.isOnline(ctx, ts[0].Peer()) {
+			r.takeEarlier(ctx, ts[0].Peer())
 		}
 	}
 	ticker := time.NewTicker(tickEvery)
@@ -152,6 +161,10 @@ func (r *receiveFlow) run(ctx context.Context) error {
 			switch e := ev.(type) {
 			case ports.TransferEvent:
 				r.apply(ctx, e.Transfer)
+			case ports.PresenceEvent:
+				if e.Peer.Online {
+					r.takeEarlier(ctx, e.Peer.Name())
+				}
 			case ports.DirectoryStatusEvent:
 				if !e.Connected {
 					r.con.statusf("registry unreachable (%s); retrying…", shown(e.Err))
@@ -230,6 +243,15 @@ func (r *receiveFlow) anyAccepted() bool {
 		}
 	}
 	return false
+}
+
+// takeEarlier takes up the offers peer made before we started.
+func (r *receiveFlow) takeEarlier(ctx context.Context, peer domain.Username) {
+	ts := r.earlier[peer.Key()]
+	delete(r.earlier, peer.Key())
+	for _, t := range ts {
+		r.offer(ctx, t)
+	}
 }
 
 // offer takes a new offer: ignored (not from --from), accepted (--yes) or

@@ -49,6 +49,9 @@ Exit status: 0 delivered (or queued, --no-wait), 1 failed, 2 bad usage, 5 --time
 		return err
 	}
 	defer h.close()
+	if to.Equal(h.me.Name()) {
+		return exitf(exitFailed, "%s is this profile's own name", to)
+	}
 
 	m, err := h.client.Send(ctx, to, text)
 	if err != nil {

@@ -60,6 +60,9 @@ Exit status: 0 all arrived, 1 failed, 2 bad usage, 3 declined, 4 cancelled by NA
 		return err
 	}
 	defer h.close()
+	if to.Equal(h.me.Name()) {
+		return exitf(exitFailed, "%s is this profile's own name", to)
+	}
 	s := &sendFlow{h: h, con: con, to: to, timeout: *timeout, byID: make(map[domain.TransferID]*outgoing)}
 	return s.run(ctx, paths)
 }

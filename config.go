@@ -43,3 +43,7 @@ type RegistryServer struct {
 func newMemoryDirectory(reg ports.RegistryService, cfg memory.DirectoryConfig) (*memory.Directory, func(), error) {
 	return memory.NewDirectory(reg, nil, cfg)
 }
+
+// noPeerStreams stands in for the QUIC transport's ports.PeerStreams until
+// the transport implements it: the message link then runs on TCP alone.
+func noPeerStreams() ports.PeerStreams { return nil }

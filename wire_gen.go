@@ -47,8 +47,9 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	peerStreams := noPeerStreams()
 	config := cfg.Link
-	link, cleanup3, err := tcp.NewLink(me, peerVerifier, config, logger)
+	link, cleanup3, err := tcp.NewLink(me, peerVerifier, peerStreams, config, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()

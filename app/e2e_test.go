@@ -807,6 +807,51 @@ func TestE2EAFullDiskFailsTheTransferOnBothSidesAndNamesNoFile(t *testing.T) {
 	})
 }
 
+// An online peer that cannot be reached is reported once, with the reason,
+// and again once when it is reached; nothing is lost meanwhile.
+func TestE2EAnUnreachableOnlinePeerIsReportedOncePerChange(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	from := alice.events.Len()
+	c.net.Partition(alice.host, bob.host) // both stay online at the registry
+	for i := range 3 {
+		if _, err := alice.client.Send(ctx, bob.me.Name(), fmt.Sprintf("through the wall %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isReach := func(reachable bool) func(ports.Event) bool {
+		return func(e ports.Event) bool {
+			r, ok := e.(ports.ReachabilityEvent)
+			return ok && r.Peer.Equal(bob.me.Name()) && r.Reachable == reachable
+		}
+	}
+	ev, at, err := alice.events.WaitFrom(from, e2eTimeout, isReach(false))
+	if err != nil {
+		t.Fatalf("no unreachable event: %v", err)
+	}
+	if r := ev.(ports.ReachabilityEvent); r.Reason == "" {
+		t.Errorf("unreachable without a reason: %+v", r)
+	}
+	c.net.Heal(alice.host, bob.host)
+	if _, _, err := alice.events.WaitFrom(at+1, e2eTimeout, isReach(true)); err != nil {
+		t.Fatalf("no reachable event after healing: %v", err)
+	}
+	eventually(t, "all three delivered", func() bool { return delivered(t, alice, bob) == 3 })
+	n := 0
+	for _, e := range alice.events.Events() {
+		if isReach(false)(e) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d unreachable events for one outage, want 1", n)
+	}
+}
+
 func TestE2EReceivedTransferSaysWhereItWasSaved(t *testing.T) {
 	c := newCluster(t)
 	alice, bob := c.newNode("alice"), c.newNode("bob")

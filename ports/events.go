@@ -39,6 +39,16 @@ type KeyChangedEvent struct {
 // TypingEvent: the peer is typing.
 type TypingEvent struct{ From domain.Username }
 
+// ReachabilityEvent: an online peer became unreachable (Reason says why:
+// "no path: punching timed out, relay refused …") or reachable again (Path
+// says how). Sent once per change.
+type ReachabilityEvent struct {
+	Peer      domain.Username
+	Reachable bool
+	Reason    string
+	Path      domain.Path
+}
+
 func (MessageEvent) isEvent()         {}
 func (MessageStateEvent) isEvent()    {}
 func (PresenceEvent) isEvent()        {}
@@ -46,6 +56,7 @@ func (DirectoryStatusEvent) isEvent() {}
 func (TransferEvent) isEvent()        {}
 func (KeyChangedEvent) isEvent()      {}
 func (TypingEvent) isEvent()          {}
+func (ReachabilityEvent) isEvent()    {}
 
 // EventSink receives events for user interfaces. Publish never blocks the
 // caller for long: a slow subscriber loses progress events, never messages.

@@ -677,3 +677,32 @@ func TestCancelTransfer(t *testing.T) {
 		return ok
 	})
 }
+
+func TestPeersShowHowEachPeerIsReached(t *testing.T) {
+	t.Parallel()
+	bob := peer(t, "bob", true)
+	bob.Path = domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC, RTT: 42 * time.Millisecond}
+	dave := peer(t, "dave", true)
+	dave.Path = domain.Path{Kind: domain.PathLAN, Transport: domain.TransportTCP}
+	s := start(t, newFake(t, "carol", bob, dave), tui.Options{}, 100, 30)
+	s.waitText("● bob relayed·quic", "● dave lan")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("online · relayed quic 42ms")
+}
+
+func TestAQueuedMessageSaysItIsTryingToReachThePeer(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 120, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.typeText("anyone home?")
+	s.key(tcell.KeyEnter)
+	s.waitText("anyone home?")
+	bob := domain.MustUsername("bob")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reason: "no path: punching timed out"}
+	s.waitText("trying to reach bob…", "punching timed out")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reachable: true, Path: domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC}}
+	s.waitFor("the notice gone", func(screen string) bool { return !strings.Contains(screen, "trying to reach bob") })
+}

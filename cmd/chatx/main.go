@@ -35,6 +35,7 @@ Usage:
   chatx msg NAME TEXT        send one message and exit once NAME's client acknowledged it
   chatx id [flags]           print this profile's name, peer ID and fingerprint
   chatx demo [flags]         try it on one machine: a local registry, a second peer, and the client
+  chatx doctor [flags] [NAME…]  how this machine is reached: NAT, candidates, the path to each NAME
   chatx version              print the version
 
 Run 'chatx <command> -help' for the flags of a command.
@@ -74,6 +75,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runID(ctx, args, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, args, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "chatx", version)
 	case "help":

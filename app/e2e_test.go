@@ -873,3 +873,41 @@ func TestE2EAnUnreachableOnlinePeerIsReportedOncePerChange(t *testing.T) {
 		t.Errorf("%d unreachable events for one outage, want 1", n)
 	}
 }
+
+func TestE2EReceivedTransferSaysWhereItWasSaved(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	alice.local.Put("/home/alice/notes.txt", []byte("new notes"))
+	alice.local.Put("/home/alice/album/a.txt", []byte("a"))
+	bob.downloads.PutFile("notes.txt", []byte("bob's own notes")) // the name is taken
+	for _, tc := range []struct{ path, want string }{
+		{"/home/alice/notes.txt", "notes (1).txt"},
+		{"/home/alice/album", "album"},
+	} {
+		out, err := alice.client.SendFile(ctx, bob.me.Name(), tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.SavedAs() != "" {
+			t.Fatalf("an outgoing transfer says it was saved as %q", out.SavedAs())
+		}
+		waitTransfer(t, bob, inState(out.ID(), domain.TransferOffered))
+		if err := bob.client.AcceptTransfer(ctx, out.ID()); err != nil {
+			t.Fatal(err)
+		}
+		done := waitTransfer(t, bob, inState(out.ID(), domain.TransferCompleted))
+		if done.SavedAs() != tc.want {
+			t.Fatalf("%s saved as %q, want %q", tc.path, done.SavedAs(), tc.want)
+		}
+		if _, ok := bob.downloads.File(tc.want); !ok && tc.want != "album" {
+			t.Fatalf("no file at %q", tc.want)
+		}
+	}
+	if got, _ := bob.downloads.File("notes.txt"); string(got) != "bob's own notes" {
+		t.Fatalf("bob's own file was overwritten: %q", got)
+	}
+}

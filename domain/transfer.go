@@ -173,7 +173,10 @@ type Transfer struct {
 	updatedAt time.Time
 	lastTick  time.Time
 	lastDone  int64
-	source    string // the sender's local path, kept so a transfer can resume after a restart
+	// source is the local path of the files: for an outgoing transfer the
+	// path it reads from (kept so it can resume after a restart), for an
+	// incoming one where it was saved, relative to the downloads folder.
+	source string
 }
 
 // NewTransfer makes a transfer in the offered state.
@@ -228,6 +231,27 @@ func (t Transfer) Source() string       { return t.source }
 
 // WithSource records the local path an outgoing transfer reads from.
 func (t Transfer) WithSource(path string) Transfer { t.source = path; return t }
+
+// SavedAs is where an incoming transfer was saved, relative to the
+// downloads folder and slash-separated: the name its file got (which may be
+// "name (1).ext" when the name was taken), or its folder's name; "" until
+// its first file is saved, and always "" for an outgoing transfer.
+func (t Transfer) SavedAs() string {
+	if t.dir != Incoming {
+		return ""
+	}
+	return t.source
+}
+
+// RecordSaved records the name, relative to the downloads folder, under
+// which an incoming transfer was saved (see SavedAs).
+func (t *Transfer) RecordSaved(rel string) error {
+	if t.dir != Incoming {
+		return fmt.Errorf("transfer %s is outgoing: it is not saved here", t.id.Short())
+	}
+	t.source = rel
+	return nil
+}
 
 func (t Transfer) IsZero() bool { return t.id == TransferID{} }
 

@@ -110,3 +110,37 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestOneShotCommandsListOnlyTheirFlags(t *testing.T) {
+	tests := []struct {
+		cmd        string
+		has, lacks []string
+	}{
+		{"send", []string{"-timeout", "-profile", "-registry", "-name", "Exit status"}, []string{"-downloads", "-max-incoming", "-yes", "-no-wait"}},
+		{"receive", []string{"-from", "-yes", "-to", "-keep", "-max-incoming", "-profile"}, []string{"-downloads", "-no-wait"}},
+		{"msg", []string{"-no-wait", "-timeout", "-profile"}, []string{"-downloads", "-yes", "-max-incoming"}},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		if code := run([]string{tt.cmd, "-help"}, strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("%s -help: exit %d", tt.cmd, code)
+		}
+		help := errOut.String()
+		for _, f := range tt.has {
+			if !strings.Contains(help, f) {
+				t.Errorf("%s -help lacks %s:\n%s", tt.cmd, f, help)
+			}
+		}
+		for _, f := range tt.lacks {
+			if strings.Contains(help, "  "+f+" ") || strings.Contains(help, "  "+f+"\n") {
+				t.Errorf("%s -help lists %s, not one of its flags", tt.cmd, f)
+			}
+		}
+	}
+	for _, args := range [][]string{{"send", "bob"}, {"msg", "bob"}, {"receive", "extra"}, {"send", "Not A Name!", "x"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (usage); %s", args, code, errOut.String())
+		}
+	}
+}

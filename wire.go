@@ -38,6 +38,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		appSet,
 		tcp.ProviderSet,
 		udp.ProviderSet,
+		noRendezvous,
 		registry.NewClient,
 		wire.Bind(new(ports.Directory), new(*registry.Client)),
 		storage.Open,

@@ -54,8 +54,9 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	rendezvous := noRendezvous()
 	udpConfig := cfg.Files
-	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, udpConfig, logger)
+	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, rendezvous, udpConfig, logger)
 	if err != nil {
 		cleanup3()
 		cleanup2()

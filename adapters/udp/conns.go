@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +31,7 @@ type pconn struct {
 	peer        domain.Identity
 	dialledByMe bool
 	kind        domain.PathKind
+	born        time.Time
 	streams     atomic.Int32 // streams of ours and theirs now open on it
 }
 
@@ -44,7 +44,13 @@ type peerEntry struct {
 	cur     *pconn
 	others  []*pconn
 	arrived chan struct{} // closed (and replaced) whenever cur changes
-	dial    sync.Mutex
+	dial    chan struct{} // a token: who holds it is connecting
+}
+
+func newPeerEntry() *peerEntry {
+	p := &peerEntry{arrived: make(chan struct{}), dial: make(chan struct{}, 1)}
+	p.dial <- struct{}{}
+	return p
 }
 
 func (p *peerEntry) all() []*pconn {
@@ -64,7 +70,7 @@ func (t *Transport) entry(key ed25519.PublicKey) *peerEntry {
 	}
 	p := t.peers[string(key)]
 	if p == nil {
-		p = &peerEntry{arrived: make(chan struct{})}
+		p = newPeerEntry()
 		t.peers[string(key)] = p
 	}
 	return p
@@ -96,15 +102,24 @@ func pathRank(k domain.PathKind) int {
 	return 2
 }
 
+// simultaneous is how far apart two connections to one peer may be born
+// and still count as both ends dialling at once.
+const simultaneous = 3 * time.Second
+
 // preferred reports whether a should carry new streams rather than b. Both
-// ends decide alike: the better path, then the connection dialled by the
-// side with the smaller key, then the newer one (a).
+// ends decide alike: the better path; then a connection much newer than
+// the other (the peer dialled again: it lost the old one, say by a
+// restart, while ours has not timed out yet); then, for two dialled at
+// once, the one dialled by the side with the smaller key; then the newer.
 func (t *Transport) preferred(a, b *pconn) bool {
 	if !b.alive() {
 		return true
 	}
 	if ra, rb := pathRank(a.kind), pathRank(b.kind); ra != rb {
 		return ra < rb
+	}
+	if d := a.born.Sub(b.born); d > simultaneous || d < -simultaneous {
+		return d > 0
 	}
 	da, db := t.diallerKey(a), t.diallerKey(b)
 	if c := bytes.Compare(da, db); c != 0 {
@@ -124,6 +139,9 @@ func (t *Transport) diallerKey(c *pconn) []byte {
 // better) and serves the streams the peer opens on it, until it ends. It
 // returns false after close (c is then closed).
 func (t *Transport) adopt(c *pconn) bool {
+	if c.born.IsZero() {
+		c.born = time.Now()
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -133,7 +151,7 @@ func (t *Transport) adopt(c *pconn) bool {
 	key := string(c.peer.PublicKey())
 	p := t.peers[key]
 	if p == nil {
-		p = &peerEntry{arrived: make(chan struct{})}
+		p = newPeerEntry()
 		t.peers[key] = p
 	}
 	var retired *pconn
@@ -289,7 +307,7 @@ func (t *Transport) admit(ctx context.Context, conn *quic.Conn, relayed bool) {
 		return
 	}
 	defer release()
-	c := &pconn{conn: conn, peer: from, kind: kindOf(conn.RemoteAddr(), relayed)}
+	c := &pconn{conn: conn, peer: from, kind: kindOf(conn.RemoteAddr(), relayed), born: time.Now()}
 	t.log.Debug("connection accepted", "peer", from.Name().String(), "remote", conn.RemoteAddr().String(), "path", c.kind)
 	if !t.adopt(c) {
 		return

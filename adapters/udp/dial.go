@@ -35,15 +35,12 @@ func (t *Transport) connect(ctx context.Context, to domain.Peer) (*pconn, bool, 
 	if p == nil {
 		return nil, false, net.ErrClosed
 	}
-	locked := make(chan struct{})
-	go func() { p.dial.Lock(); close(locked) }()
 	select {
-	case <-locked:
+	case <-p.dial:
 	case <-ctx.Done():
-		go func() { <-locked; p.dial.Unlock() }()
 		return nil, false, ctx.Err()
 	}
-	defer p.dial.Unlock()
+	defer func() { p.dial <- struct{}{} }()
 	if c, _ := t.current(key); c != nil {
 		return c, true, nil
 	}

@@ -40,10 +40,11 @@ func TestSTUNLearnsMappingAndReflexiveAddress(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			a, b := startSTUN(t, key, c.a), startSTUN(t, key, c.b)
+			signA := key
 			if c.badKeyA {
-				a.key = "another key"
+				signA = "another key"
 			}
+			a, b := startSTUN(t, key, signA, c.a), startSTUN(t, key, key, c.b)
 			me := newLocalIdentity(t, "alice")
 			rdv := &fakeRendezvous{stun: ports.STUNBinding{Servers: []string{a.addr(), b.addr()}, Username: "s1:alice", Key: []byte(key)}}
 			tr := newRdvTransport(t, me, contract.AcceptAll{}, newHub(), rdv, udp.Config{})
@@ -381,12 +382,10 @@ func TestBadSignalsAreDropped(t *testing.T) {
 func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 	turnAddr, _ := udp.StartPionTURN(t)
 	const key = "k"
-	port := 41000
-	perPort := func(*net.UDPAddr) *net.UDPAddr {
-		port++
-		return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port}
+	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
+		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
 	}
-	s1, s2 := startSTUN(t, key, perPort), startSTUN(t, key, perPort)
+	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
 	h := newHub()
 	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
 	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{

@@ -155,13 +155,15 @@ type stunResponder struct {
 	answered chan struct{}
 }
 
-func startSTUN(t *testing.T, key string, mapped func(*net.UDPAddr) *net.UDPAddr) *stunResponder {
+// startSTUN answers requests that verify with key, signing answers with
+// signKey.
+func startSTUN(t *testing.T, key, signKey string, mapped func(*net.UDPAddr) *net.UDPAddr) *stunResponder {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &stunResponder{conn: c, key: key, check: key, mapped: mapped, answered: make(chan struct{}, 64)}
+	r := &stunResponder{conn: c, key: signKey, check: key, mapped: mapped, answered: make(chan struct{}, 64)}
 	done := make(chan struct{})
 	t.Cleanup(func() { _ = c.Close(); <-done })
 	go func() {

@@ -325,6 +325,11 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 		}
 		if now := time.Now(); now.Sub(last) >= progressEvery {
 			last = now
+			// The write deadline set at the start would otherwise end a
+			// transfer that takes longer than StallTimeout.
+			if err := str.SetWriteDeadline(now.Add(t.cfg.StallTimeout)); err != nil {
+				return interrupted("set deadline", err)
+			}
 			if _, err := str.Write(marshalProgress(written.Load())); err != nil {
 				return interrupted("write progress", err)
 			}

@@ -471,7 +471,7 @@ func (t *Transport) onSignal(ctx context.Context, in ports.Signal) {
 		}
 		t.punch.addCandsLocked(sess, t.probeTargets(s.Cands)...)
 		t.punch.mu.Unlock()
-	case sigRelay:
+	case sigRelay, sigRelayBack:
 		t.punch.mu.Lock()
 		_, replay := t.punch.seen[s.Session]
 		if !replay {
@@ -482,7 +482,7 @@ func (t *Transport) onSignal(ctx context.Context, in ports.Signal) {
 			t.log.Warn("dropped signal: replayed", "from", from)
 			return
 		}
-		t.go_(func() { t.dialRelayed(in.From, s.Cands) })
+		t.go_(func() { t.dialRelayed(in.From, s.Type, s.Cands) })
 	}
 }
 

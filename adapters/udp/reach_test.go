@@ -430,3 +430,53 @@ func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 		t.Fatalf("alice's candidates %v lack the relay", a.Candidates())
 	}
 }
+
+// When the peer cannot reach our relay (here: the relay only lets in an
+// address bob does not send from), bob offers his own relay back and
+// alice dials it from her QUIC socket.
+func TestRelayOfferedBackWhenThePeerCannotReachOurs(t *testing.T) {
+	turnAddr, _ := udp.StartPionTURN(t)
+	const key = "k"
+	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
+		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
+	}
+	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
+	h := newHub()
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	relayFor := func(name string) []ports.RelayServer {
+		return []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", name, time.Hour)}
+	}
+	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
+		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
+		relays: relayFor("alice"),
+	}, udp.Config{})
+	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, &fakeRendezvous{relays: relayFor("bob")}, udp.Config{ListenAddr: "127.0.0.2:0"})
+	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	bobPeer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: []string{"127.0.0.3:9"}, NAT: domain.NATEndpointDependent}}
+	out, err := a.OpenStream(ctx, bobPeer)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	defer out.Close()
+	if _, err := out.Write([]byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(in, got); err != nil || string(got) != "back" {
+		t.Fatalf("bob read %q, %v", got, err)
+	}
+	if out.Path().Kind != domain.PathRelayed || in.Path().Kind != domain.PathRelayed {
+		t.Fatalf("paths %v / %v, want relayed", out.Path(), in.Path())
+	}
+	if !slices.ContainsFunc(b.Candidates(), func(s string) bool { return len(s) > 5 && s[:5] == "relay" }) {
+		t.Fatalf("bob's candidates %v lack his relay: alice's relay carried it after all", b.Candidates())
+	}
+}

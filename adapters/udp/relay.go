@@ -16,8 +16,13 @@ import (
 )
 
 // relayWait bounds how long the relay stage waits for the peer to dial our
-// relay address after the signal went out.
-const relayWait = 5 * time.Second
+// relay address after the signal went out (long enough for the peer to
+// fail relayDial and offer its own relay instead); relayDial bounds the
+// peer's dial of a relay address.
+const (
+	relayWait = 8 * time.Second
+	relayDial = 2 * time.Second
+)
 
 // relayState is our TURN allocation, while we hold one, with the second
 // quic.Transport that listens on it (never the main socket: the TURN
@@ -94,40 +99,19 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 	if err != nil {
 		return err
 	}
-	var permit []net.Addr
-	seen := map[netip.Addr]bool{}
-	add := func(a netip.Addr) {
-		switch domain.ScopeOf(a) {
-		case domain.ScopePublic, domain.ScopePrivate, domain.ScopeLoopback:
-		default:
-			return
-		}
-		if !seen[a] && len(permit) < maxCandidates {
-			seen[a] = true
-			permit = append(permit, &net.UDPAddr{IP: a.AsSlice()})
-		}
-	}
+	var known []netip.Addr
 	for _, ep := range to.Endpoints.File {
 		if ap, err := netip.ParseAddrPort(ep); err == nil {
-			add(ap.Addr().Unmap())
+			known = append(known, ap.Addr().Unmap())
 		}
 	}
 	for _, c := range t.punch.peerCandidates(to.Identity) {
-		add(c.Addr.Addr())
+		known = append(known, c.Addr.Addr())
 	}
-	if len(permit) == 0 {
-		return errors.New("no address of the peer to permit on the relay")
-	}
-	if err := alloc.Permit(permit...); err != nil {
-		return fmt.Errorf("relay permission: %w", err)
+	if err := t.offerRelay(ctx, alloc, to.Identity, sigRelay, known); err != nil {
+		return err
 	}
 	ap, _ := t.relay.addr()
-	var session [16]byte
-	_, _ = rand.Read(session[:])
-	payload := t.newSignal(sigRelay, session, to.Identity, []candidate{{Kind: candRelay, Addr: ap}})
-	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
-		return fmt.Errorf("signal: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, relayWait)
 	defer cancel()
 	for {
@@ -143,13 +127,49 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 	}
 }
 
+// offerRelay permits the peer's addresses (at most maxCandidates) on our
+// allocation and signals our relay address with our other candidates.
+func (t *Transport) offerRelay(ctx context.Context, alloc relayAllocation, to domain.Identity, typ byte, peerAddrs []netip.Addr) error {
+	var permit []net.Addr
+	seen := map[netip.Addr]bool{}
+	for _, a := range peerAddrs {
+		switch domain.ScopeOf(a) {
+		case domain.ScopePublic, domain.ScopePrivate, domain.ScopeLoopback:
+		default:
+			continue
+		}
+		if !seen[a] && len(permit) < maxCandidates {
+			seen[a] = true
+			permit = append(permit, &net.UDPAddr{IP: a.AsSlice()})
+		}
+	}
+	if len(permit) == 0 {
+		return errors.New("no address of the peer to permit on the relay")
+	}
+	if err := alloc.Permit(permit...); err != nil {
+		return fmt.Errorf("relay permission: %w", err)
+	}
+	ap, _ := t.relay.addr()
+	cands := append([]candidate{{Kind: candRelay, Addr: ap}}, t.ourCandidates()...)
+	var session [16]byte
+	_, _ = rand.Read(session[:])
+	if err := t.rdv.Signal(ctx, to, t.newSignal(typ, session, to, cands)); err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	return nil
+}
+
 // dialRelayed answers a relay signal: dial the peer's relay address from
-// our QUIC socket, expecting the peer's key.
-func (t *Transport) dialRelayed(peer domain.Identity, cands []candidate) {
-	ctx, cancel := context.WithTimeout(t.ctx, relayWait)
+// our QUIC socket, expecting the peer's key. When that fails (our UDP
+// cannot reach the relay, say) and the signal was a first offer, offer our
+// own relay back: the peer then dials it from its socket.
+func (t *Transport) dialRelayed(peer domain.Identity, typ byte, cands []candidate) {
+	ctx, cancel := context.WithTimeout(t.ctx, relayDial)
 	defer cancel()
+	var others []netip.Addr
 	for _, c := range cands {
 		if c.Kind != candRelay {
+			others = append(others, c.Addr.Addr())
 			continue
 		}
 		conn, err := t.dialAddr(ctx, c.Addr, peer)
@@ -159,6 +179,18 @@ func (t *Transport) dialRelayed(peer domain.Identity, cands []candidate) {
 		}
 		t.adopt(&pconn{conn: conn, peer: peer, dialledByMe: true, kind: domain.PathRelayed})
 		return
+	}
+	if typ != sigRelay {
+		return
+	}
+	bctx, bcancel := context.WithTimeout(t.ctx, relayWait)
+	defer bcancel()
+	alloc, err := t.ensureRelay(bctx)
+	if err == nil {
+		err = t.offerRelay(bctx, alloc, peer, sigRelayBack, others)
+	}
+	if err != nil {
+		t.log.Info("cannot offer our relay back", "peer", peer.Name().String(), "err", err)
 	}
 }
 

@@ -22,6 +22,9 @@ const (
 	sigConnect byte = 1 // "connect to me": the initiator's candidates
 	sigAnswer  byte = 2 // the responder's candidates, same session
 	sigRelay   byte = 3 // "dial me at my relay address"
+	// sigRelayBack: "I could not reach your relay: dial mine" (sent once,
+	// never answered with another relay signal).
+	sigRelayBack byte = 4
 )
 
 // Candidate kinds (RFC 8445 vocabulary).
@@ -126,7 +129,7 @@ func parseSignal(b []byte) (signal, error) {
 		return s, fmt.Errorf("%w: version %d", errBadSignal, b[4])
 	}
 	s.Type = b[5]
-	if s.Type < sigConnect || s.Type > sigRelay {
+	if s.Type < sigConnect || s.Type > sigRelayBack {
 		return s, fmt.Errorf("%w: type %d", errBadSignal, s.Type)
 	}
 	copy(s.Session[:], b[6:22])

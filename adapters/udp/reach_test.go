@@ -480,3 +480,24 @@ func TestRelayOfferedBackWhenThePeerCannotReachOurs(t *testing.T) {
 		t.Fatalf("bob's candidates %v lack his relay: alice's relay carried it after all", b.Candidates())
 	}
 }
+
+// Candidates are raced, not tried in turn: a first endpoint where nothing
+// answers does not hold up the second, even with a handshake timeout
+// longer than the whole test may take.
+func TestDirectCandidatesAreRaced(t *testing.T) {
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	a := newTransport(t, alice, contract.AcceptAll{}, udp.Config{HandshakeTimeout: 10 * time.Minute, ConnectTimeout: 10 * time.Minute})
+	b := newTransport(t, bob, contract.AcceptAll{}, udp.Config{})
+	silent := newHarness(t) // reads nothing, answers nothing
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	peer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: append([]string{silent.addr.String()}, b.Endpoints()...)}}
+	out, err := a.OpenStream(ctx, peer)
+	if err != nil {
+		t.Fatalf("OpenStream with a silent first endpoint: %v", err)
+	}
+	defer out.Close()
+	if got := out.Path().Remote; got != b.Endpoints()[0] {
+		t.Fatalf("connected to %s, want bob at %s", got, b.Endpoints()[0])
+	}
+}

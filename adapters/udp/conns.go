@@ -45,6 +45,8 @@ type peerEntry struct {
 	others  []*pconn
 	arrived chan struct{} // closed (and replaced) whenever cur changes
 	dial    chan struct{} // a token: who holds it is connecting
+	// upgrading: a loop tries to move the peer off a relay.
+	upgrading bool
 }
 
 func newPeerEntry() *peerEntry {

@@ -84,12 +84,13 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	}
 	never := (<-chan time.Time)(nil)
 	punchC, relayC := never, never
+	bothED := t.reach.nat() == domain.NATEndpointDependent && to.Endpoints.NAT == domain.NATEndpointDependent
 	if t.rdv != nil {
 		first := t.cfg.PunchAfter
 		if len(direct) == 0 {
 			first = 0
 		}
-		if t.reach.nat() == domain.NATEndpointDependent && to.Endpoints.NAT == domain.NATEndpointDependent {
+		if bothED {
 			// Punching cannot open two endpoint-dependent NATs.
 			relayC = time.After(first)
 		} else {
@@ -111,6 +112,9 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	for {
 		if c, _ := t.current(key); c != nil {
 			t.log.Debug("connected", "peer", name, "path", pathOf(c).String(), "after", time.Since(begun).Round(time.Millisecond))
+			if c.kind == domain.PathRelayed && !bothED && t.rdv != nil {
+				t.upgradeLater(to)
+			}
 			return c, nil
 		}
 		if running == 0 && punchC == nil && relayC == nil {
@@ -376,4 +380,54 @@ func (t *Transport) dialOn(ctx context.Context, qt *quic.Transport, addr net.Add
 		return nil, cerr
 	}
 	return nil, err
+}
+
+// Upgrading a relayed connection: punching is tried again every
+// upgradeEvery, at most upgradeTries times, while the peer's connection is
+// relayed. A punched connection is preferred (a better path) at both ends;
+// the relayed one retires once no stream runs on it.
+const (
+	upgradeEvery = 20 * time.Second
+	upgradeTries = 6
+)
+
+// upgradeLater starts the upgrade loop for the peer, once at a time.
+func (t *Transport) upgradeLater(to domain.Peer) {
+	p := t.entry(to.Identity.PublicKey())
+	if p == nil {
+		return
+	}
+	t.mu.Lock()
+	if p.upgrading {
+		t.mu.Unlock()
+		return
+	}
+	p.upgrading = true
+	t.mu.Unlock()
+	t.go_(func() {
+		defer func() {
+			t.mu.Lock()
+			p.upgrading = false
+			t.mu.Unlock()
+		}()
+		for range upgradeTries {
+			tm := time.NewTimer(upgradeEvery)
+			select {
+			case <-tm.C:
+			case <-t.ctx.Done():
+				tm.Stop()
+				return
+			}
+			c, _ := t.current(to.Identity.PublicKey())
+			if c == nil || c.kind != domain.PathRelayed {
+				return
+			}
+			err := t.punchPeer(t.ctx, to)
+			if err == nil {
+				t.log.Info("moved off the relay", "peer", to.Name().String())
+				return
+			}
+			t.log.Debug("still relayed", "peer", to.Name().String(), "err", err)
+		}
+	})
 }

@@ -174,7 +174,10 @@ func (t *Transport) adopt(c *pconn) bool {
 		t.retire(retired)
 	}
 	t.reach.reached(t, c)
-	t.go_(func() { t.serveConn(c) })
+	if !t.go_(func() { t.serveConn(c) }) {
+		_ = c.conn.CloseWithError(connClosed, "closing")
+		return false
+	}
 	return true
 }
 

@@ -52,6 +52,7 @@ func (t *Transport) connect(ctx context.Context, to domain.Peer) (*pconn, bool, 
 // adopted a connection.
 type stageResult struct {
 	stage string
+	c     *pconn // what the stage adopted, if it knows
 	err   error
 }
 
@@ -65,12 +66,13 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 
 	results := make(chan stageResult, 3)
 	running := 0
-	start := func(stage string, f func(context.Context) error) {
+	start := func(stage string, f func(context.Context) (*pconn, error)) {
 		running++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- stageResult{stage, f(cctx)}
+			c, err := f(cctx)
+			results <- stageResult{stage, c, err}
 		}()
 	}
 	direct := t.directCandidates(to)
@@ -80,7 +82,7 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 		return nil, err
 	}
 	if len(direct) > 0 {
-		start("direct", func(ctx context.Context) error { return t.raceDirect(ctx, to, direct) })
+		start("direct", func(ctx context.Context) (*pconn, error) { return t.raceDirect(ctx, to, direct) })
 	}
 	never := (<-chan time.Time)(nil)
 	punchC, relayC := never, never
@@ -100,11 +102,11 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	}
 	startPunch := func() {
 		punchC = never
-		start("punch", func(ctx context.Context) error { return t.punchPeer(ctx, to) })
+		start("punch", func(ctx context.Context) (*pconn, error) { return t.punchPeer(ctx, to) })
 	}
 	startRelay := func() {
 		relayC = never
-		start("relay", func(ctx context.Context) error { return t.relayPeer(ctx, to) })
+		start("relay", func(ctx context.Context) (*pconn, error) { return nil, t.relayPeer(ctx, to) })
 	}
 
 	_, arrived := t.current(key)
@@ -136,6 +138,10 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 			running--
 			if r.err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.stage, r.err))
+			} else if c, _ := t.current(key); c == nil && r.c != nil {
+				// The peer closed it at once (it refused us, say): the
+				// caller's stream on it reports why.
+				return r.c, nil
 			}
 		case <-punchC:
 			startPunch()
@@ -161,6 +167,9 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 func (t *Transport) unreachable(to domain.Peer, errs []error) error {
 	var keyErr *domain.KeyChangedError
 	var err error
+	if len(errs) == 0 {
+		errs = []error{errors.New("the connection closed as soon as it was made")}
+	}
 	joined := errors.Join(errs...)
 	switch {
 	case errors.As(joined, &keyErr):
@@ -287,7 +296,7 @@ func inSubnets(ip netip.Addr, subnets []netip.Prefix) bool {
 // stale and belong to someone else now, so a key mismatch does not stop
 // the race; it is returned (a *domain.KeyChangedError) only when no
 // candidate succeeded.
-func (t *Transport) raceDirect(ctx context.Context, to domain.Peer, cands []netip.AddrPort) error {
+func (t *Transport) raceDirect(ctx context.Context, to domain.Peer, cands []netip.AddrPort) (*pconn, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -333,10 +342,10 @@ func (t *Transport) raceDirect(ctx context.Context, to domain.Peer, cands []neti
 			if r.err == nil {
 				c := &pconn{conn: r.conn, peer: to.Identity, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(r.addr), false)}
 				t.adopt(c)
-				return nil
+				return c, nil
 			}
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			var kc *domain.KeyChangedError
 			if errors.As(r.err, &kc) || errors.Is(r.err, ErrPeerMismatch) {
@@ -352,13 +361,13 @@ func (t *Transport) raceDirect(ctx context.Context, to domain.Peer, cands []neti
 				stagger.Reset(t.cfg.DialStagger)
 			}
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	if keyErr != nil {
-		return keyErr
+		return nil, keyErr
 	}
-	return errors.Join(errs...)
+	return nil, errors.Join(errs...)
 }
 
 // dialAddr dials QUIC to addr from the main socket and checks that the
@@ -422,7 +431,7 @@ func (t *Transport) upgradeLater(to domain.Peer) {
 			if c == nil || c.kind != domain.PathRelayed {
 				return
 			}
-			err := t.punchPeer(t.ctx, to)
+			_, err := t.punchPeer(t.ctx, to)
 			if err == nil {
 				t.log.Info("moved off the relay", "peer", to.Name().String())
 				return

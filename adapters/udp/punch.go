@@ -239,15 +239,15 @@ func (t *Transport) newSignal(typ byte, session [16]byte, to domain.Identity, ca
 // punchPeer is the initiator's side: signal our candidates, probe the
 // peer's, and dial QUIC to the first address that answered a probe with
 // the peer's key.
-func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) error {
+func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, error) {
 	s, err := t.punch.open([16]byte{}, to.Identity, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer t.punch.close(s)
 	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
-		return fmt.Errorf("signal: %w", err)
+		return nil, fmt.Errorf("signal: %w", err)
 	}
 	// The directory's endpoints of the peer (its reflexive address among
 	// them) are probed at once; the answer adds the rest.
@@ -256,18 +256,20 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) error {
 		known = append(known, candidate{Kind: candSrflx, Addr: a})
 	}
 	t.punch.addCands(s, t.probeTargets(known)...)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, punchLifetime)
 	defer cancel()
 	defer t.startProbing(ctx, s)()
 	select {
 	case addr := <-s.validated:
 		cancel()
-		conn, err := t.dialAddr(context.WithoutCancel(ctx), addr, to.Identity)
+		conn, err := t.dialAddr(parent, addr, to.Identity)
 		if err != nil {
-			return fmt.Errorf("dial punched %s: %w", addr, err)
+			return nil, fmt.Errorf("dial punched %s: %w", addr, err)
 		}
-		t.adopt(&pconn{conn: conn, peer: to.Identity, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false)})
-		return nil
+		c := &pconn{conn: conn, peer: to.Identity, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false)}
+		t.adopt(c)
+		return c, nil
 	case <-ctx.Done():
 		t.punch.mu.Lock()
 		n, sent := len(s.order), 0
@@ -277,9 +279,9 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) error {
 		}
 		t.punch.mu.Unlock()
 		if !answered {
-			return fmt.Errorf("no answer to our signal; %d probes to %d candidates, none answered", sent, n)
+			return nil, fmt.Errorf("no answer to our signal; %d probes to %d candidates, none answered", sent, n)
 		}
-		return fmt.Errorf("%d probes to %d candidates, none answered with %s's key", sent, n, to.Name())
+		return nil, fmt.Errorf("%d probes to %d candidates, none answered with %s's key", sent, n, to.Name())
 	}
 }
 

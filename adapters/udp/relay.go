@@ -28,12 +28,13 @@ const (
 // quic.Transport that listens on it (never the main socket: the TURN
 // client has its own).
 type relayState struct {
-	mu    sync.Mutex
-	alloc relayAllocation
-	qt    *quic.Transport
-	ln    *quic.Listener
-	ap    netip.AddrPort
-	done  bool
+	making sync.Mutex // held while allocating (network round trips)
+	mu     sync.Mutex // guards the fields below
+	alloc  relayAllocation
+	qt     *quic.Transport
+	ln     *quic.Listener
+	ap     netip.AddrPort
+	done   bool
 }
 
 func (r *relayState) addr() (netip.AddrPort, bool) {
@@ -58,13 +59,16 @@ func (r *relayState) close() {
 // ensureRelay allocates a relay on the rendezvous' TURN servers once and
 // listens for QUIC on it (connections there are relayed).
 func (t *Transport) ensureRelay(ctx context.Context) (relayAllocation, error) {
+	t.relay.making.Lock()
+	defer t.relay.making.Unlock()
 	t.relay.mu.Lock()
-	defer t.relay.mu.Unlock()
-	if t.relay.done {
+	done, have := t.relay.done, t.relay.alloc
+	t.relay.mu.Unlock()
+	if done {
 		return nil, net.ErrClosed
 	}
-	if t.relay.alloc != nil {
-		return t.relay.alloc, nil
+	if have != nil {
+		return have, nil
 	}
 	servers, err := t.rdv.Relays(ctx)
 	if err != nil {
@@ -85,7 +89,16 @@ func (t *Transport) ensureRelay(ctx context.Context) (relayAllocation, error) {
 		_ = alloc.Close()
 		return nil, fmt.Errorf("quic listen on the relay: %w", err)
 	}
+	t.relay.mu.Lock()
+	if t.relay.done {
+		t.relay.mu.Unlock()
+		_ = ln.Close()
+		_ = qt.Close()
+		_ = alloc.Close()
+		return nil, net.ErrClosed
+	}
 	t.relay.alloc, t.relay.qt, t.relay.ln, t.relay.ap = alloc, qt, ln, ap
+	t.relay.mu.Unlock()
 	t.go_(func() { t.acceptLoop(t.ctx, ln, true) })
 	t.log.Info("relay allocated", "relay", ap.String())
 	return alloc, nil

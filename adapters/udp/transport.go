@@ -57,6 +57,8 @@ type Transport struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
+	bgMu   sync.Mutex
+	bgDone bool // no goroutine starts any more
 
 	mu     sync.Mutex
 	peers  map[string]*peerEntry // by the peer's public key
@@ -151,13 +153,20 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	return t, t.close, nil
 }
 
-// go_ runs f as a background goroutine owned by the transport.
-func (t *Transport) go_(f func()) {
+// go_ runs f as a background goroutine owned by the transport, unless
+// the transport is closing (then it reports false and f never runs).
+func (t *Transport) go_(f func()) bool {
+	t.bgMu.Lock()
+	defer t.bgMu.Unlock()
+	if t.bgDone {
+		return false
+	}
 	t.bg.Add(1)
 	go func() {
 		defer t.bg.Done()
 		f()
 	}()
+	return true
 }
 
 // Endpoints are the listening port on each of this host's addresses
@@ -215,5 +224,8 @@ func (t *Transport) close() {
 	t.relay.close()
 	_ = t.qt.Close()
 	_ = t.udp.Close()
+	t.bgMu.Lock()
+	t.bgDone = true
+	t.bgMu.Unlock()
 	t.bg.Wait()
 }

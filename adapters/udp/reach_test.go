@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -499,5 +502,62 @@ func TestDirectCandidatesAreRaced(t *testing.T) {
 	defer out.Close()
 	if got := out.Path().Remote; got != b.Endpoints()[0] {
 		t.Fatalf("connected to %s, want bob at %s", got, b.Endpoints()[0])
+	}
+}
+
+// recordLog keeps the messages of INFO records.
+type recordLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recordLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (r *recordLog) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, rec.Message)
+	r.mu.Unlock()
+	return nil
+}
+func (r *recordLog) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recordLog) WithGroup(string) slog.Handler      { return r }
+
+func (r *recordLog) count(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.msgs {
+		if strings.HasPrefix(m, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// An online peer that cannot be reached is logged at INFO once per change
+// of the reason, and every failed attempt is in the doctor's list.
+func TestUnreachablePeerLoggedOncePerChange(t *testing.T) {
+	h := newHub()
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	logs := &recordLog{}
+	rdv := &fakeRendezvous{hub: h, me: alice.Identity}
+	a, cleanup, err := udp.NewTransport(alice, contract.AcceptAll{}, rdv, udp.Config{ListenAddr: "127.0.0.1:0"}, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	// bob is "online" but nobody reads his signals and he has no endpoint.
+	bobPeer := domain.Peer{Identity: bob.Identity, Online: true}
+	for range 2 {
+		_, err := a.OpenStream(context.Background(), bobPeer)
+		if !errors.Is(err, ports.ErrUnreachable) {
+			t.Fatalf("OpenStream = %v, want ErrUnreachable", err)
+		}
+	}
+	if n := logs.count("cannot reach bob: "); n != 1 {
+		t.Fatalf("%d INFO lines 'cannot reach bob', want 1", n)
+	}
+	att := a.Attempts()
+	if len(att) < 2 || att[0].Err == nil || att[1].Err == nil || att[0].Detail == "" {
+		t.Fatalf("attempts %+v, want two failures with a reason", att)
 	}
 }

@@ -242,10 +242,15 @@ func (t *Transport) directCandidates(to domain.Peer) []netip.AddrPort {
 			sameNAT = true
 		}
 	}
+	loopbackOK := sameHost(all)
 	var out []netip.AddrPort
 	for _, ap := range all {
 		switch domain.ScopeOf(ap.Addr()) {
-		case domain.ScopePublic, domain.ScopeLoopback:
+		case domain.ScopePublic:
+		case domain.ScopeLoopback:
+			if !loopbackOK {
+				continue
+			}
 		case domain.ScopePrivate:
 			if !(sameNAT || len(refl) == 0 || inSubnets(ap.Addr(), subnets)) {
 				continue
@@ -259,6 +264,41 @@ func (t *Transport) directCandidates(to domain.Peer) []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// sameHost reports whether a peer listing cands may be on this host, so
+// that its loopback candidates are worth dialling: all of them are
+// loopback (a loopback-only setup), or one is an address of ours.
+func sameHost(cands []netip.AddrPort) bool {
+	all := true
+	for _, c := range cands {
+		if domain.ScopeOf(c.Addr()) != domain.ScopeLoopback {
+			all = false
+		}
+	}
+	if all {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		for _, c := range cands {
+			if c.Addr() == ip.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func localSubnets() []netip.Prefix {

@@ -192,13 +192,24 @@ func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
 			}
 		}
 	}
+	var addrs []netip.AddrPort
+	for _, c := range cands {
+		if c.Kind != candRelay {
+			addrs = append(addrs, c.Addr)
+		}
+	}
+	loopbackOK := sameHost(addrs)
 	var out []netip.AddrPort
 	for _, c := range cands {
 		if c.Kind == candRelay || c.Addr.Port() == 0 {
 			continue
 		}
 		switch domain.ScopeOf(c.Addr.Addr()) {
-		case domain.ScopePublic, domain.ScopeLoopback:
+		case domain.ScopePublic:
+		case domain.ScopeLoopback:
+			if !loopbackOK {
+				continue
+			}
 		case domain.ScopePrivate:
 			if !(sameNAT || len(refl) == 0 || inSubnets(c.Addr.Addr(), subnets)) {
 				continue

@@ -561,3 +561,22 @@ func TestUnreachablePeerLoggedOncePerChange(t *testing.T) {
 		t.Fatalf("attempts %+v, want two failures with a reason", att)
 	}
 }
+
+// A peer on another host (none of its addresses is ours) may list
+// loopback addresses; dialling them would reach whatever listens on our
+// own loopback, so they are skipped — even when the transport found there
+// would prove the peer's key.
+func TestLoopbackCandidatesOfAnotherHostAreNotDialled(t *testing.T) {
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	a := newTransport(t, alice, contract.AcceptAll{}, udp.Config{HandshakeTimeout: 500 * time.Millisecond})
+	b := newTransport(t, bob, contract.AcceptAll{}, udp.Config{})
+	elsewhere := "192.0.2.250:9" // TEST-NET-1, not an address of this host
+	peer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: append([]string{elsewhere}, b.Endpoints()...)}}
+	_, err := a.OpenStream(context.Background(), peer)
+	if !errors.Is(err, domain.ErrPeerOffline) {
+		t.Fatalf("OpenStream = %v, want ErrPeerOffline (the loopback candidate skipped)", err)
+	}
+	if p := a.Path(bob.Identity); !p.IsZero() {
+		t.Fatalf("connected over %v", p)
+	}
+}

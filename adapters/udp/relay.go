@@ -83,7 +83,7 @@ func (t *Transport) ensureRelay(ctx context.Context) (relayAllocation, error) {
 		_ = alloc.Close()
 		return nil, fmt.Errorf("relay address %v", alloc.RelayAddr())
 	}
-	qt := &quic.Transport{Conn: alloc.PacketConn()}
+	qt := &quic.Transport{Conn: relayConn{alloc.PacketConn()}}
 	ln, err := qt.Listen(serverTLS(t.cert), t.qconf)
 	if err != nil {
 		_ = alloc.Close()
@@ -219,3 +219,12 @@ func (p *puncher) peerCandidates(peer domain.Identity) []candidate {
 	}
 	return out
 }
+
+// relayConn is the relayed PacketConn as quic-go sees it. Its datagrams are
+// read from the TURN client's own socket, whose buffers are the client's
+// business; quic-go asks to raise them and, when it cannot, prints a
+// warning with the standard logger straight onto the user's terminal.
+type relayConn struct{ net.PacketConn }
+
+func (relayConn) SetReadBuffer(int) error  { return nil }
+func (relayConn) SetWriteBuffer(int) error { return nil }

@@ -143,24 +143,45 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 // offerRelay permits the peer's addresses (at most maxCandidates) on our
 // allocation and signals our relay address with our other candidates.
 func (t *Transport) offerRelay(ctx context.Context, alloc relayAllocation, to domain.Identity, typ byte, peerAddrs []netip.Addr) error {
-	var permit []net.Addr
+	// The peer's packets reach the relay from its public (NAT) address:
+	// those are permitted in one request. Others (a LAN or loopback setup)
+	// one by one, best effort: a server may refuse private peers (coturn's
+	// denied-peer-ip), which must not cost the public ones.
+	var public, other []net.Addr
 	seen := map[netip.Addr]bool{}
 	for _, a := range peerAddrs {
-		switch domain.ScopeOf(a) {
-		case domain.ScopePublic, domain.ScopePrivate, domain.ScopeLoopback:
-		default:
+		if seen[a] || len(public)+len(other) >= maxCandidates {
 			continue
 		}
-		if !seen[a] && len(permit) < maxCandidates {
-			seen[a] = true
-			permit = append(permit, &net.UDPAddr{IP: a.AsSlice()})
+		seen[a] = true
+		switch domain.ScopeOf(a) {
+		case domain.ScopePublic:
+			public = append(public, &net.UDPAddr{IP: a.AsSlice()})
+		case domain.ScopePrivate, domain.ScopeLoopback:
+			other = append(other, &net.UDPAddr{IP: a.AsSlice()})
 		}
 	}
-	if len(permit) == 0 {
-		return errors.New("no address of the peer to permit on the relay")
+	permitted := 0
+	var errs []error
+	if len(public) > 0 {
+		if err := alloc.Permit(public...); err != nil {
+			errs = append(errs, err)
+		} else {
+			permitted += len(public)
+		}
 	}
-	if err := alloc.Permit(permit...); err != nil {
-		return fmt.Errorf("relay permission: %w", err)
+	for _, a := range other {
+		if err := alloc.Permit(a); err != nil {
+			errs = append(errs, err)
+		} else {
+			permitted++
+		}
+	}
+	if permitted == 0 {
+		if len(errs) == 0 {
+			return errors.New("no address of the peer to permit on the relay")
+		}
+		return fmt.Errorf("relay permission: %w", errors.Join(errs...))
 	}
 	ap, _ := t.relay.addr()
 	cands := append([]candidate{{Kind: candRelay, Addr: ap}}, t.ourCandidates()...)

@@ -176,7 +176,7 @@ func (t *Transport) unreachable(to domain.Peer, errs []error) error {
 		err = keyErr
 	case t.rdv == nil:
 		err = fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), joined)
-	case errors.Is(joined, domain.ErrPeerOffline) && !to.Online:
+	case errors.Is(joined, domain.ErrPeerOffline): // the directory says it has no live session
 		err = fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), joined)
 	default:
 		err = fmt.Errorf("%w: %s: %w", ports.ErrUnreachable, to.Name(), joined)

@@ -256,12 +256,9 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 		return nil, err
 	}
 	defer t.punch.close(s)
-	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
-	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
-		return nil, fmt.Errorf("signal: %w", err)
-	}
 	// The directory's endpoints of the peer (its reflexive address among
-	// them) are probed at once; the answer adds the rest.
+	// them) are probed at once, before the signal goes out: our first
+	// probes open our NAT towards the peer. The answer adds the rest.
 	var known []candidate
 	for _, a := range t.directCandidates(to) {
 		known = append(known, candidate{Kind: candSrflx, Addr: a})
@@ -271,6 +268,10 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	ctx, cancel := context.WithTimeout(ctx, punchLifetime)
 	defer cancel()
 	defer t.startProbing(ctx, s)()
+	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
+	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
+		return nil, fmt.Errorf("signal: %w", err)
+	}
 	select {
 	case addr := <-s.validated:
 		cancel()

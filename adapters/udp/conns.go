@@ -49,6 +49,22 @@ type peerEntry struct {
 	upgrading bool
 }
 
+// maxPeerEntries bounds the peer table; beyond it, entries with no
+// connection and no connect in progress are forgotten.
+const maxPeerEntries = 4096
+
+// pruneLocked forgets idle entries when the table is full (t.mu held).
+func (t *Transport) pruneLocked() {
+	if len(t.peers) < maxPeerEntries {
+		return
+	}
+	for k, p := range t.peers {
+		if p.cur == nil && len(p.others) == 0 && len(p.dial) == 1 && !p.upgrading {
+			delete(t.peers, k)
+		}
+	}
+}
+
 func newPeerEntry() *peerEntry {
 	p := &peerEntry{arrived: make(chan struct{}), dial: make(chan struct{}, 1)}
 	p.dial <- struct{}{}
@@ -72,6 +88,7 @@ func (t *Transport) entry(key ed25519.PublicKey) *peerEntry {
 	}
 	p := t.peers[string(key)]
 	if p == nil {
+		t.pruneLocked()
 		p = newPeerEntry()
 		t.peers[string(key)] = p
 	}
@@ -153,6 +170,7 @@ func (t *Transport) adopt(c *pconn) bool {
 	key := string(c.peer.PublicKey())
 	p := t.peers[key]
 	if p == nil {
+		t.pruneLocked()
 		p = newPeerEntry()
 		t.peers[key] = p
 	}

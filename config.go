@@ -65,10 +65,6 @@ func newMemoryDirectory(reg ports.RegistryService, cfg memory.DirectoryConfig) (
 	return memory.NewDirectory(reg, nil, cfg)
 }
 
-// noPeerStreams stands in for the QUIC transport's ports.PeerStreams until
-// the transport implements it: the message link then runs on TCP alone.
-func noPeerStreams() ports.PeerStreams { return nil }
-
 // newRegistryClient is the registry client, or nil when the registry URL
 // is NoRegistry (the client then runs on the LAN alone). Providers that need
 // the registry's Rendezvous must handle nil (ports.ErrNoRendezvous).
@@ -110,4 +106,14 @@ func newDirectory(reg *registry.Client, lanCfg LANConfig, logger *slog.Logger) (
 		return nil, nil, err
 	}
 	return d, func() { d.Close(); closeLAN() }, nil
+}
+
+// newRendezvous is the registry client's help in reaching peers (STUN,
+// signals, relays) for the QUIC transport, or nil with no registry: then
+// the transport dials candidates directly and does no punching or relay.
+func newRendezvous(reg *registry.Client) ports.Rendezvous {
+	if reg == nil { // never a typed nil in the interface
+		return nil
+	}
+	return reg
 }

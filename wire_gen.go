@@ -56,17 +56,17 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
-	peerStreams := noPeerStreams()
-	config := cfg.Link
-	link, cleanup4, err := tcp.NewLink(me, peerVerifier, peerStreams, config, logger)
+	rendezvous := newRendezvous(client)
+	config := cfg.Files
+	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, rendezvous, config, logger)
 	if err != nil {
 		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	udpConfig := cfg.Files
-	transport, cleanup5, err := udp.NewTransport(me, peerVerifier, udpConfig, logger)
+	tcpConfig := cfg.Link
+	link, cleanup5, err := tcp.NewLink(me, peerVerifier, transport, tcpConfig, logger)
 	if err != nil {
 		cleanup4()
 		cleanup3()

@@ -130,8 +130,8 @@ func TestDirectoriesListTheUnionAndOfflineOnlyWhenOfflineEverywhere(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	announce(t, regSvc, carol, "10.77.0.6:4000", "10.77.0.6:5000") // registry only
-	announce(t, lanSvc, dave, "192.168.1.8:4000", "192.168.1.8:5000")  // LAN only
+	announce(t, regSvc, carol, "10.77.0.6:4000", "10.77.0.6:5000")    // registry only
+	announce(t, lanSvc, dave, "192.168.1.8:4000", "192.168.1.8:5000") // LAN only
 	regBob := announce(t, regSvc, bob, "10.77.0.5:4000", "10.77.0.5:5000")
 	lanBob := announce(t, lanSvc, bob, "192.168.1.5:4000", "192.168.1.5:5000")
 	waitMerged := func(what string, ok func(domain.Peer) bool) {

@@ -182,6 +182,9 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 	reg := startRegistryIn(t, regHost.Wrap(), t.TempDir(), registryIP.String()+":5000", regFlags...)
 	aHost, bHost := c.hosts(lab)
 	listen := []string{"--listen-tcp", "0.0.0.0:0", "--listen-udp", "0.0.0.0:0", "--auto-accept"}
+	if os.Getenv("CHATX_NETNS_DEBUG") != "" {
+		listen = append(listen, "-v")
+	}
 	aDirs, bDirs := newDirs(t, "alice"), newDirs(t, "bob")
 	alice := startClientIn(t, aHost.Wrap(), "alice", reg.url, aDirs, listen...)
 	bob := startClientIn(t, bHost.Wrap(), "bob", reg.url, bDirs, listen...)

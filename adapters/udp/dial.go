@@ -137,6 +137,7 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 		case r := <-results:
 			running--
 			if r.err != nil {
+				t.log.Debug("connect stage failed", "peer", name, "stage", r.stage, "after", time.Since(begun).Round(time.Millisecond), "err", r.err)
 				errs = append(errs, fmt.Errorf("%s: %w", r.stage, r.err))
 			} else if c, _ := t.current(key); c == nil && r.c != nil {
 				// The peer closed it at once (it refused us, say): the

@@ -269,6 +269,7 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	defer cancel()
 	defer t.startProbing(ctx, s)()
 	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
+	t.log.Debug("punching", "peer", to.Name().String(), "probing", len(s.order))
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}
@@ -373,6 +374,7 @@ func (p *puncher) handle(t *Transport, b []byte, from net.Addr) {
 		t.drops.drop(t, "probe of no session of ours", from)
 		return
 	}
+	t.log.Debug("probe", "type", pr.Type, "from", src.String())
 	switch pr.Type {
 	case probeReq:
 		if s.replies >= maxRepliesPerSession {
@@ -461,6 +463,7 @@ func (t *Transport) onSignal(ctx context.Context, in ports.Signal) {
 		t.log.Warn("dropped signal: too many from this sender", "from", from)
 		return
 	}
+	t.log.Debug("signal", "from", from, "type", s.Type, "candidates", len(s.Cands))
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	err = t.verifier.VerifyPeer(vctx, in.From)
 	cancel()

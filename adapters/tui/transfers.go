@@ -133,6 +133,9 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 		}
 	case domain.TransferCompleted:
 		b.WriteString("[green]✓ completed[-]")
+		if avg, el := tr.AverageRate(), tr.Elapsed(); avg > 0 {
+			fmt.Fprintf(&b, " in %s, average %s/s", formatETA(el), humanBytes(int64(avg)))
+		}
 	case domain.TransferFailed:
 		b.WriteString("[red]✗ failed[-]")
 		if r := tr.Reason(); r != "" {

@@ -206,7 +206,7 @@ func TestOfferAcceptedWithProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
-	s.waitText("report.pdf 4.0 MiB ✓ completed")
+	s.waitText("report.pdf 4.0 MiB ✓ completed in 0:04, average 1.0 MiB/s")
 }
 
 func TestOfferDeclinedFromTransfersPane(t *testing.T) {

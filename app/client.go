@@ -160,6 +160,7 @@ func (c *Client) Run(ctx context.Context) error {
 		fail(err)
 	} else if ctx.Err() == nil {
 		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
+		c.bus.Publish(ports.RegisteredEvent{Name: c.me.Name()})
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })

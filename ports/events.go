@@ -25,6 +25,11 @@ type DirectoryStatusEvent struct {
 	Err       string
 }
 
+// RegisteredEvent: the directory bound our name to our key and we are
+// online; published once per Client.Run, when the first registration
+// succeeds. Interfaces take it as "ready".
+type RegisteredEvent struct{ Name domain.Username }
+
 // TransferEvent: a transfer changed state or made progress (at least four
 // times a second while bytes move).
 type TransferEvent struct{ Transfer domain.Transfer }
@@ -44,6 +49,7 @@ func (MessageStateEvent) isEvent()    {}
 func (PresenceEvent) isEvent()        {}
 func (DirectoryStatusEvent) isEvent() {}
 func (TransferEvent) isEvent()        {}
+func (RegisteredEvent) isEvent()      {}
 func (KeyChangedEvent) isEvent()      {}
 func (TypingEvent) isEvent()          {}
 

@@ -677,3 +677,34 @@ func TestCancelTransfer(t *testing.T) {
 		return ok
 	})
 }
+
+// TestNamePromptAgainAfterTakenName: the dialog that follows a taken name
+// says why and takes another.
+func TestNamePromptAgainAfterTakenName(t *testing.T) {
+	t.Parallel()
+	screen := tcell.NewSimulationScreen("UTF-8")
+	p := tui.NewNamePrompt(screen, nil).WithReason(`The name "alice" is taken: the registry knows it by another key. Pick another one.`)
+	done := make(chan string, 1)
+	go func() {
+		name, err := p.Run()
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- name
+	}()
+	read := func() (string, error) { return p.ScreenText(), nil }
+	waitScreen(t, "the reason", containsAll("Name:", `"alice" is taken`, "Pick another"), read)
+	for _, r := range "alice2" {
+		screen.InjectKey(tcell.KeyRune, r, tcell.ModNone)
+	}
+	waitScreen(t, "typed", containsAll("Name: alice2"), read)
+	screen.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
+	select {
+	case name := <-done:
+		if name != "alice2" {
+			t.Fatalf("Run() = %q, want alice2", name)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the prompt did not return")
+	}
+}

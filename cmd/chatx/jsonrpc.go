@@ -39,6 +39,7 @@ func runJSONRPC(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	recordBound(ctx, client, &f, logger)
 	errc := runClient(ctx, client)
 	srv := jsonrpc.NewServer(client, stdin, stdout, jsonrpc.Options{}, logger)
 	rpcErr := srv.Serve(ctx) // returns at EOF on stdin or when ctx ends
@@ -48,7 +49,7 @@ func runJSONRPC(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return rpcErr
 	}
 	if clientErr != nil && !errors.Is(clientErr, context.Canceled) {
-		return clientErr
+		return nameTakenAdvice(clientErr, &f, me)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tui"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
@@ -43,24 +44,55 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // openTUI makes sure the profile has an identity (asking for a name in a
-// dialog on first run), builds the real client and runs the terminal UI on it.
+// dialog on first run), builds the real client and runs the terminal UI on
+// it.
 func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger) error {
-	me, err := identity(ctx, f, func() (string, error) {
+	ask := func(reason string) (string, error) {
 		screen, err := tcell.NewScreen()
 		if err != nil {
 			return "", fmt.Errorf("terminal: %w", err)
 		}
-		return tui.AskName(screen, func(s string) error { _, err := domain.ParseUsername(s); return err })
+		return tui.AskNameAgain(screen, func(s string) error { _, err := domain.ParseUsername(s); return err }, reason)
+	}
+	return signUpAndRun(ctx, f, ask, func(me domain.LocalIdentity) error {
+		client, cleanup, err := chatx.InitClient(clientConfig(f, app.Options{}), me, logger)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		recordCtx, stopRecording := context.WithCancel(ctx)
+		defer stopRecording()
+		recordBound(recordCtx, client, f, logger)
+		return runUI(ctx, client, logger)
 	})
+}
+
+// signUpAndRun loads or makes the identity (ask gets the name on first
+// run, with the reason the last one did not do, "" at first) and runs the
+// client with it. When the registry says the name is taken and the profile
+// never signed up under it (on first run as on any later one), it asks
+// again for another name and runs again.
+func signUpAndRun(ctx context.Context, f *clientFlags, ask func(reason string) (string, error), run func(domain.LocalIdentity) error) error {
+	me, err := identity(ctx, f, func() (string, error) { return ask("") })
 	if err != nil {
 		return err
 	}
-	client, cleanup, err := chatx.InitClient(clientConfig(f, app.Options{}), me, logger)
-	if err != nil {
-		return err
+	for {
+		err := run(me)
+		if !errors.Is(err, domain.ErrNameTaken) {
+			return err
+		}
+		if _, bound, berr := storage.BoundName(storage.ProfileDir(f.profile)); berr != nil || bound {
+			return nameTakenAdvice(err, f, me)
+		}
+		name, aerr := ask(fmt.Sprintf("The name %q is taken: the registry knows it by another key. Pick another one.", me.Name()))
+		if aerr != nil {
+			return nameTakenAdvice(err, f, me)
+		}
+		if me, err = renameIdentity(ctx, f, me, name); err != nil {
+			return err
+		}
 	}
-	defer cleanup()
-	return runUI(ctx, client, logger)
 }
 
 // runUI runs the client and the terminal UI on it until the user quits, or

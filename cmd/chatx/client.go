@@ -181,11 +181,3 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 		Options:   opts,
 	}
 }
-
-// runClient runs a built client until ctx ends and reports why it stopped.
-// The client's Run error (e.g. the name is taken) is returned once, through errc.
-func runClient(ctx context.Context, c *app.Client) <-chan error {
-	errc := make(chan error, 1)
-	go func() { errc <- c.Run(ctx) }()
-	return errc
-}

@@ -36,6 +36,11 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeLog()
+	unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := openTUI(ctx, &f, logger); err != nil {
 		return err
 	}

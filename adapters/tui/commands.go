@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/chatx/chatx/domain"
@@ -77,7 +76,7 @@ func (u *UI) search(query string) {
 		}
 		return func() {
 			u.conv.showSearch(u, query, res)
-			u.showNotice(fmt.Sprintf("%d messages found — Esc goes back to the conversation", len(res)))
+			u.showNotice(plural(len(res), "message") + " found — Esc goes back to the conversation")
 		}, nil
 	})
 }

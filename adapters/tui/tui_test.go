@@ -432,7 +432,7 @@ func TestSearchAndCommands(t *testing.T) {
 	s.waitText("● bob")
 	s.typeText("/search lunch")
 	s.key(tcell.KeyEnter)
-	s.waitText("Search: lunch", "bob → carol: the lunch plan", "1 messages found")
+	s.waitText("Search: lunch", "bob → carol: the lunch plan", "1 message found")
 	s.key(tcell.KeyEscape)
 	s.waitFor("the search closed", func(screen string) bool { return !strings.Contains(screen, "Search: lunch") })
 
@@ -707,4 +707,47 @@ func TestNamePromptAgainAfterTakenName(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the prompt did not return")
 	}
+}
+
+// TestFilterSelectsTheMatchAndHidesNothing: with dave open, filtering for
+// bob and pressing Enter opens bob (the line goes to bob, not to dave); a
+// message from someone filtered out still counts, rings the bell and shows.
+func TestFilterSelectsTheMatchAndHidesNothing(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true), peer(t, "dave", true))
+	screen := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	s := startOn(t, screen, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob", "● dave")
+	for range 3 {
+		s.key(tcell.KeyCtrlN)
+	}
+	s.waitText("No messages yet with dave")
+
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bob")
+	s.waitText("Peers /bob")
+	s.key(tcell.KeyEnter)
+	s.waitText("No messages yet with bob", "Peers ─")
+	s.typeText("for bob")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the message sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 1 })
+		return ok
+	})
+	s.fake.snapshot(func(f *fakeClient) {
+		if got := f.sent[0]; got != (sentText{"bob", "for bob"}) {
+			t.Errorf("sent %+v, want it to bob", got)
+		}
+	})
+
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bo")
+	s.waitText("Peers /bo")
+	s.fake.deliver(t, incoming(t, "alice", "carol", "are you there"))
+	s.waitText("Peers /bo +1 unread")
+	if screen.beeps.Load() == 0 {
+		t.Error("no bell for a message in a conversation not on screen")
+	}
+	s.key(tcell.KeyEscape)
+	s.waitText("● alice (1)")
 }

@@ -31,6 +31,9 @@ type Options struct {
 	HistoryLimit int
 	// Location is the time zone of timestamps; nil means time.Local.
 	Location *time.Location
+	// NoBell keeps the terminal bell quiet; by default it rings for an
+	// incoming message in a conversation that is not on screen.
+	NoBell bool
 }
 
 const (
@@ -559,6 +562,14 @@ func (u *UI) onMessage(m domain.Message) {
 	}
 	if m.Direction() == domain.Incoming {
 		u.peers.addUnread(u, peer)
+		u.bell()
+	}
+}
+
+// bell rings the terminal bell, unless Options.NoBell.
+func (u *UI) bell() {
+	if !u.opts.NoBell {
+		_ = u.screen.Beep()
 	}
 }
 

@@ -22,12 +22,14 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("chatx", "chatx [--name NAME] [--profile DIR] [--registry URL] [--downloads DIR]",
 		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 in the client for help; 'chatx help' lists the other commands.", stderr)
 	f.register(fs)
+	bell := fs.Bool("bell", true, "ring the terminal bell for a message in a conversation that is not on screen")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := f.resolve(); err != nil {
 		return err
 	}
+	f.noBell = !*bell
 	if f.logFile == "" {
 		f.logFile = filepath.Join(f.profile, "chatx.log")
 	}
@@ -68,7 +70,7 @@ func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger) error {
 		recordCtx, stopRecording := context.WithCancel(ctx)
 		defer stopRecording()
 		recordBound(recordCtx, client, f, logger)
-		return runUI(ctx, client, logger)
+		return runUI(ctx, client, tui.Options{NoBell: f.noBell}, logger)
 	})
 }
 
@@ -102,7 +104,7 @@ func signUpAndRun(ctx context.Context, f *clientFlags, ask func(reason string) (
 
 // runUI runs the client and the terminal UI on it until the user quits, or
 // until the client stops by itself (for instance: the name is taken).
-func runUI(ctx context.Context, client *app.Client, logger *slog.Logger) error {
+func runUI(ctx context.Context, client *app.Client, opts tui.Options, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The UI subscribes to the client's events when it is built, so build it
@@ -111,7 +113,7 @@ func runUI(ctx context.Context, client *app.Client, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("terminal: %w", err)
 	}
-	ui, closeUI, err := tui.New(client, screen, tui.Options{}, logger)
+	ui, closeUI, err := tui.New(client, screen, opts, logger)
 	if err != nil {
 		return err
 	}

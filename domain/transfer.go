@@ -239,6 +239,9 @@ func (t Transfer) State() TransferState { return t.state }
 func (t Transfer) Done() int64          { return t.done }
 func (t Transfer) Total() int64         { return t.manifest.TotalSize() }
 func (t Transfer) Rate() float64        { return t.rate }
+
+// Reason says, for people, why a transfer failed, was declined or was
+// cancelled (and by whom); "" when nothing was said.
 func (t Transfer) Reason() string       { return t.reason }
 func (t Transfer) CreatedAt() time.Time { return t.createdAt }
 func (t Transfer) UpdatedAt() time.Time { return t.updatedAt }
@@ -316,7 +319,17 @@ func (t *Transfer) move(next TransferState, now time.Time) error {
 func (t *Transfer) Accept(now time.Time) error { return t.move(TransferAccepted, now) }
 
 // Decline records the receiver's refusal.
-func (t *Transfer) Decline(now time.Time) error { return t.move(TransferDeclined, now) }
+func (t *Transfer) Decline(now time.Time) error { return t.DeclineBecause("", now) }
+
+// DeclineBecause records the receiver's refusal and why, for people ("too
+// large: …"; "" when the receiver just said no).
+func (t *Transfer) DeclineBecause(reason string, now time.Time) error {
+	if err := t.move(TransferDeclined, now); err != nil {
+		return err
+	}
+	t.reason = reason
+	return nil
+}
 
 // Start begins (or resumes) moving bytes from offset done (bytes already at
 // the receiver, checked by the transport).
@@ -403,10 +416,15 @@ func (t *Transfer) Complete(now time.Time) error {
 }
 
 // Cancel records that either side called the transfer off.
-func (t *Transfer) Cancel(now time.Time) error {
+func (t *Transfer) Cancel(now time.Time) error { return t.CancelBecause("", now) }
+
+// CancelBecause is Cancel with who called it off and why, for people
+// ("cancelled by bob").
+func (t *Transfer) CancelBecause(reason string, now time.Time) error {
 	if err := t.move(TransferCancelled, now); err != nil {
 		return err
 	}
+	t.reason = reason
 	t.endRun(now)
 	t.rate = 0
 	return nil

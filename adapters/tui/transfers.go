@@ -66,7 +66,11 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 			delete(u.offer.asked, tr.ID())
 		}
 		if u.overlay == pageOffer && u.offer.current.ID() == tr.ID() {
-			u.closeOverlay()
+			if tr.State().Terminal() {
+				u.offerOutcome(tr) // the dialog says how it ended; Esc closes it
+			} else {
+				u.closeOverlay()
+			}
 		}
 	}
 	t.render()
@@ -142,7 +146,14 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 			b.WriteString(": " + escapeLine(r))
 		}
 	default:
-		b.WriteString("[::d]" + stateWord(st) + "[::-]")
+		// "declined by bob: too large" says it all; a bare reason gets the state.
+		what := stateWord(st)
+		if r := tr.Reason(); strings.HasPrefix(r, what) {
+			what = r
+		} else if r != "" {
+			what += ": " + r
+		}
+		b.WriteString("[::d]" + escapeLine(what) + "[::-]")
 	}
 	return b.String()
 }

@@ -751,3 +751,37 @@ func TestFilterSelectsTheMatchAndHidesNothing(t *testing.T) {
 	s.key(tcell.KeyEscape)
 	s.waitText("● alice (1)")
 }
+
+// TestFailedAcceptKeepsTheDialog: an accept the client refuses (over the
+// size limit) shows why in the dialog, which keeps the keys; the decline
+// that follows shows who and why; Esc closes and typing goes to the input.
+func TestFailedAcceptKeepsTheDialog(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	fake.acceptErr = fmt.Errorf("transfer x: %w: 5000 bytes is over the limit of 1000 (declined, the sender is told)", domain.ErrTooLarge)
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+	m, _ := domain.NewManifest("big.iso", []domain.FileEntry{{Path: "big.iso", Size: 5000}})
+	tr, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("bob offers you:", "big.iso")
+	s.typeText("a")
+	s.waitText("bob offers you:", "✗ transfer x: too large: 5000 bytes is over the limit of 1000")
+	s.typeText("xyz") // still the dialog's keys, not the input line's
+	if err := tr.DeclineBecause("declined by you: too large", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	screen := s.waitText("bob offers you:", "✗ declined by you: too large", "Esc close")
+	if strings.Contains(screen, "> xyz") {
+		t.Fatalf("keys typed at the dialog landed in the input line:\n%s", screen)
+	}
+	s.key(tcell.KeyEscape)
+	s.waitFor("the dialog closed", func(screen string) bool { return !strings.Contains(screen, "offers you:") })
+	s.waitText("big.iso 4.9 KiB declined by you: too large")
+	s.typeText("hi")
+	s.waitText("> hi")
+}

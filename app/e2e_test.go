@@ -741,6 +741,9 @@ func TestE2EAutoAcceptTakesWhatFitsAndDeclinesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTransfer(t, alice, inState(trSmall.ID(), domain.TransferCompleted))
+	if got := waitTransfer(t, bob, inState(trSmall.ID(), domain.TransferCompleted)); got.SavedAs() != "small.txt" {
+		t.Fatalf("bob's transfer says it was saved as %q, want small.txt", got.SavedAs())
+	}
 	declined := waitTransfer(t, alice, inState(trBig.ID(), domain.TransferDeclined))
 	if r := declined.Reason(); !strings.Contains(r, "declined by bob") || !strings.Contains(r, "over the receiver's limit") {
 		t.Fatalf("the sender sees the refusal as %q; want who and why", r)

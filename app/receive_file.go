@@ -322,6 +322,7 @@ func (f *incomingFile) Finish(streamErr error) error {
 		return fmt.Errorf("commit %s of transfer %s: %w", f.entry.Path, f.id.Short(), err)
 	}
 	_, err = book.updateQuietly(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
+		t.NoteSaved(name)
 		if f.last {
 			return t.Complete(now)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -178,6 +179,7 @@ type Transfer struct {
 	active    time.Duration
 	moved     int64  // bytes moved in earlier runs, for the average
 	source    string // the sender's local path, kept so a transfer can resume after a restart
+	savedAs   string // where the receiver put it, relative to its downloads folder
 }
 
 // NewTransfer makes a transfer in the offered state.
@@ -213,6 +215,7 @@ type TransferSnapshot struct {
 	RunDone  int64         // Done at RunStart
 	Active   time.Duration // time spent moving bytes in earlier runs
 	Moved    int64         // bytes moved in earlier runs
+	SavedAs  string        // the receiver's name for it, relative to the downloads folder
 }
 
 // Snapshot returns the stored form.
@@ -220,7 +223,7 @@ func (t Transfer) Snapshot() TransferSnapshot {
 	return TransferSnapshot{ID: t.id, Peer: t.peer, Direction: t.dir, Manifest: t.manifest, State: t.state,
 		Done: t.done, Reason: t.reason, CreatedAt: t.createdAt, UpdatedAt: t.updatedAt, Source: t.source,
 		Rate: t.rate, LastTick: t.lastTick, LastDone: t.lastDone, RunStart: t.runStart, RunDone: t.runDone,
-		Active: t.active, Moved: t.moved}
+		Active: t.active, Moved: t.moved, SavedAs: t.savedAs}
 }
 
 // RestoreTransfer rebuilds a transfer from its stored form.
@@ -228,7 +231,7 @@ func RestoreTransfer(s TransferSnapshot) Transfer {
 	return Transfer{id: s.ID, peer: s.Peer, dir: s.Direction, manifest: s.Manifest, state: s.State,
 		done: s.Done, reason: s.Reason, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, source: s.Source,
 		rate: s.Rate, lastTick: s.LastTick, lastDone: s.LastDone, runStart: s.RunStart, runDone: s.RunDone,
-		active: s.Active, moved: s.Moved}
+		active: s.Active, moved: s.Moved, savedAs: s.SavedAs}
 }
 
 func (t Transfer) ID() TransferID       { return t.id }
@@ -246,6 +249,23 @@ func (t Transfer) Reason() string       { return t.reason }
 func (t Transfer) CreatedAt() time.Time { return t.createdAt }
 func (t Transfer) UpdatedAt() time.Time { return t.updatedAt }
 func (t Transfer) Source() string       { return t.source }
+
+// SavedAs is where the receiver put the file or folder, relative to its
+// downloads folder and slash-separated ("big (2).bin", "photos (1)"); ""
+// until the first file got its final name, and on the sender's side.
+func (t Transfer) SavedAs() string { return t.savedAs }
+
+// NoteSaved records the final name the receiver's first committed file got
+// (rel, slash-separated): for a folder, its top folder.
+func (t *Transfer) NoteSaved(rel string) {
+	if t.savedAs != "" || rel == "" {
+		return
+	}
+	if t.manifest.IsFolder() {
+		rel, _, _ = strings.Cut(rel, "/")
+	}
+	t.savedAs = rel
+}
 
 // WithSource records the local path an outgoing transfer reads from.
 func (t Transfer) WithSource(path string) Transfer { t.source = path; return t }

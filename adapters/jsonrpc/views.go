@@ -117,6 +117,7 @@ type transferView struct {
 	ETA       float64    `json:"eta"`
 	Average   float64    `json:"averageRate"`
 	Elapsed   float64    `json:"elapsed"`
+	SavedAs   string     `json:"savedAs"`
 	Reason    string     `json:"reason"`
 	CreatedAt *string    `json:"createdAt"`
 	UpdatedAt *string    `json:"updatedAt"`
@@ -129,7 +130,7 @@ func viewTransfer(t domain.Transfer, withFiles bool) transferView {
 	v := transferView{ID: t.ID().String(), Peer: t.Peer().String(), Direction: t.Direction().String(), Name: m.Name,
 		Folder: m.IsFolder(), FileCount: len(m.Files), State: t.State().String(), Bytes: t.Done(), Total: t.Total(),
 		Rate: round1(t.Rate()), ETA: round1(t.ETA().Seconds()), Average: round1(t.AverageRate()),
-		Elapsed: round1(t.Elapsed().Seconds()), Reason: t.Reason(),
+		Elapsed: round1(t.Elapsed().Seconds()), SavedAs: t.SavedAs(), Reason: t.Reason(),
 		CreatedAt: timePtr(t.CreatedAt()), UpdatedAt: timePtr(t.UpdatedAt())}
 	if withFiles {
 		v.Files = make([]fileView, 0, len(m.Files))

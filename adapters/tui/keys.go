@@ -93,6 +93,7 @@ func DefaultBindings() []Binding {
 		char(ScopeTransfers, 'a', "accept the selected offer", func(u *UI) { u.answerSelected(true) }),
 		char(ScopeTransfers, 'd', "decline the selected offer", func(u *UI) { u.answerSelected(false) }),
 		char(ScopeTransfers, 'c', "cancel the selected transfer", (*UI).cancelSelected),
+		key(ScopeTransfers, tcell.KeyEnter, "Enter", "show where the selected file was saved (or, for a sent one, where it was read from)", (*UI).showSelectedPath),
 
 		char(ScopeOffer, 'a', "accept the offered file", func(u *UI) { u.answerOffer(true) }),
 		char(ScopeOffer, 'd', "decline the offered file", func(u *UI) { u.answerOffer(false) }),

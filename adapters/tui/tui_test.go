@@ -163,7 +163,7 @@ func incoming(t testing.TB, from, to, body string) domain.Message {
 func TestOfferAcceptedWithProgress(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, "carol", peer(t, "bob", true))
-	s := start(t, fake, tui.Options{}, 110, 32)
+	s := start(t, fake, tui.Options{DownloadDir: "/home/carol/Downloads"}, 150, 32)
 	s.waitText("● bob")
 
 	const size = 4 << 20
@@ -202,11 +202,20 @@ func TestOfferAcceptedWithProgress(t *testing.T) {
 	if err := tr.Verify(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	tr.NoteSaved("report (1).pdf") // a report.pdf was there already
 	if err := tr.Complete(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
-	s.waitText("report.pdf 4.0 MiB ✓ completed in 0:04, average 1.0 MiB/s")
+	s.waitText("report.pdf 4.0 MiB ✓ completed in 0:04, average 1.0 MiB/s — saved as report (1).pdf",
+		"✓ report.pdf saved to /home/carol/Downloads/report (1).pdf")
+	s.key(tcell.KeyCtrlT)
+	s.typeText("a") // another notice in its place
+	s.waitFor("the notice replaced", func(screen string) bool {
+		return strings.Contains(screen, "not an offer waiting") && !strings.Contains(screen, "saved to")
+	})
+	s.key(tcell.KeyEnter) // on the finished row: where is it?
+	s.waitText("saved to /home/carol/Downloads/report (1).pdf")
 }
 
 func TestOfferDeclinedFromTransfersPane(t *testing.T) {

@@ -31,6 +31,9 @@ type Options struct {
 	HistoryLimit int
 	// Location is the time zone of timestamps; nil means time.Local.
 	Location *time.Location
+	// DownloadDir is the folder received files land in, to say where a
+	// file was saved; empty shows the name relative to it.
+	DownloadDir string
 	// NoBell keeps the terminal bell quiet; by default it rings for an
 	// incoming message in a conversation that is not on screen.
 	NoBell bool

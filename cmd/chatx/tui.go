@@ -70,7 +70,7 @@ func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger) error {
 		recordCtx, stopRecording := context.WithCancel(ctx)
 		defer stopRecording()
 		recordBound(recordCtx, client, f, logger)
-		return runUI(ctx, client, tui.Options{NoBell: f.noBell}, logger)
+		return runUI(ctx, client, tui.Options{NoBell: f.noBell, DownloadDir: f.downloads}, logger)
 	})
 }
 

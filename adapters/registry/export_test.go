@@ -22,3 +22,6 @@ func (l TestLimiter) Len() int {
 	defer l.rl.mu.Unlock()
 	return len(l.rl.byIP)
 }
+
+// ClientURL exposes clientURL.
+var ClientURL = clientURL

@@ -1,0 +1,28 @@
+package registry_test
+
+import (
+	"net"
+	"testing"
+
+	"github.com/chatx/chatx/adapters/registry"
+)
+
+// TestClientURLNamesTheListeningHost: --listen 127.0.0.1:5000 prints that
+// host; only a listener on every address leaves HOST to fill in.
+func TestClientURLNamesTheListeningHost(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:5000": "https://127.0.0.1:5000/#sha256=ab",
+		"10.1.2.3:443":   "https://10.1.2.3:443/#sha256=ab",
+		"[::1]:5000":     "https://[::1]:5000/#sha256=ab",
+		"0.0.0.0:5000":   "https://HOST:5000/#sha256=ab",
+		"[::]:5000":      "https://HOST:5000/#sha256=ab",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := registry.ClientURL(a, "ab"); got != want {
+			t.Errorf("listening on %s: client_url %q, want %q", addr, got, want)
+		}
+	}
+}

@@ -198,7 +198,7 @@ func (c *Client) registerWithRetry(ctx context.Context) error {
 			return nil
 		}
 		slog.Warn("directory unreachable; will register again", "err", err)
-		c.bus.Publish(ports.DirectoryStatusEvent{Connected: false, Err: err.Error()})
+		c.bus.Publish(directoryDown(err))
 		wait = retry.next(wait)
 		if !sleep(ctx, jitter(wait)) {
 			return nil

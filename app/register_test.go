@@ -8,6 +8,7 @@ import (
 
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 // TestRegisterWrapsOnce: an error that names the action already is not
@@ -31,4 +32,26 @@ func TestRegisterWrapsOnce(t *testing.T) {
 			t.Fatalf("Handle: %q, want %q", err, tc.want)
 		}
 	}
+}
+
+// TestCertificateMismatchIsFlagged: a directory whose certificate does not
+// match the pin is reported with CertChanged, so interfaces warn in full.
+func TestCertificateMismatchIsFlagged(t *testing.T) {
+	w := newWorld(t)
+	d, err := app.NewDiscoverPeers(w.me, w.dir, w.trust, w.verify, w.events, fastRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, func(ctx context.Context) { d.Watch(ctx, nil) })
+	w.dir.events <- ports.DirectoryEvent{Kind: ports.Disconnected, Err: fmt.Errorf("presence stream: %w", ports.ErrDirectoryCertChanged)}
+	w.dir.events <- ports.DirectoryEvent{Kind: ports.Disconnected, Err: errors.New("connection refused")}
+	waitFor(t, "both status events", func() bool {
+		var got []ports.DirectoryStatusEvent
+		for _, e := range w.events.all() {
+			if s, ok := e.(ports.DirectoryStatusEvent); ok {
+				got = append(got, s)
+			}
+		}
+		return len(got) == 2 && got[0].CertChanged && !got[1].CertChanged
+	})
 }

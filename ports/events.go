@@ -23,6 +23,9 @@ type PresenceEvent struct{ Peer domain.Peer }
 type DirectoryStatusEvent struct {
 	Connected bool
 	Err       string
+	// CertChanged: the directory's certificate does not match the pin
+	// (ErrDirectoryCertChanged); interfaces warn as for a peer's key change.
+	CertChanged bool
 }
 
 // RegisteredEvent: the directory bound our name to our key and we are

@@ -1,10 +1,13 @@
 package registry_test
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"testing"
 
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/ports"
 )
 
 // TestClientURLNamesTheListeningHost: --listen 127.0.0.1:5000 prints that
@@ -24,5 +27,12 @@ func TestClientURLNamesTheListeningHost(t *testing.T) {
 		if got := registry.ClientURL(a, "ab"); got != want {
 			t.Errorf("listening on %s: client_url %q, want %q", addr, got, want)
 		}
+	}
+}
+
+func TestCertChangedErrorIsThePortError(t *testing.T) {
+	err := fmt.Errorf("register dave: challenge: %w", &registry.CertChangedError{Host: "h", Pinned: "a", Got: "b", Source: "URL"})
+	if !errors.Is(err, ports.ErrDirectoryCertChanged) {
+		t.Fatal("a certificate mismatch is not ports.ErrDirectoryCertChanged: the UI cannot warn")
 	}
 }

@@ -19,13 +19,14 @@ const (
 	ScopeTransfers Scope = "transfers pane"
 	ScopeOffer     Scope = "incoming offer"
 	ScopeKeyChange Scope = "key-change warning"
+	ScopeCert      Scope = "registry certificate warning"
 	ScopeSafety    Scope = "safety number"
 	ScopeBrowser   Scope = "file browser"
 	ScopeHelp      Scope = "help screen"
 )
 
 var scopeOrder = []Scope{ScopeGlobal, ScopeInput, ScopePeers, ScopeTransfers, ScopeOffer,
-	ScopeKeyChange, ScopeSafety, ScopeBrowser, ScopeHelp}
+	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp}
 
 // Binding is one key binding. The table of bindings is the single source of
 // the key handling, the help bar and the help screen, so they cannot drift.
@@ -102,6 +103,8 @@ func DefaultBindings() []Binding {
 		char(ScopeKeyChange, 'a', "accept the new key (only after comparing the safety number)", (*UI).acceptKeyChange),
 		char(ScopeKeyChange, 'k', "keep the peer blocked", (*UI).keepBlocked),
 		key(ScopeKeyChange, tcell.KeyEscape, "Esc", "keep the peer blocked", (*UI).keepBlocked),
+
+		key(ScopeCert, tcell.KeyEscape, "Esc", "close the warning (the client stays offline from that registry)", (*UI).closeOverlay),
 
 		char(ScopeSafety, 'v', "mark the contact verified", func(u *UI) { u.setVerified(true) }),
 		char(ScopeSafety, 'u', "mark the contact not verified", func(u *UI) { u.setVerified(false) }),

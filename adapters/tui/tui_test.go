@@ -794,3 +794,26 @@ func TestFailedAcceptKeepsTheDialog(t *testing.T) {
 	s.typeText("hi")
 	s.waitText("> hi")
 }
+
+// TestRegistryCertificateMismatchWarns: a certificate that does not match
+// the pin gets a blocking warning, not a truncated status line.
+func TestRegistryCertificateMismatchWarns(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+	s.fake.emit(t, ports.DirectoryStatusEvent{Err: "REGISTRY CERTIFICATE MISMATCH for reg:5000: pinned sha256=aa (URL), server presented sha256=bb.", CertChanged: true})
+	s.waitText("REGISTRY CERTIFICATE CHANGED", "Someone may be intercepting", "pinned sha256=aa")
+	s.typeText("hi")
+	s.key(tcell.KeyEscape)
+	screen := s.waitFor("the warning closed", func(screen string) bool { return !strings.Contains(screen, "CERTIFICATE CHANGED") })
+	if strings.Contains(screen, "> hi") {
+		t.Fatal("keys typed at the warning reached the input line")
+	}
+	// The same mismatch again (the client retries) does not pop up again.
+	s.fake.emit(t, ports.DirectoryStatusEvent{Err: "REGISTRY CERTIFICATE MISMATCH for reg:5000: pinned sha256=aa (URL), server presented sha256=bb.", CertChanged: true})
+	s.typeText("ok")
+	if screen := s.waitText("> ok"); strings.Contains(screen, "CERTIFICATE CHANGED") {
+		t.Fatal("the same warning popped up again")
+	}
+}

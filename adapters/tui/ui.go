@@ -58,11 +58,12 @@ const (
 	pageKeyChange = "keychange"
 	pageSafety    = "safety"
 	pageBrowser   = "browser"
+	pageCert      = "cert"
 )
 
 var overlayScopes = map[string]Scope{
 	pageHelp: ScopeHelp, pageOffer: ScopeOffer, pageKeyChange: ScopeKeyChange,
-	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser,
+	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser, pageCert: ScopeCert,
 }
 
 // UI is the terminal user interface over one ports.Client. Build it with New,
@@ -88,6 +89,7 @@ type UI struct {
 	browser   *browser
 	offer     *offerDialog
 	keyChange *keyChangeDialog
+	cert      certWarning
 	bindings  []Binding
 	commands  []Command
 
@@ -404,7 +406,7 @@ func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
 		return nil
 	}
 	switch u.overlay {
-	case pageOffer, pageKeyChange, pageSafety:
+	case pageOffer, pageKeyChange, pageSafety, pageCert:
 		return nil // modal: keys outside the binding table do nothing
 	case "":
 		switch focus := u.app.GetFocus(); {
@@ -540,6 +542,9 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.peers.presence(u, e.Peer)
 	case ports.DirectoryStatusEvent:
 		u.status.setDirectory(u, e.Connected, e.Err)
+		if e.CertChanged && (u.overlay == "" || u.overlay == pageHelp) {
+			u.showCertWarning(e.Err)
+		}
 	case ports.TransferEvent:
 		u.updateTransfer(e.Transfer)
 	case ports.KeyChangedEvent:

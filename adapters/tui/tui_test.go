@@ -817,3 +817,39 @@ func TestRegistryCertificateMismatchWarns(t *testing.T) {
 		t.Fatal("the same warning popped up again")
 	}
 }
+
+// TestDraftsPerConversation: text typed before picking a peer is kept and
+// goes to the first conversation opened; each conversation keeps its own
+// unsent line, so a draft never goes to the wrong peer.
+func TestDraftsPerConversation(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob")
+	s.typeText("early words")
+	s.key(tcell.KeyEnter) // no peer yet: refused, kept
+	s.waitText("pick a peer first", "> early words")
+	s.key(tcell.KeyCtrlN) // alice
+	s.waitText("No messages yet with alice", "> early words")
+	s.key(tcell.KeyCtrlN) // bob: alice's draft stays with alice
+	screen := s.waitText("No messages yet with bob")
+	if strings.Contains(screen, "early words") {
+		t.Fatalf("alice's draft followed to bob:\n%s", screen)
+	}
+	s.typeText("for bob")
+	s.key(tcell.KeyCtrlP) // back to alice
+	s.waitText("No messages yet with alice", "> early words")
+	s.key(tcell.KeyEnter)
+	s.key(tcell.KeyCtrlN) // bob again
+	s.waitText("No messages yet with bob", "> for bob")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "both sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 2 })
+		return ok
+	})
+	s.fake.snapshot(func(f *fakeClient) {
+		if f.sent[0] != (sentText{"alice", "early words"}) || f.sent[1] != (sentText{"bob", "for bob"}) {
+			t.Errorf("sent %+v", f.sent)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,7 @@ type UI struct {
 	// State below is owned by the UI goroutine.
 	overlay    string // front overlay page, "" when the main screen has the keys
 	noticeAt   time.Time
+	noticeErr  bool // the notice reports a failure
 	lastTyping time.Time
 
 	// Plumbing between goroutines.
@@ -493,6 +495,7 @@ func (u *UI) focusTransfers() { u.app.SetFocus(u.transfers.table) }
 func (u *UI) showNotice(text string) {
 	u.notice.SetText(text)
 	u.noticeAt = time.Now()
+	u.noticeErr = strings.HasPrefix(text, "[red]✗")
 }
 
 // showError reports a failed action. A key change gets its blocking warning.
@@ -591,6 +594,13 @@ func (u *UI) markRead(peer domain.Username) {
 func (u *UI) openConversation(peer domain.Username) {
 	if u.conv.isOpen(peer) && !u.conv.searching {
 		return
+	}
+	if !u.conv.isOpen(peer) {
+		u.input.switchDraft(u.conv.peer, peer)
+		if !u.conv.peer.IsZero() && u.noticeErr {
+			u.notice.SetText("") // the error was about the conversation left
+			u.noticeAt, u.noticeErr = time.Time{}, false
+		}
 	}
 	u.conv.open(u, peer)
 	u.peers.clearUnread(u, peer)

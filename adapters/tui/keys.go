@@ -115,6 +115,7 @@ func DefaultBindings() []Binding {
 		key(ScopeBrowser, tcell.KeyEnter, "Enter", "open or close a folder; send a file", nil),
 		char(ScopeBrowser, 's', "send the selected file or folder", (*UI).browserSendSelected),
 		key(ScopeBrowser, tcell.KeyBackspace, "Backspace", "go up to the parent folder", (*UI).browserUp),
+		key(ScopeBrowser, tcell.KeyTab, "Tab", "type a path (a folder opens, a file is sent); Tab again goes back to the list", (*UI).browserTypePath),
 		key(ScopeBrowser, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 
 		key(ScopeHelp, tcell.KeyUp, "Up/Down", "scroll", nil),
@@ -127,9 +128,10 @@ func DefaultBindings() []Binding {
 // it. It reports whether the key was consumed.
 func (u *UI) dispatch(ev *tcell.EventKey) (consumed bool) {
 	scopes := u.activeScopes()
+	typing := u.app.GetFocus() == u.browser.path // letters are the path's
 	for _, s := range scopes {
 		for _, b := range u.bindings {
-			if b.Scope != s || !b.matches(ev) {
+			if b.Scope != s || !b.matches(ev) || (typing && b.Key == tcell.KeyRune) {
 				continue
 			}
 			if b.Action == nil {

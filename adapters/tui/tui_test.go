@@ -3,6 +3,7 @@ package tui_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -852,4 +853,86 @@ func TestDraftsPerConversation(t *testing.T) {
 			t.Errorf("sent %+v", f.sent)
 		}
 	})
+}
+
+// TestBrowserCursorTypedPathSocketsAndLastFolder: the cursor is visible,
+// a socket is listed but cannot be sent, a typed path opens a folder or
+// sends a file, and the next Ctrl-O opens in the folder of the last file.
+func TestBrowserCursorTypedPathSocketsAndLastFolder(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("/tmp", "ux-browse-") // short: a socket path has a length limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "a.txt"), filepath.Join(sub, "deep file.txt")} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{BrowseDir: dir}, 140, 40)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.key(tcell.KeyCtrlO)
+	s.waitText("Send a file to bob", "sub/", "a.txt", "sock (socket, not sendable)")
+
+	// The cursor (on the folder at the top) is drawn reversed.
+	s.key(tcell.KeyDown) // sub/
+	waitUntil(t, "a visible cursor", func() bool {
+		text, err := s.ui.ScreenText()
+		if err != nil {
+			return false
+		}
+		for y, line := range strings.Split(text, "\n") {
+			if x := strings.Index(line, "sub/"); x >= 0 {
+				_, _, style, _ := s.screen.GetContent(len([]rune(line[:x])), y)
+				_, _, attrs := style.Decompose()
+				return attrs&tcell.AttrReverse != 0
+			}
+		}
+		return false
+	})
+
+	// A typed path: Tab, the folder's path, Enter opens it; then a file in it.
+	s.key(tcell.KeyTab)
+	s.waitText("Path: " + dir + "/")
+	s.typeText("sub")
+	s.key(tcell.KeyEnter)
+	s.waitText(sub, "deep file.txt")
+	s.key(tcell.KeyTab)
+	s.typeText("deep file.txt") // letters, including s, go to the path
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the typed file offered", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) {
+			ok = len(f.files) == 1 && f.files[0] == sentFile{"bob", filepath.Join(sub, "deep file.txt")}
+		})
+		return ok
+	})
+	// The next Ctrl-O opens where the last file was.
+	s.key(tcell.KeyCtrlO)
+	s.waitText("Send a file to bob", "deep file.txt")
+	s.key(tcell.KeyEscape)
+
+	// /send takes quoted and backslash-escaped paths, as drag and drop writes them.
+	for i, typed := range []string{"'" + sub + "/deep file.txt'", strings.ReplaceAll(sub+"/deep file.txt", " ", `\ `)} {
+		s.typeText("/send " + typed)
+		s.key(tcell.KeyEnter)
+		waitUntil(t, "sent by "+typed, func() (ok bool) {
+			s.fake.snapshot(func(f *fakeClient) {
+				ok = len(f.files) == 2+i && f.files[1+i] == sentFile{"bob", filepath.Join(sub, "deep file.txt")}
+			})
+			return ok
+		})
+	}
 }

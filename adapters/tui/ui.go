@@ -25,8 +25,9 @@ var ProviderSet = wire.NewSet(New)
 
 // Options tune the terminal UI. The zero value is usable.
 type Options struct {
-	// BrowseDir is the folder the file browser opens on; empty means the
-	// home folder, or the working folder when there is no home.
+	// BrowseDir is the folder the file browser first opens on; empty means
+	// the working folder (then the home folder). Later it opens on the
+	// folder of the last file sent.
 	BrowseDir string
 	// HistoryLimit is how many messages a conversation loads; 0 means 500.
 	HistoryLimit int
@@ -165,7 +166,10 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 		opts.Location = time.Local
 	}
 	if opts.BrowseDir == "" {
-		if home, err := os.UserHomeDir(); err == nil {
+		// Where the user started chatx is where their files most likely are.
+		if wd, err := os.Getwd(); err == nil {
+			opts.BrowseDir = wd
+		} else if home, err := os.UserHomeDir(); err == nil {
 			opts.BrowseDir = home
 		} else {
 			opts.BrowseDir = "."

@@ -104,6 +104,16 @@ func (u *UI) typed(text string) {
 	})
 }
 
+// newlineMark stands for a line break in the one-line input field; sending
+// turns it into "\n".
+const newlineMark = "⏎"
+
+// insertNewline is Alt-Enter: a line break in the message being typed.
+func (u *UI) insertNewline() {
+	f := u.input.field
+	f.SetText(f.GetText() + newlineMark)
+}
+
 // submitInput sends the line or runs the command in it.
 func (u *UI) submitInput() {
 	line := u.input.field.GetText()
@@ -123,7 +133,7 @@ func (u *UI) submitInput() {
 		return
 	}
 	line = strings.TrimPrefix(line, "/") // "//x" sends "/x"
-	u.sendText(line)
+	u.sendText(strings.ReplaceAll(line, newlineMark, "\n"))
 }
 
 // sendText queues text to the current peer.

@@ -34,7 +34,8 @@ type Binding struct {
 	Scope       Scope
 	Key         tcell.Key // tcell.KeyRune for a printable key, then Rune says which
 	Rune        rune
-	Name        string // how the key is written for people: "Ctrl-N", "a"
+	Mod         tcell.ModMask // modifiers that must be held (0: any)
+	Name        string        // how the key is written for people: "Ctrl-N", "a"
 	Description string
 	// Action runs on the UI goroutine. Nil means the focused widget handles
 	// the key itself (moving in a list); the binding is listed for the help.
@@ -44,7 +45,7 @@ type Binding struct {
 }
 
 func (b Binding) matches(ev *tcell.EventKey) bool {
-	if ev.Key() != b.Key {
+	if ev.Key() != b.Key || ev.Modifiers()&b.Mod != b.Mod {
 		return false
 	}
 	return b.Key != tcell.KeyRune || ev.Rune() == b.Rune
@@ -77,6 +78,8 @@ func DefaultBindings() []Binding {
 		onBar(key(ScopeGlobal, tcell.KeyCtrlQ, "Ctrl-Q", "quit", (*UI).requestQuit)),
 		key(ScopeGlobal, tcell.KeyCtrlC, "Ctrl-C", "quit", (*UI).requestQuit),
 
+		// Before Enter: the first binding that matches wins.
+		{Scope: ScopeInput, Key: tcell.KeyEnter, Mod: tcell.ModAlt, Name: "Alt-Enter", Description: "a new line in the message (shown as " + newlineMark + ")", Action: (*UI).insertNewline},
 		key(ScopeInput, tcell.KeyEnter, "Enter", "send the line to the current peer, or run a /command", (*UI).submitInput),
 		key(ScopeInput, tcell.KeyUp, "Up", "older line from the input history", func(u *UI) { u.input.historyMove(-1) }),
 		key(ScopeInput, tcell.KeyDown, "Down", "newer line from the input history", func(u *UI) { u.input.historyMove(1) }),
@@ -119,6 +122,7 @@ func DefaultBindings() []Binding {
 		key(ScopeBrowser, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 
 		key(ScopeHelp, tcell.KeyUp, "Up/Down", "scroll", nil),
+		key(ScopeHelp, tcell.KeyPgDn, "PgUp/PgDn", "scroll a page (Home, End: the top, the end)", nil),
 		key(ScopeHelp, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 		key(ScopeHelp, tcell.KeyF1, "F1", "close", (*UI).closeOverlay),
 	}

@@ -73,7 +73,7 @@ func offerText(tr domain.Transfer, status string) string {
 	fmt.Fprintf(&b, "[::b]%s[::-] offers you:\n\n", escapeLine(tr.Peer().String()))
 	fmt.Fprintf(&b, "  [::b]%s[::-]\n", escapeLine(m.Name))
 	if m.IsFolder() {
-		fmt.Fprintf(&b, "  a folder of %d files, %s\n", len(m.Files), humanBytes(tr.Total()))
+		fmt.Fprintf(&b, "  a folder of %s, %s\n", plural(len(m.Files), "file"), humanBytes(tr.Total()))
 	} else {
 		fmt.Fprintf(&b, "  %s\n", humanBytes(tr.Total()))
 	}

@@ -120,7 +120,7 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 	}
 	b.WriteString("[::b]" + escapeLine(m.Name) + "[::-]")
 	if m.IsFolder() {
-		fmt.Fprintf(&b, " (%d files)", len(m.Files))
+		b.WriteString(" (" + plural(len(m.Files), "file") + ")")
 	}
 	b.WriteString(" " + humanBytes(tr.Total()) + " ")
 	switch st := tr.State(); st {

@@ -936,3 +936,61 @@ func TestBrowserCursorTypedPathSocketsAndLastFolder(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkerLastSeenNewlineAndHelpScroll: the "new messages" line sits
+// before the unread ones; an offline peer says when it was last seen;
+// Alt-Enter puts a line break in a message; the help screen scrolls.
+func TestMarkerLastSeenNewlineAndHelpScroll(t *testing.T) {
+	t.Parallel()
+	seen := time.Now().Add(-time.Minute).UTC()
+	bob := peer(t, "bob", false)
+	bob.Peer.LastSeen = seen
+	bob.Unread = 2
+	fake := newFake(t, "carol", bob)
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for i, body := range []string{"old news", "new one", "new two"} {
+		m, err := domain.NewIncomingMessage(domain.NewMessageID(), domain.MustUsername("bob"), domain.MustUsername("carol"), at.Add(time.Duration(i)*time.Minute), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.history["bob"] = append(fake.history["bob"], m)
+	}
+	s := start(t, fake, tui.Options{}, 100, 22)
+	s.waitText("○ bob (2)")
+	s.key(tcell.KeyCtrlN)
+	screen := s.waitText("bob offline, last seen "+seen.Format("15:04"), "2 new messages")
+	lines := strings.Split(screen, "\n")
+	order := []string{"old news", "2 new messages", "new one", "new two"}
+	next := 0
+	for _, l := range lines {
+		if next < len(order) && strings.Contains(l, order[next]) {
+			next++
+		}
+	}
+	if next != len(order) {
+		t.Fatalf("want %q in that order:\n%s", order, screen)
+	}
+
+	s.typeText("line one")
+	s.screen.InjectKey(tcell.KeyEnter, 0, tcell.ModAlt)
+	s.typeText("line two")
+	s.waitText("> line one⏎line two")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the two-line message sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 1 && f.sent[0] == sentText{"bob", "line one\nline two"} })
+		return ok
+	})
+
+	s.key(tcell.KeyF1)
+	s.waitText("Help — Esc closes")
+	if strings.Contains(s.waitText("Help"), "Marks:") {
+		t.Fatal("the screen is too tall for this test")
+	}
+	s.waitFor("the help scrolled to its end", func(screen string) bool {
+		if strings.Contains(screen, "Marks:") {
+			return true
+		}
+		s.key(tcell.KeyPgDn)
+		return false
+	})
+}

@@ -28,7 +28,7 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 		case ports.PresenceEvent:
 			s.notify("presence", viewPresence(e.Peer))
 		case ports.DirectoryStatusEvent:
-			s.notify("registry", registryView{Connected: e.Connected, Error: e.Err})
+			s.notify("registry", registryView{Connected: e.Connected, Error: e.Err, CertChanged: e.CertChanged})
 		case ports.RegisteredEvent:
 			me := s.client.Whoami()
 			s.notify("ready", readyView{Name: e.Name.String(), Fingerprint: me.Fingerprint().String()})

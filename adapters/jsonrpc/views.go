@@ -170,8 +170,9 @@ type typingView struct {
 }
 
 type registryView struct {
-	Connected bool   `json:"connected"`
-	Error     string `json:"error"`
+	Connected   bool   `json:"connected"`
+	Error       string `json:"error"`
+	CertChanged bool   `json:"certChanged"`
 }
 
 type deliveredView struct {

@@ -55,10 +55,28 @@ fmt-check:
 lint: fmt-check
 	$(GO) vet $(PKGS)
 
-## test: gofmt check, go vet, wire_gen.go up to date, then every test with the race detector (never from the test cache: e2e builds the binary itself)
+# netns-status prints whether the network-namespace reachability matrix
+# (e2e TestReachability, docs/reachability.md) runs or skips here, because
+# go test does not show a passing package's skips.
+define netns-status
+if [ "$$(id -u)" != 0 ]; then echo "netns: reachability matrix (e2e TestReachability) SKIPPED: not root (it needs network namespaces and nftables)"; \
+elif ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then echo "netns: reachability matrix SKIPPED: ip or nft missing (apt-get install iproute2 nftables)"; \
+else echo "netns: reachability matrix runs$$(command -v turnserver >/dev/null 2>&1 || echo ' (coturn cases SKIPPED: turnserver missing, apt-get install coturn)')$$([ "$${CHATX_NETNS_FULL:-}" = 1 ] || echo '; cases needing unmerged reachability features skipped (CHATX_NETNS_FULL=1 runs them)')"; fi
+endef
+
+## test: gofmt check, go vet, wire_gen.go up to date, then every test with the race detector (never from the test cache: e2e builds the binary itself); says whether the network-namespace matrix ran
 .PHONY: test
 test: lint wire-check
+	@$(netns-status)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@$(netns-status)
+
+## netns: only the network-namespace tests (lab self-tests and the reachability matrix), verbosely; needs root, ip, nft (coturn for its cases)
+.PHONY: netns
+netns:
+	@$(netns-status)
+	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v ./e2e/internal/netlab/
+	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v -run '^(TestReachability|TestCoturnRelaysWithRESTCredentials)$$' ./e2e/
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: fuzz
@@ -71,9 +89,9 @@ fuzz:
 	  done; \
 	done
 
-## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files); takes a while
+## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files, reachability); takes a while
 .PHONY: bench
-bench: bench-registry bench-messaging bench-storage bench-files
+bench: bench-registry bench-messaging bench-storage bench-files bench-relay bench-reach
 
 ## bench-registry: lookups/s, registrations/s, presence fan-out to 1k and 10k watchers, memory per watcher
 .PHONY: bench-registry
@@ -98,6 +116,17 @@ bench-storage:
 bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
+
+## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root; CHATX_NETNS_FULL=1 for every case)
+.PHONY: bench-reach
+bench-reach:
+	@$(netns-status)
+	$(GO) test -count=1 -timeout 30m -v -run '^TestReachability$$' ./e2e/ -args -reach.bench
+
+## bench-relay: QUIC throughput on loopback direct, through the embedded TURN relay and through coturn, in one run
+.PHONY: bench-relay
+bench-relay:
+	$(GO) test -run '^$$' -bench QUICThroughput -benchtime 30x -count 3 ./adapters/relay/
 
 ## clean: remove build output
 .PHONY: clean

@@ -1,9 +1,15 @@
 package chatx
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
+
 	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/adapters/udp"
@@ -18,8 +24,18 @@ type ClientConfig struct {
 	Downloads files.DownloadDir
 	Link      tcp.Config
 	Files     udp.Config
-	Directory registry.ClientConfig
+	Directory registry.ClientConfig // URL NoRegistry: run without one
+	LAN       LANConfig
 	Options   app.Options
+}
+
+// NoRegistry as the registry URL runs the client without one (LAN only).
+const NoRegistry registry.RegistryURL = "none"
+
+// LANConfig says whether and how the client discovers peers on the LAN.
+type LANConfig struct {
+	Enabled lan.Enabled
+	lan.Config
 }
 
 // RegistryConfig is everything cmd/ decides for a registry server.
@@ -27,13 +43,18 @@ type RegistryConfig struct {
 	Server  registry.ServerConfig
 	Data    registry.DataDir
 	Service app.RegistryOptions
+	// Relay is the embedded TURN server; its zero value runs it on :3478
+	// (Relay.Disabled turns it off).
+	Relay relay.Config
 }
 
 // RegistryServer is a running registry: the service (whose Run reaps expired
-// sessions) and the HTTPS server in front of it.
+// sessions), the HTTPS server in front of it and the embedded TURN relay
+// (nil when disabled).
 type RegistryServer struct {
 	Service *app.Registry
 	Server  *registry.Server
+	Relay   *relay.Server
 }
 
 // newMemoryDirectory is the in-memory directory of InitMemoryClient. It is
@@ -42,4 +63,57 @@ type RegistryServer struct {
 // but not its registry session; tests that need both build clients by hand.
 func newMemoryDirectory(reg ports.RegistryService, cfg memory.DirectoryConfig) (*memory.Directory, func(), error) {
 	return memory.NewDirectory(reg, nil, cfg)
+}
+
+// newRegistryClient is the registry client, or nil when the registry URL
+// is NoRegistry (the client then runs on the LAN alone). Providers that need
+// the registry's Rendezvous must handle nil (ports.ErrNoRendezvous).
+func newRegistryClient(cfg registry.ClientConfig, logger *slog.Logger) (*registry.Client, func(), error) {
+	if cfg.URL == NoRegistry {
+		return nil, func() {}, nil
+	}
+	return registry.NewClient(cfg, logger)
+}
+
+// newDirectory composes the directories the client was asked for: the
+// registry client (nil: none) and the LAN unless disabled. A LAN that
+// cannot open its socket is logged and left out: it never stops a client
+// that has a registry. Without a registry the LAN must work, so its error
+// is returned then.
+func newDirectory(reg *registry.Client, lanCfg LANConfig, logger *slog.Logger) (*app.Directories, func(), error) {
+	var primary, local ports.Directory
+	if reg != nil { // never a typed nil in the interface
+		primary = reg
+	}
+	closeLAN := func() {}
+	if lanCfg.Enabled {
+		d, cleanup, err := lan.NewDirectory(lanCfg.Config, logger)
+		switch {
+		case err == nil:
+			local, closeLAN = d, cleanup
+		case primary == nil:
+			return nil, nil, fmt.Errorf("no registry and no LAN discovery: %w", err)
+		default:
+			logger.Warn("LAN discovery is off: cannot open its socket", "err", err)
+		}
+	}
+	if primary == nil && local == nil {
+		return nil, nil, errors.New("no directory: --registry none needs LAN discovery (--lan)")
+	}
+	d, err := app.NewDirectories(primary, local)
+	if err != nil {
+		closeLAN()
+		return nil, nil, err
+	}
+	return d, func() { d.Close(); closeLAN() }, nil
+}
+
+// newRendezvous is the registry client's help in reaching peers (STUN,
+// signals, relays) for the QUIC transport, or nil with no registry: then
+// the transport dials candidates directly and does no punching or relay.
+func newRendezvous(reg *registry.Client) ports.Rendezvous {
+	if reg == nil { // never a typed nil in the interface
+		return nil
+	}
+	return reg
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -30,16 +31,18 @@ var appSet = wire.NewSet(
 )
 
 // InitClient builds the real client: TCP message link, QUIC file transport,
-// the HTTPS registry as directory, SQLite storage in the profile and the
-// downloads folder on disk.
+// the HTTPS registry and LAN discovery composed as directory (either may be
+// off), SQLite storage in the profile and the downloads folder on disk.
 func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) (*app.Client, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(ClientConfig), "Profile", "Downloads", "Link", "Files", "Directory", "Options"),
+		wire.FieldsOf(new(ClientConfig), "Profile", "Downloads", "Link", "Files", "Directory", "LAN", "Options"),
 		appSet,
 		tcp.ProviderSet,
 		udp.ProviderSet,
-		registry.NewClient,
-		wire.Bind(new(ports.Directory), new(*registry.Client)),
+		newRegistryClient,
+		newRendezvous,
+		newDirectory,
+		wire.Bind(new(ports.Directory), new(*app.Directories)),
 		storage.Open,
 		wire.Bind(new(ports.MessageStore), new(*storage.Store)),
 		storage.NewContacts,
@@ -59,10 +62,12 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 }
 
 // InitRegistry builds the registry server: the registry service over the
-// account file in the data dir and the in-process presence table, behind HTTPS.
+// account file in the data dir and the in-process presence table, behind
+// HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay"),
+		relay.ProviderSet,
 		registry.NewServer,
 		registry.NewFileAccountStore,
 		wire.Bind(new(ports.AccountStore), new(*registry.FileAccountStore)),

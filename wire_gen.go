@@ -10,6 +10,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -24,39 +25,50 @@ import (
 // Injectors from wire.go:
 
 // InitClient builds the real client: TCP message link, QUIC file transport,
-// the HTTPS registry as directory, SQLite storage in the profile and the
-// downloads folder on disk.
+// the HTTPS registry and LAN discovery composed as directory (either may be
+// off), SQLite storage in the profile and the downloads folder on disk.
 func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) (*app.Client, func(), error) {
 	clientConfig := cfg.Directory
-	client, cleanup, err := registry.NewClient(clientConfig, logger)
+	client, cleanup, err := newRegistryClient(clientConfig, logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	profileDir := cfg.Profile
-	store, cleanup2, err := storage.Open(profileDir, logger)
+	lanConfig := cfg.LAN
+	directories, cleanup2, err := newDirectory(client, lanConfig, logger)
 	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	profileDir := cfg.Profile
+	store, cleanup3, err := storage.Open(profileDir, logger)
+	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	contacts := storage.NewContacts(store)
 	clock := system.NewClock()
 	bus := app.NewBus()
-	peerVerifier, err := app.NewPeerVerifier(contacts, client, clock, bus)
+	peerVerifier, err := app.NewPeerVerifier(contacts, directories, clock, bus)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	config := cfg.Link
-	link, cleanup3, err := tcp.NewLink(me, peerVerifier, config, logger)
+	rendezvous := newRendezvous(client)
+	config := cfg.Files
+	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, rendezvous, config, logger)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	udpConfig := cfg.Files
-	transport, cleanup4, err := udp.NewTransport(me, peerVerifier, udpConfig, logger)
+	tcpConfig := cfg.Link
+	link, cleanup5, err := tcp.NewLink(me, peerVerifier, transport, tcpConfig, logger)
 	if err != nil {
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()
@@ -65,16 +77,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 	transfers := storage.NewTransfers(store)
 	localFiles := files.NewLocalFiles()
 	downloadDir := cfg.Downloads
-	downloads, cleanup5, err := files.NewDownloads(downloadDir, logger)
-	if err != nil {
-		cleanup4()
-		cleanup3()
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	options := cfg.Options
-	appClient, err := app.NewClient(me, client, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	downloads, cleanup6, err := files.NewDownloads(downloadDir, logger)
 	if err != nil {
 		cleanup5()
 		cleanup4()
@@ -83,7 +86,19 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	options := cfg.Options
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	if err != nil {
+		cleanup6()
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	return appClient, func() {
+		cleanup6()
 		cleanup5()
 		cleanup4()
 		cleanup3()
@@ -99,7 +114,8 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 }
 
 // InitRegistry builds the registry server: the registry service over the
-// account file in the data dir and the in-process presence table, behind HTTPS.
+// account file in the data dir and the in-process presence table, behind
+// HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	dataDir := cfg.Data
 	fileAccountStore, cleanup, err := registry.NewFileAccountStore(dataDir)
@@ -120,11 +136,20 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
+	config := cfg.Relay
+	relayServer, cleanup3, err := relay.New(config, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	registryServer := &RegistryServer{
 		Service: appRegistry,
 		Server:  server,
+		Relay:   relayServer,
 	}
 	return registryServer, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil

@@ -4,11 +4,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/adapters/tcp"
+	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -104,5 +111,33 @@ func TestMemoryInjectorChats(t *testing.T) {
 				delivered = s.State == domain.MessageDelivered
 			}
 		}
+	}
+}
+
+// TestInitClientNeedsSomeDirectory: --registry none with --lan=false has
+// nothing to find peers with and says so; --registry none alone starts.
+func TestInitClientNeedsSomeDirectory(t *testing.T) {
+	me := localIdentity(t, "alice")
+	cfg := func(lanOn bool) chatx.ClientConfig {
+		dir := t.TempDir()
+		return chatx.ClientConfig{
+			Profile:   storage.ProfileDir(dir),
+			Downloads: files.DownloadDir(filepath.Join(dir, "downloads")),
+			Link:      tcp.Config{ListenAddr: "127.0.0.1:0"},
+			Files:     udp.Config{ListenAddr: "127.0.0.1:0"},
+			Directory: registry.ClientConfig{URL: chatx.NoRegistry},
+			LAN:       chatx.LANConfig{Enabled: lan.Enabled(lanOn), Config: lan.Config{Port: 30000 + int(time.Now().UnixNano()%20000)}},
+		}
+	}
+	if _, _, err := chatx.InitClient(cfg(false), me, nil); err == nil {
+		t.Fatal("a client with no registry and no LAN was built")
+	}
+	c, cleanup, err := chatx.InitClient(cfg(true), me, nil)
+	if err != nil {
+		t.Fatalf("LAN-only client: %v", err)
+	}
+	defer cleanup()
+	if c.Whoami().Name() != me.Name() {
+		t.Fatal("wrong identity")
 	}
 }

@@ -333,6 +333,12 @@ func (c *Client) Whoami() domain.Identity { return c.me.Identity }
 // Endpoints are the addresses we listen on.
 func (c *Client) Endpoints() domain.Endpoints { return c.register.Endpoints() }
 
+// Reachability reports the NAT, our candidates and the last connection
+// attempts, as the file transport (which owns the UDP socket) knows them.
+func (c *Client) Reachability(context.Context) ports.ReachabilityReport {
+	return ports.ReachabilityReport{NAT: c.files.NAT(), Candidates: c.files.Candidates(), Attempts: c.files.Attempts()}
+}
+
 // Peers lists peers, online first, with unread counts.
 func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	views, err := c.discover.Handle(ctx, DiscoverPeersInput{})
@@ -341,6 +347,7 @@ func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	}
 	for i := range views {
 		views[i].Unread = c.receive.Unread(views[i].Peer.Name())
+		views[i].Path = c.link.Path(views[i].Peer.Identity)
 	}
 	return views, nil
 }

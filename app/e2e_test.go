@@ -38,6 +38,12 @@ func newCluster(t *testing.T) *cluster {
 	if os.Getenv("CHATX_DEBUG") != "" {
 		slog.SetLogLoggerLevel(slog.LevelDebug)
 	}
+	return &cluster{t: t, net: memory.NewNetwork(), reg: runRegistry(t)}
+}
+
+// runRegistry runs an in-process registry service until the test ends.
+func runRegistry(t *testing.T) *app.Registry {
+	t.Helper()
 	reg, err := app.NewRegistry(memory.NewAccountStore(), memory.NewPresenceStore(), memory.NewRealClock(),
 		app.RegistryOptions{SessionTTL: 2 * time.Second})
 	if err != nil {
@@ -47,7 +53,7 @@ func newCluster(t *testing.T) *cluster {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = reg.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &cluster{t: t, net: memory.NewNetwork(), reg: reg}
+	return reg
 }
 
 // node is one user's profile (its stores outlive restarts) and, while it
@@ -62,6 +68,10 @@ type node struct {
 	downloads *memory.Downloads
 	events    *memory.EventRecorder
 	opts      app.Options
+
+	// lan, when set, is a second registry standing in for LAN discovery:
+	// the client composes both with app.Directories.
+	lan ports.RegistryService
 
 	host   *memory.Host
 	dir    *memory.Directory
@@ -104,10 +114,21 @@ func (n *node) start() error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pv, err = app.NewPeerVerifier(n.trust, dir, clock, bus); err != nil {
+	var composed ports.Directory = dir
+	closeLAN := func() {}
+	if n.lan != nil {
+		var lanDir *memory.Directory
+		if lanDir, closeLAN, err = memory.NewDirectory(n.lan, host, memory.DirectoryConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if composed, err = app.NewDirectories(dir, lanDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pv, err = app.NewPeerVerifier(n.trust, composed, clock, bus); err != nil {
 		t.Fatal(err)
 	}
-	client, err := app.NewClient(n.me, dir, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
+	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
 		n.local, n.downloads, clock, bus, n.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +156,7 @@ func (n *node) start() error {
 			t.Errorf("%s: Run did not return after cancel", n.me.Name())
 		}
 		<-forwarded
+		closeLAN()
 		closeDir()
 		closeHost()
 	}
@@ -811,6 +833,89 @@ func TestE2EAFullDiskFailsTheTransferOnBothSidesAndNamesNoFile(t *testing.T) {
 			t.Fatal("a file that did not fit got its final name")
 		}
 	})
+}
+
+// An online peer that cannot be reached is reported once, with the reason,
+// and again once when it is reached; nothing is lost meanwhile.
+func TestE2EAnUnreachableOnlinePeerIsReportedOncePerChange(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	from := alice.events.Len()
+	c.net.Partition(alice.host, bob.host) // both stay online at the registry
+	for i := range 3 {
+		if _, err := alice.client.Send(ctx, bob.me.Name(), fmt.Sprintf("through the wall %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isReach := func(reachable bool) func(ports.Event) bool {
+		return func(e ports.Event) bool {
+			r, ok := e.(ports.ReachabilityEvent)
+			return ok && r.Peer.Equal(bob.me.Name()) && r.Reachable == reachable
+		}
+	}
+	ev, at, err := alice.events.WaitFrom(from, e2eTimeout, isReach(false))
+	if err != nil {
+		t.Fatalf("no unreachable event: %v", err)
+	}
+	if r := ev.(ports.ReachabilityEvent); r.Reason == "" {
+		t.Errorf("unreachable without a reason: %+v", r)
+	}
+	c.net.Heal(alice.host, bob.host)
+	if _, _, err := alice.events.WaitFrom(at+1, e2eTimeout, isReach(true)); err != nil {
+		t.Fatalf("no reachable event after healing: %v", err)
+	}
+	eventually(t, "all three delivered", func() bool { return delivered(t, alice, bob) == 3 })
+	n := 0
+	for _, e := range alice.events.Events() {
+		if isReach(false)(e) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d unreachable events for one outage, want 1", n)
+	}
+}
+
+func TestE2EReceivedTransferSaysWhereItWasSaved(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	alice.local.Put("/home/alice/notes.txt", []byte("new notes"))
+	alice.local.Put("/home/alice/album/a.txt", []byte("a"))
+	bob.downloads.PutFile("notes.txt", []byte("bob's own notes")) // the name is taken
+	for _, tc := range []struct{ path, want string }{
+		{"/home/alice/notes.txt", "notes (1).txt"},
+		{"/home/alice/album", "album"},
+	} {
+		out, err := alice.client.SendFile(ctx, bob.me.Name(), tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.SavedAs() != "" {
+			t.Fatalf("an outgoing transfer says it was saved as %q", out.SavedAs())
+		}
+		waitTransfer(t, bob, inState(out.ID(), domain.TransferOffered))
+		if err := bob.client.AcceptTransfer(ctx, out.ID()); err != nil {
+			t.Fatal(err)
+		}
+		done := waitTransfer(t, bob, inState(out.ID(), domain.TransferCompleted))
+		if done.SavedAs() != tc.want {
+			t.Fatalf("%s saved as %q, want %q", tc.path, done.SavedAs(), tc.want)
+		}
+		if _, ok := bob.downloads.File(tc.want); !ok && tc.want != "album" {
+			t.Fatalf("no file at %q", tc.want)
+		}
+	}
+	if got, _ := bob.downloads.File("notes.txt"); string(got) != "bob's own notes" {
+		t.Fatalf("bob's own file was overwritten: %q", got)
+	}
 }
 
 func TestE2ERefusalsAndCancelsSayWhoAndWhy(t *testing.T) {

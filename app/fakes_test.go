@@ -143,6 +143,8 @@ func (l *fakeLink) Serve(ctx context.Context, _ ports.EnvelopeHandler) error {
 }
 func (l *fakeLink) Endpoints() []string { return []string{"fake-link"} }
 
+func (l *fakeLink) Path(domain.Identity) domain.Path { return domain.Path{} }
+
 func (l *fakeLink) envelopes(kind ports.EnvelopeKind) []sentEnvelope {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -175,7 +177,11 @@ func (fakeTransport) Send(context.Context, domain.Peer, domain.TransferID, int, 
 	return errors.New("not used")
 }
 func (fakeTransport) Serve(ctx context.Context, _ ports.FileReceiver) error { <-ctx.Done(); return nil }
-func (fakeTransport) Endpoints() []string                                   { return []string{"fake-files"} }
+
+func (fakeTransport) NAT() domain.NATMapping    { return domain.NATUnknown }
+func (fakeTransport) Candidates() []string      { return nil }
+func (fakeTransport) Attempts() []ports.Attempt { return nil }
+func (fakeTransport) Endpoints() []string       { return []string{"fake-files"} }
 
 // fakeDownloads keeps parts and committed files in maps.
 type fakeDownloads struct {

@@ -322,7 +322,13 @@ func (f *incomingFile) Finish(streamErr error) error {
 		return fmt.Errorf("commit %s of transfer %s: %w", f.entry.Path, f.id.Short(), err)
 	}
 	_, err = book.updateQuietly(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
-		t.NoteSaved(name)
+		saved := name
+		if t.Manifest().IsFolder() {
+			saved = t.Manifest().Name // its files land below it, each maybe renamed
+		}
+		if err := t.RecordSaved(saved); err != nil {
+			return err
+		}
 		if f.last {
 			return t.Complete(now)
 		}

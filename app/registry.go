@@ -86,6 +86,10 @@ type Registry struct {
 	// unregister, expiry) so two of them on one name cannot interleave.
 	mu       sync.Mutex
 	lastSeen map[string]time.Time // by Username.Key
+	// stunIndex finds a session by its STUN username: one entry per live
+	// session (removed when it ends or is replaced), so it is bounded by
+	// the presence table.
+	stunIndex map[string]domain.Username
 
 	wMu      sync.RWMutex
 	watchers map[*regWatcher]struct{}
@@ -152,6 +156,7 @@ func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, cloc
 		challenges: make(map[[domain.ChallengeSize]byte]challengeEntry),
 		perClient:  make(map[string]int),
 		lastSeen:   make(map[string]time.Time),
+		stunIndex:  make(map[string]domain.Username),
 		watchers:   make(map[*regWatcher]struct{}),
 	}, nil
 }
@@ -211,7 +216,7 @@ func (r *Registry) expire(ctx context.Context, name domain.Username, tokenHash [
 	if cur.TokenHash != tokenHash || now.Before(cur.ExpiresAt) {
 		return nil // renewed or replaced meanwhile
 	}
-	if err := r.goOffline(ctx, cur.Identity, now); err != nil {
+	if err := r.goOffline(ctx, cur, now); err != nil {
 		return err
 	}
 	r.log.Info(fmt.Sprintf("removed peer %s (expired)", name), "peer", name.String())
@@ -311,6 +316,9 @@ func (r *Registry) checkProof(p domain.RegistryProof, action domain.RegistryActi
 		return domain.Identity{}, err
 	}
 	if err := p.Check(sig); err != nil {
+		if p.IsV1(sig) {
+			return domain.Identity{}, fmt.Errorf("proof of %s: %w", p.Name, domain.ErrOutdatedProof)
+		}
 		return domain.Identity{}, fmt.Errorf("proof of %s: %w", p.Name, err)
 	}
 	return id, nil
@@ -428,35 +436,10 @@ func dnsNameShaped(h string) bool {
 	return true
 }
 
-// withObserved appends, for each advertised "host:port", the observed host
-// with that port unless already listed. Advertised addresses stay first.
-func withObserved(list []string, host string) []string {
-	out := append([]string(nil), list...)
-	if host == "" {
-		return out
-	}
-	for _, e := range list {
-		_, port, err := net.SplitHostPort(e)
-		if err != nil || port == "" {
-			continue
-		}
-		cand := net.JoinHostPort(host, port)
-		dup := false
-		for _, have := range out {
-			if have == cand {
-				dup = true
-				break
-			}
-		}
-		if !dup && len(out) < 2*MaxAdvertisedEndpoints {
-			out = append(out, cand)
-		}
-	}
-	return out
-}
-
 // Register checks the signed proof, binds the name to the key on first use
 // and marks the user online with a new session (replacing an older one).
+// The address policy (addressPolicy) decides which advertised endpoints are
+// published; the others come back in Session.Refused.
 func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (ports.Session, error) {
 	id, err := r.checkProof(req.Proof, domain.ActionRegister, req.Signature)
 	if err != nil {
@@ -466,28 +449,39 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 	if err := r.accounts.Bind(ctx, id, now); err != nil {
 		return ports.Session{}, fmt.Errorf("bind account: %w", err)
 	}
-	var raw [32]byte
+	var raw [32 + stunUsernameBytes + stunKeyBytes]byte
 	if _, err := io.ReadFull(r.opts.Random, raw[:]); err != nil {
 		return ports.Session{}, fmt.Errorf("make session token: %w", err)
 	}
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:32])
+	stun := ports.STUNCredentials{
+		Username: base64.RawURLEncoding.EncodeToString(raw[32 : 32+stunUsernameBytes]),
+		Key:      append([]byte(nil), raw[32+stunUsernameBytes:]...),
+	}
+	host, pending, refused := newAddressPolicy(req.ObservedHost).apply(req.Proof.Endpoints)
 	p := ports.Presence{
-		Identity: id,
-		Endpoints: domain.Endpoints{
-			Link: withObserved(req.Proof.Endpoints.Link, req.ObservedHost),
-			File: withObserved(req.Proof.Endpoints.File, req.ObservedHost),
-		},
+		Identity:  id,
+		Host:      host,
+		Pending:   pending,
+		STUN:      stun,
+		Changes:   stunChangeBurst,
+		ChangesAt: now,
 		TokenHash: sha256.Sum256([]byte(token)),
 		ExpiresAt: now.Add(r.opts.SessionTTL),
 		Since:     now,
 	}
+	p.Endpoints = derivePublished(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if old, err := r.presence.Get(ctx, id.Name()); err == nil {
+		delete(r.stunIndex, old.STUN.Username)
+	}
 	if err := r.presence.Put(ctx, p); err != nil {
 		return ports.Session{}, fmt.Errorf("put presence of %s: %w", id.Name(), err)
 	}
+	r.stunIndex[stun.Username] = id.Name()
 	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})
-	return ports.Session{Token: token, ExpiresIn: r.opts.SessionTTL}, nil
+	return ports.Session{Token: token, ExpiresIn: r.opts.SessionTTL, STUN: stun, Refused: refused}, nil
 }
 
 // session returns the live presence of name if token is its session token.
@@ -548,7 +542,7 @@ func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, s
 	if err != nil {
 		return fmt.Errorf("get presence of %s: %w", id.Name(), err)
 	}
-	return r.goOffline(ctx, cur.Identity, r.clock.Now())
+	return r.goOffline(ctx, cur, r.clock.Now())
 }
 
 // Disconnect ends the session whose presence stream closed.
@@ -560,11 +554,13 @@ func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token s
 	if err != nil {
 		return err
 	}
-	return r.goOffline(ctx, p.Identity, now)
+	return r.goOffline(ctx, p, now)
 }
 
 // goOffline deletes the presence and tells watchers. Callers hold r.mu.
-func (r *Registry) goOffline(ctx context.Context, id domain.Identity, now time.Time) error {
+func (r *Registry) goOffline(ctx context.Context, p ports.Presence, now time.Time) error {
+	id := p.Identity
+	delete(r.stunIndex, p.STUN.Username)
 	if err := r.presence.Delete(ctx, id.Name()); err != nil {
 		return fmt.Errorf("delete presence of %s: %w", id.Name(), err)
 	}

@@ -79,10 +79,23 @@ func TestRegistryRegisterLookupEndpoints(t *testing.T) {
 	if !peer.Online || !peer.Identity.SameKey(alice.PublicKey()) {
 		t.Fatalf("lookup: %+v", peer)
 	}
-	wantLink := []string{"192.168.1.5:7000", "203.0.113.9:7000"}
-	wantFile := []string{"192.168.1.5:7001", "[::1]:7001", "203.0.113.9:7001"}
+	// No "observed IP + advertised port" pairing (that is no NAT
+	// mapping), and no loopback address from a remote registration.
+	wantLink := []string{"192.168.1.5:7000"}
+	wantFile := []string{"192.168.1.5:7001"}
 	if !slices.Equal(peer.Endpoints.Link, wantLink) || !slices.Equal(peer.Endpoints.File, wantFile) {
 		t.Fatalf("endpoints %+v, want link %v file %v", peer.Endpoints, wantLink, wantFile)
+	}
+	wantCands := []domain.Candidate{
+		{Type: domain.CandidateHost, Net: "tcp", Addr: "192.168.1.5:7000", Scope: domain.ScopePrivate},
+		{Type: domain.CandidateHost, Net: "udp", Addr: "192.168.1.5:7001", Scope: domain.ScopePrivate},
+	}
+	if !slices.Equal(peer.Endpoints.Candidates, wantCands) {
+		t.Fatalf("candidates %+v, want %+v", peer.Endpoints.Candidates, wantCands)
+	}
+	wantRefused := []ports.RefusedEndpoint{{List: "file", Index: 1, Endpoint: "[::1]:7001", Reason: app.RefusedLoopback}}
+	if !slices.Equal(sess.Refused, wantRefused) {
+		t.Fatalf("refused %+v, want %+v", sess.Refused, wantRefused)
 	}
 	if _, err := f.reg.Lookup(context.Background(), domain.MustUsername("nobody")); !errors.Is(err, domain.ErrUnknownPeer) {
 		t.Fatalf("lookup unknown: %v", err)

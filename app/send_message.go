@@ -51,6 +51,7 @@ type SendMessage struct {
 	clock   ports.Clock
 	events  ports.EventSink
 	backoff Backoff
+	reach   *reachability
 
 	stampMu sync.Mutex
 	last    time.Time // SentAt of our newest message: stamps strictly increase
@@ -144,7 +145,7 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		return nil, errNilPort("event sink")
 	}
 	return &SendMessage{me: me, link: link, store: store, verify: verify, clock: clock, events: events,
-		backoff: backoff.orDefault(), queues: make(map[string]*outboxQueue),
+		backoff: backoff.orDefault(), reach: newReachability(link, events), queues: make(map[string]*outboxQueue),
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}),
@@ -426,8 +427,12 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 				return true, false
 			}
 			slog.Debug("send message", "peer", q.name.String(), "id", m.ID().String(), "err", err)
+			if ctx.Err() == nil {
+				s.reach.failed(peer, err)
+			}
 			return false, false
 		}
+		s.reach.reached(peer)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
 			s.queueState(ctx, stateChange{id: m.ID(), peer: q.name, state: domain.MessageSent})
 		}

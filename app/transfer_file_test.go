@@ -50,7 +50,10 @@ func (s *scriptedTransport) Serve(ctx context.Context, _ ports.FileReceiver) err
 	<-ctx.Done()
 	return nil
 }
-func (s *scriptedTransport) Endpoints() []string { return []string{"scripted"} }
+func (s *scriptedTransport) Endpoints() []string       { return []string{"scripted"} }
+func (s *scriptedTransport) NAT() domain.NATMapping    { return domain.NATUnknown }
+func (s *scriptedTransport) Candidates() []string      { return nil }
+func (s *scriptedTransport) Attempts() []ports.Attempt { return nil }
 
 func TestTransferFileOutcomes(t *testing.T) {
 	broken := fmt.Errorf("stream broke: %w", io.ErrUnexpectedEOF)

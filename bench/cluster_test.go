@@ -15,6 +15,7 @@ import (
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/adapters/udp"
@@ -52,6 +53,7 @@ func newCluster(tb testing.TB, base string) *cluster {
 	reg, cleanupReg, err := chatx.InitRegistry(chatx.RegistryConfig{
 		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data},
 		Data:   data,
+		Relay:  relay.Config{Listen: "127.0.0.1:0"},
 	}, logger)
 	if err != nil {
 		c.fail("registry: %v", err)

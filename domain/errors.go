@@ -21,6 +21,9 @@ var (
 	ErrBadSignature      = errors.New("signature does not verify")
 	ErrUnsafePath        = errors.New("unsafe path")
 	ErrTooLarge          = errors.New("too large")
+	// ErrOutdatedProof: a registry request was signed in the retired v1
+	// layout ("chatx-registry-v1"); the client must sign v2.
+	ErrOutdatedProof = errors.New("proof signed as chatx-registry-v1; the registry accepts only chatx-registry-v2 (upgrade the client)")
 )
 
 // KeyChangedError reports that a known name now presents another key. Sending

@@ -13,6 +13,10 @@ type Endpoints struct {
 	// NAT is the mapping behaviour of the NAT in front of the peer's UDP
 	// socket, as the registry observed it (NATUnknown when not measured).
 	NAT NATMapping
+	// Candidates is the typed view of Link and File as the registry built
+	// it: host candidates first, then the server-reflexive one. Empty when
+	// the directory gives no types (Link and File remain authoritative).
+	Candidates []Candidate
 }
 
 // Peer is another user as the directory knows them: identity, presence and
@@ -30,4 +34,15 @@ func (p Peer) Name() Username { return p.Identity.Name() }
 // PresenceEvent says that a peer came online, changed endpoints or went offline.
 type PresenceEvent struct {
 	Peer Peer
+}
+
+// Clone is a deep copy of e (stores and directories hand out copies, so a
+// caller cannot change what they hold).
+func (e Endpoints) Clone() Endpoints {
+	return Endpoints{
+		Link:       append([]string(nil), e.Link...),
+		File:       append([]string(nil), e.File...),
+		NAT:        e.NAT,
+		Candidates: append([]Candidate(nil), e.Candidates...),
+	}
 }

@@ -103,3 +103,37 @@ func ScopeOf(ip netip.Addr) AddrScope {
 	}
 	return ScopeInvalid
 }
+
+// CandidateType is the ICE type of a candidate address (RFC 8445 §5.1.1).
+type CandidateType string
+
+// Candidate types.
+const (
+	// CandidateHost is an address the peer advertised from its own
+	// interfaces (kept by the registry's address policy).
+	CandidateHost CandidateType = "host"
+	// CandidateSrflx is the server-reflexive address the registry observed
+	// by STUN: the NAT's mapping of the peer's QUIC socket.
+	CandidateSrflx CandidateType = "srflx"
+	// CandidateRelay is an address allocated on a TURN relay.
+	CandidateRelay CandidateType = "relay"
+)
+
+// Candidate is one typed address of a peer: its type, the network it is
+// for ("tcp" for the message link, "udp" for QUIC, "mem" for the in-memory
+// network), the address and its scope (empty for non-IP addresses).
+type Candidate struct {
+	Type  CandidateType
+	Net   string
+	Addr  string
+	Scope AddrScope
+}
+
+// String is the candidate as `chatx doctor` prints it: "srflx udp 203.0.113.9:41000 (public)".
+func (c Candidate) String() string {
+	s := fmt.Sprintf("%s %s %s", c.Type, c.Net, c.Addr)
+	if c.Scope != "" {
+		s += " (" + string(c.Scope) + ")"
+	}
+	return s
+}

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -177,9 +176,11 @@ type Transfer struct {
 	runStart  time.Time // when the current run of bytes (Start or Resume) began; zero when not moving
 	runDone   int64     // done at runStart
 	active    time.Duration
-	moved     int64  // bytes moved in earlier runs, for the average
-	source    string // the sender's local path, kept so a transfer can resume after a restart
-	savedAs   string // where the receiver put it, relative to its downloads folder
+	moved     int64 // bytes moved in earlier runs, for the average
+	// source is the local path of the files: for an outgoing transfer the
+	// path it reads from (kept so it can resume after a restart), for an
+	// incoming one where it was saved, relative to the downloads folder.
+	source string
 }
 
 // NewTransfer makes a transfer in the offered state.
@@ -215,7 +216,6 @@ type TransferSnapshot struct {
 	RunDone  int64         // Done at RunStart
 	Active   time.Duration // time spent moving bytes in earlier runs
 	Moved    int64         // bytes moved in earlier runs
-	SavedAs  string        // the receiver's name for it, relative to the downloads folder
 }
 
 // Snapshot returns the stored form.
@@ -223,7 +223,7 @@ func (t Transfer) Snapshot() TransferSnapshot {
 	return TransferSnapshot{ID: t.id, Peer: t.peer, Direction: t.dir, Manifest: t.manifest, State: t.state,
 		Done: t.done, Reason: t.reason, CreatedAt: t.createdAt, UpdatedAt: t.updatedAt, Source: t.source,
 		Rate: t.rate, LastTick: t.lastTick, LastDone: t.lastDone, RunStart: t.runStart, RunDone: t.runDone,
-		Active: t.active, Moved: t.moved, SavedAs: t.savedAs}
+		Active: t.active, Moved: t.moved}
 }
 
 // RestoreTransfer rebuilds a transfer from its stored form.
@@ -231,7 +231,7 @@ func RestoreTransfer(s TransferSnapshot) Transfer {
 	return Transfer{id: s.ID, peer: s.Peer, dir: s.Direction, manifest: s.Manifest, state: s.State,
 		done: s.Done, reason: s.Reason, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, source: s.Source,
 		rate: s.Rate, lastTick: s.LastTick, lastDone: s.LastDone, runStart: s.RunStart, runDone: s.RunDone,
-		active: s.Active, moved: s.Moved, savedAs: s.SavedAs}
+		active: s.Active, moved: s.Moved}
 }
 
 func (t Transfer) ID() TransferID       { return t.id }
@@ -250,25 +250,29 @@ func (t Transfer) CreatedAt() time.Time { return t.createdAt }
 func (t Transfer) UpdatedAt() time.Time { return t.updatedAt }
 func (t Transfer) Source() string       { return t.source }
 
-// SavedAs is where the receiver put the file or folder, relative to its
-// downloads folder and slash-separated ("big (2).bin", "photos (1)"); ""
-// until the first file got its final name, and on the sender's side.
-func (t Transfer) SavedAs() string { return t.savedAs }
-
-// NoteSaved records the final name the receiver's first committed file got
-// (rel, slash-separated): for a folder, its top folder.
-func (t *Transfer) NoteSaved(rel string) {
-	if t.savedAs != "" || rel == "" {
-		return
-	}
-	if t.manifest.IsFolder() {
-		rel, _, _ = strings.Cut(rel, "/")
-	}
-	t.savedAs = rel
-}
-
 // WithSource records the local path an outgoing transfer reads from.
 func (t Transfer) WithSource(path string) Transfer { t.source = path; return t }
+
+// SavedAs is where an incoming transfer was saved, relative to the
+// downloads folder and slash-separated: the name its file got (which may be
+// "name (1).ext" when the name was taken), or its folder's name; "" until
+// its first file is saved, and always "" for an outgoing transfer.
+func (t Transfer) SavedAs() string {
+	if t.dir != Incoming {
+		return ""
+	}
+	return t.source
+}
+
+// RecordSaved records the name, relative to the downloads folder, under
+// which an incoming transfer was saved (see SavedAs).
+func (t *Transfer) RecordSaved(rel string) error {
+	if t.dir != Incoming {
+		return fmt.Errorf("transfer %s is outgoing: it is not saved here", t.id.Short())
+	}
+	t.source = rel
+	return nil
+}
 
 func (t Transfer) IsZero() bool { return t.id == TransferID{} }
 

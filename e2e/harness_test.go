@@ -26,7 +26,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	chatxBin = filepath.Join(dir, "chatx")
-	build := exec.Command("go", "build", "-race", "-o", chatxBin, "../cmd/chatx")
+	// The binary is built like the test binary: with the race detector
+	// under `go test -race`, without it for benchmarks (make bench-reach).
+	args := []string{"build", "-o", chatxBin, "../cmd/chatx"}
+	if raceBuild {
+		args = []string{"build", "-race", "-o", chatxBin, "../cmd/chatx"}
+	}
+	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build chatx:", err)
@@ -57,24 +63,34 @@ func (s *syncBuffer) String() string {
 
 // registryProc is a `chatx registry` process.
 type registryProc struct {
-	cmd *exec.Cmd
-	url string
-	out *syncBuffer
+	cmd    *exec.Cmd
+	url    string
+	out    *syncBuffer
+	exited chan struct{}
 }
 
 var listenLine = regexp.MustCompile(`registry started, listening on ([0-9.]+:[0-9]+).*sha256=([0-9a-f]{64})`)
 
 func startRegistry(t *testing.T, data, listen string) *registryProc {
 	t.Helper()
-	cmd := exec.Command(chatxBin, "registry", "--listen", listen, "--data", data)
+	return startRegistryIn(t, nil, data, listen, "--relay-listen", "127.0.0.1:0")
+}
+
+// startRegistryIn starts `chatx registry` under the command prefix wrap
+// (e.g. `ip netns exec NS`, which execs it) with extra flags.
+func startRegistryIn(t *testing.T, wrap []string, data, listen string, extra ...string) *registryProc {
+	t.Helper()
+	argv := append(append(append([]string(nil), wrap...), chatxBin, "registry", "--listen", listen, "--data", data), extra...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	pr, pw := io.Pipe()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, out), out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	r := &registryProc{cmd: cmd, out: out}
-	t.Cleanup(func() { r.stop(); pw.Close() })
+	r := &registryProc{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); pw.Close(); close(r.exited) }()
+	t.Cleanup(r.stop)
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -88,6 +104,8 @@ func startRegistry(t *testing.T, data, listen string) *registryProc {
 	}()
 	select {
 	case r.url = <-found:
+	case <-r.exited:
+		t.Fatalf("registry exited at start:\n%s", out.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("registry did not start:\n%s", out.String())
 	}
@@ -95,16 +113,17 @@ func startRegistry(t *testing.T, data, listen string) *registryProc {
 }
 
 func (r *registryProc) stop() {
-	if r.cmd.Process != nil && r.cmd.ProcessState == nil {
-		_ = r.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = r.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = r.cmd.Process.Kill()
-			<-done
-		}
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
 	}
 }
 
@@ -143,11 +162,21 @@ func newDirs(t *testing.T, name string) clientDirs {
 	return clientDirs{profile: filepath.Join(base, name+"-profile"), downloads: filepath.Join(base, name+"-downloads")}
 }
 
+// startClient starts `chatx jsonrpc` on loopback with LAN discovery off
+// (other tests' clients on this machine must not show up in its peer
+// list); extra flags come last and win.
 func startClient(t *testing.T, name, registryURL string, dirs clientDirs, extra ...string) *rpcClient {
 	t.Helper()
-	args := append([]string{"jsonrpc", "--name", name, "--profile", dirs.profile, "--registry", registryURL,
-		"--downloads", dirs.downloads, "--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(chatxBin, args...)
+	return startClientIn(t, nil, name, registryURL, dirs, append([]string{"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0", "--lan=false"}, extra...)...)
+}
+
+// startClientIn starts `chatx jsonrpc` under the command prefix wrap (e.g.
+// `ip netns exec NS`, which execs it); flags holds the listen flags and more.
+func startClientIn(t *testing.T, wrap []string, name, registryURL string, dirs clientDirs, flags ...string) *rpcClient {
+	t.Helper()
+	argv := append(append(append([]string(nil), wrap...), chatxBin, "jsonrpc", "--name", name, "--profile", dirs.profile,
+		"--registry", registryURL, "--downloads", dirs.downloads), flags...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -240,16 +269,26 @@ func (c *rpcClient) tryCall(method string, params any, result any) error {
 // waitNote waits for a notification of method whose params satisfy match.
 func (c *rpcClient) waitNote(ctx context.Context, method string, match func(json.RawMessage) bool) json.RawMessage {
 	c.t.Helper()
+	params, err := c.awaitNote(ctx, method, match)
+	if err != nil {
+		c.t.Fatalf("%v\nlogs:\n%s", err, c.logs.String())
+	}
+	return params
+}
+
+// awaitNote is waitNote returning the failure instead of failing the test.
+// Notifications that do not match are consumed.
+func (c *rpcClient) awaitNote(ctx context.Context, method string, match func(json.RawMessage) bool) (json.RawMessage, error) {
 	for {
 		select {
 		case n := <-c.notes:
 			if n.Method == method && match(n.Params) {
-				return n.Params
+				return n.Params, nil
 			}
 		case <-ctx.Done():
-			c.t.Fatalf("%s: no %s notification: %v\nlogs:\n%s", c.name, method, ctx.Err(), c.logs.String())
+			return nil, fmt.Errorf("%s: no %s notification: %w", c.name, method, ctx.Err())
 		case <-c.exited:
-			c.t.Fatalf("%s: process exited waiting for %s\nlogs:\n%s", c.name, method, c.logs.String())
+			return nil, fmt.Errorf("%s: process exited waiting for %s", c.name, method)
 		}
 	}
 }

@@ -14,6 +14,9 @@ type Client interface {
 	// Endpoints are the addresses we listen on (message link, file transport).
 	Endpoints() domain.Endpoints
 
+	// Reachability is what `chatx doctor` prints: the NAT's mapping
+	// behaviour, our candidates and the last connection attempts.
+	Reachability(ctx context.Context) ReachabilityReport
 	// Peers lists every user the directory knows plus pinned contacts,
 	// online first.
 	Peers(ctx context.Context) ([]PeerView, error)
@@ -51,12 +54,21 @@ type Client interface {
 	Subscribe(ctx context.Context) <-chan Event
 }
 
+// ReachabilityReport is how we can be reached and how reaching others went.
+type ReachabilityReport struct {
+	NAT        domain.NATMapping
+	Candidates []string  // "host 192.168.1.5:41000", "srflx 203.0.113.9:41000" …
+	Attempts   []Attempt // newest first
+}
+
 // PeerView is a peer as a user interface lists it.
 type PeerView struct {
 	Peer       domain.Peer
 	Verified   bool
 	KeyChanged bool // a key change is waiting for the user's decision
 	Unread     int
+	// Path is how the message link to the peer runs now (zero: no link).
+	Path domain.Path
 }
 
 // SafetyView is what the verify screen shows.

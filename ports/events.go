@@ -47,6 +47,16 @@ type KeyChangedEvent struct {
 // TypingEvent: the peer is typing.
 type TypingEvent struct{ From domain.Username }
 
+// ReachabilityEvent: an online peer became unreachable (Reason says why:
+// "no path: punching timed out, relay refused …") or reachable again (Path
+// says how). Sent once per change.
+type ReachabilityEvent struct {
+	Peer      domain.Username
+	Reachable bool
+	Reason    string
+	Path      domain.Path
+}
+
 func (MessageEvent) isEvent()         {}
 func (MessageStateEvent) isEvent()    {}
 func (PresenceEvent) isEvent()        {}
@@ -55,6 +65,7 @@ func (TransferEvent) isEvent()        {}
 func (RegisteredEvent) isEvent()      {}
 func (KeyChangedEvent) isEvent()      {}
 func (TypingEvent) isEvent()          {}
+func (ReachabilityEvent) isEvent()    {}
 
 // EventSink receives events for user interfaces. Publish never blocks the
 // caller for long: a slow subscriber loses progress events, never messages.

@@ -45,6 +45,10 @@ type FileTransport interface {
 
 	// Endpoints are the addresses this transport listens on, to advertise.
 	Endpoints() []string
+
+	// Diagnostics: the transport owns the UDP socket, so it knows the NAT,
+	// our candidates and how connection attempts went.
+	Diagnostics
 }
 
 // FileReceiver is the use-case side of an incoming stream.

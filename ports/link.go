@@ -55,6 +55,9 @@ type MessageLink interface {
 
 	// Endpoints are the addresses this link listens on, to advertise.
 	Endpoints() []string
+
+	// PathReporter: how the link to a peer runs now.
+	PathReporter
 }
 
 // EnvelopeHandler receives envelopes from authenticated peers. An error is

@@ -42,6 +42,8 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 			s.notify("keyChanged", keyChangedView{Name: e.Name.String(), Old: e.Old.String(), New: e.New.String()})
 		case ports.TypingEvent:
 			s.notify("typing", typingView{From: e.From.String()})
+		case ports.ReachabilityEvent:
+			s.notify("reachability", viewReachability(e))
 		default:
 			s.logger.Debug("event without notification", "type", typeName(ev))
 		}

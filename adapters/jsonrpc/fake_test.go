@@ -217,3 +217,7 @@ func (f *fakeClient) Subscribe(ctx context.Context) <-chan ports.Event {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 var _ ports.Client = (*fakeClient)(nil)
+
+func (f *fakeClient) Reachability(context.Context) ports.ReachabilityReport {
+	return ports.ReachabilityReport{NAT: domain.NATEndpointIndependent, Candidates: []string{"host 192.168.1.5:41000", "srflx 203.0.113.9:41000"}}
+}

@@ -25,6 +25,7 @@ func (s *Server) methods() map[string]handler {
 	return map[string]handler{
 		"whoami":          s.whoami,
 		"listPeers":       s.listPeers,
+		"reachability":    s.reachability,
 		"send":            s.send,
 		"typing":          s.typing,
 		"markRead":        s.markRead,
@@ -92,6 +93,13 @@ func parseLimit(raw *int) (int, error) {
 		return 0, invalidParams(fmt.Sprintf(`"limit" must be between 1 and %d`, maxLimit))
 	}
 	return *raw, nil
+}
+
+func (s *Server) reachability(ctx context.Context, raw json.RawMessage) (any, error) {
+	if err := decodeParams(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return viewReachabilityReport(s.client.Reachability(ctx)), nil
 }
 
 func (s *Server) whoami(ctx context.Context, raw json.RawMessage) (any, error) {

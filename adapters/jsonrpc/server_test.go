@@ -42,7 +42,8 @@ func TestListPeers(t *testing.T) {
 	f := newFake()
 	bob := identity("bob")
 	f.peers = []ports.PeerView{
-		{Peer: domain.Peer{Identity: bob, Online: true, LastSeen: t0, Endpoints: domain.Endpoints{Link: []string{"10.0.0.2:1"}}}, Verified: true, Unread: 3},
+		{Peer: domain.Peer{Identity: bob, Online: true, LastSeen: t0, Endpoints: domain.Endpoints{Link: []string{"10.0.0.2:1"}, NAT: domain.NATEndpointIndependent}}, Verified: true, Unread: 3,
+			Path: domain.Path{Kind: domain.PathDirect, Transport: domain.TransportQUIC, RTT: 1500 * time.Microsecond}},
 		{Peer: domain.Peer{Identity: identity("carol")}, KeyChanged: true},
 	}
 	h := start(t, f, jsonrpc.Options{})
@@ -52,13 +53,14 @@ func TestListPeers(t *testing.T) {
 		t.Fatalf("listPeers = %v", got)
 	}
 	want0 := map[string]any{"name": "bob", "peerId": string(bob.PeerID()), "fingerprint": bob.Fingerprint().String(),
-		"online": true, "lastSeen": "2026-11-24T12:00:00Z", "verified": true, "keyChanged": false, "unread": float64(3)}
+		"online": true, "lastSeen": "2026-11-24T12:00:00Z", "verified": true, "keyChanged": false, "unread": float64(3),
+		"path": "direct", "transport": "quic", "rttMs": 1.5, "nat": "endpoint-independent"}
 	for k, v := range want0 {
 		if got[0][k] != v {
 			t.Errorf("peer 0 %s = %v, want %v", k, got[0][k], v)
 		}
 	}
-	if got[1]["lastSeen"] != nil || got[1]["online"] != false || got[1]["keyChanged"] != true {
+	if got[1]["lastSeen"] != nil || got[1]["online"] != false || got[1]["keyChanged"] != true || got[1]["path"] != nil || got[1]["transport"] != nil {
 		t.Errorf("peer 1 = %v", got[1])
 	}
 	eps := got[1]["endpoints"].(map[string]any)
@@ -351,6 +353,8 @@ func TestNotifications(t *testing.T) {
 		{ports.TransferEvent{Transfer: tr}, "transfer", map[string]any{"id": tr.ID().String(), "peer": "bob", "name": "big.iso", "state": "in_progress", "bytes": float64(500), "total": float64(1000), "rate": float64(500), "eta": float64(1), "direction": "in"}},
 		{ports.KeyChangedEvent{Name: bob.Name(), Old: old, New: nw}, "keyChanged", map[string]any{"name": "bob", "old": old.String(), "new": nw.String()}},
 		{ports.TypingEvent{From: bob.Name()}, "typing", map[string]any{"from": "bob"}},
+		{ports.ReachabilityEvent{Peer: bob.Name(), Reason: "punching timed out"}, "reachability", map[string]any{"peer": "bob", "reachable": false, "reason": "punching timed out", "path": nil}},
+		{ports.ReachabilityEvent{Peer: bob.Name(), Reachable: true, Path: domain.Path{Kind: domain.PathDirect, Transport: domain.TransportQUIC}}, "reachability", map[string]any{"peer": "bob", "reachable": true, "path": "direct", "transport": "quic"}},
 	}
 	for _, tc := range cases {
 		f.events <- tc.ev
@@ -430,3 +434,19 @@ func TestAutoAccept(t *testing.T) {
 }
 
 func typingEvent() ports.Event { return ports.TypingEvent{From: domain.MustUsername("carol")} }
+
+func TestReachabilityReport(t *testing.T) {
+	t.Parallel()
+	h := start(t, newFake(), jsonrpc.Options{})
+	var got map[string]any
+	h.result("reachability", nil, &got)
+	if got["nat"] != "endpoint-independent" {
+		t.Errorf("nat = %v", got["nat"])
+	}
+	if c, _ := got["candidates"].([]any); len(c) != 2 || c[1] != "srflx 203.0.113.9:41000" {
+		t.Errorf("candidates = %v", got["candidates"])
+	}
+	if a, ok := got["attempts"].([]any); !ok || len(a) != 0 {
+		t.Errorf("attempts = %v, want []", got["attempts"])
+	}
+}

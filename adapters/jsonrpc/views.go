@@ -39,6 +39,13 @@ type peerView struct {
 	Verified    bool          `json:"verified"`
 	KeyChanged  bool          `json:"keyChanged"`
 	Unread      int           `json:"unread"`
+	// Path is "lan", "direct", "relayed", or null while there is no link;
+	// Transport "tcp" or "quic" (null with no link); RTTMs the link's last
+	// measured round trip in milliseconds (null when unknown).
+	Path      *string  `json:"path"`
+	Transport *string  `json:"transport"`
+	RTTMs     *float64 `json:"rttMs"`
+	NAT       *string  `json:"nat"`
 }
 
 // presenceView is a peer as a presence notification shows it.
@@ -62,8 +69,23 @@ func viewPresence(p domain.Peer) presenceView {
 
 func viewPeer(p ports.PeerView) peerView {
 	pr := viewPresence(p.Peer)
-	return peerView{Name: pr.Name, PeerID: pr.PeerID, Fingerprint: pr.Fingerprint, Online: pr.Online,
-		LastSeen: pr.LastSeen, Endpoints: pr.Endpoints, Verified: p.Verified, KeyChanged: p.KeyChanged, Unread: p.Unread}
+	v := peerView{Name: pr.Name, PeerID: pr.PeerID, Fingerprint: pr.Fingerprint, Online: pr.Online,
+		LastSeen: pr.LastSeen, Endpoints: pr.Endpoints, Verified: p.Verified, KeyChanged: p.KeyChanged, Unread: p.Unread,
+		Path: optional(string(p.Path.Kind)), Transport: optional(string(p.Path.Transport)),
+		NAT: optional(string(p.Peer.Endpoints.NAT))}
+	if p.Path.RTT > 0 {
+		ms := float64(p.Path.RTT.Microseconds()) / 1000
+		v.RTTMs = &ms
+	}
+	return v
+}
+
+// optional is nil for "", so that JSON says null.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 type messageView struct {
@@ -169,6 +191,20 @@ type typingView struct {
 	From string `json:"from"`
 }
 
+// reachabilityView: an online peer became unreachable, or reachable again.
+type reachabilityView struct {
+	Peer      string  `json:"peer"`
+	Reachable bool    `json:"reachable"`
+	Reason    string  `json:"reason"`
+	Path      *string `json:"path"`
+	Transport *string `json:"transport"`
+}
+
+func viewReachability(e ports.ReachabilityEvent) reachabilityView {
+	return reachabilityView{Peer: e.Peer.String(), Reachable: e.Reachable, Reason: e.Reason,
+		Path: optional(string(e.Path.Kind)), Transport: optional(string(e.Path.Transport))}
+}
+
 type registryView struct {
 	Connected   bool   `json:"connected"`
 	Error       string `json:"error"`
@@ -209,4 +245,36 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// reachabilityReportView is the result of the reachability method.
+type reachabilityReportView struct {
+	NAT        *string       `json:"nat"`
+	Candidates []string      `json:"candidates"`
+	Attempts   []attemptView `json:"attempts"`
+}
+
+type attemptView struct {
+	Peer      string  `json:"peer"`
+	At        string  `json:"at"`
+	Path      *string `json:"path"`
+	Transport *string `json:"transport"`
+	Remote    string  `json:"remote"`
+	OK        bool    `json:"ok"`
+	Error     string  `json:"error"`
+	Detail    string  `json:"detail"`
+}
+
+func viewReachabilityReport(r ports.ReachabilityReport) reachabilityReportView {
+	v := reachabilityReportView{NAT: optional(string(r.NAT)), Candidates: append([]string{}, r.Candidates...),
+		Attempts: make([]attemptView, 0, len(r.Attempts))}
+	for _, a := range r.Attempts {
+		av := attemptView{Peer: a.Peer.String(), At: formatTime(a.At), Path: optional(string(a.Path.Kind)),
+			Transport: optional(string(a.Path.Transport)), Remote: a.Path.Remote, OK: a.Err == nil, Detail: a.Detail}
+		if a.Err != nil {
+			av.Error = a.Err.Error()
+		}
+		v.Attempts = append(v.Attempts, av)
+	}
+	return v
 }

@@ -350,3 +350,12 @@ func (st *stream) outcome(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// NAT: the in-process network has none.
+func (ft *FileTransport) NAT() domain.NATMapping { return domain.NATNone }
+
+// Candidates is the host's address, as a host candidate.
+func (ft *FileTransport) Candidates() []string { return []string{"host " + ft.h.addr} }
+
+// Attempts: the in-process network dials at once and records nothing.
+func (ft *FileTransport) Attempts() []ports.Attempt { return nil }

@@ -294,3 +294,15 @@ func (h *Host) linkTo(ctx context.Context, to domain.Peer) (*link, error) {
 	h.out[key] = l
 	return l, nil
 }
+
+// Path reports a live outgoing link to the peer as a LAN path over memory
+// (ports.PathReporter); the zero Path when there is none.
+func (k *Link) Path(peer domain.Identity) domain.Path {
+	h := k.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.out[peer.Fingerprint().String()]; ok && l.alive() {
+		return domain.Path{Kind: domain.PathLAN, Transport: domain.TransportMemory, Remote: l.to.addr}
+	}
+	return domain.Path{}
+}

@@ -3,7 +3,6 @@ package memory
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -112,14 +111,9 @@ func NewPresenceStoreWithCap(max int) *PresenceStore {
 	return &PresenceStore{m: make(map[string]ports.Presence), max: max}
 }
 
-func cloneEndpoints(e domain.Endpoints) domain.Endpoints {
-	return domain.Endpoints{Link: slices.Clone(e.Link), File: slices.Clone(e.File)}
-}
+func cloneEndpoints(e domain.Endpoints) domain.Endpoints { return e.Clone() }
 
-func clonePresence(p ports.Presence) ports.Presence {
-	p.Endpoints = cloneEndpoints(p.Endpoints)
-	return p
-}
+func clonePresence(p ports.Presence) ports.Presence { return p.Clone() }
 
 // Put inserts or replaces the presence of p's name.
 func (s *PresenceStore) Put(ctx context.Context, p ports.Presence) error {

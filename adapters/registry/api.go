@@ -33,9 +33,62 @@ type registerRequest struct {
 }
 
 type registerResponse struct {
-	Name             string `json:"name"`
-	Token            string `json:"token"`
-	ExpiresInSeconds int    `json:"expires_in_seconds"`
+	Name             string        `json:"name"`
+	Token            string        `json:"token"`
+	ExpiresInSeconds int           `json:"expires_in_seconds"`
+	STUN             *stunJSON     `json:"stun,omitempty"`
+	Refused          []refusedJSON `json:"refused"`
+}
+
+// stunJSON is the STUN service of the registry: its UDP ports and, in a
+// register response, this session's credentials.
+type stunJSON struct {
+	Ports    []int  `json:"ports"`
+	Username string `json:"username,omitempty"`
+	Key      string `json:"key,omitempty"`
+}
+
+type refusedJSON struct {
+	List     string `json:"list"`
+	Index    int    `json:"index"`
+	Endpoint string `json:"endpoint"`
+	Reason   string `json:"reason"`
+}
+
+type infoResponse struct {
+	Proof          string    `json:"proof"`
+	STUN           *stunJSON `json:"stun"`
+	Relay          bool      `json:"relay"`
+	MaxSignalBytes int       `json:"max_signal_bytes"`
+}
+
+type candidateJSON struct {
+	Type  string `json:"type"`
+	Net   string `json:"net"`
+	Addr  string `json:"addr"`
+	Scope string `json:"scope,omitempty"`
+}
+
+type signalRequest struct {
+	To      string `json:"to"`
+	Payload string `json:"payload"`
+}
+
+type signalEvent struct {
+	From    string `json:"from"`
+	Key     string `json:"key"`
+	Payload string `json:"payload"`
+}
+
+type relayJSON struct {
+	URL      string    `json:"url"`
+	Username string    `json:"username"`
+	Password string    `json:"password"`
+	Expires  time.Time `json:"expires"`
+}
+
+type relaysResponse struct {
+	Relays []relayJSON `json:"relays"`
 }
 
 type unregisterRequest struct {
@@ -45,12 +98,14 @@ type unregisterRequest struct {
 }
 
 type peerJSON struct {
-	Name        string        `json:"name"`
-	Key         string        `json:"key"`
-	Fingerprint string        `json:"fingerprint"`
-	Online      bool          `json:"online"`
-	Endpoints   endpointsJSON `json:"endpoints"`
-	LastSeen    *time.Time    `json:"last_seen,omitempty"`
+	Name        string          `json:"name"`
+	Key         string          `json:"key"`
+	Fingerprint string          `json:"fingerprint"`
+	Online      bool            `json:"online"`
+	Endpoints   endpointsJSON   `json:"endpoints"`
+	Candidates  []candidateJSON `json:"candidates"`
+	NAT         string          `json:"nat,omitempty"`
+	LastSeen    *time.Time      `json:"last_seen,omitempty"`
 }
 
 type onlineResponse struct {
@@ -83,6 +138,8 @@ const (
 	codeNotFound         = "not_found"
 	codeMethod           = "method_not_allowed"
 	codeInternal         = "internal"
+	codeOutdatedProof    = "outdated_proof"
+	codePeerOffline      = "peer_offline"
 	// codeRedirect is never sent by a registry: the client gives it to a
 	// 3xx answer, which it does not follow.
 	codeRedirect = "redirect"
@@ -109,6 +166,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, codeTooLarge
 	case errors.Is(err, domain.ErrNameTaken):
 		return http.StatusConflict, codeNameTaken
+	case errors.Is(err, domain.ErrOutdatedProof):
+		return http.StatusBadRequest, codeOutdatedProof
+	case errors.Is(err, domain.ErrPeerOffline):
+		return http.StatusNotFound, codePeerOffline
 	case errors.Is(err, domain.ErrBadSignature):
 		return http.StatusUnauthorized, codeBadSignature
 	case errors.Is(err, ports.ErrChallengeInvalid):
@@ -150,6 +211,10 @@ func (e *APIError) Unwrap() error {
 		return domain.ErrNameTaken
 	case codeBadSignature:
 		return domain.ErrBadSignature
+	case codeOutdatedProof:
+		return domain.ErrOutdatedProof
+	case codePeerOffline:
+		return domain.ErrPeerOffline
 	case codeChallengeInvalid:
 		return ports.ErrChallengeInvalid
 	case codeSessionInvalid:

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,18 +56,32 @@ type Client struct {
 	streamUp      bool
 	streamCancel  context.CancelFunc
 	streamKick    chan struct{}
+	sigSubs       map[*signalSub]struct{}
+	relays        relayCache
+	lastRefused   string // the refused endpoints last logged
 }
 
-var _ ports.Directory = (*Client)(nil)
+var (
+	_ ports.Directory  = (*Client)(nil)
+	_ ports.Rendezvous = (*Client)(nil)
+)
 
 type session struct {
 	me     domain.LocalIdentity
 	eps    domain.Endpoints
-	token  string // guarded by Client.mu
-	ttl    time.Duration
+	reg    registration // guarded by Client.mu
 	cancel context.CancelFunc
 	done   chan struct{}
 	kick   chan struct{}
+}
+
+// registration is what one successful register answer gave: the session
+// token, its TTL and the session's STUN binding (zero when the registry
+// runs no STUN server).
+type registration struct {
+	token string
+	ttl   time.Duration
+	stun  ports.STUNBinding
 }
 
 type subscriber struct {
@@ -131,6 +146,7 @@ func NewClient(cfg ClientConfig, logger *slog.Logger) (*Client, func(), error) {
 		subs:       make(map[*subscriber]struct{}),
 		online:     make(map[string]domain.Peer),
 		streamKick: make(chan struct{}, 1),
+		sigSubs:    make(map[*signalSub]struct{}),
 	}
 	return c, func() { _ = c.Close() }, nil
 }
@@ -154,12 +170,12 @@ func (c *Client) Close() error {
 // Unregister or Close. It retries while the registry says it is busy.
 func (c *Client) Register(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) error {
 	c.stopSession()
-	token, ttl, err := c.registerOnce(ctx, me, eps)
+	reg, err := c.registerOnce(ctx, me, eps)
 	if err != nil {
 		return err
 	}
 	sctx, cancel := context.WithCancel(c.ctx)
-	s := &session{me: me, eps: eps, token: token, ttl: ttl, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	s := &session{me: me, eps: eps, reg: reg, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -167,6 +183,7 @@ func (c *Client) Register(ctx context.Context, me domain.LocalIdentity, eps doma
 		return fmt.Errorf("register: %w", errClosed)
 	}
 	c.sess = s
+	c.relays = relayCache{}
 	c.ensureStreamLocked()
 	// Started under c.mu, after the closed check, so Close's Wait sees it.
 	c.wg.Go(func() {
@@ -193,13 +210,13 @@ func (c *Client) stopSession() {
 
 // registerOnce runs challenge → sign → register, retrying while the
 // registry is busy and a few times after a network error.
-func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) (string, time.Duration, error) {
+func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) (registration, error) {
 	const maxNetRetries = 3
 	backoff := c.cfg.MinBackoff
 	for netRetries := 0; ; {
-		token, ttl, err := c.tryRegister(ctx, me, eps)
+		reg, err := c.tryRegister(ctx, me, eps)
 		if err == nil || ctx.Err() != nil {
-			return token, ttl, err
+			return reg, err
 		}
 		var apiErr *APIError
 		wait := jitter(backoff)
@@ -207,7 +224,7 @@ func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps 
 		case errors.As(err, &apiErr) && errors.Is(err, ports.ErrBusy):
 			wait = max(apiErr.RetryAfter, wait)
 		case errors.As(err, &apiErr), netRetries == maxNetRetries:
-			return "", 0, err
+			return registration{}, err
 		default:
 			netRetries++
 			c.log.Debug("register: retrying after network error", "err", err)
@@ -215,16 +232,16 @@ func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps 
 		backoff = min(2*backoff, c.cfg.MaxBackoff)
 		select {
 		case <-ctx.Done():
-			return "", 0, fmt.Errorf("register %s: %w (last: %w)", me.Name(), ctx.Err(), err)
+			return registration{}, fmt.Errorf("register %s: %w (last: %w)", me.Name(), ctx.Err(), err)
 		case <-time.After(wait):
 		}
 	}
 }
 
-func (c *Client) tryRegister(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) (string, time.Duration, error) {
+func (c *Client) tryRegister(ctx context.Context, me domain.LocalIdentity, eps domain.Endpoints) (registration, error) {
 	ch, err := c.challenge(ctx)
 	if err != nil {
-		return "", 0, fmt.Errorf("register %s: %w", me.Name(), err)
+		return registration{}, fmt.Errorf("register %s: %w", me.Name(), err)
 	}
 	proof := domain.RegistryProof{Action: domain.ActionRegister, Name: me.Name(), Key: me.PublicKey(), Challenge: ch, Endpoints: eps}
 	body := registerRequest{
@@ -235,12 +252,19 @@ func (c *Client) tryRegister(ctx context.Context, me domain.LocalIdentity, eps d
 	}
 	var resp registerResponse
 	if err := c.do(ctx, http.MethodPut, userPath(me.Name())+"/presence", "", body, &resp); err != nil {
-		return "", 0, fmt.Errorf("register %s: %w", me.Name(), err)
+		return registration{}, fmt.Errorf("register %s: %w", me.Name(), err)
 	}
 	if resp.Token == "" || len(resp.Token) > 256 || resp.ExpiresInSeconds <= 0 {
-		return "", 0, fmt.Errorf("register %s: registry answered without a usable session", me.Name())
+		return registration{}, fmt.Errorf("register %s: registry answered without a usable session", me.Name())
 	}
-	return resp.Token, time.Duration(resp.ExpiresInSeconds) * time.Second, nil
+	reg := registration{token: resp.Token, ttl: time.Duration(resp.ExpiresInSeconds) * time.Second}
+	if resp.STUN != nil {
+		if reg.stun, err = c.stunBinding(*resp.STUN); err != nil {
+			return registration{}, fmt.Errorf("register %s: %w", me.Name(), err)
+		}
+	}
+	c.logRefused(resp.Refused)
+	return reg, nil
 }
 
 func (c *Client) challenge(ctx context.Context) ([]byte, error) {
@@ -261,7 +285,9 @@ func userPath(name domain.Username) string { return "/v1/users/" + name.String()
 // sessionLoop heartbeats every ttl/4; a forgotten session is registered
 // again, a failure retried with backoff.
 func (c *Client) sessionLoop(ctx context.Context, s *session) {
-	interval := max(s.ttl/4, 100*time.Millisecond)
+	c.mu.Lock()
+	interval := max(s.reg.ttl/4, 100*time.Millisecond)
+	c.mu.Unlock()
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	backoff := c.cfg.MinBackoff
@@ -279,16 +305,17 @@ func (c *Client) sessionLoop(ctx context.Context, s *session) {
 			}
 		}
 		c.mu.Lock()
-		token := s.token
+		token := s.reg.token
 		c.mu.Unlock()
 		err := c.do(ctx, http.MethodPost, userPath(s.me.Name())+"/presence/heartbeat", token, nil, nil)
 		if errors.Is(err, ports.ErrSessionInvalid) {
-			var ttl time.Duration
-			if token, ttl, err = c.tryRegister(ctx, s.me, s.eps); err == nil {
+			var reg registration
+			if reg, err = c.tryRegister(ctx, s.me, s.eps); err == nil {
 				c.mu.Lock()
-				s.token = token
+				s.reg = reg
+				c.relays = relayCache{}
 				c.mu.Unlock()
-				interval = max(ttl/4, 100*time.Millisecond)
+				interval = max(reg.ttl/4, 100*time.Millisecond)
 				c.log.Info("registered again: the registry had forgotten our session", "name", s.me.Name().String())
 				c.kickStream()
 			}
@@ -378,25 +405,41 @@ func (c *Client) Online(ctx context.Context) ([]domain.Peer, error) {
 	return out, nil
 }
 
-func (pj peerJSON) peer() (domain.Peer, error) {
-	name, err := domain.ParseUsername(pj.Name)
+// identityJSON checks a name and a base64 key the registry sent.
+func identityJSON(nameText, keyB64 string) (domain.Identity, error) {
+	name, err := domain.ParseUsername(nameText)
 	if err != nil {
-		return domain.Peer{}, fmt.Errorf("registry sent a bad name: %w", err)
+		return domain.Identity{}, fmt.Errorf("registry sent a bad name: %w", err)
 	}
-	key, err := base64.StdEncoding.DecodeString(pj.Key)
+	key, err := base64.StdEncoding.DecodeString(keyB64)
 	if err != nil || len(key) != ed25519.PublicKeySize {
-		return domain.Peer{}, fmt.Errorf("registry sent a bad key for %s", name)
+		return domain.Identity{}, fmt.Errorf("registry sent a bad key for %s", name)
 	}
-	id, err := domain.NewIdentity(name, key)
+	return domain.NewIdentity(name, key)
+}
+
+func (pj peerJSON) peer() (domain.Peer, error) {
+	id, err := identityJSON(pj.Name, pj.Key)
 	if err != nil {
 		return domain.Peer{}, err
 	}
+	name := id.Name()
 	for _, list := range [][]string{pj.Endpoints.Link, pj.Endpoints.File} {
 		if len(list) > maxPeerEndpoints {
 			return domain.Peer{}, fmt.Errorf("registry sent %d endpoints for %s: %w", len(list), name, domain.ErrTooLarge)
 		}
 	}
-	p := domain.Peer{Identity: id, Online: pj.Online, Endpoints: domain.Endpoints{Link: pj.Endpoints.Link, File: pj.Endpoints.File}}
+	cands, err := pj.candidates()
+	if err != nil {
+		return domain.Peer{}, fmt.Errorf("peer %s: %w", name, err)
+	}
+	switch nat := domain.NATMapping(pj.NAT); nat {
+	case domain.NATUnknown, domain.NATNone, domain.NATEndpointIndependent, domain.NATEndpointDependent:
+	default:
+		return domain.Peer{}, fmt.Errorf("registry sent NAT mapping %.20q for %s", pj.NAT, name)
+	}
+	p := domain.Peer{Identity: id, Online: pj.Online, Endpoints: domain.Endpoints{Link: pj.Endpoints.Link, File: pj.Endpoints.File,
+		NAT: domain.NATMapping(pj.NAT), Candidates: cands}}
 	if pj.LastSeen != nil {
 		p.LastSeen = *pj.LastSeen
 	}
@@ -419,18 +462,26 @@ func (c *Client) Watch(ctx context.Context) (<-chan ports.DirectoryEvent, error)
 		}
 	}
 	c.ensureStreamLocked()
+	c.untilDoneLocked(ctx, func() {
+		delete(c.subs, s)
+		close(s.ch)
+	})
+	c.mu.Unlock()
+	return s.ch, nil
+}
+
+// untilDoneLocked runs end under c.mu once ctx is done or the client
+// closes. Callers hold c.mu (so Close's Wait sees the goroutine).
+func (c *Client) untilDoneLocked(ctx context.Context, end func()) {
 	c.wg.Go(func() {
 		select {
 		case <-ctx.Done():
 		case <-c.ctx.Done():
 		}
 		c.mu.Lock()
-		delete(c.subs, s)
-		close(s.ch)
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		end()
 	})
-	c.mu.Unlock()
-	return s.ch, nil
 }
 
 // emitLocked hands ev to every watcher. Callers hold c.mu.
@@ -471,7 +522,7 @@ func (c *Client) streamLoop() {
 		var name, token string
 		c.mu.Lock()
 		if c.sess != nil {
-			name, token = c.sess.me.Name().String(), c.sess.token
+			name, token = c.sess.me.Name().String(), c.sess.reg.token
 		}
 		sctx, scancel := context.WithCancel(c.ctx)
 		c.streamCancel = scancel
@@ -630,6 +681,8 @@ func (c *Client) dispatch(event string, data []byte) error {
 		}
 		c.emitLocked(ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: p})
 		c.mu.Unlock()
+	case "signal":
+		c.dispatchSignal(data)
 	case "resync":
 		return errStreamResync
 	}
@@ -668,7 +721,9 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 		body = bytes.NewReader(b)
 	}
 	u := *c.base
-	u.Path += path
+	p, query, _ := strings.Cut(path, "?")
+	u.Path += p
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return err

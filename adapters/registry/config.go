@@ -64,7 +64,40 @@ type ServerConfig struct {
 	// machine would put every client there too).
 	MaxStreamsPerClient int
 	MaxStreamsLoopback  int
+
+	// NoSTUN turns the STUN server off (it is on by default).
+	NoSTUN bool
+	// STUNListen is the UDP address of the first STUN port; the second is
+	// the next port up. Default: the HTTPS listen host and port (":5000"
+	// → ":5000/udp" and ":5001/udp"); with an HTTPS port of 0, a free pair.
+	STUNListen string
+	// STUNRate limits Binding requests per source client key (default
+	// 10/s, burst 20); requests over it are dropped.
+	STUNRate Rate
+	// SignalRate limits signals per sending session (default 20/s, burst 40).
+	SignalRate Rate
+	// SignalQueue is how many signals may wait for one recipient stream
+	// (default 64); beyond it the sender gets 503 busy.
+	SignalQueue int
+	// TURN lists the relays the registry hands credentials for
+	// (GET /v1/relays). Empty: no relay.
+	TURN []TURNServer
 }
+
+// TURNServer is a TURN relay that accepts TURN REST credentials (coturn's
+// use-auth-secret): username "<unix expiry>:<name>", password
+// base64(HMAC-SHA1(Secret, username)).
+type TURNServer struct {
+	// URLs are TURN URIs (RFC 7065), e.g. "turn:relay.example:3478?transport=udp".
+	URLs []string
+	// Secret is the shared secret (coturn's static-auth-secret).
+	Secret []byte
+	// TTL is how long handed-out credentials live (default 10 min).
+	TTL time.Duration
+}
+
+// DefaultTURNTTL is TURNServer.TTL's default.
+const DefaultTURNTTL = 10 * time.Minute
 
 func (c ServerConfig) withDefaults() ServerConfig {
 	if c.Listen == "" {
@@ -100,6 +133,23 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxStreamsLoopback <= 0 {
 		c.MaxStreamsLoopback = c.MaxConns
 	}
+	if c.STUNRate.PerSecond <= 0 {
+		c.STUNRate = Rate{PerSecond: 10, Burst: 20}
+	}
+	if c.SignalRate.PerSecond <= 0 {
+		c.SignalRate = Rate{PerSecond: 20, Burst: 40}
+	}
+	if c.SignalQueue <= 0 {
+		c.SignalQueue = 64
+	}
+	turn := make([]TURNServer, 0, len(c.TURN))
+	for _, t := range c.TURN {
+		if t.TTL <= 0 {
+			t.TTL = DefaultTURNTTL
+		}
+		turn = append(turn, t)
+	}
+	c.TURN = turn
 	return c
 }
 

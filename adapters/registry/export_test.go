@@ -1,6 +1,13 @@
 package registry
 
-import "time"
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/chatx/chatx/ports"
+)
 
 // Hooks for package registry_test.
 
@@ -21,6 +28,14 @@ func (l TestLimiter) Len() int {
 	l.rl.mu.Lock()
 	defer l.rl.mu.Unlock()
 	return len(l.rl.byIP)
+}
+
+// STUNAnswer runs the STUN server's handling of one datagram from src on
+// its first port: the answer, or nil when it is dropped.
+func STUNAnswer(svc ports.RegistryService, pkt []byte, src netip.AddrPort) []byte {
+	s := &stunServer{svc: svc, log: slog.New(slog.DiscardHandler)}
+	resp, _ := s.answer(context.Background(), 0, pkt, src)
+	return resp
 }
 
 // ClientURL exposes clientURL.

@@ -22,6 +22,8 @@ func FuzzPresenceStream(f *testing.F) {
 	f.Add([]byte(": ping\n\nevent: synced\ndata: {}\n\nevent: resync\ndata: {}\n\n"))
 	f.Add([]byte("event: presence\r\ndata: {\"name\":\"\u202ebob\",\"key\":\"\",\"online\":false}\r\n\r\n"))
 	f.Add([]byte("data: " + string(make([]byte, 70000)) + "\n\n"))
+	f.Add([]byte("event: signal\ndata: {\"from\":\"alice\",\"key\":\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\",\"payload\":\"aGk=\"}\n\n"))
+	f.Add([]byte("event: presence\ndata: {\"name\":\"alice\",\"key\":\"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\",\"online\":true,\"endpoints\":{\"link\":[],\"file\":[\"1.2.3.4:5\"]},\"candidates\":[{\"type\":\"srflx\",\"net\":\"udp\",\"addr\":\"1.2.3.4:5\",\"scope\":\"public\"}],\"nat\":\"endpoint-dependent\"}\n\n"))
 
 	var body atomic.Pointer[[]byte]
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	stun     *prometheus.CounterVec
 	streams  atomic.Int64
 	http     http.Handler
 }
@@ -29,8 +30,12 @@ func newMetrics(svc ports.RegistryService, openConns func() int64) *metrics {
 			Name: "chatx_registry_requests_total",
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
+		stun: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chatx_registry_stun_requests_total",
+			Help: "STUN datagrams by result: plain, authenticated, dropped, rate_limited.",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, &statsCollector{svc: svc, streams: &m.streams, openConns: openConns},
+	m.reg.MustRegister(m.requests, m.stun, &statsCollector{svc: svc, streams: &m.streams, openConns: openConns},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
@@ -39,6 +44,8 @@ func newMetrics(svc ports.RegistryService, openConns func() int64) *metrics {
 func (m *metrics) request(route string, code int) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
+
+func (m *metrics) stunRequest(result string) { m.stun.WithLabelValues(result).Inc() }
 
 // handler serves the exposition format the scraper asks for (text by default).
 func (m *metrics) handler() http.Handler { return m.http }

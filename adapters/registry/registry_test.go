@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v3"
+
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
@@ -132,8 +134,9 @@ func TestRegisterLookupWatchOffline(t *testing.T) {
 	if !p.Online || !p.Identity.SameKey(aliceID.PublicKey()) {
 		t.Fatalf("lookup %+v", p)
 	}
-	wantLink := []string{"192.168.7.7:7000", "127.0.0.1:7000"}
-	if !slices.Equal(p.Endpoints.Link, wantLink) || !slices.Equal(p.Endpoints.File, []string{"192.168.7.7:7001", "127.0.0.1:7001"}) {
+	// Exactly what alice advertised: the registry no longer pairs the
+	// observed TCP address with advertised ports.
+	if !slices.Equal(p.Endpoints.Link, eps.Link) || !slices.Equal(p.Endpoints.File, eps.File) {
 		t.Fatalf("endpoints %+v", p.Endpoints)
 	}
 	online, err := bob.Online(ctx)
@@ -518,12 +521,20 @@ func TestRestartReRegisters(t *testing.T) {
 	ctx := t.Context()
 	const n = 20
 	ids := make([]domain.LocalIdentity, n)
+	var first *registry.Client
 	for i := range n {
 		ids[i] = newLocal(t, fmt.Sprintf("peer-%d", i+20))
 		c := newClient(t, ts.url, t.TempDir())
 		if err := c.Register(ctx, ids[i], domain.Endpoints{Link: []string{"10.1.1.1:7000"}}); err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 {
+			first = c
+		}
+	}
+	oldBinding, err := first.STUN(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	watcher := newClient(t, ts.url, t.TempDir())
 	events, err := watcher.Watch(ctx)
@@ -562,6 +573,17 @@ func TestRestartReRegisters(t *testing.T) {
 		if err != nil || !p.Identity.SameKey(id.PublicKey()) {
 			t.Fatalf("%s after restart: %+v %v", id.Name(), p, err)
 		}
+	}
+	// The re-registered session has a new STUN binding, which the new
+	// server accepts.
+	b, err := first.STUN(ctx)
+	if err != nil || b.Username == oldBinding.Username {
+		t.Fatalf("STUN binding after the restart: %+v %v", b, err)
+	}
+	c := stunSocket(t)
+	req := bindingRequest(t, b.Username, b.Key)
+	if ans := exchange(t, c, ts2.srv.STUNPorts()[0], req); stun.NewShortTermIntegrity(string(b.Key)).Check(ans) != nil {
+		t.Fatal("the new server does not answer the new binding")
 	}
 	thief := newLocal(t, "peer-20")
 	if err := newClient(t, ts2.url, "").Register(ctx, thief, domain.Endpoints{}); !errors.Is(err, domain.ErrNameTaken) {

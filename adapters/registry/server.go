@@ -51,9 +51,14 @@ type Server struct {
 
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
+	signalRL    *rateLimiter // by sending session
+	stun        *stunServer  // nil when off
+	turnMu      sync.RWMutex
+	turn        []TURNServer
 
 	sessMu        sync.Mutex
 	sessStreams   map[[32]byte]sessStream // SHA-256 of a session token → its newest stream
+	byName        map[string]sessStream   // Username.Key → the newest session stream of that name
 	streamSeq     uint64
 	clientStreams map[string]int // open streams by client key
 
@@ -65,8 +70,10 @@ type Server struct {
 // sessStream is the live presence stream of a session; a newer stream of
 // the same session cancels it.
 type sessStream struct {
-	id     uint64
-	cancel context.CancelFunc
+	id        uint64
+	cancel    context.CancelFunc
+	tokenHash [32]byte
+	signals   chan []byte // encoded `event: signal` blocks for this stream
 }
 
 // NewServer loads or generates the TLS certificate, binds the listen
@@ -88,6 +95,14 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 	if err != nil {
 		return nil, nil, fmt.Errorf("registry server: listen %s: %w", cfg.Listen, err)
 	}
+	var stunConns [ports.STUNServerPorts]*net.UDPConn
+	if !cfg.NoSTUN {
+		addr := stunListenAddr(cfg, l.Addr())
+		if stunConns, err = listenSTUN(addr); err != nil {
+			_ = l.Close()
+			return nil, nil, fmt.Errorf("registry server: %w", err)
+		}
+	}
 	s := &Server{
 		cfg:           cfg,
 		svc:           svc,
@@ -96,11 +111,20 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 		fp:            Fingerprint(cert.Certificate[0]),
 		hub:           newHub(),
 		sessStreams:   make(map[[32]byte]sessStream),
+		byName:        make(map[string]sessStream),
+		signalRL:      newRateLimiter(cfg.SignalRate, 0),
+		turn:          cfg.TURN,
 		clientStreams: make(map[string]int),
 		challengeRL:   newRateLimiter(cfg.ChallengeRate, 0),
 		registerRL:    newRateLimiter(cfg.RegisterRate, 0),
 	}
+	if !cfg.NoSTUN {
+		s.stun = newSTUNServer(stunConns, svc, cfg.STUNRate, logger)
+	}
 	s.metrics = newMetrics(svc, s.ln.open.Load)
+	if s.stun != nil {
+		s.stun.count = s.metrics.stunRequest
+	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s.routes(),
@@ -167,6 +191,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("registry server: watch presence: %w", err)
 	}
 	wg.Go(func() { s.hub.run(runCtx, s.svc, events, s.log.Warn) })
+	if s.stun != nil {
+		wg.Go(func() { s.stun.run(runCtx) })
+		s.log.Info("STUN server started", "udp_ports", s.stun.ports())
+	}
 	defer func() { stopRun(); wg.Wait() }()
 
 	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp,
@@ -204,6 +232,9 @@ func (s *Server) Close() error {
 		s.cancelBase()
 		err = s.srv.Close()
 		_ = s.ln.Close()
+		if s.stun != nil {
+			s.stun.close()
+		}
 	})
 	return err
 }
@@ -218,6 +249,9 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/users/{name}", s.handleLookup)
 	handle("GET /v1/online", s.handleOnline)
 	handle("GET /v1/events", s.handleEvents)
+	handle("GET /v1/info", s.handleInfo)
+	handle("POST /v1/signals", s.handleSignal)
+	handle("GET /v1/relays", s.handleRelays)
 	handle("GET /healthz", s.handleHealth)
 	handle("GET /metrics", s.handleMetrics)
 	// Known paths with another method, then everything else.
@@ -228,6 +262,9 @@ func (s *Server) routes() http.Handler {
 		"/v1/users/{name}":                    "GET",
 		"/v1/online":                          "GET",
 		"/v1/events":                          "GET",
+		"/v1/info":                            "GET",
+		"/v1/signals":                         "POST",
+		"/v1/relays":                          "GET",
 		"/healthz":                            "GET",
 		"/metrics":                            "GET",
 	} {
@@ -430,7 +467,17 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info(fmt.Sprintf("registered peer %s at %s:%s/%s", name, ip, firstPort(req.Endpoints.Link), firstPort(req.Endpoints.File)), "peer", name.String())
-	writeJSON(w, http.StatusOK, registerResponse{Name: name.String(), Token: sess.Token, ExpiresInSeconds: int(sess.ExpiresIn / time.Second)})
+	resp := registerResponse{Name: name.String(), Token: sess.Token, ExpiresInSeconds: int(sess.ExpiresIn / time.Second), Refused: []refusedJSON{}}
+	if s.stun != nil && sess.STUN.Username != "" {
+		resp.STUN = &stunJSON{Ports: s.stun.ports(), Username: sess.STUN.Username, Key: base64.StdEncoding.EncodeToString(sess.STUN.Key)}
+	}
+	for _, r := range sess.Refused {
+		resp.Refused = append(resp.Refused, refusedJSON{List: r.List, Index: r.Index, Endpoint: r.Endpoint, Reason: r.Reason})
+	}
+	if len(sess.Refused) > 0 {
+		s.log.Info("advertised endpoints refused", "peer", name.String(), "count", len(sess.Refused))
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // signedFields decodes the key, challenge and signature every signed
@@ -504,6 +551,11 @@ func toPeerJSON(p domain.Peer) peerJSON {
 		Fingerprint: fmt.Sprintf("%x", p.Identity.Fingerprint()),
 		Online:      p.Online,
 		Endpoints:   endpointsJSON{Link: nonNil(p.Endpoints.Link), File: nonNil(p.Endpoints.File)},
+		Candidates:  make([]candidateJSON, 0, len(p.Endpoints.Candidates)),
+		NAT:         string(p.Endpoints.NAT),
+	}
+	for _, c := range p.Endpoints.Candidates {
+		out.Candidates = append(out.Candidates, candidateJSON{Type: string(c.Type), Net: c.Net, Addr: c.Addr, Scope: string(c.Scope)})
 	}
 	if !p.LastSeen.IsZero() {
 		t := p.LastSeen.UTC()
@@ -567,16 +619,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	token := bearer(r)
 	var name domain.Username
+	var signals chan []byte // nil (never ready) on an anonymous stream
 	if token != "" {
 		var ok bool
-		r.SetPathValue("name", r.URL.Query().Get("name"))
-		if name, ok = pathName(w, r); !ok {
+		if name, ok = queryName(w, r); !ok {
 			return
 		}
 		if err := s.svc.Heartbeat(ctx, name, token); err != nil {
 			s.serviceError(w, r, err)
 			return
 		}
+		signals = make(chan []byte, s.cfg.SignalQueue)
 	}
 	sub := s.hub.subscribe()
 	defer s.hub.unsubscribe(sub)
@@ -601,13 +654,18 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		if old, ok := s.sessStreams[key]; ok {
 			old.cancel()
 		}
-		s.sessStreams[key] = sessStream{id: id, cancel: cancel}
+		st := sessStream{id: id, cancel: cancel, tokenHash: key, signals: signals}
+		s.sessStreams[key] = st
+		s.byName[name.Key()] = st
 		s.sessMu.Unlock()
 		defer func() {
 			s.sessMu.Lock()
 			latest := s.sessStreams[key].id == id
 			if latest {
 				delete(s.sessStreams, key)
+			}
+			if s.byName[name.Key()].id == id {
+				delete(s.byName, name.Key())
 			}
 			s.sessMu.Unlock()
 			if !latest {
@@ -660,6 +718,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-ping.C:
 			buf.WriteString(": ping\n\n")
+		case b := <-signals:
+			buf.Write(b)
 		case b, ok := <-sub.ch:
 			if !ok {
 				if ctx.Err() == nil {

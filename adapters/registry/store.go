@@ -244,13 +244,7 @@ func NewPresenceStore() *PresenceStore {
 	return &PresenceStore{byKey: make(map[string]ports.Presence)}
 }
 
-func clonePresence(p ports.Presence) ports.Presence {
-	p.Endpoints = domain.Endpoints{
-		Link: append([]string(nil), p.Endpoints.Link...),
-		File: append([]string(nil), p.Endpoints.File...),
-	}
-	return p
-}
+func clonePresence(p ports.Presence) ports.Presence { return p.Clone() }
 
 // Put inserts or replaces the presence of p's name.
 func (s *PresenceStore) Put(ctx context.Context, p ports.Presence) error {

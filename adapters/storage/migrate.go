@@ -87,7 +87,7 @@ CREATE TABLE transfers (
 );
 CREATE INDEX transfers_created ON transfers (created_sec, created_nsec, seq);
 `},
-	{version: 2, name: "transfer rate, run times and saved name", sql: `
+	{version: 2, name: "transfer rate and run times", sql: `
 ALTER TABLE transfers ADD COLUMN rate           REAL    NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN last_tick_sec  INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN last_tick_nsec INTEGER NOT NULL DEFAULT 0;
@@ -97,7 +97,6 @@ ALTER TABLE transfers ADD COLUMN run_start_nsec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN run_done       INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN active_nsec    INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN moved          INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE transfers ADD COLUMN saved_as       TEXT    NOT NULL DEFAULT '';
 `},
 }
 

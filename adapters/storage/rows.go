@@ -168,7 +168,6 @@ type transferRow struct {
 	RunDone      int64
 	ActiveNsec   int64
 	Moved        int64
-	SavedAs      string
 }
 
 // manifestRow is the JSON form of a manifest in the transfers table.
@@ -212,7 +211,7 @@ func transferToRow(t domain.Transfer) (transferRow, error) {
 		Reason: s.Reason, CreatedSec: cs, CreatedNsec: cn, UpdatedSec: us, UpdatedNsec: un,
 		Source: s.Source, Manifest: string(manifest),
 		Rate: s.Rate, LastTickSec: ls, LastTickNsec: ln, LastDone: s.LastDone,
-		RunStartSec: rs, RunStartNsec: rn, RunDone: s.RunDone, ActiveNsec: int64(s.Active), Moved: s.Moved, SavedAs: s.SavedAs,
+		RunStartSec: rs, RunStartNsec: rn, RunDone: s.RunDone, ActiveNsec: int64(s.Active), Moved: s.Moved,
 	}, nil
 }
 
@@ -235,7 +234,7 @@ func joinOptionalTime(sec, nsec int64) time.Time {
 func (r transferRow) args() []any {
 	return []any{r.ID, r.Peer, r.Dir, r.State, r.Done, r.Reason, r.CreatedSec, r.CreatedNsec,
 		r.UpdatedSec, r.UpdatedNsec, r.Source, r.Manifest,
-		r.Rate, r.LastTickSec, r.LastTickNsec, r.LastDone, r.RunStartSec, r.RunStartNsec, r.RunDone, r.ActiveNsec, r.Moved, r.SavedAs}
+		r.Rate, r.LastTickSec, r.LastTickNsec, r.LastDone, r.RunStartSec, r.RunStartNsec, r.RunDone, r.ActiveNsec, r.Moved}
 }
 
 // scanTransfer reads the columns of transferColumns.
@@ -244,7 +243,7 @@ func scanTransfer(sc scanner) (domain.Transfer, error) {
 	if err := sc.Scan(&r.ID, &r.Peer, &r.Dir, &r.State, &r.Done, &r.Reason, &r.CreatedSec, &r.CreatedNsec,
 		&r.UpdatedSec, &r.UpdatedNsec, &r.Source, &r.Manifest,
 		&r.Rate, &r.LastTickSec, &r.LastTickNsec, &r.LastDone, &r.RunStartSec, &r.RunStartNsec, &r.RunDone,
-		&r.ActiveNsec, &r.Moved, &r.SavedAs); err != nil {
+		&r.ActiveNsec, &r.Moved); err != nil {
 		return domain.Transfer{}, err
 	}
 	return r.toDomain()
@@ -290,6 +289,6 @@ func (r transferRow) toDomain() (domain.Transfer, error) {
 		Source: r.Source,
 		Rate:   r.Rate, LastTick: joinOptionalTime(r.LastTickSec, r.LastTickNsec), LastDone: r.LastDone,
 		RunStart: joinOptionalTime(r.RunStartSec, r.RunStartNsec), RunDone: r.RunDone,
-		Active: time.Duration(r.ActiveNsec), Moved: r.Moved, SavedAs: r.SavedAs,
+		Active: time.Duration(r.ActiveNsec), Moved: r.Moved,
 	}), nil
 }

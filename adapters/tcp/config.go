@@ -26,6 +26,13 @@ type Config struct {
 	MaxLinks int
 	// MaxPendingHandshakes caps incoming connections not yet authenticated.
 	MaxPendingHandshakes int
+	// DialStagger is the delay between the starts of two TCP endpoints'
+	// dials (Happy Eyeballs, RFC 8305 §5); StreamDelay the delay before the
+	// QUIC stream joins the race when there are TCP endpoints to try.
+	DialStagger, StreamDelay time.Duration
+	// UpgradeInterval is how often a link over a QUIC stream tries to move
+	// to TCP.
+	UpgradeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait, after no endpoint of a peer
 	// answered, before Send dials that peer again (until its endpoints change).
 	MinBackoff, MaxBackoff time.Duration
@@ -43,6 +50,9 @@ func DefaultConfig() Config {
 		QueueSize:            4096,
 		MaxLinks:             1024,
 		MaxPendingHandshakes: 64,
+		DialStagger:          250 * time.Millisecond,
+		StreamDelay:          300 * time.Millisecond,
+		UpgradeInterval:      30 * time.Second,
 		MinBackoff:           250 * time.Millisecond,
 		MaxBackoff:           30 * time.Second,
 	}
@@ -73,6 +83,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPendingHandshakes <= 0 {
 		c.MaxPendingHandshakes = d.MaxPendingHandshakes
+	}
+	if c.DialStagger <= 0 {
+		c.DialStagger = d.DialStagger
+	}
+	if c.StreamDelay <= 0 {
+		c.StreamDelay = d.StreamDelay
+	}
+	if c.UpgradeInterval <= 0 {
+		c.UpgradeInterval = d.UpgradeInterval
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = d.MinBackoff

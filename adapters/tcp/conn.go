@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -25,6 +26,11 @@ type peerConn struct {
 	peerKey    string
 	instance   [16]byte // the peer's instance (from its hello)
 	dialedByMe bool
+	path       domain.Path    // how the connection runs (RTT kept in rtt)
+	pathConn   ports.PathConn // set when nc rides a QUIC stream: it knows its path best
+	rtt        atomic.Int64   // nanoseconds, from the last pong
+	pingSent   atomic.Int64   // unix nanoseconds of the last ping, 0 after its pong
+	pingNonce  atomic.Uint64
 	nc         net.Conn
 	fr         *FrameReader
 	queue      chan []byte // complete frames for the writer
@@ -35,10 +41,10 @@ type peerConn struct {
 	closeOnce sync.Once
 }
 
-func (l *Link) newConn(peer domain.Identity, nc net.Conn, fr *FrameReader, dialedByMe bool) *peerConn {
+func (l *Link) newConn(peer domain.Identity, nc net.Conn, fr *FrameReader, dialedByMe bool, path domain.Path) *peerConn {
 	ctx, cancel := context.WithCancel(l.ctx)
 	return &peerConn{
-		l: l, peer: peer, peerKey: string(peer.PublicKey()), dialedByMe: dialedByMe,
+		l: l, peer: peer, peerKey: string(peer.PublicKey()), dialedByMe: dialedByMe, path: path,
 		nc: nc, fr: fr, queue: make(chan []byte, l.cfg.QueueSize),
 		log:    l.log.With("peer", peer.Name().String(), "peer_id", string(peer.PeerID())),
 		ctx:    ctx,
@@ -143,6 +149,8 @@ func (c *peerConn) writeLoop() {
 			}
 		case <-tick.C:
 			nonce++
+			c.pingNonce.Store(nonce)
+			c.pingSent.Store(time.Now().UnixNano())
 			ping, _ := AppendFrame(nil, FramePing, binary.BigEndian.AppendUint64(nil, nonce))
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
 			if _, err = bw.Write(ping); err == nil {
@@ -188,6 +196,7 @@ func (c *peerConn) readLoop() {
 				}
 			}
 		case f.Type == FramePong:
+			c.pong(f.Payload)
 		case f.Type == FrameGoAway:
 			code := byte(0)
 			if len(f.Payload) == 1 {
@@ -214,6 +223,30 @@ func (c *peerConn) readLoop() {
 			c.log.Debug("ignoring frame of unknown type", "frame_type", byte(f.Type), "bytes", len(f.Payload))
 		}
 	}
+}
+
+// pong takes the round-trip time from the answer to our last heartbeat.
+func (c *peerConn) pong(payload []byte) {
+	if len(payload) != 8 || binary.BigEndian.Uint64(payload) != c.pingNonce.Load() {
+		return
+	}
+	if sent := c.pingSent.Swap(0); sent != 0 {
+		c.rtt.Store(time.Now().UnixNano() - sent)
+	}
+}
+
+// currentPath is the connection's path with its latest round-trip time.
+func (c *peerConn) currentPath() domain.Path {
+	if c.pathConn != nil {
+		if p := c.pathConn.Path(); !p.IsZero() {
+			return p
+		}
+	}
+	p := c.path
+	if rtt := time.Duration(c.rtt.Load()); rtt > 0 {
+		p.RTT = rtt
+	}
+	return p
 }
 
 func (c *peerConn) slot() *slot {

@@ -12,7 +12,7 @@ import (
 func TestLinkContract(t *testing.T) {
 	contract.MessageLink(t, func(t *testing.T) contract.LinkFactory {
 		return func(t *testing.T, me domain.LocalIdentity, v ports.PeerVerifier) contract.LinkEnd {
-			l, cleanup, err := tcp.NewLink(me, v, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
+			l, cleanup, err := tcp.NewLink(me, v, nil, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

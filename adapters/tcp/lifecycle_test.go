@@ -19,12 +19,12 @@ func TestNoGoroutineOutlivesTheLink(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
 		bobID := newIdentity(t, "bob")
-		a, cleanupA, err := tcp.NewLink(newIdentity(t, "alice"), acceptAll, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
+		a, cleanupA, err := tcp.NewLink(newIdentity(t, "alice"), acceptAll, nil, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer cleanupA()
-		b, cleanupB, err := tcp.NewLink(bobID, acceptAll, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
+		b, cleanupB, err := tcp.NewLink(bobID, acceptAll, nil, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestNoGoroutineOutlivesTheLink(t *testing.T) {
 
 func TestSendRefusesBadInput(t *testing.T) {
 	me := newIdentity(t, "alice")
-	l, cleanup, err := tcp.NewLink(me, acceptAll, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
+	l, cleanup, err := tcp.NewLink(me, acceptAll, nil, tcp.Config{ListenAddr: "127.0.0.1:0"}, quietLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +85,10 @@ func TestSendRefusesBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := tcp.NewLink(domain.LocalIdentity{}, acceptAll, tcp.Config{}, nil); err == nil {
+	if _, _, err := tcp.NewLink(domain.LocalIdentity{}, acceptAll, nil, tcp.Config{}, nil); err == nil {
 		t.Error("NewLink without identity: nil error")
 	}
-	if _, _, err := tcp.NewLink(me, nil, tcp.Config{}, nil); err == nil {
+	if _, _, err := tcp.NewLink(me, nil, nil, tcp.Config{}, nil); err == nil {
 		t.Error("NewLink without verifier: nil error")
 	}
 }

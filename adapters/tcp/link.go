@@ -45,12 +45,14 @@ type Link struct {
 	myKey     string
 	instance  [16]byte
 	verifier  ports.PeerVerifier
+	streams   ports.PeerStreams // QUIC streams when TCP cannot connect; may be nil
 	cfg       Config
 	log       *slog.Logger
 	cert      tls.Certificate
 	ln        net.Listener
 	endpoints []string
 	pending   chan struct{} // semaphore of incoming handshakes
+	nets      localNets     // our interface networks, for dialable
 
 	ctx    context.Context // cancelled on shutdown; parent of every connection
 	cancel context.CancelFunc
@@ -72,14 +74,17 @@ type slot struct {
 	changed    chan struct{} // closed and replaced whenever conn changes
 	backoff    time.Duration
 	retryAt    time.Time
-	backoffEPs string     // the endpoints the backoff applies to
-	deliverMu  sync.Mutex // one HandleEnvelope at a time per peer
+	backoffEPs string      // the endpoints the backoff applies to
+	deliverMu  sync.Mutex  // one HandleEnvelope at a time per peer
+	peer       domain.Peer // as the last Send saw it: where a better path may be
 }
 
 // NewLink listens on cfg.ListenAddr and returns the link with its cleanup,
 // which closes the listener and every connection and waits for every
-// goroutine. The verifier decides which peers may use a link.
-func NewLink(me domain.LocalIdentity, verifier ports.PeerVerifier, cfg Config, logger *slog.Logger) (*Link, func(), error) {
+// goroutine. The verifier decides which peers may use a link. streams, when
+// not nil, carries the same protocol over QUIC streams to peers that TCP
+// cannot reach (behind NATs, through a relay); Serve accepts those too.
+func NewLink(me domain.LocalIdentity, verifier ports.PeerVerifier, streams ports.PeerStreams, cfg Config, logger *slog.Logger) (*Link, func(), error) {
 	if me.IsZero() {
 		return nil, nil, domain.ErrNoIdentity
 	}
@@ -100,7 +105,7 @@ func NewLink(me domain.LocalIdentity, verifier ports.PeerVerifier, cfg Config, l
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Link{
-		me: me, myKey: string(me.PublicKey()), verifier: verifier, cfg: cfg,
+		me: me, myKey: string(me.PublicKey()), verifier: verifier, streams: streams, cfg: cfg,
 		log:  logger.With("component", "tcp-link"),
 		cert: cert, ln: ln, endpoints: listenEndpoints(ln.Addr()),
 		pending: make(chan struct{}, cfg.MaxPendingHandshakes),
@@ -215,6 +220,7 @@ func (l *Link) connTo(ctx context.Context, to domain.Peer) (*peerConn, error) {
 			l.mu.Unlock()
 			return nil, err
 		}
+		s.peer = to
 		if c := s.conn; c != nil {
 			l.mu.Unlock()
 			return c, nil
@@ -338,6 +344,10 @@ func (l *Link) installLocked(s *slot, c *peerConn) (bool, byte) {
 	l.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
+	if c.path.Transport == domain.TransportQUIC {
+		l.wg.Add(1)
+		go l.upgrade(c)
+	}
 	if old != nil {
 		// Cancel now, so that old's reader delivers nothing more once c's
 		// reader may start; close takes l.mu, which the caller holds.
@@ -363,34 +373,111 @@ func (l *Link) dropLocked(c *peerConn) {
 	s.changed = make(chan struct{})
 }
 
-// dial tries the peer's endpoints in order. A key mismatch on one endpoint
-// does not stop the others (it may be another program on a stale address);
-// if none gives a link, a key mismatch is reported before "offline".
+// dial races the ways to reach the peer, Happy Eyeballs style (RFC 8305):
+// the TCP endpoints we may dial, each started DialStagger after the one
+// before, and — after StreamDelay, or at once when no TCP endpoint is
+// usable — a QUIC stream from PeerStreams, which punches through NATs or
+// takes a relay if it must. The first connection to arrive runs the chatx/1
+// handshake (TLS 1.3 with identity checks, then HELLO); if that fails the
+// race goes on with the rest. A key mismatch on one endpoint does not stop
+// the others (it may be another program on a stale address); if none gives
+// a link, a key mismatch is reported before "refused", and that before
+// "offline".
 func (l *Link) dial(ctx context.Context, to domain.Peer) (*peerConn, error) {
-	if len(to.Endpoints.Link) == 0 {
-		return nil, fmt.Errorf("%w: %s has no link endpoint", domain.ErrPeerOffline, to.Name())
+	addrs := dialable(to.Endpoints.Link, l.nets.get())
+	if len(addrs) == 0 && l.streams == nil {
+		return nil, fmt.Errorf("%w: %s has no link endpoint we can dial", domain.ErrPeerOffline, to.Name())
 	}
-	var keyErr, refused, last error
-	for _, addr := range to.Endpoints.Link {
-		c, err := l.dialEndpoint(ctx, to, addr)
-		if err == nil {
-			return c, nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type arrival struct {
+		raw  net.Conn
+		path domain.Path
+		addr string
+		err  error
+	}
+	arrivals := make(chan arrival, len(addrs)+1)
+	var started sync.WaitGroup
+	launched := 0
+	launch := func(delay time.Duration, addr string, connect func(context.Context) (net.Conn, domain.Path, error)) {
+		launched++
+		started.Add(1)
+		go func() {
+			defer started.Done()
+			if delay > 0 {
+				t := time.NewTimer(delay)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					arrivals <- arrival{addr: addr, err: ctx.Err()}
+					return
+				}
+			}
+			raw, path, err := connect(ctx)
+			arrivals <- arrival{raw, path, addr, err}
+		}()
+	}
+	for i, addr := range addrs {
+		launch(time.Duration(i)*l.cfg.DialStagger, addr, func(ctx context.Context) (net.Conn, domain.Path, error) {
+			return l.connectTCP(ctx, addr)
+		})
+	}
+	if l.streams != nil {
+		delay := l.cfg.StreamDelay
+		if len(addrs) == 0 {
+			delay = 0
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		launch(delay, "quic", func(ctx context.Context) (net.Conn, domain.Path, error) {
+			pc, err := l.streams.OpenStream(ctx, to)
+			if err != nil {
+				return nil, domain.Path{}, err
+			}
+			return pc, pc.Path(), nil
+		})
+	}
+	// Connections that arrive after the winner are closed unused.
+	defer func() {
+		go func() {
+			started.Wait()
+			close(arrivals)
+		}()
+		go func() {
+			for a := range arrivals {
+				if a.raw != nil {
+					a.raw.Close()
+				}
+			}
+		}()
+	}()
+
+	var keyErr, refused, streamErr, last error
+	for pending := launched; pending > 0; pending-- {
+		a := <-arrivals
+		if a.err == nil {
+			c, err := l.handshake(ctx, to, a.raw, a.addr, a.path)
+			if err == nil {
+				return c, nil
+			}
+			a.err = err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		var kc *domain.KeyChangedError
 		switch {
-		case errors.As(err, &kc) || errors.Is(err, ErrPeerMismatch):
-			l.log.Warn("peer presented another key: refused", "peer", to.Name().String(), "addr", addr, "err", err)
-			keyErr = err
-		case errors.Is(err, errDuplicate):
-			return nil, err
-		case errors.Is(err, ErrLinkRefused):
-			refused = err
+		case errors.As(a.err, &kc) || errors.Is(a.err, ErrPeerMismatch):
+			l.log.Warn("peer presented another key: refused", "peer", to.Name().String(), "addr", a.addr, "err", a.err)
+			keyErr = a.err
+		case errors.Is(a.err, errDuplicate):
+			return nil, a.err
+		case errors.Is(a.err, ErrLinkRefused):
+			refused = a.err
+		case a.addr == "quic":
+			streamErr = a.err
 		default:
-			l.log.Debug("endpoint did not answer", "peer", to.Name().String(), "addr", addr, "err", err)
-			last = err
+			l.log.Debug("endpoint did not answer", "peer", to.Name().String(), "addr", a.addr, "err", a.err)
+			last = a.err
 		}
 	}
 	switch {
@@ -398,18 +485,32 @@ func (l *Link) dial(ctx context.Context, to domain.Peer) (*peerConn, error) {
 		return nil, keyErr
 	case refused != nil:
 		return nil, refused
+	case streamErr != nil && (last == nil || !errors.Is(streamErr, domain.ErrPeerOffline)):
+		// The stream's reason (no path, punching failed, relay refused) says
+		// more than "connection timed out" on a private address.
+		return nil, fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), streamErr)
 	}
 	return nil, fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), last)
 }
 
-func (l *Link) dialEndpoint(ctx context.Context, to domain.Peer, addr string) (*peerConn, error) {
+// connectTCP opens a TCP connection to one endpoint.
+func (l *Link) connectTCP(ctx context.Context, addr string) (net.Conn, domain.Path, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, domain.Path{}, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	return raw, tcpPath(raw.RemoteAddr()), nil
+}
+
+// handshake runs the dialer's side of chatx/1 on raw — TLS 1.3 with the
+// identity checks of docs/peer-protocol.md §1, then HELLO — within
+// DialTimeout, and returns the connection, not yet installed.
+func (l *Link) handshake(ctx context.Context, to domain.Peer, raw net.Conn, addr string, path domain.Path) (*peerConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.DialTimeout)
+	defer cancel()
 	var keyErr error
 	tc := tls.Client(raw, tlsConfig(l.cert, func(cs tls.ConnectionState) error {
 		id, err := peerIdentity(cs)
@@ -466,9 +567,9 @@ func (l *Link) dialEndpoint(ctx context.Context, to domain.Peer, addr string) (*
 		return nil, fmt.Errorf("hello from %s at %s: %w: frame type %#x of %d bytes", to.Name(), addr, ErrProtocol, byte(f.Type), len(f.Payload))
 	}
 	tc.SetDeadline(time.Time{})
-	c := l.newConn(peer, tc, fr, true)
+	c := l.newConn(peer, tc, fr, true, path)
 	copy(c.instance[:], f.Payload)
-	l.log.Info("link up", "peer", peer.Name().String(), "peer_id", string(peer.PeerID()), "addr", addr, "dialled", true)
+	l.log.Info("link up", "peer", peer.Name().String(), "peer_id", string(peer.PeerID()), "addr", addr, "path", path.String(), "dialled", true)
 	return c, nil
 }
 
@@ -512,6 +613,10 @@ func (l *Link) Serve(ctx context.Context, h ports.EnvelopeHandler) error {
 
 	stop := context.AfterFunc(ctx, l.shutdown)
 	defer stop()
+	if l.streams != nil {
+		l.wg.Add(1)
+		go l.acceptStreams(ctx)
+	}
 	for {
 		raw, err := l.ln.Accept()
 		if err != nil {
@@ -530,24 +635,47 @@ func (l *Link) Serve(ctx context.Context, h ports.EnvelopeHandler) error {
 			}
 			continue
 		}
-		select {
-		case l.pending <- struct{}{}:
-		default:
-			l.log.Warn("too many pending handshakes: dropping connection", "remote", raw.RemoteAddr().String())
-			raw.Close()
-			continue
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			raw.Close()
-			<-l.pending
-			continue
-		}
-		l.wg.Add(1)
-		l.mu.Unlock()
-		go l.accept(ctx, raw)
+		l.handOff(ctx, raw)
 	}
+}
+
+// acceptStreams accepts message-link streams over QUIC until ctx is done
+// or the transport closes, and runs the same handshake on each as on a TCP
+// connection.
+func (l *Link) acceptStreams(ctx context.Context) {
+	defer l.wg.Done()
+	for {
+		pc, err := l.streams.AcceptStream(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) && !l.isClosed() {
+				l.log.Warn("accepting QUIC link streams stopped", "err", err)
+			}
+			return
+		}
+		l.handOff(ctx, pc)
+	}
+}
+
+// handOff starts the acceptor's handshake on raw, unless too many are
+// pending or the link is closing.
+func (l *Link) handOff(ctx context.Context, raw net.Conn) {
+	select {
+	case l.pending <- struct{}{}:
+	default:
+		l.log.Warn("too many pending handshakes: dropping connection", "remote", raw.RemoteAddr().String())
+		raw.Close()
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		raw.Close()
+		<-l.pending
+		return
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go l.accept(ctx, raw)
 }
 
 func (l *Link) isClosed() bool {
@@ -589,7 +717,7 @@ func (l *Link) accept(ctx context.Context, raw net.Conn) {
 		l.log.Warn("incoming link refused: no hello", append(attrs, "err", err, "frame_type", byte(f.Type))...)
 		return
 	}
-	c := l.newConn(peer, tc, fr, false)
+	c := l.newConn(peer, tc, fr, false, pathOf(raw))
 	copy(c.instance[:], f.Payload)
 	if err := l.verifier.VerifyPeer(ctx, peer); err != nil {
 		l.log.Warn("incoming link refused by verifier", append(attrs, "err", err)...)
@@ -613,7 +741,7 @@ func (l *Link) accept(ctx context.Context, raw net.Conn) {
 		c.refuse(code)
 		return
 	}
-	l.log.Info("link up", append(attrs, "dialled", false)...)
+	l.log.Info("link up", append(attrs, "path", c.path.String(), "dialled", false)...)
 }
 
 // waitHandler returns the handler of Serve, waiting for Serve to start;
@@ -655,4 +783,20 @@ func (l *Link) shutdown() {
 		c.close(errLinkClosed)
 	}
 	l.log.Info("stopped")
+}
+
+// Path is how the link to peer runs now (ports.PathReporter); the zero
+// Path when there is none.
+func (l *Link) Path(peer domain.Identity) domain.Path {
+	l.mu.Lock()
+	s := l.slots[string(peer.PublicKey())]
+	var c *peerConn
+	if s != nil {
+		c = s.conn
+	}
+	l.mu.Unlock()
+	if c == nil {
+		return domain.Path{}
+	}
+	return c.currentPath()
 }

@@ -51,7 +51,7 @@ func startEndWith(t testing.TB, name string, v ports.PeerVerifier, cfg tcp.Confi
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, &testWriterAt{t, slog.LevelWarn}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l, cleanup, err := tcp.NewLink(me, v, cfg, log)
+	l, cleanup, err := tcp.NewLink(me, v, nil, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestSimultaneousDialsConvergeOnOneLink(t *testing.T) {
 
 func TestEndpoints(t *testing.T) {
 	me := newIdentity(t, "alice")
-	l, cleanup, err := tcp.NewLink(me, acceptAll, tcp.Config{}, quietLogger(t))
+	l, cleanup, err := tcp.NewLink(me, acceptAll, nil, tcp.Config{}, quietLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestARestartedPeerReplacesItsStaleLink(t *testing.T) {
 
 	// The "restarted" pat: same identity, new instance, new port.
 	logs := &logBuffer{}
-	newLink, cleanup, err := tcp.NewLink(oldP.me, acceptAll, tcp.Config{ListenAddr: "127.0.0.1:0"},
+	newLink, cleanup, err := tcp.NewLink(oldP.me, acceptAll, nil, tcp.Config{ListenAddr: "127.0.0.1:0"},
 		slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func runChild(seedHex string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := tcp.Config{ListenAddr: "127.0.0.1:0", HeartbeatInterval: 200 * time.Millisecond, IdleTimeout: 2 * time.Second}
-	l, cleanup, err := tcp.NewLink(me, acceptAll, cfg, log)
+	l, cleanup, err := tcp.NewLink(me, acceptAll, nil, cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

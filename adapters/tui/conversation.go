@@ -9,21 +9,25 @@ import (
 	"github.com/rivo/tview"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 // conversationPane shows the messages with the current peer: timestamps, day
 // separators, delivery marks, a typing indicator in the title, scrollback.
 type conversationPane struct {
-	view      *tview.TextView
-	peer      domain.Username // zero when no conversation is open
-	msgs      []domain.Message
-	loaded    bool
-	follow    bool // stay at the newest line
-	typingAt  map[string]time.Time
-	searching bool
-	query     string
-	results   []domain.Message
-	unseen    int // incoming messages not read when the conversation was opened: the marker goes before them
+	view     *tview.TextView
+	peer     domain.Username // zero when no conversation is open
+	msgs     []domain.Message
+	loaded   bool
+	follow   bool // stay at the newest line
+	typingAt map[string]time.Time
+	// unreachable holds, by peer name key, why a peer the registry lists
+	// online cannot be reached now (from ReachabilityEvent).
+	unreachable map[string]string
+	searching   bool
+	query       string
+	results     []domain.Message
+	unseen      int // incoming messages not read when the conversation was opened: the marker goes before them
 }
 
 // maxConversation bounds the messages kept for the open conversation.
@@ -34,6 +38,8 @@ func newConversationPane(u *UI) *conversationPane {
 		view:     tview.NewTextView(),
 		follow:   true,
 		typingAt: make(map[string]time.Time),
+
+		unreachable: make(map[string]string),
 	}
 	c.view.SetDynamicColors(true).SetRegions(false).SetScrollable(true).SetWrap(true).
 		SetBorder(true).SetTitleAlign(tview.AlignLeft)
@@ -170,6 +176,9 @@ func (c *conversationPane) renderTitle(u *UI) {
 	if pv, ok := u.peers.view(c.peer); ok {
 		if pv.Peer.Online {
 			b.WriteString(" [green]online[-]")
+			if !pv.Path.IsZero() {
+				b.WriteString(" [::d]· " + escapeLine(pv.Path.String()) + "[::-]")
+			}
 		} else {
 			b.WriteString(" [::d]offline" + lastSeen(pv.Peer.LastSeen, time.Now(), u.opts.Location) + "[::-]")
 		}
@@ -204,7 +213,11 @@ func (c *conversationPane) render(u *UI) {
 		c.view.SetText("[::d]No messages yet with " + escapeLine(c.peer.String()) + ".[::-]")
 		return
 	}
-	c.view.SetText(renderMessages(c.msgs, u.opts.Location, c.unseen))
+	text := renderMessages(c.msgs, u.opts.Location, c.unseen)
+	if reason, ok := c.unreachable[c.peer.Key()]; ok && waitingToSend(c.msgs) {
+		text += "\n[yellow]… trying to reach " + escapeLine(c.peer.String()) + "…[-] [::d](" + escapeLine(reason) + ")[::-]"
+	}
+	c.view.SetText(text)
 	if c.follow {
 		c.view.ScrollToEnd()
 	}
@@ -224,6 +237,29 @@ func lastSeen(at, now time.Time, loc *time.Location) string {
 		return ", last seen " + at.Format("2 Jan 15:04")
 	}
 	return ", last seen " + at.Format("2 Jan 2006")
+}
+
+// setReachable records whether an online peer can be reached now.
+func (c *conversationPane) setReachable(u *UI, e ports.ReachabilityEvent) {
+	if e.Reachable {
+		delete(c.unreachable, e.Peer.Key())
+	} else {
+		c.unreachable[e.Peer.Key()] = e.Reason
+	}
+	if c.isOpen(e.Peer) {
+		c.render(u)
+	}
+}
+
+// waitingToSend reports whether an outgoing message still waits for its
+// first send.
+func waitingToSend(msgs []domain.Message) bool {
+	for _, m := range slices.Backward(msgs) {
+		if m.Direction() == domain.Outgoing && m.State() == domain.MessageQueued {
+			return true
+		}
+	}
+	return false
 }
 
 // renderMessages is the text of a conversation: a separator line when the

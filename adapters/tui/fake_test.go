@@ -238,3 +238,7 @@ func (f *fakeClient) deliver(t testing.TB, m domain.Message) {
 	f.mu.Unlock()
 	f.emit(t, ports.MessageEvent{Message: m})
 }
+
+func (f *fakeClient) Reachability(context.Context) ports.ReachabilityReport {
+	return ports.ReachabilityReport{NAT: domain.NATEndpointIndependent, Candidates: []string{"host 192.168.1.5:41000", "srflx 203.0.113.9:41000"}}
+}

@@ -53,6 +53,25 @@ func (u *UI) setPeers(list []ports.PeerView) {
 	u.nextDialog()
 }
 
+// setPaths takes only the paths from a fresh list: how each link runs
+// changes without an event, the rest of the pane keeps its own state.
+func (u *UI) setPaths(list []ports.PeerView) {
+	paths := make(map[string]domain.Path, len(list))
+	for _, pv := range list {
+		paths[pv.Peer.Name().Key()] = pv.Path
+	}
+	changed := false
+	for i, pv := range u.peers.all {
+		if p := paths[pv.Peer.Name().Key()]; p != pv.Path {
+			u.peers.all[i].Path, changed = p, true
+		}
+	}
+	if changed {
+		u.peers.render(u)
+		u.conv.renderTitle(u)
+	}
+}
+
 // sort puts online peers first, then by name.
 func (p *peersPane) sort() {
 	slices.SortStableFunc(p.all, func(a, b ports.PeerView) int {
@@ -218,7 +237,23 @@ func peerLine(pv ports.PeerView) string {
 	if pv.Unread > 0 {
 		fmt.Fprintf(&b, " [::b](%d)[::-]", pv.Unread)
 	}
+	if tag := pathTag(pv.Path); tag != "" {
+		b.WriteString(" [::d]" + tag + "[::-]")
+	}
 	return b.String()
+}
+
+// pathTag is how the peers pane shows a link's path: "lan", "direct",
+// "relayed", with "·quic" when the link rides QUIC instead of TCP.
+func pathTag(p domain.Path) string {
+	if p.IsZero() {
+		return ""
+	}
+	tag := string(p.Kind)
+	if p.Transport == domain.TransportQUIC {
+		tag += "·quic"
+	}
+	return tag
 }
 
 // movePeer opens the next (step 1) or previous (-1) peer in the list.

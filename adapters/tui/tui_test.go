@@ -203,7 +203,9 @@ func TestOfferAcceptedWithProgress(t *testing.T) {
 	if err := tr.Verify(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	tr.NoteSaved("report (1).pdf") // a report.pdf was there already
+	if err := tr.RecordSaved("report (1).pdf"); err != nil { // a report.pdf was there already
+		t.Fatal(err)
+	}
 	if err := tr.Complete(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -993,4 +995,33 @@ func TestMarkerLastSeenNewlineAndHelpScroll(t *testing.T) {
 		s.key(tcell.KeyPgDn)
 		return false
 	})
+}
+
+func TestPeersShowHowEachPeerIsReached(t *testing.T) {
+	t.Parallel()
+	bob := peer(t, "bob", true)
+	bob.Path = domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC, RTT: 42 * time.Millisecond}
+	dave := peer(t, "dave", true)
+	dave.Path = domain.Path{Kind: domain.PathLAN, Transport: domain.TransportTCP}
+	s := start(t, newFake(t, "carol", bob, dave), tui.Options{}, 100, 30)
+	s.waitText("● bob relayed·quic", "● dave lan")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("online · relayed quic 42ms")
+}
+
+func TestAQueuedMessageSaysItIsTryingToReachThePeer(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 120, 30)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.typeText("anyone home?")
+	s.key(tcell.KeyEnter)
+	s.waitText("anyone home?")
+	bob := domain.MustUsername("bob")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reason: "no path: punching timed out"}
+	s.waitText("trying to reach bob…", "punching timed out")
+	fake.events <- ports.ReachabilityEvent{Peer: bob, Reachable: true, Path: domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC}}
+	s.waitFor("the notice gone", func(screen string) bool { return !strings.Contains(screen, "trying to reach bob") })
 }

@@ -49,6 +49,7 @@ const (
 	typingLifetime      = 5 * time.Second
 	typingResend        = 3 * time.Second
 	tickInterval        = time.Second
+	pathRefreshTicks    = 5 // ticks between two reloads of the peers (their paths)
 	callTimeout         = 30 * time.Second
 )
 
@@ -380,11 +381,14 @@ func (u *UI) tick(ctx context.Context) {
 	defer u.workers.Done()
 	t := time.NewTicker(tickInterval)
 	defer t.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if n%pathRefreshTicks == 0 {
+				u.loadPaths()
+			}
 			u.post(func() {
 				if !u.noticeAt.IsZero() && time.Since(u.noticeAt) > noticeLifetime {
 					u.notice.SetText("")
@@ -538,6 +542,18 @@ func (u *UI) loadPeers() {
 	})
 }
 
+// loadPaths refreshes how each peer is reached: paths and round trips
+// change without an event.
+func (u *UI) loadPaths() {
+	u.spawn("list peers", func(ctx context.Context) (func(), error) {
+		list, err := u.client.Peers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func() { u.setPaths(list) }, nil
+	})
+}
+
 // handleEvent applies one client event; on the UI goroutine.
 func (u *UI) handleEvent(ev ports.Event) {
 	switch e := ev.(type) {
@@ -547,6 +563,8 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.conv.setState(u, e.Peer, e.ID, e.State)
 	case ports.PresenceEvent:
 		u.peers.presence(u, e.Peer)
+	case ports.ReachabilityEvent:
+		u.conv.setReachable(u, e)
 	case ports.DirectoryStatusEvent:
 		u.status.setDirectory(u, e.Connected, e.Err)
 		if e.CertChanged && (u.overlay == "" || u.overlay == pageHelp) {

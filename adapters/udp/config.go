@@ -33,6 +33,24 @@ type Config struct {
 	BufferSize int
 	// HandshakeTimeout bounds dialing one endpoint (default 10 s).
 	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds reaching a peer that has no connection yet:
+	// the direct race, hole punching and the relay together (default 15 s).
+	ConnectTimeout time.Duration
+	// DialStagger is the delay between the starts of two direct dials of
+	// the race (Happy Eyeballs, RFC 8305; default 200 ms).
+	DialStagger time.Duration
+	// PunchAfter is how long the direct race runs alone before hole
+	// punching starts beside it (default 300 ms; at once when the peer
+	// has no candidate worth dialling).
+	PunchAfter time.Duration
+	// RelayAfter is how long punching runs before the relay is tried
+	// beside it (default 1.2 s; at once when both NATs map per endpoint).
+	RelayAfter time.Duration
+	// MaxLinksPerPeer bounds the message-link streams one peer may have
+	// open towards us (default 4); MaxPendingLinks bounds those not yet
+	// taken by AcceptStream (default 32).
+	MaxLinksPerPeer int
+	MaxPendingLinks int
 	// IdleTimeout closes a connection that hears nothing for that long
 	// (default 15 s; keep-alives are sent at a third of it).
 	IdleTimeout time.Duration
@@ -56,6 +74,12 @@ const (
 	defaultMaxConnectionReceiveWindow = 48 << 20
 	defaultBufferSize                 = 256 << 10
 	defaultHandshakeTimeout           = 10 * time.Second
+	defaultConnectTimeout             = 15 * time.Second
+	defaultDialStagger                = 200 * time.Millisecond
+	defaultPunchAfter                 = 300 * time.Millisecond
+	defaultRelayAfter                 = 1200 * time.Millisecond
+	defaultMaxLinksPerPeer            = 4
+	defaultMaxPendingLinks            = 32
 	defaultIdleTimeout                = 15 * time.Second
 	defaultStallTimeout               = 60 * time.Second
 	defaultFinishTimeout              = 5 * time.Minute
@@ -92,6 +116,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = defaultConnectTimeout
+	}
+	if c.DialStagger <= 0 {
+		c.DialStagger = defaultDialStagger
+	}
+	if c.PunchAfter <= 0 {
+		c.PunchAfter = defaultPunchAfter
+	}
+	if c.RelayAfter <= 0 {
+		c.RelayAfter = defaultRelayAfter
+	}
+	if c.MaxLinksPerPeer <= 0 {
+		c.MaxLinksPerPeer = defaultMaxLinksPerPeer
+	}
+	if c.MaxPendingLinks <= 0 {
+		c.MaxPendingLinks = defaultMaxPendingLinks
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = defaultIdleTimeout

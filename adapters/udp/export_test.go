@@ -1,6 +1,13 @@
 package udp
 
-import "bytes"
+import (
+	"bytes"
+	"crypto/ed25519"
+	"net/netip"
+	"time"
+
+	"github.com/chatx/chatx/domain"
+)
 
 // Decoders of peer bytes, exported to the fuzz tests of package udp_test.
 
@@ -21,3 +28,62 @@ func DecodeAnswer(b []byte) (code byte, offset int64, err error) {
 
 // SelfSignedCert is the certificate the transport presents for me.
 var SelfSignedCert = selfSignedCert
+
+// Signal and probe types, for the punching tests.
+const (
+	SigConnect = sigConnect
+	SigAnswer  = sigAnswer
+	ProbeReq   = probeReq
+	ProbeReply = probeReply
+)
+
+// NewSignal encodes a signal from me to `to` listing host candidates.
+func NewSignal(me domain.LocalIdentity, typ byte, session [16]byte, to domain.Identity, at time.Time, cands ...netip.AddrPort) []byte {
+	s := signal{Type: typ, Session: session, From: me.Identity.PublicKey(), To: to.PublicKey(), At: at}
+	for _, c := range cands {
+		s.Cands = append(s.Cands, candidate{Kind: candHost, Addr: c})
+	}
+	return s.marshal(me)
+}
+
+// DecodeSignal parses a signal and encodes it again with signer (which
+// must hold its sender key for the bytes to match).
+func DecodeSignal(b []byte, signer domain.LocalIdentity) (typ byte, session [16]byte, cands []netip.AddrPort, again []byte, err error) {
+	s, err := parseSignal(b)
+	if err != nil {
+		return 0, session, nil, nil, err
+	}
+	for _, c := range s.Cands {
+		cands = append(cands, c.Addr)
+	}
+	return s.Type, s.Session, cands, s.marshal(signer), nil
+}
+
+// NewProbe encodes a probe (or reply) signed by signer, claiming from.
+func NewProbe(signer domain.LocalIdentity, typ byte, session [16]byte, from, to ed25519.PublicKey, nonce, echo [16]byte) []byte {
+	p := probe{Type: typ, Session: session, From: from, To: to, Nonce: nonce, Echo: echo}
+	return p.marshal(signer)
+}
+
+// DecodeProbe parses a probe and checks its signature.
+func DecodeProbe(b []byte) (typ byte, session, nonce [16]byte, from ed25519.PublicKey, err error) {
+	p, err := parseProbe(b)
+	return p.Type, p.Session, p.Nonce, p.From, err
+}
+
+// UnsignedProbe parses a probe without checking its signature (a test
+// plays a peer that cannot sign).
+func UnsignedProbe(b []byte) (typ byte, session, nonce [16]byte, ok bool) {
+	if len(b) != probeSize || !isProbe(b) {
+		return 0, session, nonce, false
+	}
+	copy(session[:], b[6:22])
+	copy(nonce[:], b[86:102])
+	return b[4], session, nonce, true
+}
+
+// The pion TURN server of turn_test.go, for the relay-stage tests.
+var (
+	StartPionTURN   = startPionTURN
+	TestRelayServer = relayServer
+)

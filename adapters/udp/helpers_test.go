@@ -39,7 +39,7 @@ func newTransport(t testing.TB, me domain.LocalIdentity, v ports.PeerVerifier, c
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
-	tr, cleanup, err := udp.NewTransport(me, v, cfg, testLogger())
+	tr, cleanup, err := udp.NewTransport(me, v, nil, cfg, testLogger())
 	if err != nil {
 		t.Fatalf("NewTransport: %v", err)
 	}

@@ -56,7 +56,7 @@ func TestSendToNobodyIsOffline(t *testing.T) {
 	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
 	sender := newTransport(t, alice, contract.AcceptAll{}, udp.Config{HandshakeTimeout: time.Second})
 	// A port where nothing answers QUIC: a transport that was closed.
-	gone, cleanup, err := udp.NewTransport(bob, contract.AcceptAll{}, udp.Config{ListenAddr: "127.0.0.1:0"}, testLogger())
+	gone, cleanup, err := udp.NewTransport(bob, contract.AcceptAll{}, nil, udp.Config{ListenAddr: "127.0.0.1:0"}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

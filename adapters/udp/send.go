@@ -36,22 +36,26 @@ func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.Transfer
 	}
 	log := t.log.With("peer", to.Name().String(), "transfer", id.Short(), "file", index)
 	for attempt := 0; ; attempt++ {
-		conn, reused, err := t.conn(ctx, to, attempt > 0)
+		c, reused, err := t.connect(ctx, to)
 		if err != nil {
 			return fmt.Errorf("send file %d of %s: %w", index, id.Short(), err)
 		}
+		conn := c.conn
+		c.streams.Add(1)
 		err = t.sendOn(ctx, conn, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress)
+		c.streams.Add(-1)
 		// A cached connection may have died since it was last used (the
 		// peer restarted): dial once more, but only when nothing of this
 		// stream reached the receiver.
 		var early *beforeStartError
-		if err != nil && reused && attempt == 0 && errors.As(err, &early) && conn.Context().Err() != nil && ctx.Err() == nil {
+		if err != nil && reused && attempt == 0 && errors.As(err, &early) && !c.alive() && ctx.Err() == nil {
 			log.Debug("cached connection died, redialing", "err", err)
+			t.drop(c)
 			continue
 		}
 		if err != nil {
-			if conn.Context().Err() != nil {
-				t.forget(to, conn)
+			if !c.alive() {
+				t.drop(c)
 			}
 			return fmt.Errorf("send file %d of %s to %s: %w", index, id.Short(), to.Name(), err)
 		}

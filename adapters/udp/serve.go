@@ -27,9 +27,32 @@ var (
 // verifyTimeout bounds the PeerVerifier's decision on an incoming connection.
 const verifyTimeout = 15 * time.Second
 
-// Serve accepts connections and their file streams until ctx is done
-// (ports.FileTransport). When it returns, every stream it accepted has
-// ended and its IncomingFile was finished.
+// fileServer hands incoming file streams to the receiver Serve was given.
+type fileServer struct {
+	mu    sync.Mutex
+	r     ports.FileReceiver
+	ctx   context.Context
+	wg    sync.WaitGroup // file streams being served
+	slots chan struct{}  // MaxIncomingTransfers
+}
+
+// begin returns the receiver and Serve's context, counting one stream,
+// or ok false when nobody serves.
+func (f *fileServer) begin() (ports.FileReceiver, context.Context, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.r == nil {
+		return nil, nil, false
+	}
+	f.wg.Add(1)
+	return f.r, f.ctx, true
+}
+
+// Serve hands incoming file streams to r until ctx is done
+// (ports.FileTransport). Connections are accepted all the while the
+// transport lives (message-link streams ride them too); file streams that
+// arrive while nobody serves are answered "busy". When Serve returns, every
+// file stream it took has ended and its IncomingFile was finished.
 func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 	if r == nil {
 		return errors.New("udp serve: nil receiver")
@@ -38,89 +61,36 @@ func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 		return errors.New("udp serve: already serving")
 	}
 	defer t.serving.Unlock()
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	slots := make(chan struct{}, t.cfg.MaxIncomingTransfers)
-	conns := make(chan struct{}, t.cfg.MaxConnections)
-	for {
-		conn, err := t.listener.Accept(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, quic.ErrServerClosed) {
-				return nil
-			}
-			return fmt.Errorf("udp serve: accept: %w", err)
-		}
-		select {
-		case conns <- struct{}{}:
-		default:
-			t.log.Warn("refusing connection: too many", "remote", conn.RemoteAddr().String())
-			_ = conn.CloseWithError(connTooMany, "too many connections")
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-conns }()
-			t.serveConn(ctx, conn, r, slots)
-		}()
+	t.files.mu.Lock()
+	t.files.r, t.files.ctx = r, ctx
+	t.files.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-t.ctx.Done():
 	}
+	t.files.mu.Lock()
+	t.files.r, t.files.ctx = nil, nil
+	t.files.mu.Unlock()
+	t.files.wg.Wait()
+	return nil
 }
 
-// serveConn verifies the client's identity, then accepts its streams.
-func (t *Transport) serveConn(ctx context.Context, conn *quic.Conn, r ports.FileReceiver, slots chan struct{}) {
-	from, err := peerFromState(conn.ConnectionState().TLS)
-	if err == nil {
-		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-		err = t.verifier.VerifyPeer(vctx, from)
-		cancel()
-	}
-	if err != nil {
-		t.log.Warn("refusing file connection", "remote", conn.RemoteAddr().String(), "err", err)
-		_ = conn.CloseWithError(connPeerRefused, "peer refused")
-		return
-	}
-	log := t.log.With("peer", from.Name().String())
-	release, ok := t.perPeer.acquire(string(from.PublicKey()), t.cfg.MaxConnectionsPerPeer)
+// serve runs one incoming file stream whose first byte was read.
+func (f *fileServer) serve(t *Transport, c *pconn, str *quic.Stream, first byte) {
+	r, ctx, ok := f.begin()
 	if !ok {
-		log.Warn("refusing file connection: too many from this peer", "remote", conn.RemoteAddr().String(), "limit", t.cfg.MaxConnectionsPerPeer)
-		_ = conn.CloseWithError(connTooManyFrom, "too many connections from your identity")
+		t.refuseBusy(str, first)
 		return
 	}
-	defer release()
-	log.Debug("file connection accepted", "remote", conn.RemoteAddr().String())
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { _ = conn.CloseWithError(connClosed, "shutting down") })
-	defer stop()
-	for {
-		str, err := conn.AcceptStream(ctx)
-		if err != nil {
-			return
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t.refuseBusy(str)
-			}()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			t.serveStream(ctx, from, str, r, log)
-		}()
+	defer f.wg.Done()
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		t.refuseBusy(str, first)
+		return
 	}
+	defer func() { <-f.slots }()
+	t.serveStream(ctx, c.peer, str, first, r, t.log.With("peer", c.peer.Name().String()))
 }
 
 // peerCounts counts the incoming connections of each identity key.
@@ -141,20 +111,21 @@ func (c *peerCounts) acquire(key string, limit int) (release func(), ok bool) {
 		c.n = make(map[string]int)
 	}
 	c.n[key]++
-	return func() {
+	return sync.OnceFunc(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.n[key]--; c.n[key] <= 0 {
 			delete(c.n, key)
 		}
-	}, true
+	}), true
 }
 
 // refuseBusy reads the header so the answer is well-formed, then says busy.
-func (t *Transport) refuseBusy(str *quic.Stream) {
+func (t *Transport) refuseBusy(str *quic.Stream, first byte) {
 	_ = str.SetDeadline(time.Now().Add(t.cfg.StallTimeout))
 	hdr := make([]byte, requestSize)
-	if _, err := io.ReadFull(str, hdr); err != nil {
+	hdr[0] = first
+	if _, err := io.ReadFull(str, hdr[1:]); err != nil {
 		str.CancelRead(codeRefused)
 		str.CancelWrite(codeRefused)
 		return
@@ -165,7 +136,7 @@ func (t *Transport) refuseBusy(str *quic.Stream) {
 }
 
 // serveStream runs one incoming file stream from header to final status.
-func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *quic.Stream, r ports.FileReceiver, log *slog.Logger) {
+func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *quic.Stream, first byte, r ports.FileReceiver, log *slog.Logger) {
 	abort := func(code quic.StreamErrorCode) {
 		str.CancelRead(code)
 		str.CancelWrite(code)
@@ -179,13 +150,12 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *
 		abort(codeProtocol)
 		return
 	}
+	// Serve's end resets the stream even while it waits for the peer.
+	stop := context.AfterFunc(ctx, func() { abort(codeShutdown) })
+	defer stop()
 	// The version byte first: another version may have another header.
 	hdr := make([]byte, requestSize)
-	if _, err := io.ReadFull(str, hdr[:1]); err != nil {
-		log.Debug("reading file header", "err", err)
-		abort(codeProtocol)
-		return
-	}
+	hdr[0] = first
 	if hdr[0] != protocolVersion {
 		log.Info("file stream of unsupported version", "version", hdr[0])
 		answer(answerUnsupported)
@@ -355,6 +325,11 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 		}
 		if now := time.Now(); now.Sub(last) >= progressEvery {
 			last = now
+			// The write deadline set at the start would otherwise end a
+			// transfer that takes longer than StallTimeout.
+			if err := str.SetWriteDeadline(now.Add(t.cfg.StallTimeout)); err != nil {
+				return interrupted("set deadline", err)
+			}
 			if _, err := str.Write(marshalProgress(written.Load())); err != nil {
 				return interrupted("write progress", err)
 			}

@@ -17,16 +17,31 @@ import (
 	"github.com/chatx/chatx/ports"
 )
 
-// ProviderSet provides the QUIC file transport.
-var ProviderSet = wire.NewSet(NewTransport, wire.Bind(new(ports.FileTransport), new(*Transport)))
+// ProviderSet provides the QUIC transport: files, message-link streams and
+// the reachability diagnostics.
+var ProviderSet = wire.NewSet(
+	NewTransport,
+	wire.Bind(new(ports.FileTransport), new(*Transport)),
+	wire.Bind(new(ports.PeerStreams), new(*Transport)),
+	wire.Bind(new(ports.Diagnostics), new(*Transport)),
+)
 
-var _ ports.FileTransport = (*Transport)(nil)
+var (
+	_ ports.FileTransport = (*Transport)(nil)
+	_ ports.PeerStreams   = (*Transport)(nil)
+	_ ports.Diagnostics   = (*Transport)(nil)
+	_ ports.PathReporter  = (*Transport)(nil)
+)
 
-// Transport is the QUIC file transport: one UDP socket that both listens and
-// dials, one connection per peer reused by every Send.
+// Transport is the QUIC transport of a client: one UDP socket that listens,
+// dials, asks STUN servers for its reflexive address and punches holes (the
+// non-QUIC packets are demultiplexed from QUIC by quic-go), and one
+// connection per peer, whoever dialled, shared by file streams and
+// message-link streams (docs/reachability.md, docs/file-protocol.md).
 type Transport struct {
 	me       domain.LocalIdentity
 	verifier ports.PeerVerifier
+	rdv      ports.Rendezvous // nil: no STUN, punching or relay
 	cfg      Config
 	log      *slog.Logger
 	cert     tls.Certificate
@@ -37,24 +52,38 @@ type Transport struct {
 	listener  *quic.Listener
 	endpoints []string
 
+	// ctx ends at close; every background goroutine runs under it and is
+	// counted in bg.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+	bgMu   sync.Mutex
+	bgDone bool // no goroutine starts any more
+
 	mu     sync.Mutex
-	peers  map[string]*peerConn // by the peer's public key
+	peers  map[string]*peerEntry // by the peer's public key
 	closed bool
 
-	serving sync.Mutex // held while Serve runs: one Serve at a time
-	active  activeStreams
-	perPeer peerCounts // incoming connections by the peer's key
-}
+	serving  sync.Mutex // held while Serve runs: one Serve at a time
+	files    fileServer
+	active   activeStreams
+	perPeer  peerCounts // incoming connections by the peer's key
+	links    chan *pathConn
+	linkCnt  peerCounts // open incoming link streams by the peer's key
+	incoming chan struct{}
 
-// peerConn is the outgoing connection to one peer; mu serialises dialing.
-type peerConn struct {
-	mu   sync.Mutex
-	conn *quic.Conn
+	stun  stunWaiters
+	reach reachState
+	punch puncher
+	relay relayState
+	diag  diagnostics
+	drops dropCounter
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport
-// and its cleanup, which closes every connection and the socket.
-func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, cfg Config, logger *slog.Logger) (*Transport, func(), error) {
+// and its cleanup, which closes every connection and the socket. rdv may be
+// nil (tests, LAN only): then there is no STUN, punching or relay.
+func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv ports.Rendezvous, cfg Config, logger *slog.Logger) (*Transport, func(), error) {
 	if me.IsZero() {
 		return nil, nil, errors.New("udp transport: no local identity")
 	}
@@ -78,9 +107,11 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, cfg Conf
 		return nil, nil, fmt.Errorf("udp transport: listen %s: %w", cfg.ListenAddr, err)
 	}
 	t := &Transport{
-		me: me, verifier: verifier, cfg: cfg, log: logger.With("component", "udp"), cert: cert,
-		udp:   udp,
-		peers: make(map[string]*peerConn),
+		me: me, verifier: verifier, rdv: rdv, cfg: cfg, log: logger.With("component", "udp"), cert: cert,
+		udp:      udp,
+		peers:    make(map[string]*peerEntry),
+		links:    make(chan *pathConn, cfg.MaxPendingLinks),
+		incoming: make(chan struct{}, cfg.MaxConnections),
 		qconf: &quic.Config{
 			HandshakeIdleTimeout:           cfg.HandshakeTimeout,
 			MaxIdleTimeout:                 cfg.IdleTimeout,
@@ -89,22 +120,53 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, cfg Conf
 			MaxStreamReceiveWindow:         cfg.MaxStreamReceiveWindow,
 			InitialConnectionReceiveWindow: 2 << 20,
 			MaxConnectionReceiveWindow:     cfg.MaxConnectionReceiveWindow,
-			MaxIncomingStreams:             int64(cfg.MaxIncomingStreams),
+			MaxIncomingStreams:             int64(cfg.MaxIncomingStreams + cfg.MaxLinksPerPeer),
 			MaxIncomingUniStreams:          -1,
 		},
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.active.m = make(map[activeKey]*activeStream)
+	t.files.slots = make(chan struct{}, cfg.MaxIncomingTransfers)
+	t.punch.init()
 	// quic-go raises the socket buffers itself (SO_RCVBUF/SO_SNDBUF, with
 	// the FORCE variants when privileged) and logs when it cannot.
 	t.qt = &quic.Transport{Conn: udp}
+	// quic-go drops non-QUIC packets until ReadNonQUICPacket was called
+	// once: arm it before anything is sent from the socket.
+	armed, arm := context.WithCancel(context.Background())
+	arm()
+	_, _, _ = t.qt.ReadNonQUICPacket(armed, nil)
 	t.listener, err = t.qt.Listen(serverTLS(cert), t.qconf)
 	if err != nil {
 		_ = udp.Close()
+		t.cancel()
 		return nil, nil, fmt.Errorf("udp transport: quic listen: %w", err)
 	}
 	t.endpoints = endpointsFor(udp.LocalAddr().(*net.UDPAddr))
-	t.log.Info("file transport listening", "addr", udp.LocalAddr().String())
+	t.go_(func() { t.readNonQUIC(t.ctx) })
+	t.go_(func() { t.acceptLoop(t.ctx, t.listener, false) })
+	if rdv != nil {
+		t.go_(func() { t.stunLoop(t.ctx) })
+		t.go_(func() { t.signalLoop(t.ctx) })
+	}
+	t.log.Info("quic transport listening", "addr", udp.LocalAddr().String(), "rendezvous", rdv != nil)
 	return t, t.close, nil
+}
+
+// go_ runs f as a background goroutine owned by the transport, unless
+// the transport is closing (then it reports false and f never runs).
+func (t *Transport) go_(f func()) bool {
+	t.bgMu.Lock()
+	defer t.bgMu.Unlock()
+	if t.bgDone {
+		return false
+	}
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		f()
+	}()
+	return true
 }
 
 // Endpoints are the listening port on each of this host's addresses
@@ -139,7 +201,8 @@ func endpointsFor(la *net.UDPAddr) []string {
 	return append(global, loop...)
 }
 
-// close ends every connection and releases the socket.
+// close ends every connection and background goroutine and releases the
+// socket.
 func (t *Transport) close() {
 	t.mu.Lock()
 	if t.closed {
@@ -148,106 +211,21 @@ func (t *Transport) close() {
 	}
 	t.closed = true
 	peers := t.peers
-	t.peers = map[string]*peerConn{}
+	t.peers = map[string]*peerEntry{}
 	t.mu.Unlock()
+	t.cancel()
 	for _, p := range peers {
-		p.mu.Lock()
-		if p.conn != nil {
-			_ = p.conn.CloseWithError(connClosed, "closing")
+		for _, c := range p.all() {
+			_ = c.conn.CloseWithError(connClosed, "closing")
 		}
-		p.mu.Unlock()
 	}
 	t.active.cancelAll(codeShutdown)
 	_ = t.listener.Close()
+	t.relay.close()
 	_ = t.qt.Close()
 	_ = t.udp.Close()
-}
-
-// conn returns the connection to peer, dialing its file endpoints in order
-// when there is none or it died. fresh forces a new dial.
-func (t *Transport) conn(ctx context.Context, to domain.Peer, fresh bool) (*quic.Conn, bool, error) {
-	key := string(to.Identity.PublicKey())
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil, false, net.ErrClosed
-	}
-	p := t.peers[key]
-	if p == nil {
-		p = &peerConn{}
-		t.peers[key] = p
-	}
-	t.mu.Unlock()
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn != nil && !fresh && p.conn.Context().Err() == nil {
-		return p.conn, true, nil
-	}
-	if p.conn != nil {
-		_ = p.conn.CloseWithError(connClosed, "replaced")
-		p.conn = nil
-	}
-	conn, err := t.dial(ctx, to)
-	if err != nil {
-		return nil, false, err
-	}
-	p.conn = conn
-	return conn, false, nil
-}
-
-// dial tries each endpoint in order and returns the first connection that
-// proves the expected identity. An address may be stale and now belong to
-// someone else, so a key mismatch does not stop the search: it is returned
-// (a *domain.KeyChangedError) only when no endpoint succeeded.
-func (t *Transport) dial(ctx context.Context, to domain.Peer) (*quic.Conn, error) {
-	if len(to.Endpoints.File) == 0 {
-		return nil, fmt.Errorf("%w: %s has no file endpoint", domain.ErrPeerOffline, to.Name())
-	}
-	var errs []error
-	var keyErr error
-	for _, ep := range to.Endpoints.File {
-		addr, err := net.ResolveUDPAddr("udp", ep)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("resolve %s: %w", ep, err))
-			continue
-		}
-		var refused certError
-		dctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
-		conn, err := t.qt.Dial(dctx, addr, clientTLS(t.cert, to.Identity, &refused), t.qconf)
-		cancel()
-		if err == nil {
-			return conn, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if cerr := refused.get(); cerr != nil {
-			t.log.Warn("file endpoint presented another identity: refused", "peer", to.Name().String(), "addr", ep, "err", cerr)
-			if keyErr == nil {
-				keyErr = fmt.Errorf("dial %s at %s: %w", to.Name(), ep, cerr)
-			}
-			continue
-		}
-		errs = append(errs, fmt.Errorf("dial %s: %w", ep, err))
-	}
-	if keyErr != nil {
-		return nil, keyErr
-	}
-	return nil, fmt.Errorf("%w: %s: %w", domain.ErrPeerOffline, to.Name(), errors.Join(errs...))
-}
-
-// forget drops conn from the cache if it is still the one for the peer.
-func (t *Transport) forget(to domain.Peer, conn *quic.Conn) {
-	t.mu.Lock()
-	p := t.peers[string(to.Identity.PublicKey())]
-	t.mu.Unlock()
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	if p.conn == conn {
-		p.conn = nil
-	}
-	p.mu.Unlock()
+	t.bgMu.Lock()
+	t.bgDone = true
+	t.bgMu.Unlock()
+	t.bg.Wait()
 }

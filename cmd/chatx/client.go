@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/files"
+	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -178,6 +180,149 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 		Link:      link,
 		Files:     udp.Config{ListenAddr: udp.ListenAddr(f.listenUDP)},
 		Directory: registry.ClientConfig{URL: registry.RegistryURL(f.registry), Profile: registry.ProfileDir(f.profile)},
+		LAN:       chatx.LANConfig{Enabled: lan.Enabled(f.lan)},
 		Options:   opts,
 	}
+}
+
+// runClient runs a built client until ctx ends and reports why it stopped.
+// The client's Run error (e.g. the name is taken) is returned once, through errc.
+func runClient(ctx context.Context, c *app.Client) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	return errc
+}
+
+// headless is a client started for a one-shot flow (send, receive, msg):
+// logged in, with its events subscribed from before it started.
+type headless struct {
+	client  *app.Client
+	me      domain.Identity
+	events  <-chan ports.Event
+	exited  chan struct{} // closed when Run returned; runErr is set then
+	runErr  error
+	cancel  context.CancelFunc
+	cleanup func()
+}
+
+// startHeadless builds the client of f's (resolved) profile, runs it and
+// returns once it is registered and follows presence. The client runs on a
+// context of its own rather than on ctx, so that after Ctrl-C (ctx ends) a
+// flow can still tell the peer before close stops the client. Logs go to
+// f.logFile, by default the profile's chatx.log, so stderr stays the user's.
+func startHeadless(ctx context.Context, f *clientFlags, opts app.Options, con *console) (*headless, error) {
+	if f.logFile == "" {
+		f.logFile = filepath.Join(f.profile, "chatx.log")
+	}
+	logger, closeLog, err := openLog(f.logFile, con.out, f.verbose)
+	if err != nil {
+		return nil, err
+	}
+	me, err := identity(ctx, f, nil)
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
+	client, cleanup, err := chatx.InitClient(clientConfig(f, opts), me, logger)
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h := &headless{client: client, me: me.Identity, events: client.Subscribe(runCtx), exited: make(chan struct{}),
+		cancel: cancel, cleanup: func() { cleanup(); closeLog() }}
+	go func() {
+		defer close(h.exited)
+		h.runErr = client.Run(runCtx)
+	}()
+	warned := false
+	for {
+		select {
+		case ev, ok := <-h.events:
+			if !ok {
+				h.close()
+				return nil, errors.New("the client stopped sending events")
+			}
+			if ds, ok := ev.(ports.DirectoryStatusEvent); ok {
+				if ds.Connected {
+					return h, nil
+				}
+				if !warned {
+					con.statusf("registry %s unreachable (%s); retrying… (Ctrl-C to stop)", f.registry, shown(ds.Err))
+					warned = true
+				}
+			}
+		case <-h.exited:
+			err := h.runErr
+			h.close()
+			if err == nil {
+				err = errors.New("the client stopped")
+			}
+			return nil, fmt.Errorf("log in as %s: %w", me.Name(), err)
+		case <-ctx.Done():
+			h.close()
+			return nil, exitf(exitInterrupted, "interrupted before logging in")
+		}
+	}
+}
+
+// stopped is the error that stopped the client by itself (it was not
+// cancelled), for a flow that saw h.exited close.
+func (h *headless) stopped() error {
+	if h.runErr == nil {
+		return errors.New("the client stopped")
+	}
+	return fmt.Errorf("the client stopped: %w", h.runErr)
+}
+
+// linkFlushGrace is how long a flow keeps the client up after it told a
+// peer something on its way out (a cancellation).
+const linkFlushGrace = time.Second
+
+// told gives the envelopes just sent (a cancellation) time to leave before
+// close. ports.MessageLink.Send returns once an envelope is queued on the
+// link, not written, and the TCP link drops what is still queued when it
+// shuts down: without this grace a loaded machine can stop before the peer
+// hears of the cancellation, and its transfer then waits to resume.
+func (h *headless) told() {
+	t := time.NewTimer(linkFlushGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-h.exited:
+	}
+}
+
+// close stops the client (it unregisters) and frees what it holds.
+func (h *headless) close() {
+	h.cancel()
+	<-h.exited
+	h.cleanup()
+}
+
+// isOnline reports whether the directory shows name online now.
+func (h *headless) isOnline(ctx context.Context, name domain.Username) bool {
+	peers, err := h.client.Peers(ctx)
+	if err != nil {
+		return false
+	}
+	for _, p := range peers {
+		if p.Peer.Name().Equal(name) {
+			return p.Peer.Online
+		}
+	}
+	return false
+}
+
+// sendError explains why what (an offer, a message) could not be sent to
+// a peer.
+func sendError(what string, to domain.Username, err error) error {
+	var kc *domain.KeyChangedError
+	switch {
+	case errors.As(err, &kc):
+		return exitf(exitFailed, "%s: %s's key changed: compare safety numbers in the client (chatx) and accept the new key first: %w", what, to, err)
+	case errors.Is(err, domain.ErrUnknownPeer), errors.Is(err, domain.ErrNotFound):
+		return exitf(exitFailed, "%s: nobody is called %s at the registry: %w", what, to, err)
+	}
+	return exitf(exitFailed, "%s to %s: %w", what, to, err)
 }

@@ -27,6 +27,7 @@ type clientFlags struct {
 	maxIncoming    string
 	maxIncomingN   int64
 	noBell         bool // terminal client only
+	lan            bool
 }
 
 const defaultRegistry = "https://localhost:5000"
@@ -41,12 +42,24 @@ func (c *clientFlags) registerIdentity(fs *flag.FlagSet) {
 // register adds every flag of a running client.
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	c.registerIdentity(fs)
-	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX (env CHATX_REGISTRY; default "+defaultRegistry+")")
+	c.registerNetwork(fs)
 	fs.StringVar(&c.downloads, "downloads", "", "`dir` received files go to (default $XDG_DOWNLOAD_DIR/chatx or ~/Downloads/chatx)")
+	c.registerMaxIncoming(fs)
+}
+
+// registerNetwork adds the flags of a client that goes online: registry,
+// listeners and logging.
+func (c *clientFlags) registerNetwork(fs *flag.FlagSet) {
+	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX, or none to run on the LAN alone (env CHATX_REGISTRY; default "+defaultRegistry+")")
+	fs.BoolVar(&c.lan, "lan", true, "find peers on the local network by signed multicast announcements, with or without a registry (docs/lan-discovery.md)")
 	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
-	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, stderr otherwise)")
+	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, send, receive and msg; stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
+}
+
+// registerMaxIncoming adds the size limit of accepted offers.
+func (c *clientFlags) registerMaxIncoming(fs *flag.FlagSet) {
 	fs.StringVar(&c.maxIncoming, "max-incoming", "0", "accepting a file offer larger than `size` fails (e.g. 500MiB, 20GB; 0 = no limit besides free space)")
 }
 

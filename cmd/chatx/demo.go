@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/registry"
+	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -55,11 +56,13 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 		Server:  registry.ServerConfig{Listen: "127.0.0.1:0", Data: registry.DataDir(filepath.Join(base, "registry"))},
 		Data:    registry.DataDir(filepath.Join(base, "registry")),
 		Service: app.RegistryOptions{Logger: logger.With("part", "registry")},
+		Relay:   relay.Config{Listen: "127.0.0.1:0"},
 	}, logger.With("part", "registry"))
 	if err != nil {
 		return fmt.Errorf("demo registry: %w", err)
 	}
 	defer cleanupReg()
+	handOutRelay(reg)
 	// The registry outlives the peers so they can unregister on the way out.
 	regCtx, stopReg := context.WithCancel(context.Background())
 	defer stopReg()

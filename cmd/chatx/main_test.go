@@ -33,6 +33,9 @@ func TestRunDispatch(t *testing.T) {
 		{[]string{"jsonrpc", "-help"}, 0, "--auto-accept"},
 		{[]string{"id", "--no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"registry", "--tls-cert", "x"}, 2, "go together"},
+		{[]string{"registry", "-help"}, 0, "--relay-listen"},
+		{[]string{"registry", "--relay-rate", "fast"}, 2, "want bits per second"},
+		{[]string{"registry", "--relay-ports", "9-3"}, 2, "want MIN-MAX"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
@@ -126,6 +129,40 @@ func TestParseSize(t *testing.T) {
 		got, err := parseSize(tt.in)
 		if got != tt.want || (err == nil) != tt.ok {
 			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestOneShotCommandsListOnlyTheirFlags(t *testing.T) {
+	tests := []struct {
+		cmd        string
+		has, lacks []string
+	}{
+		{"send", []string{"-timeout", "-profile", "-registry", "-name", "Exit status"}, []string{"-downloads", "-max-incoming", "-yes", "-no-wait"}},
+		{"receive", []string{"-from", "-yes", "-to", "-keep", "-max-incoming", "-profile"}, []string{"-downloads", "-no-wait"}},
+		{"msg", []string{"-no-wait", "-timeout", "-profile"}, []string{"-downloads", "-yes", "-max-incoming"}},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		if code := run([]string{tt.cmd, "-help"}, strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("%s -help: exit %d", tt.cmd, code)
+		}
+		help := errOut.String()
+		for _, f := range tt.has {
+			if !strings.Contains(help, f) {
+				t.Errorf("%s -help lacks %s:\n%s", tt.cmd, f, help)
+			}
+		}
+		for _, f := range tt.lacks {
+			if strings.Contains(help, "  "+f+" ") || strings.Contains(help, "  "+f+"\n") {
+				t.Errorf("%s -help lists %s, not one of its flags", tt.cmd, f)
+			}
+		}
+	}
+	for _, args := range [][]string{{"send", "bob"}, {"msg", "bob"}, {"receive", "extra"}, {"send", "Not A Name!", "x"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, strings.NewReader(""), &out, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (usage); %s", args, code, errOut.String())
 		}
 	}
 }

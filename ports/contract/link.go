@@ -7,7 +7,7 @@ package contract
 //			// one network per subtest: every end made by the factory
 //			// must be able to reach the others
 //			return func(t *testing.T, me domain.LocalIdentity, v ports.PeerVerifier) contract.LinkEnd {
-//				l, cleanup, err := tcp.NewLink(me, v, tcp.Config{ListenAddr: "127.0.0.1:0"}, nil)
+//				l, cleanup, err := tcp.NewLink(me, v, nil, tcp.Config{ListenAddr: "127.0.0.1:0"}, nil)
 //				if err != nil { t.Fatal(err) }
 //				t.Cleanup(cleanup)
 //				return contract.LinkEnd{Me: me, Link: l, Close: cleanup}

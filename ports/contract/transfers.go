@@ -39,7 +39,7 @@ func sameTransfer(t *testing.T, got, want domain.Transfer) {
 	case !g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt):
 		t.Fatalf("times %v %v, want %v %v", g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt)
 	case g.Rate != w.Rate || !g.LastTick.Equal(w.LastTick) || g.LastDone != w.LastDone ||
-		!g.RunStart.Equal(w.RunStart) || g.RunDone != w.RunDone || g.Active != w.Active || g.Moved != w.Moved || g.SavedAs != w.SavedAs:
+		!g.RunStart.Equal(w.RunStart) || g.RunDone != w.RunDone || g.Active != w.Active || g.Moved != w.Moved:
 		t.Fatalf("rate fields %+v, want %+v", g, w)
 	case g.Manifest.Name != w.Manifest.Name || len(g.Manifest.Files) != len(w.Manifest.Files):
 		t.Fatalf("manifest %q with %d files, want %q with %d", g.Manifest.Name, len(g.Manifest.Files), w.Manifest.Name, len(w.Manifest.Files))
@@ -143,7 +143,7 @@ func TransferStore(t *testing.T, open func(t *testing.T) ports.TransferStore) {
 		if want := 4 * time.Second; tr.ETA() != want { // 512 bytes left
 			t.Fatalf("ETA after reloads %v, want %v", tr.ETA(), want)
 		}
-		step(func(tr *domain.Transfer) error { tr.NoteSaved("photos (1)/a/one.jpg"); return nil })
+		step(func(tr *domain.Transfer) error { return tr.RecordSaved("photos (1)") })
 		step(func(tr *domain.Transfer) error { return tr.Verify(at(11)) }) // 1024 bytes in 8 s
 		got := step(func(tr *domain.Transfer) error { return tr.Complete(at(12)) })
 		got = step(func(*domain.Transfer) error { return nil })

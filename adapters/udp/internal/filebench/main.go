@@ -166,12 +166,12 @@ func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard bool
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize}
-	sender, closeS, err := udp.NewTransport(alice, acceptAll{}, cfg, log)
+	sender, closeS, err := udp.NewTransport(alice, acceptAll{}, nil, cfg, log)
 	if err != nil {
 		return 0, err
 	}
 	defer closeS()
-	receiver, closeR, err := udp.NewTransport(bob, acceptAll{}, cfg, log)
+	receiver, closeR, err := udp.NewTransport(bob, acceptAll{}, nil, cfg, log)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,4 @@
+package tcp
+
+// Dialable exposes the TCP endpoint filter to the tests.
+var Dialable = dialable

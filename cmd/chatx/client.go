@@ -218,19 +218,27 @@ func startHeadless(ctx context.Context, f *clientFlags, opts app.Options, con *c
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
 	me, err := identity(ctx, f, nil)
 	if err != nil {
+		unlock()
 		closeLog()
 		return nil, err
 	}
 	client, cleanup, err := chatx.InitClient(clientConfig(f, opts), me, logger)
 	if err != nil {
+		unlock()
 		closeLog()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	recordBound(runCtx, client, f, logger)
 	h := &headless{client: client, me: me.Identity, events: client.Subscribe(runCtx), exited: make(chan struct{}),
-		cancel: cancel, cleanup: func() { cleanup(); closeLog() }}
+		cancel: cancel, cleanup: func() { cleanup(); unlock(); closeLog() }}
 	go func() {
 		defer close(h.exited)
 		h.runErr = client.Run(runCtx)

@@ -51,7 +51,9 @@ func NewAcceptTransfer(downloads ports.Downloads, link ports.MessageLink, store 
 }
 
 // Handle accepts an incoming offer. domain.ErrTooLarge: over the size limit
-// or the free space (the offer stays open, the user may decline it).
+// (the offer is declined with that reason, and the sender told) or over the
+// free space (the offer stays open: the user may free space and accept
+// again, or decline it).
 func (a *AcceptTransfer) Handle(ctx context.Context, in AcceptTransferInput) error {
 	t, err := a.book.get(ctx, in.ID)
 	if err != nil {
@@ -63,14 +65,18 @@ func (a *AcceptTransfer) Handle(ctx context.Context, in AcceptTransferInput) err
 	if t.State() == domain.TransferOffered {
 		total := t.Total()
 		if a.limit > 0 && total > int64(a.limit) {
-			return fmt.Errorf("transfer %s: %w: %d bytes is over the limit of %d", in.ID.Short(), domain.ErrTooLarge, total, a.limit)
+			reason := fmt.Sprintf("%s: %d bytes is over the receiver's limit of %d", domain.ErrTooLarge, total, a.limit)
+			if err := declineOffer(ctx, a.book, a.link, a.verify, DeclineTransferInput{ID: in.ID, Reason: reason}); err != nil {
+				return fmt.Errorf("transfer %s: %w: over the limit of %d; declining: %w", in.ID.Short(), domain.ErrTooLarge, a.limit, err)
+			}
+			return fmt.Errorf("transfer %s: %w: %d bytes is over the limit of %d (declined, the sender is told)", in.ID.Short(), domain.ErrTooLarge, total, a.limit)
 		}
 		free, err := a.downloads.Available()
 		if err != nil {
 			return fmt.Errorf("free space of the downloads folder: %w", err)
 		}
 		if total > free {
-			return fmt.Errorf("transfer %s: %w: %d bytes, %d free in the downloads folder", in.ID.Short(), domain.ErrTooLarge, total, free)
+			return fmt.Errorf("transfer %s: %w", in.ID.Short(), &noSpaceError{need: total, free: free})
 		}
 		t, err = a.book.update(ctx, in.ID, func(t *domain.Transfer, now time.Time) error { return t.Accept(now) })
 		if err != nil {
@@ -108,3 +114,15 @@ func (a *AcceptTransfer) PeerOnline(ctx context.Context, peer domain.Username) {
 		}
 	}
 }
+
+// noSpaceError: an offer does not fit the free space of the downloads
+// folder. It is domain.ErrTooLarge.
+type noSpaceError struct{ need, free int64 }
+
+func (e *noSpaceError) reason() string {
+	return fmt.Sprintf("%s: %d bytes, %d free in the receiver's downloads folder", domain.ErrTooLarge, e.need, e.free)
+}
+func (e *noSpaceError) Error() string {
+	return fmt.Sprintf("%s: %d bytes, %d free in the downloads folder", domain.ErrTooLarge, e.need, e.free)
+}
+func (e *noSpaceError) Unwrap() error { return domain.ErrTooLarge }

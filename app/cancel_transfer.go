@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -56,7 +57,7 @@ func NewCancelTransfer(link ports.MessageLink, downloads ports.Downloads, store 
 
 // Handle cancels a transfer the user no longer wants.
 func (c *CancelTransfer) Handle(ctx context.Context, in CancelTransferInput) error {
-	t, err := c.cancel(ctx, in.ID, func(domain.Transfer) error { return nil })
+	t, err := c.cancel(ctx, in.ID, withReason("cancelled by you", in.Reason), func(domain.Transfer) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -67,9 +68,7 @@ func (c *CancelTransfer) Handle(ctx context.Context, in CancelTransferInput) err
 // tellPeer sends KindCancel, best effort: a peer that missed it learns it
 // when it offers or streams the transfer again.
 func (c *CancelTransfer) tellPeer(ctx context.Context, t domain.Transfer, reason string) {
-	if len(reason) > maxReasonBytes {
-		reason = reason[:maxReasonBytes]
-	}
+	reason = clampReason(reason)
 	peer, err := c.verify.PeerForSend(ctx, t.Peer())
 	if err == nil {
 		err = sendEnvelope(ctx, c.link, peer, ports.Envelope{Kind: ports.KindCancel, TransferID: t.ID(), Reason: reason})
@@ -79,9 +78,9 @@ func (c *CancelTransfer) tellPeer(ctx context.Context, t domain.Transfer, reason
 	}
 }
 
-// Cancelled takes the peer's KindCancel.
-func (c *CancelTransfer) Cancelled(ctx context.Context, from domain.Identity, id domain.TransferID) error {
-	_, err := c.cancel(ctx, id, func(t domain.Transfer) error {
+// Cancelled takes the peer's KindCancel, with the reason it gave.
+func (c *CancelTransfer) Cancelled(ctx context.Context, from domain.Identity, id domain.TransferID, reason string) error {
+	_, err := c.cancel(ctx, id, withReason("cancelled by "+from.Name().String(), reason), func(t domain.Transfer) error {
 		if !t.Peer().Equal(from.Name()) {
 			return fmt.Errorf("%w: transfer %s is not with %s", domain.ErrNotFound, id.Short(), from.Name())
 		}
@@ -90,12 +89,21 @@ func (c *CancelTransfer) Cancelled(ctx context.Context, from domain.Identity, id
 	return err
 }
 
-func (c *CancelTransfer) cancel(ctx context.Context, id domain.TransferID, check func(domain.Transfer) error) (domain.Transfer, error) {
+// withReason joins who did something and the reason they gave, if any:
+// "cancelled by bob: wrong file".
+func withReason(who, reason string) string {
+	if reason = strings.TrimSpace(reason); reason != "" {
+		return who + ": " + reason
+	}
+	return who
+}
+
+func (c *CancelTransfer) cancel(ctx context.Context, id domain.TransferID, reason string, check func(domain.Transfer) error) (domain.Transfer, error) {
 	t, err := c.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error {
 		if err := check(*t); err != nil {
 			return err
 		}
-		return t.Cancel(now)
+		return t.CancelBecause(reason, now)
 	})
 	if err != nil {
 		return t, err

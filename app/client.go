@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +161,7 @@ func (c *Client) Run(ctx context.Context) error {
 		fail(err)
 	} else if ctx.Err() == nil {
 		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
+		c.bus.Publish(ports.RegisteredEvent{Name: c.me.Name()})
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
@@ -196,7 +198,7 @@ func (c *Client) registerWithRetry(ctx context.Context) error {
 			return nil
 		}
 		slog.Warn("directory unreachable; will register again", "err", err)
-		c.bus.Publish(ports.DirectoryStatusEvent{Connected: false, Err: err.Error()})
+		c.bus.Publish(directoryDown(err))
 		wait = retry.next(wait)
 		if !sleep(ctx, jitter(wait)) {
 			return nil
@@ -277,22 +279,32 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 	case ports.KindOffer:
 		t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
 		if err != nil {
+			if errors.Is(err, domain.ErrUnsafePath) || errors.Is(err, domain.ErrTooLarge) {
+				// Refused before it was stored: the sender still hears why.
+				id, reason := env.TransferID, err.Error()
+				c.chore(func(ctx context.Context) { c.decline.refuseUnstored(ctx, from.Name(), id, reason) })
+			}
 			return err
 		}
 		id := t.ID()
 		switch {
 		case isNew && bool(c.opts.AutoAccept):
 			c.chore(func(ctx context.Context) {
-				if err := c.accept.Handle(ctx, AcceptTransferInput{ID: id}); errors.Is(err, domain.ErrTooLarge) {
-					_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: "too large"})
-				} else if err != nil {
+				// Over the limit, accept declines by itself; over the free
+				// space, nobody is there to free some: decline, saying why.
+				err := c.accept.Handle(ctx, AcceptTransferInput{ID: id})
+				var space *noSpaceError
+				switch {
+				case errors.As(err, &space):
+					_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: space.reason()})
+				case err != nil && !errors.Is(err, domain.ErrTooLarge):
 					slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
 				}
 			})
 		case !isNew && t.State() == domain.TransferAccepted:
 			c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
 		case !isNew && t.State() == domain.TransferDeclined:
-			c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, "") })
+			c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, t.Reason()) })
 		case !isNew && t.State() == domain.TransferCancelled:
 			c.chore(func(ctx context.Context) { c.cancel.tellPeer(ctx, t, "") })
 		}
@@ -300,11 +312,19 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 	case ports.KindAccept:
 		return c.transferFile.Accepted(ctx, from, env.TransferID)
 	case ports.KindDecline:
-		return c.transferFile.Declined(ctx, from, env.TransferID, env.Reason)
+		return c.transferFile.Declined(ctx, from, env.TransferID, clampReason(env.Reason))
 	case ports.KindCancel:
-		return c.cancel.Cancelled(ctx, from, env.TransferID)
+		return c.cancel.Cancelled(ctx, from, env.TransferID, clampReason(env.Reason))
 	}
 	return fmt.Errorf("unknown envelope kind %d from %s", env.Kind, from.Name())
+}
+
+// clampReason bounds a reason a peer sent before it is stored or shown.
+func clampReason(r string) string {
+	if len(r) > maxReasonBytes {
+		r = strings.ToValidUTF8(r[:maxReasonBytes], "")
+	}
+	return r
 }
 
 // Whoami is our own identity.

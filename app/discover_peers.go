@@ -177,7 +177,7 @@ func (d *DiscoverPeers) Watch(ctx context.Context, online func(domain.Peer)) {
 				return
 			}
 			slog.Warn("directory watch failed", "err", err)
-			d.events.Publish(ports.DirectoryStatusEvent{Connected: false, Err: err.Error()})
+			d.events.Publish(directoryDown(err))
 			wait = d.backoff.next(wait)
 			if !sleep(ctx, jitter(wait)) {
 				return
@@ -198,11 +198,10 @@ func (d *DiscoverPeers) apply(ctx context.Context, ev ports.DirectoryEvent, onli
 	case ports.Connected:
 		d.events.Publish(ports.DirectoryStatusEvent{Connected: true})
 	case ports.Disconnected:
-		msg := "directory unreachable"
-		if ev.Err != nil {
-			msg = ev.Err.Error()
+		if ev.Err == nil {
+			ev.Err = errors.New("directory unreachable")
 		}
-		d.events.Publish(ports.DirectoryStatusEvent{Connected: false, Err: msg})
+		d.events.Publish(directoryDown(ev.Err))
 	case ports.Resync:
 		d.resync(ctx, online)
 	}
@@ -248,6 +247,13 @@ func (d *DiscoverPeers) resync(ctx context.Context, online func(domain.Peer)) {
 			d.see(ctx, p, online)
 		}
 	}
+}
+
+// directoryDown is the status event for a directory we cannot use because
+// of err; a certificate that does not match the pin is flagged for the
+// interfaces' full warning.
+func directoryDown(err error) ports.DirectoryStatusEvent {
+	return ports.DirectoryStatusEvent{Connected: false, Err: err.Error(), CertChanged: errors.Is(err, ports.ErrDirectoryCertChanged)}
 }
 
 // sleep waits d or until ctx is done; it reports whether ctx is still live.

@@ -763,7 +763,13 @@ func TestE2EAutoAcceptTakesWhatFitsAndDeclinesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTransfer(t, alice, inState(trSmall.ID(), domain.TransferCompleted))
-	waitTransfer(t, alice, inState(trBig.ID(), domain.TransferDeclined))
+	if got := waitTransfer(t, bob, inState(trSmall.ID(), domain.TransferCompleted)); got.SavedAs() != "small.txt" {
+		t.Fatalf("bob's transfer says it was saved as %q, want small.txt", got.SavedAs())
+	}
+	declined := waitTransfer(t, alice, inState(trBig.ID(), domain.TransferDeclined))
+	if r := declined.Reason(); !strings.Contains(r, "declined by bob") || !strings.Contains(r, "over the receiver's limit") {
+		t.Fatalf("the sender sees the refusal as %q; want who and why", r)
+	}
 	if got, ok := bob.downloads.File("small.txt"); !ok || !bytes.Equal(got, small) {
 		t.Fatal("the small file did not arrive intact")
 	}
@@ -909,5 +915,53 @@ func TestE2EReceivedTransferSaysWhereItWasSaved(t *testing.T) {
 	}
 	if got, _ := bob.downloads.File("notes.txt"); string(got) != "bob's own notes" {
 		t.Fatalf("bob's own file was overwritten: %q", got)
+	}
+}
+
+func TestE2ERefusalsAndCancelsSayWhoAndWhy(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	alice.local.Put("/a.txt", randomBytes(t, 1<<10))
+
+	// An offer refused before it is stored (too many waiting) still gets
+	// an answer with the reason.
+	var last domain.Transfer
+	for range 33 {
+		tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = tr
+	}
+	got := waitTransfer(t, alice, inState(last.ID(), domain.TransferDeclined))
+	if !strings.Contains(got.Reason(), "wait for an answer") {
+		t.Fatalf("refused offer: reason %q", got.Reason())
+	}
+
+	// A cancel says on both sides who cancelled.
+	tr, err := alice.client.SendFile(ctx, bob.me.Name(), "/a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.client.DeclineTransfer(ctx, tr.ID()); err == nil {
+		t.Fatal("bob declined an offer he never stored")
+	}
+	list, err := bob.client.Transfers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := list[len(list)-1] // the oldest offer waiting at bob
+	if err := alice.client.CancelTransfer(ctx, victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitTransfer(t, bob, inState(victim.ID(), domain.TransferCancelled)); got.Reason() != "cancelled by alice" {
+		t.Fatalf("bob sees the cancel as %q", got.Reason())
+	}
+	if got := waitTransfer(t, alice, inState(victim.ID(), domain.TransferCancelled)); got.Reason() != "cancelled by you" {
+		t.Fatalf("alice sees her cancel as %q", got.Reason())
 	}
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -43,16 +44,20 @@ func (r *Register) Endpoints() domain.Endpoints {
 
 // Handle registers. domain.ErrNameTaken: another key owns our name.
 func (r *Register) Handle(ctx context.Context, _ RegisterInput) error {
-	if err := r.dir.Register(ctx, r.me, r.Endpoints()); err != nil {
-		return fmt.Errorf("register %s: %w", r.me.Name(), err)
-	}
-	return nil
+	return wrapOnce(r.dir.Register(ctx, r.me, r.Endpoints()), "register "+r.me.Name().String())
 }
 
 // Unregister takes us offline.
 func (r *Register) Unregister(ctx context.Context) error {
-	if err := r.dir.Unregister(ctx); err != nil {
-		return fmt.Errorf("unregister %s: %w", r.me.Name(), err)
+	return wrapOnce(r.dir.Unregister(ctx), "unregister "+r.me.Name().String())
+}
+
+// wrapOnce adds what was being done to err, unless err says so already
+// (the directory adapters name the action themselves): "register alice:
+// register alice: …" tells a person nothing more.
+func wrapOnce(err error, doing string) error {
+	if err == nil || strings.HasPrefix(err.Error(), doing+":") {
+		return err
 	}
-	return nil
+	return fmt.Errorf("%s: %w", doing, err)
 }

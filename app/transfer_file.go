@@ -186,7 +186,7 @@ func (h *TransferFile) Declined(ctx context.Context, from domain.Identity, id do
 		if t.Direction() != domain.Outgoing || !t.Peer().Equal(from.Name()) {
 			return fmt.Errorf("%w: transfer %s is not ours to %s", domain.ErrNotFound, id.Short(), from.Name())
 		}
-		return t.Decline(now)
+		return t.DeclineBecause(withReason("declined by "+from.Name().String(), reason), now)
 	})
 	if err == nil {
 		slog.Info("transfer declined", "peer", from.Name().String(), "transfer", id.Short(), "reason_bytes", len(reason))

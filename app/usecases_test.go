@@ -636,7 +636,10 @@ func TestAcceptTransferChecksSizeAndSpace(t *testing.T) {
 			}
 			want := domain.TransferAccepted
 			if !tc.ok {
-				want = domain.TransferOffered
+				want = domain.TransferOffered // the user may free space and accept again
+				if tc.limit > 0 {
+					want = domain.TransferDeclined // the limit does not change: the sender is told at once
+				}
 				if !errors.Is(err, domain.ErrTooLarge) {
 					t.Fatalf("err = %v, want ErrTooLarge", err)
 				}

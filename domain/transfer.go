@@ -171,8 +171,12 @@ type Transfer struct {
 	reason    string  // why it failed, for people
 	createdAt time.Time
 	updatedAt time.Time
-	lastTick  time.Time
-	lastDone  int64
+	lastTick  time.Time // when rate was last updated
+	lastDone  int64     // done at lastTick
+	runStart  time.Time // when the current run of bytes (Start or Resume) began; zero when not moving
+	runDone   int64     // done at runStart
+	active    time.Duration
+	moved     int64 // bytes moved in earlier runs, for the average
 	// source is the local path of the files: for an outgoing transfer the
 	// path it reads from (kept so it can resume after a restart), for an
 	// incoming one where it was saved, relative to the downloads folder.
@@ -202,18 +206,32 @@ type TransferSnapshot struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Source    string
+
+	// The rate and the average are computed from these: a store that
+	// drops them makes every reload restart the rate from nothing.
+	Rate     float64       // smoothed bytes per second
+	LastTick time.Time     // when Rate was last updated
+	LastDone int64         // Done at LastTick
+	RunStart time.Time     // when the current run began; zero when bytes are not moving
+	RunDone  int64         // Done at RunStart
+	Active   time.Duration // time spent moving bytes in earlier runs
+	Moved    int64         // bytes moved in earlier runs
 }
 
 // Snapshot returns the stored form.
 func (t Transfer) Snapshot() TransferSnapshot {
 	return TransferSnapshot{ID: t.id, Peer: t.peer, Direction: t.dir, Manifest: t.manifest, State: t.state,
-		Done: t.done, Reason: t.reason, CreatedAt: t.createdAt, UpdatedAt: t.updatedAt, Source: t.source}
+		Done: t.done, Reason: t.reason, CreatedAt: t.createdAt, UpdatedAt: t.updatedAt, Source: t.source,
+		Rate: t.rate, LastTick: t.lastTick, LastDone: t.lastDone, RunStart: t.runStart, RunDone: t.runDone,
+		Active: t.active, Moved: t.moved}
 }
 
 // RestoreTransfer rebuilds a transfer from its stored form.
 func RestoreTransfer(s TransferSnapshot) Transfer {
 	return Transfer{id: s.ID, peer: s.Peer, dir: s.Direction, manifest: s.Manifest, state: s.State,
-		done: s.Done, reason: s.Reason, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, source: s.Source}
+		done: s.Done, reason: s.Reason, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, source: s.Source,
+		rate: s.Rate, lastTick: s.LastTick, lastDone: s.LastDone, runStart: s.RunStart, runDone: s.RunDone,
+		active: s.Active, moved: s.Moved}
 }
 
 func (t Transfer) ID() TransferID       { return t.id }
@@ -224,6 +242,9 @@ func (t Transfer) State() TransferState { return t.state }
 func (t Transfer) Done() int64          { return t.done }
 func (t Transfer) Total() int64         { return t.manifest.TotalSize() }
 func (t Transfer) Rate() float64        { return t.rate }
+
+// Reason says, for people, why a transfer failed, was declined or was
+// cancelled (and by whom); "" when nothing was said.
 func (t Transfer) Reason() string       { return t.reason }
 func (t Transfer) CreatedAt() time.Time { return t.createdAt }
 func (t Transfer) UpdatedAt() time.Time { return t.updatedAt }
@@ -260,7 +281,53 @@ func (t Transfer) ETA() time.Duration {
 	if t.rate <= 0 || t.done >= t.Total() {
 		return 0
 	}
-	return time.Duration(float64(t.Total()-t.done) / t.rate * float64(time.Second))
+	secs := float64(t.Total()-t.done) / t.rate
+	if secs > maxETA.Seconds() {
+		return maxETA
+	}
+	return time.Duration(secs * float64(time.Second))
+}
+
+// maxETA caps an estimate: beyond it a number says nothing to a person.
+const maxETA = 100 * 24 * time.Hour
+
+// Elapsed is the time bytes have been moving, over every run (a resume after
+// an interruption starts a new run; the time in between does not count).
+// While a run goes on, it counts up to the last progress.
+func (t Transfer) Elapsed() time.Duration {
+	d := t.active
+	if !t.runStart.IsZero() && t.updatedAt.After(t.runStart) {
+		d += t.updatedAt.Sub(t.runStart)
+	}
+	return d
+}
+
+// AverageRate is the bytes moved per second of Elapsed (bytes that were
+// already at the receiver on a resume do not count); zero when unknown.
+func (t Transfer) AverageRate() float64 {
+	moved := t.moved
+	if !t.runStart.IsZero() {
+		moved += t.done - t.runDone
+	}
+	el := t.Elapsed()
+	if el <= 0 || moved <= 0 {
+		return 0
+	}
+	return float64(moved) / el.Seconds()
+}
+
+// endRun folds the current run into the totals of Elapsed and AverageRate.
+func (t *Transfer) endRun(now time.Time) {
+	if t.runStart.IsZero() {
+		return
+	}
+	if now.After(t.runStart) {
+		t.active += now.Sub(t.runStart)
+	}
+	if t.done > t.runDone {
+		t.moved += t.done - t.runDone
+	}
+	t.runStart, t.runDone = time.Time{}, 0
 }
 
 func (t *Transfer) move(next TransferState, now time.Time) error {
@@ -276,7 +343,17 @@ func (t *Transfer) move(next TransferState, now time.Time) error {
 func (t *Transfer) Accept(now time.Time) error { return t.move(TransferAccepted, now) }
 
 // Decline records the receiver's refusal.
-func (t *Transfer) Decline(now time.Time) error { return t.move(TransferDeclined, now) }
+func (t *Transfer) Decline(now time.Time) error { return t.DeclineBecause("", now) }
+
+// DeclineBecause records the receiver's refusal and why, for people ("too
+// large: …"; "" when the receiver just said no).
+func (t *Transfer) DeclineBecause(reason string, now time.Time) error {
+	if err := t.move(TransferDeclined, now); err != nil {
+		return err
+	}
+	t.reason = reason
+	return nil
+}
 
 // Start begins (or resumes) moving bytes from offset done (bytes already at
 // the receiver, checked by the transport).
@@ -287,7 +364,9 @@ func (t *Transfer) Start(done int64, now time.Time) error {
 	if err := t.move(TransferInProgress, now); err != nil {
 		return err
 	}
+	t.endRun(now)
 	t.done, t.lastDone, t.lastTick, t.rate = done, done, now, 0
+	t.runStart, t.runDone = now, done
 	return nil
 }
 
@@ -307,6 +386,11 @@ func (t *Transfer) Progress(done int64, now time.Time) error {
 	}
 	if done < t.done || done > t.Total() {
 		return fmt.Errorf("transfer %s: progress %d outside %d..%d", t.id.Short(), done, t.done, t.Total())
+	}
+	if t.lastTick.IsZero() {
+		// Stored by a version that kept no tick: start measuring here
+		// rather than from the zero time.
+		t.lastTick, t.lastDone = now, done
 	}
 	if dt := now.Sub(t.lastTick); dt >= 100*time.Millisecond {
 		inst := float64(done-t.lastDone) / dt.Seconds()
@@ -330,6 +414,7 @@ func (t *Transfer) Interrupt(now time.Time) error {
 	if err := t.move(TransferInterrupted, now); err != nil {
 		return err
 	}
+	t.endRun(now)
 	t.rate = 0
 	return nil
 }
@@ -340,6 +425,7 @@ func (t *Transfer) Verify(now time.Time) error {
 		return err
 	}
 	t.done = t.Total()
+	t.endRun(now)
 	return nil
 }
 
@@ -349,11 +435,24 @@ func (t *Transfer) Complete(now time.Time) error {
 		return err
 	}
 	t.done, t.rate = t.Total(), 0
+	t.endRun(now)
 	return nil
 }
 
 // Cancel records that either side called the transfer off.
-func (t *Transfer) Cancel(now time.Time) error { return t.move(TransferCancelled, now) }
+func (t *Transfer) Cancel(now time.Time) error { return t.CancelBecause("", now) }
+
+// CancelBecause is Cancel with who called it off and why, for people
+// ("cancelled by bob").
+func (t *Transfer) CancelBecause(reason string, now time.Time) error {
+	if err := t.move(TransferCancelled, now); err != nil {
+		return err
+	}
+	t.reason = reason
+	t.endRun(now)
+	t.rate = 0
+	return nil
+}
 
 // Fail records a reason the transfer cannot go on.
 func (t *Transfer) Fail(reason string, now time.Time) error {
@@ -361,6 +460,7 @@ func (t *Transfer) Fail(reason string, now time.Time) error {
 		return err
 	}
 	t.reason = reason
+	t.endRun(now)
 	t.rate = 0
 	return nil
 }

@@ -144,3 +144,45 @@ func TestNewManifestChecksPeerInput(t *testing.T) {
 		t.Errorf("manifest name not made safe: %q", m.Name)
 	}
 }
+
+func TestTransferAverageCountsOnlyMovingRuns(t *testing.T) {
+	t.Parallel()
+	tr, err := domain.NewTransfer(domain.NewTransferID(), bob, domain.Incoming, oneFile(t, 1000), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(sec int) time.Time { return now.Add(time.Duration(sec) * time.Second) }
+	for _, step := range []error{
+		tr.Accept(at(0)), tr.Start(0, at(1)), tr.Progress(400, at(3)), // 400 B in 2 s
+		tr.Interrupt(at(3)),
+		tr.Resume(300, at(60)), tr.Progress(1000, at(67)), // 700 B in 7 s; the pause does not count
+		tr.Verify(at(67)), tr.Complete(at(68)),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	if tr.Elapsed() != 9*time.Second || tr.AverageRate() != 1100.0/9 {
+		t.Fatalf("elapsed %v average %v, want 9s and %v", tr.Elapsed(), tr.AverageRate(), 1100.0/9)
+	}
+}
+
+func TestTransferETAIsBounded(t *testing.T) {
+	t.Parallel()
+	tr, err := domain.NewTransfer(domain.NewTransferID(), bob, domain.Incoming, oneFile(t, 1<<40), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Accept(now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(0, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Progress(1, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if eta := tr.ETA(); eta <= 0 || eta > 100*24*time.Hour {
+		t.Fatalf("ETA %v at 1 B/s for a TiB: want positive and at most 100 days", eta)
+	}
+}

@@ -2,9 +2,15 @@ package ports
 
 import (
 	"context"
+	"errors"
 
 	"github.com/chatx/chatx/domain"
 )
+
+// ErrDirectoryCertChanged: the directory presented a certificate other than
+// the pinned one; someone may be intercepting the connection. Retrying does
+// not help until the user updates the pin. Directory adapters wrap it.
+var ErrDirectoryCertChanged = errors.New("directory certificate does not match the pin")
 
 // Directory is the client's view of the registry: it binds our name to our
 // key, keeps us listed as online, finds peers and tells who is online, live.

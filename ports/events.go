@@ -23,7 +23,15 @@ type PresenceEvent struct{ Peer domain.Peer }
 type DirectoryStatusEvent struct {
 	Connected bool
 	Err       string
+	// CertChanged: the directory's certificate does not match the pin
+	// (ErrDirectoryCertChanged); interfaces warn as for a peer's key change.
+	CertChanged bool
 }
+
+// RegisteredEvent: the directory bound our name to our key and we are
+// online; published once per Client.Run, when the first registration
+// succeeds. Interfaces take it as "ready".
+type RegisteredEvent struct{ Name domain.Username }
 
 // TransferEvent: a transfer changed state or made progress (at least four
 // times a second while bytes move).
@@ -54,6 +62,7 @@ func (MessageStateEvent) isEvent()    {}
 func (PresenceEvent) isEvent()        {}
 func (DirectoryStatusEvent) isEvent() {}
 func (TransferEvent) isEvent()        {}
+func (RegisteredEvent) isEvent()      {}
 func (KeyChangedEvent) isEvent()      {}
 func (TypingEvent) isEvent()          {}
 func (ReachabilityEvent) isEvent()    {}

@@ -28,7 +28,10 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 		case ports.PresenceEvent:
 			s.notify("presence", viewPresence(e.Peer))
 		case ports.DirectoryStatusEvent:
-			s.notify("registry", registryView{Connected: e.Connected, Error: e.Err})
+			s.notify("registry", registryView{Connected: e.Connected, Error: e.Err, CertChanged: e.CertChanged})
+		case ports.RegisteredEvent:
+			me := s.client.Whoami()
+			s.notify("ready", readyView{Name: e.Name.String(), Fingerprint: me.Fingerprint().String()})
 		case ports.TransferEvent:
 			t := e.Transfer
 			s.notify("transfer", viewTransfer(t, t.State() == domain.TransferOffered))
@@ -45,6 +48,13 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 			s.logger.Debug("event without notification", "type", typeName(ev))
 		}
 	}
+}
+
+// readyView is the "ready" notification: the client is registered under
+// name and requests that reach peers can go.
+type readyView struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // acceptPending auto-accepts the incoming offers that were waiting before

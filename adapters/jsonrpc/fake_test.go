@@ -29,6 +29,7 @@ type fakeClient struct {
 	safety   ports.SafetyView
 	transfer []domain.Transfer
 	sendHook func(ctx context.Context) // runs inside Send
+	peerHook func(ctx context.Context) // runs inside Peers
 	accepted chan domain.TransferID
 	typed    chan domain.Username // every Typing call
 
@@ -72,6 +73,12 @@ func (f *fakeClient) Endpoints() domain.Endpoints { return f.endpoints }
 
 func (f *fakeClient) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	f.record("Peers")
+	f.mu.Lock()
+	hook := f.peerHook
+	f.mu.Unlock()
+	if hook != nil {
+		hook(ctx)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.peers, nil

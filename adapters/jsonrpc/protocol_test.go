@@ -199,7 +199,7 @@ func TestConcurrentRequests(t *testing.T) {
 		release = make(chan struct{})
 		once    sync.Once
 	)
-	f.sendHook = func(ctx context.Context) {
+	f.peerHook = func(ctx context.Context) {
 		arrived <- struct{}{}
 		if len(arrived) == together {
 			once.Do(func() { close(release) })
@@ -210,19 +210,20 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 	}
 	h := start(t, f, jsonrpc.Options{MaxInFlight: 16})
-	// Eight sends that each wait until all eight are running: only
-	// concurrent handling answers them.
+	// Eight reads that each wait until all eight are running: only
+	// concurrent handling answers them. (Sends are ordered: see
+	// TestSendsKeepTheirOrder.)
 	var wg sync.WaitGroup
-	for i := range together {
+	for range together {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h.result("send", map[string]any{"to": "bob", "text": fmt.Sprint("m", i)}, nil)
+			h.result("listPeers", nil, nil)
 		}()
 	}
 	wg.Wait()
 	f.mu.Lock()
-	f.sendHook = nil
+	f.peerHook = nil
 	f.mu.Unlock()
 	// Many more, from many writers, interleaved with notifications.
 	stop := make(chan struct{})

@@ -44,6 +44,10 @@ type Options struct {
 	// MaxInFlight bounds the requests handled at once; reading waits
 	// when that many are running.
 	MaxInFlight int
+	// Subscribed, if set, is called once Serve has subscribed to the
+	// client's events and before it reads a request: start the client
+	// there, and the script sees every event from the first ("ready").
+	Subscribed func()
 }
 
 // Server speaks newline-delimited JSON-RPC 2.0 for one client on one
@@ -62,6 +66,8 @@ type Server struct {
 	broken  chan struct{} // closed when a write failed
 	quiet   chan struct{} // closed at shutdown: notifications are dropped from then on
 	outErr  error         // set by the writer before broken closes
+	failed  chan struct{} // closed by Fail: Serve stops
+	fail    sync.Once
 
 	autoMu        sync.Mutex
 	autoAccepting map[domain.TransferID]bool
@@ -79,9 +85,49 @@ func NewServer(client ports.Client, in Input, out Output, opts Options, logger *
 		logger = slog.Default()
 	}
 	s := &Server{client: client, in: in, out: out, opts: opts, logger: logger.With("adapter", "jsonrpc"),
-		autoAccepting: make(map[domain.TransferID]bool)}
+		autoAccepting: make(map[domain.TransferID]bool),
+		outq:          make(chan []byte, outQueue), outDone: make(chan struct{}), broken: make(chan struct{}),
+		quiet: make(chan struct{}), failed: make(chan struct{})}
 	s.handle = s.methods()
 	return s
+}
+
+// Fail tells the script that the client cannot go on (an "error"
+// notification with the error's code, for instance -32008 when the name is
+// taken) and makes Serve return: the program then exits with a non-zero
+// status. It may be called before Serve starts, and more than once (the
+// first error wins).
+func (s *Server) Fail(err error) {
+	s.fail.Do(func() {
+		re := toRPCError(err)
+		s.notify("error", re)
+		close(s.failed)
+	})
+}
+
+// orderedMethods change what peers see, so they are handled one after
+// another in the order they arrive: 5,000 sends written at once reach the
+// peer in that order. The others (reads) run concurrently.
+var orderedMethods = map[string]bool{
+	"send": true, "typing": true, "markRead": true, "sendFile": true,
+	"acceptTransfer": true, "rejectTransfer": true, "declineTransfer": true, "cancelTransfer": true,
+	"setVerified": true, "acceptKeyChange": true,
+}
+
+// isOrdered reports whether a line must be handled in arrival order: a
+// request of an ordered method, or a batch (which may hold one).
+func isOrdered(line []byte) bool {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || line[0] == '[' {
+		return true
+	}
+	var m struct {
+		Method string `json:"method"`
+	}
+	if json.Unmarshal(line, &m) != nil {
+		return true // answered with an error, in order
+	}
+	return orderedMethods[m.Method]
 }
 
 // Serve reads requests until the input ends (EOF) or ctx is done, then lets
@@ -94,16 +140,15 @@ func NewServer(client ports.Client, in Input, out Output, opts Options, logger *
 // leaving the reading goroutine to end at the input's next line, EOF or close.
 // Serve must not be called twice.
 func (s *Server) Serve(ctx context.Context) error {
-	s.outq = make(chan []byte, outQueue)
-	s.outDone = make(chan struct{})
-	s.broken = make(chan struct{})
-	s.quiet = make(chan struct{})
 	go s.writeLoop()
 
 	evCtx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
 	events := s.client.Subscribe(evCtx) // before reading, so nothing caused by a request is missed
-	var bg sync.WaitGroup               // the event pump and auto-accepts
+	if s.opts.Subscribed != nil {
+		s.opts.Subscribed()
+	}
+	var bg sync.WaitGroup // the event pump and auto-accepts
 	bg.Add(1)
 	go func() {
 		defer bg.Done()
@@ -128,15 +173,25 @@ func (s *Server) Serve(ctx context.Context) error {
 	var (
 		handlers sync.WaitGroup
 		sem      = make(chan struct{}, s.opts.MaxInFlight)
+		ordered  = make(chan []byte, s.opts.MaxInFlight)
 		err      error
 		inputEnd bool
 	)
+	handlers.Add(1)
+	go func() { // the ordered lane: one request after the other
+		defer handlers.Done()
+		for line := range ordered {
+			s.handleLine(ctx, line)
+		}
+	}()
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-s.broken:
+			break loop
+		case <-s.failed:
 			break loop
 		case l, ok := <-lines:
 			if !ok {
@@ -150,6 +205,16 @@ loop:
 			if l.tooLong {
 				s.writeError(nil, &rpcError{Code: CodeInvalidRequest,
 					Message: fmt.Sprintf("request line longer than %d bytes", s.opts.MaxLineBytes)})
+				continue
+			}
+			if isOrdered(l.line) {
+				select {
+				case ordered <- l.line:
+				case <-ctx.Done():
+					break loop
+				case <-s.failed:
+					break loop
+				}
 				continue
 			}
 			select {
@@ -166,6 +231,7 @@ loop:
 		}
 	}
 
+	close(ordered)
 	stopReading()
 	if inputEnd {
 		<-readDone

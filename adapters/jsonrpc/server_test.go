@@ -349,6 +349,7 @@ func TestNotifications(t *testing.T) {
 		{ports.MessageStateEvent{ID: domain.MessageID{9}, Peer: bob.Name(), State: domain.MessageDelivered}, "delivered", map[string]any{"id": domain.MessageID{9}.String(), "peer": "bob"}},
 		{ports.PresenceEvent{Peer: domain.Peer{Identity: bob, Online: true, LastSeen: t0}}, "presence", map[string]any{"name": "bob", "online": true, "fingerprint": bob.Fingerprint().String(), "lastSeen": "2026-11-24T12:00:00Z"}},
 		{ports.DirectoryStatusEvent{Connected: false, Err: "connection refused"}, "registry", map[string]any{"connected": false, "error": "connection refused"}},
+		{ports.DirectoryStatusEvent{Connected: false, Err: "REGISTRY CERTIFICATE MISMATCH", CertChanged: true}, "registry", map[string]any{"connected": false, "certChanged": true}},
 		{ports.TransferEvent{Transfer: tr}, "transfer", map[string]any{"id": tr.ID().String(), "peer": "bob", "name": "big.iso", "state": "in_progress", "bytes": float64(500), "total": float64(1000), "rate": float64(500), "eta": float64(1), "direction": "in"}},
 		{ports.KeyChangedEvent{Name: bob.Name(), Old: old, New: nw}, "keyChanged", map[string]any{"name": "bob", "old": old.String(), "new": nw.String()}},
 		{ports.TypingEvent{From: bob.Name()}, "typing", map[string]any{"from": "bob"}},

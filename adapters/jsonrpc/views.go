@@ -137,6 +137,9 @@ type transferView struct {
 	Total     int64      `json:"total"`
 	Rate      float64    `json:"rate"`
 	ETA       float64    `json:"eta"`
+	Average   float64    `json:"averageRate"`
+	Elapsed   float64    `json:"elapsed"`
+	SavedAs   string     `json:"savedAs"`
 	Reason    string     `json:"reason"`
 	CreatedAt *string    `json:"createdAt"`
 	UpdatedAt *string    `json:"updatedAt"`
@@ -148,7 +151,8 @@ func viewTransfer(t domain.Transfer, withFiles bool) transferView {
 	m := t.Manifest()
 	v := transferView{ID: t.ID().String(), Peer: t.Peer().String(), Direction: t.Direction().String(), Name: m.Name,
 		Folder: m.IsFolder(), FileCount: len(m.Files), State: t.State().String(), Bytes: t.Done(), Total: t.Total(),
-		Rate: round1(t.Rate()), ETA: round1(t.ETA().Seconds()), Reason: t.Reason(),
+		Rate: round1(t.Rate()), ETA: round1(t.ETA().Seconds()), Average: round1(t.AverageRate()),
+		Elapsed: round1(t.Elapsed().Seconds()), SavedAs: t.SavedAs(), Reason: t.Reason(),
 		CreatedAt: timePtr(t.CreatedAt()), UpdatedAt: timePtr(t.UpdatedAt())}
 	if withFiles {
 		v.Files = make([]fileView, 0, len(m.Files))
@@ -202,8 +206,9 @@ func viewReachability(e ports.ReachabilityEvent) reachabilityView {
 }
 
 type registryView struct {
-	Connected bool   `json:"connected"`
-	Error     string `json:"error"`
+	Connected   bool   `json:"connected"`
+	Error       string `json:"error"`
+	CertChanged bool   `json:"certChanged"`
 }
 
 type deliveredView struct {

@@ -37,3 +37,6 @@ func STUNAnswer(svc ports.RegistryService, pkt []byte, src netip.AddrPort) []byt
 	resp, _ := s.answer(context.Background(), 0, pkt, src)
 	return resp
 }
+
+// ClientURL exposes clientURL.
+var ClientURL = clientURL

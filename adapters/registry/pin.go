@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/chatx/chatx/ports"
 )
 
 // KnownHostsFile is the trust-on-first-use file under the profile: one
@@ -27,6 +29,9 @@ type CertChangedError struct {
 	Got    string
 	Source string // "URL" or the known-hosts file
 }
+
+// Is makes the error ports.ErrDirectoryCertChanged for the use-cases.
+func (e *CertChangedError) Is(target error) bool { return target == ports.ErrDirectoryCertChanged }
 
 func (e *CertChangedError) Error() string {
 	return fmt.Sprintf("REGISTRY CERTIFICATE MISMATCH for %s: pinned sha256=%s (%s), server presented sha256=%s. "+

@@ -156,6 +156,17 @@ func (s *Server) URL() RegistryURL {
 	return RegistryURL(fmt.Sprintf("https://127.0.0.1:%s/#sha256=%s", portOf(s.ln.Addr()), s.fp))
 }
 
+// clientURL is the URL to give clients: the listening host when one was
+// given (--listen 127.0.0.1:5000), HOST for the machine's name when it
+// listens on every address.
+func clientURL(a net.Addr, fp string) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "HOST"
+	}
+	return fmt.Sprintf("https://%s/#sha256=%s", net.JoinHostPort(host, port), fp)
+}
+
 func portOf(a net.Addr) string {
 	_, port, _ := net.SplitHostPort(a.String())
 	return port
@@ -187,7 +198,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer func() { stopRun(); wg.Wait() }()
 
 	s.log.Info(fmt.Sprintf("registry started, listening on %s", s.ln.Addr()), "addr", s.ln.Addr().String(), "sha256", s.fp,
-		"client_url", fmt.Sprintf("https://HOST:%s/#sha256=%s", portOf(s.ln.Addr()), s.fp))
+		"client_url", clientURL(s.ln.Addr(), s.fp))
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.ServeTLS(s.ln, "", "") }()
 	select {

@@ -17,7 +17,7 @@ type migration struct {
 }
 
 // SchemaVersion is the schema version this code writes and understands.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchemaTooNew means the database was written by a newer ChatX.
 var ErrSchemaTooNew = errors.New("storage: database schema is newer than this program")
@@ -86,6 +86,17 @@ CREATE TABLE transfers (
 	manifest     TEXT    NOT NULL -- JSON of manifestRow; written once, a transfer's manifest never changes
 );
 CREATE INDEX transfers_created ON transfers (created_sec, created_nsec, seq);
+`},
+	{version: 2, name: "transfer rate and run times", sql: `
+ALTER TABLE transfers ADD COLUMN rate           REAL    NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN last_tick_sec  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN last_tick_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN last_done      INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN run_start_sec  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN run_start_nsec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN run_done       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN active_nsec    INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE transfers ADD COLUMN moved          INTEGER NOT NULL DEFAULT 0;
 `},
 }
 

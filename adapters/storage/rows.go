@@ -158,6 +158,16 @@ type transferRow struct {
 	UpdatedNsec int64
 	Source      string
 	Manifest    string // JSON of manifestRow
+
+	Rate         float64
+	LastTickSec  int64
+	LastTickNsec int64
+	LastDone     int64
+	RunStartSec  int64
+	RunStartNsec int64
+	RunDone      int64
+	ActiveNsec   int64
+	Moved        int64
 }
 
 // manifestRow is the JSON form of a manifest in the transfers table.
@@ -194,23 +204,46 @@ func transferToRow(t domain.Transfer) (transferRow, error) {
 	}
 	cs, cn := splitTime(s.CreatedAt)
 	us, un := splitTime(s.UpdatedAt)
+	ls, ln := splitOptionalTime(s.LastTick)
+	rs, rn := splitOptionalTime(s.RunStart)
 	return transferRow{
 		ID: s.ID[:], Peer: s.Peer.String(), Dir: dir, State: s.State.String(), Done: s.Done,
 		Reason: s.Reason, CreatedSec: cs, CreatedNsec: cn, UpdatedSec: us, UpdatedNsec: un,
 		Source: s.Source, Manifest: string(manifest),
+		Rate: s.Rate, LastTickSec: ls, LastTickNsec: ln, LastDone: s.LastDone,
+		RunStartSec: rs, RunStartNsec: rn, RunDone: s.RunDone, ActiveNsec: int64(s.Active), Moved: s.Moved,
 	}, nil
+}
+
+// splitOptionalTime is splitTime with the zero time stored as 0, 0 (the
+// columns' default), so joinOptionalTime gives the zero time back.
+func splitOptionalTime(t time.Time) (sec, nsec int64) {
+	if t.IsZero() {
+		return 0, 0
+	}
+	return splitTime(t)
+}
+
+func joinOptionalTime(sec, nsec int64) time.Time {
+	if sec == 0 && nsec == 0 {
+		return time.Time{}
+	}
+	return joinTime(sec, nsec)
 }
 
 func (r transferRow) args() []any {
 	return []any{r.ID, r.Peer, r.Dir, r.State, r.Done, r.Reason, r.CreatedSec, r.CreatedNsec,
-		r.UpdatedSec, r.UpdatedNsec, r.Source, r.Manifest}
+		r.UpdatedSec, r.UpdatedNsec, r.Source, r.Manifest,
+		r.Rate, r.LastTickSec, r.LastTickNsec, r.LastDone, r.RunStartSec, r.RunStartNsec, r.RunDone, r.ActiveNsec, r.Moved}
 }
 
 // scanTransfer reads the columns of transferColumns.
 func scanTransfer(sc scanner) (domain.Transfer, error) {
 	var r transferRow
 	if err := sc.Scan(&r.ID, &r.Peer, &r.Dir, &r.State, &r.Done, &r.Reason, &r.CreatedSec, &r.CreatedNsec,
-		&r.UpdatedSec, &r.UpdatedNsec, &r.Source, &r.Manifest); err != nil {
+		&r.UpdatedSec, &r.UpdatedNsec, &r.Source, &r.Manifest,
+		&r.Rate, &r.LastTickSec, &r.LastTickNsec, &r.LastDone, &r.RunStartSec, &r.RunStartNsec, &r.RunDone,
+		&r.ActiveNsec, &r.Moved); err != nil {
 		return domain.Transfer{}, err
 	}
 	return r.toDomain()
@@ -254,5 +287,8 @@ func (r transferRow) toDomain() (domain.Transfer, error) {
 		ID: id, Peer: peer, Direction: dir, Manifest: m, State: state, Done: r.Done, Reason: r.Reason,
 		CreatedAt: joinTime(r.CreatedSec, r.CreatedNsec), UpdatedAt: joinTime(r.UpdatedSec, r.UpdatedNsec),
 		Source: r.Source,
+		Rate:   r.Rate, LastTick: joinOptionalTime(r.LastTickSec, r.LastTickNsec), LastDone: r.LastDone,
+		RunStart: joinOptionalTime(r.RunStartSec, r.RunStartNsec), RunDone: r.RunDone,
+		Active: time.Duration(r.ActiveNsec), Moved: r.Moved,
 	}), nil
 }

@@ -82,12 +82,17 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 			verified = 0, pinned_sec = excluded.pinned_sec, pinned_nsec = excluded.pinned_nsec`)
 	prep(&ws.setVerified, "UPDATE contacts SET verified = ? WHERE name_key = ?")
 	prep(&ws.upsertTransfer, `INSERT INTO transfers
-		(id, peer, dir, state, done, reason, created_sec, created_nsec, updated_sec, updated_nsec, source, manifest)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(id, peer, dir, state, done, reason, created_sec, created_nsec, updated_sec, updated_nsec, source, manifest,
+		 rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET peer = excluded.peer, dir = excluded.dir, state = excluded.state,
 			done = excluded.done, reason = excluded.reason, created_sec = excluded.created_sec,
 			created_nsec = excluded.created_nsec, updated_sec = excluded.updated_sec,
-			updated_nsec = excluded.updated_nsec, source = excluded.source`)
+			updated_nsec = excluded.updated_nsec, source = excluded.source,
+			rate = excluded.rate, last_tick_sec = excluded.last_tick_sec, last_tick_nsec = excluded.last_tick_nsec,
+			last_done = excluded.last_done, run_start_sec = excluded.run_start_sec,
+			run_start_nsec = excluded.run_start_nsec, run_done = excluded.run_done,
+			active_nsec = excluded.active_nsec, moved = excluded.moved`)
 	prep(&ws.indexNew, `INSERT INTO messages_fts (rowid, body)
 		SELECT seq, body FROM messages WHERE seq > (SELECT last_seq FROM fts_progress WHERE id = 1) ORDER BY seq`)
 	prep(&ws.indexProgress, "UPDATE fts_progress SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM messages) WHERE id = 1")
@@ -123,7 +128,8 @@ type readStmts struct {
 }
 
 const transferColumns = `id, peer, dir, state, done, reason, created_sec, created_nsec,
-	updated_sec, updated_nsec, source, manifest`
+	updated_sec, updated_nsec, source, manifest,
+	rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved`
 
 func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 	rs := &readStmts{}

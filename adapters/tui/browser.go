@@ -16,9 +16,15 @@ const maxBrowserEntries = 2000
 // browser is the file browser: a tree of folders and files; Enter opens a
 // folder or sends a file, s sends the selected file or folder.
 type browser struct {
-	tree *tview.TreeView
-	root string
+	tree   *tview.TreeView
+	path   *tview.InputField // a typed path: a folder to open or a file to send
+	layout *tview.Flex
+	root   string
 }
+
+// selectedStyle makes the cursor visible in terminal colours (tview's
+// default swaps two default colours, which shows nothing).
+var selectedStyle = tcell.StyleDefault.Reverse(true)
 
 // entry is what a tree node refers to.
 type entry struct {
@@ -28,8 +34,16 @@ type entry struct {
 }
 
 func newBrowser(u *UI) *browser {
-	b := &browser{tree: tview.NewTreeView()}
+	b := &browser{tree: tview.NewTreeView(), path: tview.NewInputField()}
 	b.tree.SetBorder(true).SetTitleAlign(tview.AlignLeft)
+	b.path.SetLabel("Path: ").SetFieldStyle(tcell.StyleDefault.Underline(true)).
+		SetPlaceholder("Tab, then type a path and Enter").SetPlaceholderStyle(tcell.StyleDefault.Dim(true))
+	b.path.SetDoneFunc(func(k tcell.Key) {
+		if k == tcell.KeyEnter {
+			u.browserGo(b.path.GetText())
+		}
+	})
+	b.layout = tview.NewFlex().SetDirection(tview.FlexRow).AddItem(b.path, 1, 0, false).AddItem(b.tree, 0, 1, true)
 	b.tree.SetSelectedFunc(func(n *tview.TreeNode) {
 		e, ok := n.GetReference().(*entry)
 		if !ok {
@@ -57,11 +71,12 @@ func (u *UI) browserSetRoot(dir string) {
 	}
 	b.root = dir
 	e := &entry{path: dir, dir: true}
-	root := tview.NewTreeNode(escapeLine(dir)).SetReference(e).SetSelectable(true)
+	root := tview.NewTreeNode(escapeLine(dir)).SetReference(e).SetSelectable(true).SetSelectedTextStyle(selectedStyle)
 	u.browserLoad(root, e)
 	b.tree.SetRoot(root).SetCurrentNode(root)
-	title := " Send a file to " + escapeLine(u.current().String()) + " — Enter opens/sends, s sends a folder, Backspace goes up, Esc closes "
+	title := " Send a file to " + escapeLine(u.current().String()) + " — Enter opens/sends, s sends a folder, Backspace goes up, Tab types a path, Esc closes "
 	b.tree.SetTitle(title)
+	b.path.SetText("")
 }
 
 // browserLoad reads the children of a folder node.
@@ -92,11 +107,19 @@ func (u *UI) browserLoad(n *tview.TreeNode, e *entry) {
 		if strings.HasPrefix(de.Name(), ".") {
 			continue
 		}
-		child := &entry{path: filepath.Join(e.path, de.Name()), dir: de.IsDir()}
+		path := filepath.Join(e.path, de.Name())
 		label := escapeLine(de.Name())
-		node := tview.NewTreeNode(label).SetReference(child).SetSelectable(true)
+		kind, ok := sendable(path)
+		if !ok {
+			// A socket, a device, a pipe: listed so the folder reads true,
+			// never selectable, so Enter cannot send it.
+			n.AddChild(tview.NewTreeNode("[::d]" + label + " (" + kind + ", not sendable)[::-]").SetSelectable(false))
+			continue
+		}
+		child := &entry{path: path, dir: kind == "folder"}
+		node := tview.NewTreeNode(label).SetReference(child).SetSelectable(true).SetSelectedTextStyle(selectedStyle)
 		if child.dir {
-			node.SetText(label + string(filepath.Separator)).SetColor(tcell.ColorTeal)
+			node.SetText(label + string(filepath.Separator)).SetColor(tcell.ColorTeal).SetSelectedTextStyle(selectedStyle)
 			node.SetExpanded(false)
 		}
 		n.AddChild(node)
@@ -114,12 +137,70 @@ func (u *UI) showBrowser() {
 	if u.browser.root == "" {
 		u.browserSetRoot(u.opts.BrowseDir)
 	} else {
-		u.browserSetRoot(u.browser.root)
+		u.browserSetRoot(u.browser.root) // the last folder used
 	}
-	u.showOverlay(pageBrowser, centered(u.browser.tree, 90, 30), u.browser.tree)
+	u.showOverlay(pageBrowser, centered(u.browser.layout, 90, 30), u.browser.tree)
+}
+
+// sendable says what is at path (following a symbolic link) and whether it
+// can be offered: a regular file or a folder.
+func sendable(path string) (kind string, ok bool) {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "unreadable", false
+	case fi.IsDir():
+		return "folder", true
+	case fi.Mode().IsRegular():
+		return "file", true
+	case fi.Mode()&os.ModeSocket != 0:
+		return "socket", false
+	case fi.Mode()&os.ModeNamedPipe != 0:
+		return "pipe", false
+	case fi.Mode()&(os.ModeDevice|os.ModeCharDevice) != 0:
+		return "device", false
+	}
+	return "special file", false
+}
+
+// browserGo takes a typed path: a folder opens in the browser, a file is
+// sent.
+func (u *UI) browserGo(typed string) {
+	path := expandHome(unquotePath(typed))
+	if path == "" {
+		u.app.SetFocus(u.browser.tree)
+		return
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(u.browser.root, path)
+	}
+	switch kind, ok := sendable(path); {
+	case !ok:
+		u.showNotice("[red]✗[-] " + escapeLine(path) + " is a " + kind + ": only files and folders can be sent")
+	case kind == "folder":
+		u.browserSetRoot(path)
+		u.app.SetFocus(u.browser.tree)
+	default:
+		u.browserSend(path)
+	}
+}
+
+// browserTypePath moves to the path line, or back to the tree.
+func (u *UI) browserTypePath() {
+	if u.app.GetFocus() == u.browser.path {
+		u.app.SetFocus(u.browser.tree)
+		return
+	}
+	u.browser.path.SetText(u.browser.root + string(filepath.Separator))
+	u.app.SetFocus(u.browser.path)
 }
 
 func (u *UI) browserSend(path string) {
+	if kind, ok := sendable(path); !ok {
+		u.showNotice("[red]✗[-] " + escapeLine(path) + " is a " + kind + ": only files and folders can be sent")
+		return
+	}
+	u.browser.root = filepath.Dir(path) // the next Ctrl-O opens here
 	u.closeOverlay()
 	u.sendFile(path)
 }
@@ -135,6 +216,10 @@ func (u *UI) browserSendSelected() {
 }
 
 func (u *UI) browserUp() {
+	if u.app.GetFocus() == u.browser.path {
+		u.browser.path.InputHandler()(tcell.NewEventKey(tcell.KeyBackspace, 0, tcell.ModNone), nil)
+		return
+	}
 	parent := filepath.Dir(u.browser.root)
 	if parent == u.browser.root {
 		return

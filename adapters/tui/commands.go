@@ -2,7 +2,7 @@ package tui
 
 import (
 	"context"
-	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/chatx/chatx/domain"
@@ -21,7 +21,7 @@ type Command struct {
 func DefaultCommands() []Command {
 	return []Command{
 		{Name: "send", Args: "PATH", Description: "offer a file or folder to the current peer (Tab completes the path)",
-			Run: func(u *UI, arg string) { u.sendFile(expandHome(arg)) }},
+			Run: func(u *UI, arg string) { u.sendFile(expandHome(unquotePath(arg))) }},
 		{Name: "accept", Args: "[ID]", Description: "accept an incoming offer (the newest without ID)",
 			Run: func(u *UI, arg string) { u.answerByID(arg, true) }},
 		{Name: "decline", Args: "[ID]", Description: "decline an incoming offer (the newest without ID)",
@@ -77,7 +77,38 @@ func (u *UI) search(query string) {
 		}
 		return func() {
 			u.conv.showSearch(u, query, res)
-			u.showNotice(fmt.Sprintf("%d messages found — Esc goes back to the conversation", len(res)))
+			u.showNotice(plural(len(res), "message") + " found — Esc goes back to the conversation")
 		}, nil
 	})
+}
+
+// unquotePath reads a path as a shell or a drag and drop writes it: in
+// single or double quotes ('my file.txt', "my file.txt"), or with
+// backslash-escaped characters (my\ file.txt); a file:// URL gives its path.
+// Anything else is taken as it is.
+func unquotePath(s string) string {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "file://"); ok {
+		if u, err := url.PathUnescape(rest); err == nil {
+			return u
+		}
+	}
+	if len(s) >= 2 && (s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0] {
+		inner := s[1 : len(s)-1]
+		if s[0] == '"' {
+			inner = strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(inner)
+		}
+		return inner
+	}
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -27,6 +27,7 @@ type conversationPane struct {
 	searching   bool
 	query       string
 	results     []domain.Message
+	unseen      int // incoming messages not read when the conversation was opened: the marker goes before them
 }
 
 // maxConversation bounds the messages kept for the open conversation.
@@ -51,6 +52,10 @@ func (c *conversationPane) isOpen(peer domain.Username) bool {
 }
 
 func (c *conversationPane) open(u *UI, peer domain.Username) {
+	c.unseen = 0
+	if pv, ok := u.peers.view(peer); ok {
+		c.unseen = pv.Unread
+	}
 	c.peer, c.msgs, c.loaded, c.follow = peer, nil, false, true
 	c.searching, c.results = false, nil
 	c.render(u)
@@ -175,7 +180,7 @@ func (c *conversationPane) renderTitle(u *UI) {
 				b.WriteString(" [::d]· " + escapeLine(pv.Path.String()) + "[::-]")
 			}
 		} else {
-			b.WriteString(" [::d]offline[::-]")
+			b.WriteString(" [::d]offline" + lastSeen(pv.Peer.LastSeen, time.Now(), u.opts.Location) + "[::-]")
 		}
 		if pv.Verified {
 			b.WriteString(" [green]✔ verified[-]")
@@ -208,7 +213,7 @@ func (c *conversationPane) render(u *UI) {
 		c.view.SetText("[::d]No messages yet with " + escapeLine(c.peer.String()) + ".[::-]")
 		return
 	}
-	text := renderMessages(c.msgs, u.opts.Location)
+	text := renderMessages(c.msgs, u.opts.Location, c.unseen)
 	if reason, ok := c.unreachable[c.peer.Key()]; ok && waitingToSend(c.msgs) {
 		text += "\n[yellow]… trying to reach " + escapeLine(c.peer.String()) + "…[-] [::d](" + escapeLine(reason) + ")[::-]"
 	}
@@ -216,6 +221,22 @@ func (c *conversationPane) render(u *UI) {
 	if c.follow {
 		c.view.ScrollToEnd()
 	}
+}
+
+// lastSeen says when an offline peer was last online: ", last seen 14:05"
+// today, ", last seen 2 Jan 14:05" before; "" when unknown.
+func lastSeen(at, now time.Time, loc *time.Location) string {
+	if at.IsZero() {
+		return ""
+	}
+	at, now = at.In(loc), now.In(loc)
+	if y, m, d := at.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return ", last seen " + at.Format("15:04")
+	}
+	if at.Year() == now.Year() {
+		return ", last seen " + at.Format("2 Jan 15:04")
+	}
+	return ", last seen " + at.Format("2 Jan 2006")
 }
 
 // setReachable records whether an online peer can be reached now.
@@ -242,11 +263,21 @@ func waitingToSend(msgs []domain.Message) bool {
 }
 
 // renderMessages is the text of a conversation: a separator line when the
-// day changes, then "15:04 name: text mark" per message.
-func renderMessages(msgs []domain.Message, loc *time.Location) string {
+// day changes, then "15:04 name: text mark" per message; a "new messages"
+// line before the last unseen incoming messages.
+func renderMessages(msgs []domain.Message, loc *time.Location, unseen int) string {
 	var b strings.Builder
 	var day string
-	for _, m := range msgs {
+	marker := len(msgs) // index of the first unseen message
+	for i, n := len(msgs)-1, 0; i >= 0 && n < unseen; i-- {
+		if msgs[i].Direction() == domain.Incoming {
+			marker, n = i, n+1
+		}
+	}
+	for i, m := range msgs {
+		if i == marker {
+			fmt.Fprintf(&b, "[red]──── %s ────[-]\n", plural(unseen, "new message"))
+		}
 		at := m.SentAt().In(loc)
 		if d := at.Format("Monday, 2 January 2006"); d != day {
 			day = d

@@ -2,6 +2,9 @@ package tui
 
 import (
 	"strings"
+	"unicode"
+
+	"github.com/rivo/uniseg"
 
 	"github.com/chatx/chatx/domain"
 )
@@ -19,8 +22,56 @@ import (
 // found "[a!b[]" drawn as "[a!b]" (the renderer's escaped-tag pattern is
 // `^\[[^\[\]]+\[+\]`) and "[:::]" drawn as nothing (a URL tag, where "[" is
 // a valid character, so no escaping of that form can work).
+//
+// Emoji sequences stay whole: inside one grapheme cluster (UAX #29, as
+// tview itself segments) that starts with a pictograph, a zero-width joiner
+// (👨‍👩‍👧, 🧑‍💻, 🏳️‍🌈) is kept, and so are the tag characters of a subdivision
+// flag (🏴 + tags + cancel tag). Everywhere else they are made visible like
+// any format character: a lone joiner or tag run could hide text.
 func Escape(s string) string {
-	return openBracket.Replace(domain.DisplayText(s))
+	return openBracket.Replace(displayText(s))
+}
+
+// displayText is domain.DisplayText that keeps emoji sequences whole.
+func displayText(s string) string {
+	if !strings.ContainsRune(s, zwj) && !hasTag(s) {
+		return domain.DisplayText(s) // the common case: nothing to keep
+	}
+	var b strings.Builder
+	g := uniseg.NewGraphemes(s)
+	for g.Next() {
+		cluster := g.Str()
+		runes := g.Runes()
+		if len(runes) < 2 || !unicode.Is(unicode.So, runes[0]) {
+			b.WriteString(domain.DisplayText(cluster))
+			continue
+		}
+		flag := runes[0] == blackFlag
+		for _, r := range runes {
+			if r == zwj || (flag && r >= tagFirst && r <= tagLast) {
+				b.WriteRune(r)
+				continue
+			}
+			b.WriteString(domain.DisplayText(string(r)))
+		}
+	}
+	return b.String()
+}
+
+const (
+	zwj       = '\u200d'
+	blackFlag = '\U0001F3F4'
+	tagFirst  = '\U000E0020'
+	tagLast   = '\U000E007F'
+)
+
+func hasTag(s string) bool {
+	for _, r := range s {
+		if r >= tagFirst && r <= tagLast {
+			return true
+		}
+	}
+	return false
 }
 
 var openBracket = strings.NewReplacer("[", "[[::]")

@@ -79,3 +79,46 @@ func FuzzEscape(f *testing.F) {
 		}
 	})
 }
+
+// TestEmojiSequencesStayWhole: ZWJ sequences, skin tones and subdivision
+// flags are drawn as one cell run each (the screen shows them as sent);
+// joiners and tags outside an emoji are still made visible.
+func TestEmojiSequencesStayWhole(t *testing.T) {
+	for _, e := range []string{
+		"👨\u200d👩\u200d👧", "🏳\ufe0f\u200d🌈", "🧑\u200d💻", "👍🏽", "🏴\U000E0067\U000E0062\U000E0073\U000E0063\U000E0074\U000E007F",
+	} {
+		in := "a" + e + "b"
+		// tcell blanks the cell after a skin-toned emoji (it counts the
+		// modifier's width again), so "b" is checked for the rest only.
+		skinTone := strings.ContainsRune(e, '🏽')
+		if got := drawn(t, tui.Escape(in)); got != in && !(skinTone && got == "a"+e) {
+			t.Errorf("Escape(%q) shows %q, want it whole", in, got)
+		}
+		// One cell run: the whole sequence in the cell after "a", "b" right after its width.
+		screen := tcell.NewSimulationScreen("UTF-8")
+		if err := screen.Init(); err != nil {
+			t.Fatal(err)
+		}
+		screen.SetSize(20, 1)
+		v := tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetText(tui.Escape(in))
+		v.SetRect(0, 0, 20, 1)
+		v.Draw(screen)
+		primary, combining, _, width := screen.GetContent(1, 0)
+		if got := string(primary) + string(combining); got != e || width != 2 {
+			t.Errorf("%q: cell 1 holds %q of width %d, want the whole sequence in 2 cells", e, got, width)
+		}
+		if b, _, _, _ := screen.GetContent(3, 0); b != 'b' && !skinTone {
+			t.Errorf("%q: the text after it is not in the next cell (%q): a line break or a split", e, b)
+		}
+		screen.Fini()
+	}
+	for in, shown := range map[string]string{
+		"zero\u200dwidth":        `zero\u200dwidth`,
+		"a\U000E0041\U000E0042b": `a\ue0041\ue0042b`,
+		"👨\u202e👩":               `👨\u202e👩`,
+	} {
+		if got := drawn(t, tui.Escape(in)); got != shown {
+			t.Errorf("Escape(%q) shows %q, want %q", in, got, shown)
+		}
+	}
+}

@@ -21,6 +21,7 @@ type fakeClient struct {
 	events chan ports.Event
 
 	mu          sync.Mutex
+	acceptErr   error // what AcceptTransfer returns
 	peers       []ports.PeerView
 	history     map[string][]domain.Message
 	transfers   []domain.Transfer
@@ -143,7 +144,7 @@ func (f *fakeClient) AcceptTransfer(_ context.Context, id domain.TransferID) err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.accepted = append(f.accepted, id)
-	return nil
+	return f.acceptErr
 }
 
 func (f *fakeClient) DeclineTransfer(_ context.Context, id domain.TransferID) error {

@@ -3,6 +3,7 @@ package tui_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,19 @@ type session struct {
 
 func start(t *testing.T, fake *fakeClient, opts tui.Options, w, h int) *session {
 	t.Helper()
-	screen := tcell.NewSimulationScreen("UTF-8")
+	return startOn(t, tcell.NewSimulationScreen("UTF-8"), fake, opts, w, h)
+}
+
+// beepScreen counts the terminal bells.
+type beepScreen struct {
+	tcell.SimulationScreen
+	beeps atomic.Int32
+}
+
+func (b *beepScreen) Beep() error { b.beeps.Add(1); return nil }
+
+func startOn(t *testing.T, screen tcell.SimulationScreen, fake *fakeClient, opts tui.Options, w, h int) *session {
+	t.Helper()
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}

@@ -26,12 +26,37 @@ const (
 type inputPane struct {
 	field   *tview.InputField
 	history []string
-	pos     int    // index into history while browsing it; len(history) otherwise
-	draft   string // what was typed before browsing the history
+	pos     int               // index into history while browsing it; len(history) otherwise
+	draft   string            // what was typed before browsing the history
+	drafts  map[string]string // unsent text of the other conversations, by peer key
+}
+
+// maxDrafts bounds the conversations whose unsent text is kept.
+const maxDrafts = 1000
+
+// switchDraft keeps the unsent text of the conversation being left (from)
+// and puts back that of the one being opened (to). Text typed before any
+// conversation was open goes to the first one opened.
+func (in *inputPane) switchDraft(from, to domain.Username) {
+	text := in.field.GetText()
+	if !from.IsZero() {
+		if text != "" && (len(in.drafts) < maxDrafts || in.drafts[from.Key()] != "") {
+			in.drafts[from.Key()] = text
+		} else {
+			delete(in.drafts, from.Key())
+		}
+		text = ""
+	}
+	if d, ok := in.drafts[to.Key()]; ok {
+		text = d
+		delete(in.drafts, to.Key())
+	}
+	in.field.SetText(text)
+	in.pos, in.draft = len(in.history), ""
 }
 
 func newInputPane(u *UI) *inputPane {
-	in := &inputPane{field: tview.NewInputField()}
+	in := &inputPane{field: tview.NewInputField(), drafts: make(map[string]string)}
 	in.field.SetLabel("> ").
 		SetFieldStyle(tcell.StyleDefault).
 		SetPlaceholder("type a message, or /help").
@@ -79,20 +104,36 @@ func (u *UI) typed(text string) {
 	})
 }
 
+// newlineMark stands for a line break in the one-line input field; sending
+// turns it into "\n".
+const newlineMark = "⏎"
+
+// insertNewline is Alt-Enter: a line break in the message being typed.
+func (u *UI) insertNewline() {
+	f := u.input.field
+	f.SetText(f.GetText() + newlineMark)
+}
+
 // submitInput sends the line or runs the command in it.
 func (u *UI) submitInput() {
 	line := u.input.field.GetText()
 	if strings.TrimSpace(line) == "" {
 		return
 	}
+	isCommand := strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//")
+	if !isCommand && u.current().IsZero() {
+		// Keep the text: it goes to the conversation picked next.
+		u.showNotice("[red]✗[-] pick a peer first (Ctrl-N, or Ctrl-F and type a name); your text stays in the line")
+		return
+	}
 	u.input.remember(line)
 	u.input.field.SetText("")
-	if strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
+	if isCommand {
 		u.runCommand(line)
 		return
 	}
 	line = strings.TrimPrefix(line, "/") // "//x" sends "/x"
-	u.sendText(line)
+	u.sendText(strings.ReplaceAll(line, newlineMark, "\n"))
 }
 
 // sendText queues text to the current peer.

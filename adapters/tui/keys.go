@@ -19,13 +19,14 @@ const (
 	ScopeTransfers Scope = "transfers pane"
 	ScopeOffer     Scope = "incoming offer"
 	ScopeKeyChange Scope = "key-change warning"
+	ScopeCert      Scope = "registry certificate warning"
 	ScopeSafety    Scope = "safety number"
 	ScopeBrowser   Scope = "file browser"
 	ScopeHelp      Scope = "help screen"
 )
 
 var scopeOrder = []Scope{ScopeGlobal, ScopeInput, ScopePeers, ScopeTransfers, ScopeOffer,
-	ScopeKeyChange, ScopeSafety, ScopeBrowser, ScopeHelp}
+	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp}
 
 // Binding is one key binding. The table of bindings is the single source of
 // the key handling, the help bar and the help screen, so they cannot drift.
@@ -33,7 +34,8 @@ type Binding struct {
 	Scope       Scope
 	Key         tcell.Key // tcell.KeyRune for a printable key, then Rune says which
 	Rune        rune
-	Name        string // how the key is written for people: "Ctrl-N", "a"
+	Mod         tcell.ModMask // modifiers that must be held (0: any)
+	Name        string        // how the key is written for people: "Ctrl-N", "a"
 	Description string
 	// Action runs on the UI goroutine. Nil means the focused widget handles
 	// the key itself (moving in a list); the binding is listed for the help.
@@ -43,7 +45,7 @@ type Binding struct {
 }
 
 func (b Binding) matches(ev *tcell.EventKey) bool {
-	if ev.Key() != b.Key {
+	if ev.Key() != b.Key || ev.Modifiers()&b.Mod != b.Mod {
 		return false
 	}
 	return b.Key != tcell.KeyRune || ev.Rune() == b.Rune
@@ -76,6 +78,8 @@ func DefaultBindings() []Binding {
 		onBar(key(ScopeGlobal, tcell.KeyCtrlQ, "Ctrl-Q", "quit", (*UI).requestQuit)),
 		key(ScopeGlobal, tcell.KeyCtrlC, "Ctrl-C", "quit", (*UI).requestQuit),
 
+		// Before Enter: the first binding that matches wins.
+		{Scope: ScopeInput, Key: tcell.KeyEnter, Mod: tcell.ModAlt, Name: "Alt-Enter", Description: "a new line in the message (shown as " + newlineMark + ")", Action: (*UI).insertNewline},
 		key(ScopeInput, tcell.KeyEnter, "Enter", "send the line to the current peer, or run a /command", (*UI).submitInput),
 		key(ScopeInput, tcell.KeyUp, "Up", "older line from the input history", func(u *UI) { u.input.historyMove(-1) }),
 		key(ScopeInput, tcell.KeyDown, "Down", "newer line from the input history", func(u *UI) { u.input.historyMove(1) }),
@@ -93,6 +97,7 @@ func DefaultBindings() []Binding {
 		char(ScopeTransfers, 'a', "accept the selected offer", func(u *UI) { u.answerSelected(true) }),
 		char(ScopeTransfers, 'd', "decline the selected offer", func(u *UI) { u.answerSelected(false) }),
 		char(ScopeTransfers, 'c', "cancel the selected transfer", (*UI).cancelSelected),
+		key(ScopeTransfers, tcell.KeyEnter, "Enter", "show where the selected file was saved (or, for a sent one, where it was read from)", (*UI).showSelectedPath),
 
 		char(ScopeOffer, 'a', "accept the offered file", func(u *UI) { u.answerOffer(true) }),
 		char(ScopeOffer, 'd', "decline the offered file", func(u *UI) { u.answerOffer(false) }),
@@ -101,6 +106,8 @@ func DefaultBindings() []Binding {
 		char(ScopeKeyChange, 'a', "accept the new key (only after comparing the safety number)", (*UI).acceptKeyChange),
 		char(ScopeKeyChange, 'k', "keep the peer blocked", (*UI).keepBlocked),
 		key(ScopeKeyChange, tcell.KeyEscape, "Esc", "keep the peer blocked", (*UI).keepBlocked),
+
+		key(ScopeCert, tcell.KeyEscape, "Esc", "close the warning (the client stays offline from that registry)", (*UI).closeOverlay),
 
 		char(ScopeSafety, 'v', "mark the contact verified", func(u *UI) { u.setVerified(true) }),
 		char(ScopeSafety, 'u', "mark the contact not verified", func(u *UI) { u.setVerified(false) }),
@@ -111,9 +118,11 @@ func DefaultBindings() []Binding {
 		key(ScopeBrowser, tcell.KeyEnter, "Enter", "open or close a folder; send a file", nil),
 		char(ScopeBrowser, 's', "send the selected file or folder", (*UI).browserSendSelected),
 		key(ScopeBrowser, tcell.KeyBackspace, "Backspace", "go up to the parent folder", (*UI).browserUp),
+		key(ScopeBrowser, tcell.KeyTab, "Tab", "type a path (a folder opens, a file is sent); Tab again goes back to the list", (*UI).browserTypePath),
 		key(ScopeBrowser, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 
 		key(ScopeHelp, tcell.KeyUp, "Up/Down", "scroll", nil),
+		key(ScopeHelp, tcell.KeyPgDn, "PgUp/PgDn", "scroll a page (Home, End: the top, the end)", nil),
 		key(ScopeHelp, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 		key(ScopeHelp, tcell.KeyF1, "F1", "close", (*UI).closeOverlay),
 	}
@@ -123,9 +132,10 @@ func DefaultBindings() []Binding {
 // it. It reports whether the key was consumed.
 func (u *UI) dispatch(ev *tcell.EventKey) (consumed bool) {
 	scopes := u.activeScopes()
+	typing := u.app.GetFocus() == u.browser.path // letters are the path's
 	for _, s := range scopes {
 		for _, b := range u.bindings {
-			if b.Scope != s || !b.matches(ev) {
+			if b.Scope != s || !b.matches(ev) || (typing && b.Key == tcell.KeyRune) {
 				continue
 			}
 			if b.Action == nil {

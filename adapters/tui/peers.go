@@ -166,18 +166,15 @@ func (p *peersPane) render(u *UI) {
 	p.quiet = true
 	defer func() { p.quiet = false }()
 
-	title := " Peers "
-	if p.filter != "" {
-		title = " Peers /" + escapeLine(p.filter) + " "
-	}
-	p.table.SetTitle(title)
 	p.table.Clear()
 	p.shown = p.shown[:0]
 	needle := strings.ToLower(p.filter)
 	selected := -1
+	hiddenUnread := 0
 	for _, pv := range p.all {
 		name := pv.Peer.Name()
 		if needle != "" && !strings.Contains(strings.ToLower(name.String()), needle) {
+			hiddenUnread += pv.Unread
 			continue
 		}
 		row := len(p.shown)
@@ -187,6 +184,15 @@ func (p *peersPane) render(u *UI) {
 			selected = row
 		}
 	}
+	title := " Peers "
+	if p.filter != "" {
+		title = " Peers /" + escapeLine(p.filter) + " "
+		if hiddenUnread > 0 {
+			// A filter never hides that others wrote.
+			title += fmt.Sprintf("+%d unread ", hiddenUnread)
+		}
+	}
+	p.table.SetTitle(title)
 	if len(p.shown) == 0 {
 		hint := "no peers yet"
 		if p.filter != "" {
@@ -195,9 +201,22 @@ func (p *peersPane) render(u *UI) {
 		p.table.SetCell(0, 0, tview.NewTableCell("[::d]"+hint+"[::-]").SetSelectable(false))
 		return
 	}
+	if selected < 0 && p.filter != "" {
+		// The open conversation is filtered out: the selection is the
+		// first match, so Enter opens what the user sees selected.
+		selected = 0
+	}
 	if selected >= 0 {
 		p.table.Select(selected, 0)
 	}
+}
+
+// plural writes n and a countable noun: "1 message", "3 messages".
+func plural(n int, noun string) string {
+	if n != 1 {
+		noun += "s"
+	}
+	return fmt.Sprintf("%d %s", n, noun)
 }
 
 // peerLine is one row of the peers pane.
@@ -278,14 +297,14 @@ func (u *UI) jumpUnread() {
 	u.showNotice("no unread messages")
 }
 
-// openSelectedPeer opens the peer selected in the peers pane and moves to the
-// input line.
+// openSelectedPeer opens the peer selected in the peers pane, ends the
+// filter (so it hides nobody afterwards) and moves to the input line.
 func (u *UI) openSelectedPeer() {
 	row, _ := u.peers.table.GetSelection()
 	if row >= 0 && row < len(u.peers.shown) {
 		u.openConversation(u.peers.shown[row])
 	}
-	u.focusInput()
+	u.clearFilter()
 }
 
 // clearFilter empties the peers filter and moves to the input line.

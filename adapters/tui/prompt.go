@@ -145,3 +145,18 @@ func (p *NamePrompt) ScreenText() string {
 func AskName(screen tcell.Screen, validate func(string) error) (string, error) {
 	return NewNamePrompt(screen, validate).Run()
 }
+
+// AskNameAgain runs a NamePrompt that first shows why the last name did not
+// do (for instance: it is taken); an empty reason is AskName.
+func AskNameAgain(screen tcell.Screen, validate func(string) error, reason string) (string, error) {
+	return NewNamePrompt(screen, validate).WithReason(reason).Run()
+}
+
+// WithReason shows reason under the field until the user submits; call it
+// before Run.
+func (p *NamePrompt) WithReason(reason string) *NamePrompt {
+	if reason != "" {
+		p.errView.SetText("[red]✗[-] " + Escape(reason))
+	}
+	return p
+}

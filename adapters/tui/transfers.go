@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 		if tr.UpdatedAt().Before(have.UpdatedAt()) || (have.State().Terminal() && !tr.State().Terminal()) {
 			return // older news (SendFile's result after the events)
 		}
+		if tr.Direction() == domain.Incoming && tr.State() == domain.TransferCompleted && have.State() != domain.TransferCompleted {
+			u.showNotice("[green]✓[-] " + escapeLine(tr.Manifest().Name) + " saved to " + escapeLine(u.savedPath(tr)))
+		}
 		t.list[i] = tr
 		break
 	}
@@ -66,7 +70,11 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 			delete(u.offer.asked, tr.ID())
 		}
 		if u.overlay == pageOffer && u.offer.current.ID() == tr.ID() {
-			u.closeOverlay()
+			if tr.State().Terminal() {
+				u.offerOutcome(tr) // the dialog says how it ended; Esc closes it
+			} else {
+				u.closeOverlay()
+			}
 		}
 	}
 	t.render()
@@ -112,7 +120,7 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 	}
 	b.WriteString("[::b]" + escapeLine(m.Name) + "[::-]")
 	if m.IsFolder() {
-		fmt.Fprintf(&b, " (%d files)", len(m.Files))
+		b.WriteString(" (" + plural(len(m.Files), "file") + ")")
 	}
 	b.WriteString(" " + humanBytes(tr.Total()) + " ")
 	switch st := tr.State(); st {
@@ -133,13 +141,26 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 		}
 	case domain.TransferCompleted:
 		b.WriteString("[green]✓ completed[-]")
+		if avg, el := tr.AverageRate(), tr.Elapsed(); avg > 0 {
+			fmt.Fprintf(&b, " in %s, average %s/s", formatETA(el), humanBytes(int64(avg)))
+		}
+		if s := tr.SavedAs(); s != "" {
+			b.WriteString(" — saved as " + escapeLine(s))
+		}
 	case domain.TransferFailed:
 		b.WriteString("[red]✗ failed[-]")
 		if r := tr.Reason(); r != "" {
 			b.WriteString(": " + escapeLine(r))
 		}
 	default:
-		b.WriteString("[::d]" + stateWord(st) + "[::-]")
+		// "declined by bob: too large" says it all; a bare reason gets the state.
+		what := stateWord(st)
+		if r := tr.Reason(); strings.HasPrefix(r, what) {
+			what = r
+		} else if r != "" {
+			what += ": " + r
+		}
+		b.WriteString("[::d]" + escapeLine(what) + "[::-]")
 	}
 	return b.String()
 }
@@ -241,6 +262,32 @@ func (u *UI) cancel(tr domain.Transfer) {
 func (u *UI) answerSelected(accept bool) {
 	if tr, ok := u.transfers.selected(); ok {
 		u.answer(tr, accept)
+	}
+}
+
+// savedPath is where a received transfer is on disk ("" before its first
+// file got its final name).
+func (u *UI) savedPath(tr domain.Transfer) string {
+	rel := tr.SavedAs()
+	if rel == "" || u.opts.DownloadDir == "" {
+		return rel
+	}
+	return filepath.Join(u.opts.DownloadDir, filepath.FromSlash(rel))
+}
+
+// showSelectedPath tells where the selected transfer's file is.
+func (u *UI) showSelectedPath() {
+	tr, ok := u.transfers.selected()
+	if !ok {
+		return
+	}
+	switch p := u.savedPath(tr); {
+	case tr.Direction() == domain.Outgoing && tr.Source() != "":
+		u.showNotice("sent from " + escapeLine(tr.Source()))
+	case p != "":
+		u.showNotice("saved to " + escapeLine(p))
+	default:
+		u.showNotice(escapeLine(tr.Manifest().Name) + " is not saved yet (" + stateWord(tr.State()) + ")")
 	}
 }
 

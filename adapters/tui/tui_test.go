@@ -3,6 +3,7 @@ package tui_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,7 +164,7 @@ func incoming(t testing.TB, from, to, body string) domain.Message {
 func TestOfferAcceptedWithProgress(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, "carol", peer(t, "bob", true))
-	s := start(t, fake, tui.Options{}, 110, 32)
+	s := start(t, fake, tui.Options{DownloadDir: "/home/carol/Downloads"}, 150, 32)
 	s.waitText("● bob")
 
 	const size = 4 << 20
@@ -202,11 +203,22 @@ func TestOfferAcceptedWithProgress(t *testing.T) {
 	if err := tr.Verify(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	if err := tr.RecordSaved("report (1).pdf"); err != nil { // a report.pdf was there already
+		t.Fatal(err)
+	}
 	if err := tr.Complete(t0.Add(4 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
-	s.waitText("report.pdf 4.0 MiB ✓ completed")
+	s.waitText("report.pdf 4.0 MiB ✓ completed in 0:04, average 1.0 MiB/s — saved as report (1).pdf",
+		"✓ report.pdf saved to /home/carol/Downloads/report (1).pdf")
+	s.key(tcell.KeyCtrlT)
+	s.typeText("a") // another notice in its place
+	s.waitFor("the notice replaced", func(screen string) bool {
+		return strings.Contains(screen, "not an offer waiting") && !strings.Contains(screen, "saved to")
+	})
+	s.key(tcell.KeyEnter) // on the finished row: where is it?
+	s.waitText("saved to /home/carol/Downloads/report (1).pdf")
 }
 
 func TestOfferDeclinedFromTransfersPane(t *testing.T) {
@@ -432,7 +444,7 @@ func TestSearchAndCommands(t *testing.T) {
 	s.waitText("● bob")
 	s.typeText("/search lunch")
 	s.key(tcell.KeyEnter)
-	s.waitText("Search: lunch", "bob → carol: the lunch plan", "1 messages found")
+	s.waitText("Search: lunch", "bob → carol: the lunch plan", "1 message found")
 	s.key(tcell.KeyEscape)
 	s.waitFor("the search closed", func(screen string) bool { return !strings.Contains(screen, "Search: lunch") })
 
@@ -675,6 +687,313 @@ func TestCancelTransfer(t *testing.T) {
 	waitUntil(t, "the transfer cancelled by command", func() (ok bool) {
 		s.fake.snapshot(func(f *fakeClient) { ok = len(f.cancelled) == 2 && f.cancelled[1] == up.ID() })
 		return ok
+	})
+}
+
+// TestNamePromptAgainAfterTakenName: the dialog that follows a taken name
+// says why and takes another.
+func TestNamePromptAgainAfterTakenName(t *testing.T) {
+	t.Parallel()
+	screen := tcell.NewSimulationScreen("UTF-8")
+	p := tui.NewNamePrompt(screen, nil).WithReason(`The name "alice" is taken: the registry knows it by another key. Pick another one.`)
+	done := make(chan string, 1)
+	go func() {
+		name, err := p.Run()
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- name
+	}()
+	read := func() (string, error) { return p.ScreenText(), nil }
+	waitScreen(t, "the reason", containsAll("Name:", `"alice" is taken`, "Pick another"), read)
+	for _, r := range "alice2" {
+		screen.InjectKey(tcell.KeyRune, r, tcell.ModNone)
+	}
+	waitScreen(t, "typed", containsAll("Name: alice2"), read)
+	screen.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
+	select {
+	case name := <-done:
+		if name != "alice2" {
+			t.Fatalf("Run() = %q, want alice2", name)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the prompt did not return")
+	}
+}
+
+// TestFilterSelectsTheMatchAndHidesNothing: with dave open, filtering for
+// bob and pressing Enter opens bob (the line goes to bob, not to dave); a
+// message from someone filtered out still counts, rings the bell and shows.
+func TestFilterSelectsTheMatchAndHidesNothing(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true), peer(t, "dave", true))
+	screen := &beepScreen{SimulationScreen: tcell.NewSimulationScreen("UTF-8")}
+	s := startOn(t, screen, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob", "● dave")
+	for range 3 {
+		s.key(tcell.KeyCtrlN)
+	}
+	s.waitText("No messages yet with dave")
+
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bob")
+	s.waitText("Peers /bob")
+	s.key(tcell.KeyEnter)
+	s.waitText("No messages yet with bob", "Peers ─")
+	s.typeText("for bob")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the message sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 1 })
+		return ok
+	})
+	s.fake.snapshot(func(f *fakeClient) {
+		if got := f.sent[0]; got != (sentText{"bob", "for bob"}) {
+			t.Errorf("sent %+v, want it to bob", got)
+		}
+	})
+
+	s.key(tcell.KeyCtrlF)
+	s.typeText("bo")
+	s.waitText("Peers /bo")
+	s.fake.deliver(t, incoming(t, "alice", "carol", "are you there"))
+	s.waitText("Peers /bo +1 unread")
+	if screen.beeps.Load() == 0 {
+		t.Error("no bell for a message in a conversation not on screen")
+	}
+	s.key(tcell.KeyEscape)
+	s.waitText("● alice (1)")
+}
+
+// TestFailedAcceptKeepsTheDialog: an accept the client refuses (over the
+// size limit) shows why in the dialog, which keeps the keys; the decline
+// that follows shows who and why; Esc closes and typing goes to the input.
+func TestFailedAcceptKeepsTheDialog(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	fake.acceptErr = fmt.Errorf("transfer x: %w: 5000 bytes is over the limit of 1000 (declined, the sender is told)", domain.ErrTooLarge)
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+	m, _ := domain.NewManifest("big.iso", []domain.FileEntry{{Path: "big.iso", Size: 5000}})
+	tr, err := domain.NewTransfer(domain.NewTransferID(), domain.MustUsername("bob"), domain.Incoming, m, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	s.waitText("bob offers you:", "big.iso")
+	s.typeText("a")
+	s.waitText("bob offers you:", "✗ transfer x: too large: 5000 bytes is over the limit of 1000")
+	s.typeText("xyz") // still the dialog's keys, not the input line's
+	if err := tr.DeclineBecause("declined by you: too large", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s.fake.emit(t, ports.TransferEvent{Transfer: tr})
+	screen := s.waitText("bob offers you:", "✗ declined by you: too large", "Esc close")
+	if strings.Contains(screen, "> xyz") {
+		t.Fatalf("keys typed at the dialog landed in the input line:\n%s", screen)
+	}
+	s.key(tcell.KeyEscape)
+	s.waitFor("the dialog closed", func(screen string) bool { return !strings.Contains(screen, "offers you:") })
+	s.waitText("big.iso 4.9 KiB declined by you: too large")
+	s.typeText("hi")
+	s.waitText("> hi")
+}
+
+// TestRegistryCertificateMismatchWarns: a certificate that does not match
+// the pin gets a blocking warning, not a truncated status line.
+func TestRegistryCertificateMismatchWarns(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 110, 32)
+	s.waitText("● bob")
+	s.fake.emit(t, ports.DirectoryStatusEvent{Err: "REGISTRY CERTIFICATE MISMATCH for reg:5000: pinned sha256=aa (URL), server presented sha256=bb.", CertChanged: true})
+	s.waitText("REGISTRY CERTIFICATE CHANGED", "Someone may be intercepting", "pinned sha256=aa")
+	s.typeText("hi")
+	s.key(tcell.KeyEscape)
+	screen := s.waitFor("the warning closed", func(screen string) bool { return !strings.Contains(screen, "CERTIFICATE CHANGED") })
+	if strings.Contains(screen, "> hi") {
+		t.Fatal("keys typed at the warning reached the input line")
+	}
+	// The same mismatch again (the client retries) does not pop up again.
+	s.fake.emit(t, ports.DirectoryStatusEvent{Err: "REGISTRY CERTIFICATE MISMATCH for reg:5000: pinned sha256=aa (URL), server presented sha256=bb.", CertChanged: true})
+	s.typeText("ok")
+	if screen := s.waitText("> ok"); strings.Contains(screen, "CERTIFICATE CHANGED") {
+		t.Fatal("the same warning popped up again")
+	}
+}
+
+// TestDraftsPerConversation: text typed before picking a peer is kept and
+// goes to the first conversation opened; each conversation keeps its own
+// unsent line, so a draft never goes to the wrong peer.
+func TestDraftsPerConversation(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, "carol", peer(t, "alice", true), peer(t, "bob", true))
+	s := start(t, fake, tui.Options{}, 100, 30)
+	s.waitText("● alice", "● bob")
+	s.typeText("early words")
+	s.key(tcell.KeyEnter) // no peer yet: refused, kept
+	s.waitText("pick a peer first", "> early words")
+	s.key(tcell.KeyCtrlN) // alice
+	s.waitText("No messages yet with alice", "> early words")
+	s.key(tcell.KeyCtrlN) // bob: alice's draft stays with alice
+	screen := s.waitText("No messages yet with bob")
+	if strings.Contains(screen, "early words") {
+		t.Fatalf("alice's draft followed to bob:\n%s", screen)
+	}
+	s.typeText("for bob")
+	s.key(tcell.KeyCtrlP) // back to alice
+	s.waitText("No messages yet with alice", "> early words")
+	s.key(tcell.KeyEnter)
+	s.key(tcell.KeyCtrlN) // bob again
+	s.waitText("No messages yet with bob", "> for bob")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "both sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 2 })
+		return ok
+	})
+	s.fake.snapshot(func(f *fakeClient) {
+		if f.sent[0] != (sentText{"alice", "early words"}) || f.sent[1] != (sentText{"bob", "for bob"}) {
+			t.Errorf("sent %+v", f.sent)
+		}
+	})
+}
+
+// TestBrowserCursorTypedPathSocketsAndLastFolder: the cursor is visible,
+// a socket is listed but cannot be sent, a typed path opens a folder or
+// sends a file, and the next Ctrl-O opens in the folder of the last file.
+func TestBrowserCursorTypedPathSocketsAndLastFolder(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("/tmp", "ux-browse-") // short: a socket path has a length limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "a.txt"), filepath.Join(sub, "deep file.txt")} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("unix", filepath.Join(dir, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fake := newFake(t, "carol", peer(t, "bob", true))
+	s := start(t, fake, tui.Options{BrowseDir: dir}, 140, 40)
+	s.waitText("● bob")
+	s.key(tcell.KeyCtrlN)
+	s.waitText("No messages yet with bob")
+	s.key(tcell.KeyCtrlO)
+	s.waitText("Send a file to bob", "sub/", "a.txt", "sock (socket, not sendable)")
+
+	// The cursor (on the folder at the top) is drawn reversed.
+	s.key(tcell.KeyDown) // sub/
+	waitUntil(t, "a visible cursor", func() bool {
+		text, err := s.ui.ScreenText()
+		if err != nil {
+			return false
+		}
+		for y, line := range strings.Split(text, "\n") {
+			if x := strings.Index(line, "sub/"); x >= 0 {
+				_, _, style, _ := s.screen.GetContent(len([]rune(line[:x])), y)
+				_, _, attrs := style.Decompose()
+				return attrs&tcell.AttrReverse != 0
+			}
+		}
+		return false
+	})
+
+	// A typed path: Tab, the folder's path, Enter opens it; then a file in it.
+	s.key(tcell.KeyTab)
+	s.waitText("Path: " + dir + "/")
+	s.typeText("sub")
+	s.key(tcell.KeyEnter)
+	s.waitText(sub, "deep file.txt")
+	s.key(tcell.KeyTab)
+	s.typeText("deep file.txt") // letters, including s, go to the path
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the typed file offered", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) {
+			ok = len(f.files) == 1 && f.files[0] == sentFile{"bob", filepath.Join(sub, "deep file.txt")}
+		})
+		return ok
+	})
+	// The next Ctrl-O opens where the last file was.
+	s.key(tcell.KeyCtrlO)
+	s.waitText("Send a file to bob", "deep file.txt")
+	s.key(tcell.KeyEscape)
+
+	// /send takes quoted and backslash-escaped paths, as drag and drop writes them.
+	for i, typed := range []string{"'" + sub + "/deep file.txt'", strings.ReplaceAll(sub+"/deep file.txt", " ", `\ `)} {
+		s.typeText("/send " + typed)
+		s.key(tcell.KeyEnter)
+		waitUntil(t, "sent by "+typed, func() (ok bool) {
+			s.fake.snapshot(func(f *fakeClient) {
+				ok = len(f.files) == 2+i && f.files[1+i] == sentFile{"bob", filepath.Join(sub, "deep file.txt")}
+			})
+			return ok
+		})
+	}
+}
+
+// TestMarkerLastSeenNewlineAndHelpScroll: the "new messages" line sits
+// before the unread ones; an offline peer says when it was last seen;
+// Alt-Enter puts a line break in a message; the help screen scrolls.
+func TestMarkerLastSeenNewlineAndHelpScroll(t *testing.T) {
+	t.Parallel()
+	seen := time.Now().Add(-time.Minute).UTC()
+	bob := peer(t, "bob", false)
+	bob.Peer.LastSeen = seen
+	bob.Unread = 2
+	fake := newFake(t, "carol", bob)
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for i, body := range []string{"old news", "new one", "new two"} {
+		m, err := domain.NewIncomingMessage(domain.NewMessageID(), domain.MustUsername("bob"), domain.MustUsername("carol"), at.Add(time.Duration(i)*time.Minute), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.history["bob"] = append(fake.history["bob"], m)
+	}
+	s := start(t, fake, tui.Options{}, 100, 22)
+	s.waitText("○ bob (2)")
+	s.key(tcell.KeyCtrlN)
+	screen := s.waitText("bob offline, last seen "+seen.Format("15:04"), "2 new messages")
+	lines := strings.Split(screen, "\n")
+	order := []string{"old news", "2 new messages", "new one", "new two"}
+	next := 0
+	for _, l := range lines {
+		if next < len(order) && strings.Contains(l, order[next]) {
+			next++
+		}
+	}
+	if next != len(order) {
+		t.Fatalf("want %q in that order:\n%s", order, screen)
+	}
+
+	s.typeText("line one")
+	s.screen.InjectKey(tcell.KeyEnter, 0, tcell.ModAlt)
+	s.typeText("line two")
+	s.waitText("> line one⏎line two")
+	s.key(tcell.KeyEnter)
+	waitUntil(t, "the two-line message sent", func() (ok bool) {
+		s.fake.snapshot(func(f *fakeClient) { ok = len(f.sent) == 1 && f.sent[0] == sentText{"bob", "line one\nline two"} })
+		return ok
+	})
+
+	s.key(tcell.KeyF1)
+	s.waitText("Help — Esc closes")
+	if strings.Contains(s.waitText("Help"), "Marks:") {
+		t.Fatal("the screen is too tall for this test")
+	}
+	s.waitFor("the help scrolled to its end", func(screen string) bool {
+		if strings.Contains(screen, "Marks:") {
+			return true
+		}
+		s.key(tcell.KeyPgDn)
+		return false
 	})
 }
 

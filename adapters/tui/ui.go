@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,13 +25,20 @@ var ProviderSet = wire.NewSet(New)
 
 // Options tune the terminal UI. The zero value is usable.
 type Options struct {
-	// BrowseDir is the folder the file browser opens on; empty means the
-	// home folder, or the working folder when there is no home.
+	// BrowseDir is the folder the file browser first opens on; empty means
+	// the working folder (then the home folder). Later it opens on the
+	// folder of the last file sent.
 	BrowseDir string
 	// HistoryLimit is how many messages a conversation loads; 0 means 500.
 	HistoryLimit int
 	// Location is the time zone of timestamps; nil means time.Local.
 	Location *time.Location
+	// DownloadDir is the folder received files land in, to say where a
+	// file was saved; empty shows the name relative to it.
+	DownloadDir string
+	// NoBell keeps the terminal bell quiet; by default it rings for an
+	// incoming message in a conversation that is not on screen.
+	NoBell bool
 }
 
 const (
@@ -53,11 +61,12 @@ const (
 	pageKeyChange = "keychange"
 	pageSafety    = "safety"
 	pageBrowser   = "browser"
+	pageCert      = "cert"
 )
 
 var overlayScopes = map[string]Scope{
 	pageHelp: ScopeHelp, pageOffer: ScopeOffer, pageKeyChange: ScopeKeyChange,
-	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser,
+	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser, pageCert: ScopeCert,
 }
 
 // UI is the terminal user interface over one ports.Client. Build it with New,
@@ -83,12 +92,14 @@ type UI struct {
 	browser   *browser
 	offer     *offerDialog
 	keyChange *keyChangeDialog
+	cert      certWarning
 	bindings  []Binding
 	commands  []Command
 
 	// State below is owned by the UI goroutine.
 	overlay    string // front overlay page, "" when the main screen has the keys
 	noticeAt   time.Time
+	noticeErr  bool // the notice reports a failure
 	lastTyping time.Time
 
 	// Plumbing between goroutines.
@@ -156,7 +167,10 @@ func New(client ports.Client, screen tcell.Screen, opts Options, logger *slog.Lo
 		opts.Location = time.Local
 	}
 	if opts.BrowseDir == "" {
-		if home, err := os.UserHomeDir(); err == nil {
+		// Where the user started chatx is where their files most likely are.
+		if wd, err := os.Getwd(); err == nil {
+			opts.BrowseDir = wd
+		} else if home, err := os.UserHomeDir(); err == nil {
 			opts.BrowseDir = home
 		} else {
 			opts.BrowseDir = "."
@@ -402,7 +416,7 @@ func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
 		return nil
 	}
 	switch u.overlay {
-	case pageOffer, pageKeyChange, pageSafety:
+	case pageOffer, pageKeyChange, pageSafety, pageCert:
 		return nil // modal: keys outside the binding table do nothing
 	case "":
 		switch focus := u.app.GetFocus(); {
@@ -489,6 +503,7 @@ func (u *UI) focusTransfers() { u.app.SetFocus(u.transfers.table) }
 func (u *UI) showNotice(text string) {
 	u.notice.SetText(text)
 	u.noticeAt = time.Now()
+	u.noticeErr = strings.HasPrefix(text, "[red]✗")
 }
 
 // showError reports a failed action. A key change gets its blocking warning.
@@ -552,6 +567,9 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.conv.setReachable(u, e)
 	case ports.DirectoryStatusEvent:
 		u.status.setDirectory(u, e.Connected, e.Err)
+		if e.CertChanged && (u.overlay == "" || u.overlay == pageHelp) {
+			u.showCertWarning(e.Err)
+		}
 	case ports.TransferEvent:
 		u.updateTransfer(e.Transfer)
 	case ports.KeyChangedEvent:
@@ -577,6 +595,14 @@ func (u *UI) onMessage(m domain.Message) {
 	}
 	if m.Direction() == domain.Incoming {
 		u.peers.addUnread(u, peer)
+		u.bell()
+	}
+}
+
+// bell rings the terminal bell, unless Options.NoBell.
+func (u *UI) bell() {
+	if !u.opts.NoBell {
+		_ = u.screen.Beep()
 	}
 }
 
@@ -590,6 +616,13 @@ func (u *UI) markRead(peer domain.Username) {
 func (u *UI) openConversation(peer domain.Username) {
 	if u.conv.isOpen(peer) && !u.conv.searching {
 		return
+	}
+	if !u.conv.isOpen(peer) {
+		u.input.switchDraft(u.conv.peer, peer)
+		if !u.conv.peer.IsZero() && u.noticeErr {
+			u.notice.SetText("") // the error was about the conversation left
+			u.noticeAt, u.noticeErr = time.Time{}, false
+		}
 	}
 	u.conv.open(u, peer)
 	u.peers.clearUnread(u, peer)

@@ -49,27 +49,38 @@ func openLog(path string, fallback io.Writer, verbose bool) (*slog.Logger, func(
 }
 
 // identity loads the profile's identity or, on first run, makes one for a
-// name: --name if given, else ask() (nil: the name is required).
+// name: --name if given, else ask() (nil: the name is required). A profile
+// whose name no registry ever bound (storage.BoundName) is not tied to it
+// yet: --name gives it another name, with the same key.
 func identity(ctx context.Context, f *clientFlags, ask func() (string, error)) (domain.LocalIdentity, error) {
 	if err := os.MkdirAll(f.profile, 0o700); err != nil {
 		return domain.LocalIdentity{}, fmt.Errorf("profile %s: %w", f.profile, err)
 	}
-	pass, err := f.passphrase()
+	keys, err := keyStore(f)
 	if err != nil {
 		return domain.LocalIdentity{}, err
 	}
-	keys := chatx.InitKeyStore(storage.ProfileDir(f.profile), storage.Passphrase(pass))
 	me, err := keys.Load(ctx)
 	if err == nil {
-		if f.name != "" {
-			if u, perr := domain.ParseUsername(f.name); perr != nil || !u.Equal(me.Name()) {
-				return domain.LocalIdentity{}, fmt.Errorf("profile %s belongs to %q; use another --profile for %q", f.profile, me.Name(), f.name)
-			}
+		if f.name == "" {
+			return me, nil
 		}
-		return me, nil
+		u, err := domain.ParseUsername(f.name)
+		if err != nil {
+			return domain.LocalIdentity{}, fmt.Errorf("--name: %w", err)
+		}
+		if u.Equal(me.Name()) {
+			return me, nil
+		}
+		if _, bound, err := storage.BoundName(storage.ProfileDir(f.profile)); err != nil {
+			return domain.LocalIdentity{}, err
+		} else if bound {
+			return domain.LocalIdentity{}, fmt.Errorf("profile %s belongs to %q, whom the registry knows by this key; use another --profile for %q", f.profile, me.Name(), f.name)
+		}
+		return renameIdentity(ctx, f, me, f.name)
 	}
 	if !errors.Is(err, domain.ErrNoIdentity) {
-		return domain.LocalIdentity{}, fmt.Errorf("load identity: %w", err)
+		return domain.LocalIdentity{}, err
 	}
 	name := f.name
 	if name == "" {
@@ -93,9 +104,67 @@ func identity(ctx context.Context, f *clientFlags, ask func() (string, error)) (
 		return domain.LocalIdentity{}, err
 	}
 	if err := keys.Save(ctx, me); err != nil {
-		return domain.LocalIdentity{}, fmt.Errorf("save identity: %w", err)
+		return domain.LocalIdentity{}, err
 	}
 	return me, nil
+}
+
+func keyStore(f *clientFlags) (ports.KeyStore, error) {
+	pass, err := f.passphrase()
+	if err != nil {
+		return nil, err
+	}
+	return chatx.InitKeyStore(storage.ProfileDir(f.profile), storage.Passphrase(pass)), nil
+}
+
+// renameIdentity gives a never-bound identity another name, keeping its key.
+func renameIdentity(ctx context.Context, f *clientFlags, me domain.LocalIdentity, name string) (domain.LocalIdentity, error) {
+	u, err := domain.ParseUsername(name)
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	renamed, err := domain.NewLocalIdentity(u, me.PrivateKey())
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	keys, err := keyStore(f)
+	if err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	if err := keys.Save(ctx, renamed); err != nil {
+		return domain.LocalIdentity{}, err
+	}
+	f.name = u.String()
+	return renamed, nil
+}
+
+// nameTakenAdvice turns a taken name (domain.ErrNameTaken) into what to do
+// about it; other errors pass unchanged.
+func nameTakenAdvice(err error, f *clientFlags, me domain.LocalIdentity) error {
+	if !errors.Is(err, domain.ErrNameTaken) {
+		return err
+	}
+	if _, bound, berr := storage.BoundName(storage.ProfileDir(f.profile)); berr == nil && bound {
+		return fmt.Errorf("%w\nThe registry binds %q to another key, though this profile signed up as %q before: its accounts were reset, or this is another registry. Use another --profile, or delete %s to start over",
+			err, me.Name(), me.Name(), f.profile)
+	}
+	return fmt.Errorf("%w\nThe name %q is taken. This profile never signed up, so it can take another: run again with --name OTHER", err, me.Name())
+}
+
+// recordBound remembers, in the profile, the name the registry bound to our
+// key, once the client says it registered (ports.RegisteredEvent). It
+// subscribes at once; its goroutine ends with ctx.
+func recordBound(ctx context.Context, c *app.Client, f *clientFlags, logger *slog.Logger) {
+	events := c.Subscribe(ctx)
+	go func() {
+		for ev := range events {
+			if e, ok := ev.(ports.RegisteredEvent); ok {
+				if err := storage.MarkBound(storage.ProfileDir(f.profile), e.Name); err != nil {
+					logger.Warn("record bound name", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 // clientConfig maps resolved flags to the composition root's config.
@@ -149,19 +218,27 @@ func startHeadless(ctx context.Context, f *clientFlags, opts app.Options, con *c
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
 	me, err := identity(ctx, f, nil)
 	if err != nil {
+		unlock()
 		closeLog()
 		return nil, err
 	}
 	client, cleanup, err := chatx.InitClient(clientConfig(f, opts), me, logger)
 	if err != nil {
+		unlock()
 		closeLog()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	recordBound(runCtx, client, f, logger)
 	h := &headless{client: client, me: me.Identity, events: client.Subscribe(runCtx), exited: make(chan struct{}),
-		cancel: cancel, cleanup: func() { cleanup(); closeLog() }}
+		cancel: cancel, cleanup: func() { cleanup(); unlock(); closeLog() }}
 	go func() {
 		defer close(h.exited)
 		h.runErr = client.Run(runCtx)

@@ -26,6 +26,7 @@ type clientFlags struct {
 	verbose        bool
 	maxIncoming    string
 	maxIncomingN   int64
+	noBell         bool // terminal client only
 	lan            bool
 }
 

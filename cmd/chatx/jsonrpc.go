@@ -7,6 +7,7 @@ import (
 
 	"github.com/chatx/chatx"
 	"github.com/chatx/chatx/adapters/jsonrpc"
+	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/app"
 )
 
@@ -27,6 +28,11 @@ func runJSONRPC(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return err
 	}
 	defer closeLog()
+	unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	me, err := identity(ctx, &f, nil)
 	if err != nil {
 		return err
@@ -39,16 +45,30 @@ func runJSONRPC(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := runClient(ctx, client)
-	srv := jsonrpc.NewServer(client, stdin, stdout, jsonrpc.Options{}, logger)
-	rpcErr := srv.Serve(ctx) // returns at EOF on stdin or when ctx ends
-	cancel()
-	clientErr := <-errc
-	if rpcErr != nil && !errors.Is(rpcErr, context.Canceled) {
-		return rpcErr
+	recordBound(ctx, client, &f, logger)
+	clientDone := make(chan error, 1)
+	var srv *jsonrpc.Server
+	startClient := func() {
+		go func() {
+			// A client that stops by itself (the name is taken, the
+			// profile's store failed) tells the script and ends the server.
+			err := client.Run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				err = nameTakenAdvice(err, &f, me)
+				srv.Fail(err)
+			}
+			clientDone <- err
+		}()
 	}
+	srv = jsonrpc.NewServer(client, stdin, stdout, jsonrpc.Options{Subscribed: startClient}, logger)
+	rpcErr := srv.Serve(ctx) // returns at EOF on stdin, when ctx ends or the client failed
+	cancel()
+	clientErr := <-clientDone
 	if clientErr != nil && !errors.Is(clientErr, context.Canceled) {
 		return clientErr
+	}
+	if rpcErr != nil && !errors.Is(rpcErr, context.Canceled) {
+		return rpcErr
 	}
 	return nil
 }

@@ -6,7 +6,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chatx/chatx/adapters/storage"
+	"github.com/chatx/chatx/domain"
 )
+
+func fingerprintLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "fingerprint:") {
+			return l
+		}
+	}
+	return ""
+}
 
 func TestRunDispatch(t *testing.T) {
 	tests := []struct {
@@ -52,9 +64,19 @@ func TestIDMakesAndKeepsTheIdentity(t *testing.T) {
 	if code := run([]string{"id", "--profile", profile}, nil, &out, &errOut); code != 0 || out.String() != first {
 		t.Fatalf("second id: %d %q, want %q", code, out.String(), first)
 	}
+	// Never signed up: the name is only a wish, --name changes it (same key).
+	out.Reset()
+	if code := run([]string{"id", "--profile", profile, "--name", "bob"}, nil, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "name:        bob") || fingerprintLine(out.String()) != fingerprintLine(first) {
+		t.Fatalf("id --name bob on a never-bound profile: %d %q %q; want renamed, same key", code, out.String(), errOut.String())
+	}
+	// Once a registry bound the name, it is the profile's for good.
+	if err := storage.MarkBound(storage.ProfileDir(profile), domain.MustUsername("bob")); err != nil {
+		t.Fatal(err)
+	}
 	errOut.Reset()
-	if code := run([]string{"id", "--profile", profile, "--name", "bob"}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "belongs to") {
-		t.Fatalf("id with another name: %d %q", code, errOut.String())
+	if code := run([]string{"id", "--profile", profile, "--name", "carol"}, nil, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "belongs to") {
+		t.Fatalf("id with another name on a bound profile: %d %q", code, errOut.String())
 	}
 	info, err := os.Stat(profile)
 	if err != nil || info.Mode().Perm()&0o077 != 0 {

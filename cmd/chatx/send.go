@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/chatx/chatx/app"
@@ -228,8 +229,10 @@ func (s *sendFlow) apply(t domain.Transfer) (done bool, result error) {
 		s.con.statusf("sent %s to %s: %s", name, s.to, o.m.summary())
 	case domain.TransferDeclined:
 		reason := ""
-		if t.Reason() != "" {
-			reason = ": " + shown(t.Reason())
+		// The stored reason names who declined ("declined by bob: too
+		// large…"); the line below says that already.
+		if r := strings.TrimPrefix(strings.TrimPrefix(t.Reason(), "declined by "+s.to.String()), ": "); r != "" {
+			reason = ": " + shown(r)
 		}
 		s.end(o, exitf(exitDeclined, "%s declined %s%s", s.to, name, reason))
 	case domain.TransferCancelled:

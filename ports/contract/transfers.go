@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -37,6 +38,9 @@ func sameTransfer(t *testing.T, got, want domain.Transfer) {
 		t.Fatalf("got %s done %d reason %q source %q; want %s %d %q %q", g.State, g.Done, g.Reason, g.Source, w.State, w.Done, w.Reason, w.Source)
 	case !g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt):
 		t.Fatalf("times %v %v, want %v %v", g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt)
+	case g.Rate != w.Rate || !g.LastTick.Equal(w.LastTick) || g.LastDone != w.LastDone ||
+		!g.RunStart.Equal(w.RunStart) || g.RunDone != w.RunDone || g.Active != w.Active || g.Moved != w.Moved:
+		t.Fatalf("rate fields %+v, want %+v", g, w)
 	case g.Manifest.Name != w.Manifest.Name || len(g.Manifest.Files) != len(w.Manifest.Files):
 		t.Fatalf("manifest %q with %d files, want %q with %d", g.Manifest.Name, len(g.Manifest.Files), w.Manifest.Name, len(w.Manifest.Files))
 	}
@@ -98,6 +102,56 @@ func TransferStore(t *testing.T, open func(t *testing.T) ports.TransferStore) {
 		}
 		if l, _ := s.List(ctx); len(l) != 1 {
 			t.Fatalf("List after replacing: %d transfers, want 1", len(l))
+		}
+	})
+
+	t.Run("rate and average survive a reload at every tick", func(t *testing.T) {
+		// The use-cases load, move and save the transfer at every progress
+		// tick; a store that drops the tick fields measures from the zero
+		// time (a rate of ~0 and an ETA of centuries).
+		ctx, s := ctxFor(t), open(t)
+		tr := newTransfer(t, "bob", domain.Incoming, 1) // 1024 bytes
+		if err := tr.Accept(at(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Start(0, at(3)); err != nil {
+			t.Fatal(err)
+		}
+		id := tr.ID()
+		step := func(change func(tr *domain.Transfer) error) domain.Transfer {
+			t.Helper()
+			if err := s.Save(ctx, tr); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := change(&got); err != nil {
+				t.Fatal(err)
+			}
+			tr = got
+			return got
+		}
+		// 128 bytes a second, for four seconds.
+		for sec := 1; sec <= 4; sec++ {
+			step(func(tr *domain.Transfer) error { return tr.Progress(int64(128*sec), at(3+sec)) })
+		}
+		if tr.Rate() != 128 {
+			t.Fatalf("rate after reloads %v B/s, want 128", tr.Rate())
+		}
+		if want := 4 * time.Second; tr.ETA() != want { // 512 bytes left
+			t.Fatalf("ETA after reloads %v, want %v", tr.ETA(), want)
+		}
+		step(func(tr *domain.Transfer) error { return tr.RecordSaved("photos (1)") })
+		step(func(tr *domain.Transfer) error { return tr.Verify(at(11)) }) // 1024 bytes in 8 s
+		got := step(func(tr *domain.Transfer) error { return tr.Complete(at(12)) })
+		got = step(func(*domain.Transfer) error { return nil })
+		if got.AverageRate() != 128 || got.Elapsed() != 8*time.Second {
+			t.Fatalf("finished: average %v B/s over %v, want 128 B/s over 8s", got.AverageRate(), got.Elapsed())
+		}
+		if got.SavedAs() != "photos (1)" {
+			t.Fatalf("saved as %q after reloads, want the folder's final name", got.SavedAs())
 		}
 	})
 

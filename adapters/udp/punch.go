@@ -269,7 +269,7 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	defer cancel()
 	defer t.startProbing(ctx, s)()
 	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
-	t.log.Debug("punching", "peer", to.Name().String(), "probing", len(s.order))
+	t.log.Debug("punching", "peer", to.Name().String(), "known", len(known))
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}

@@ -32,6 +32,8 @@ func DefaultCommands() []Command {
 			Run: (*UI).verifyCommand},
 		{Name: "search", Args: "TEXT", Description: "find messages containing every word of TEXT",
 			Run: (*UI).search},
+		{Name: "doctor", Description: "how this machine and each peer are reached: NAT, candidates, paths, attempts (F2)",
+			Run: func(u *UI, _ string) { u.showReach() }},
 		{Name: "help", Description: "show every key and command",
 			Run: func(u *UI, _ string) { u.showHelp() }},
 		{Name: "quit", Description: "leave ChatX",

@@ -23,10 +23,11 @@ const (
 	ScopeSafety    Scope = "safety number"
 	ScopeBrowser   Scope = "file browser"
 	ScopeHelp      Scope = "help screen"
+	ScopeReach     Scope = "reachability screen"
 )
 
 var scopeOrder = []Scope{ScopeGlobal, ScopeInput, ScopePeers, ScopeTransfers, ScopeOffer,
-	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp}
+	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp, ScopeReach}
 
 // Binding is one key binding. The table of bindings is the single source of
 // the key handling, the help bar and the help screen, so they cannot drift.
@@ -72,6 +73,7 @@ func DefaultBindings() []Binding {
 		onBar(key(ScopeGlobal, tcell.KeyCtrlO, "Ctrl-O", "send a file or folder: open the file browser", (*UI).showBrowser)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlT, "Ctrl-T", "transfers: focus the transfers pane", (*UI).focusTransfers)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlS, "Ctrl-S", "safety number: verify the current peer", (*UI).showSafetyCurrent)),
+		key(ScopeGlobal, tcell.KeyF2, "F2", "reachability: the NAT, our candidates, how each peer is reached (as chatx doctor)", (*UI).showReach),
 		key(ScopeGlobal, tcell.KeyPgUp, "PgUp", "scroll the conversation up", func(u *UI) { u.conv.scroll(-1) }),
 		key(ScopeGlobal, tcell.KeyPgDn, "PgDn", "scroll the conversation down", func(u *UI) { u.conv.scroll(1) }),
 		key(ScopeGlobal, tcell.KeyEscape, "Esc", "back to the input line (and out of search results)", (*UI).focusInput),
@@ -125,6 +127,9 @@ func DefaultBindings() []Binding {
 		key(ScopeHelp, tcell.KeyPgDn, "PgUp/PgDn", "scroll a page (Home, End: the top, the end)", nil),
 		key(ScopeHelp, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 		key(ScopeHelp, tcell.KeyF1, "F1", "close", (*UI).closeOverlay),
+		key(ScopeReach, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
+		key(ScopeReach, tcell.KeyF2, "F2", "close", (*UI).closeOverlay),
+		char(ScopeReach, 'r', "refresh", (*UI).showReach),
 	}
 }
 

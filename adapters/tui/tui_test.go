@@ -1025,3 +1025,20 @@ func TestAQueuedMessageSaysItIsTryingToReachThePeer(t *testing.T) {
 	fake.events <- ports.ReachabilityEvent{Peer: bob, Reachable: true, Path: domain.Path{Kind: domain.PathRelayed, Transport: domain.TransportQUIC}}
 	s.waitFor("the notice gone", func(screen string) bool { return !strings.Contains(screen, "trying to reach bob") })
 }
+
+func TestReachabilityScreenShowsNATCandidatesAndPaths(t *testing.T) {
+	t.Parallel()
+	bob := peer(t, "bob", true)
+	bob.Path = domain.Path{Kind: domain.PathDirect, Transport: domain.TransportQUIC, Remote: "203.0.113.5:40122", RTT: 12 * time.Millisecond}
+	bob.Peer.Endpoints.NAT = domain.NATEndpointDependent
+	s := start(t, newFake(t, "carol", bob, peer(t, "dave", true)), tui.Options{}, 120, 40)
+	s.waitText("● bob")
+	s.key(tcell.KeyF2)
+	s.waitText("endpoint-independent mapping", "srflx 203.0.113.9:41000",
+		"bob: direct quic 12ms 203.0.113.5:40122 (their NAT: endpoint-dependent)", "dave: no link now", "none yet")
+	s.key(tcell.KeyEscape)
+	s.waitFor("the screen closed", func(screen string) bool { return !strings.Contains(screen, "Reachability") })
+	s.typeText("/doctor")
+	s.key(tcell.KeyEnter)
+	s.waitText("Reachability")
+}

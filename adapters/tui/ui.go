@@ -62,11 +62,12 @@ const (
 	pageSafety    = "safety"
 	pageBrowser   = "browser"
 	pageCert      = "cert"
+	pageReach     = "reach"
 )
 
 var overlayScopes = map[string]Scope{
 	pageHelp: ScopeHelp, pageOffer: ScopeOffer, pageKeyChange: ScopeKeyChange,
-	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser, pageCert: ScopeCert,
+	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser, pageCert: ScopeCert, pageReach: ScopeReach,
 }
 
 // UI is the terminal user interface over one ports.Client. Build it with New,
@@ -88,6 +89,7 @@ type UI struct {
 	notice    *tview.TextView
 	bar       *tview.TextView
 	help      *helpScreen
+	reach     *tview.TextView // the reachability screen, made when first shown
 	safety    *safetyScreen
 	browser   *browser
 	offer     *offerDialog

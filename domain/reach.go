@@ -25,6 +25,20 @@ const (
 	NATEndpointDependent NATMapping = "endpoint-dependent"
 )
 
+// Describe is the mapping behaviour in words for the user, with what it
+// means for reaching peers.
+func (n NATMapping) Describe() string {
+	switch n {
+	case NATNone:
+		return "none: this host has a public address"
+	case NATEndpointIndependent:
+		return "endpoint-independent mapping (\"cone\"): direct connections by hole punching"
+	case NATEndpointDependent:
+		return "endpoint-dependent mapping (\"symmetric\"): direct to peers behind a cone NAT, relayed otherwise"
+	}
+	return "unknown: no STUN answer from the registry (yet)"
+}
+
 // PathKind says how a peer is reached, as the user sees it.
 type PathKind string
 

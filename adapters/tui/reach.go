@@ -38,7 +38,7 @@ func (u *UI) showReach() {
 // escaped.
 func reachText(rep ports.ReachabilityReport, peers []ports.PeerView) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[::b]NAT[::-]         %s\n", escapeLine(natText(rep.NAT)))
+	fmt.Fprintf(&b, "[::b]NAT[::-]         %s\n", escapeLine(rep.NAT.Describe()))
 	for i, c := range rep.Candidates {
 		label := ""
 		if i == 0 {
@@ -86,16 +86,4 @@ func reachText(rep ports.ReachabilityReport, peers []ports.PeerView) string {
 		b.WriteString("  " + mark + " " + escapeLine(line) + "\n")
 	}
 	return b.String()
-}
-
-func natText(n domain.NATMapping) string {
-	switch n {
-	case domain.NATNone:
-		return "none: this host has a public address"
-	case domain.NATEndpointIndependent:
-		return "endpoint-independent mapping (cone): direct connections by hole punching"
-	case domain.NATEndpointDependent:
-		return "endpoint-dependent mapping (symmetric): direct to cone peers, else relayed"
-	}
-	return "unknown: no STUN answer from the registry (yet)"
 }

@@ -66,7 +66,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return stopped
 	}
 	rep := waitNAT(ctx, client, *wait)
-	fmt.Fprintf(stdout, "%-11s %s\n", "NAT", describeNAT(rep.NAT))
+	fmt.Fprintf(stdout, "%-11s %s\n", "NAT", rep.NAT.Describe())
 	for i, c := range rep.Candidates {
 		label := ""
 		if i == 0 {
@@ -168,18 +168,6 @@ func reach(ctx context.Context, c *app.Client, name domain.Username, wait time.D
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func describeNAT(n domain.NATMapping) string {
-	switch n {
-	case domain.NATNone:
-		return "none: this host has a public address"
-	case domain.NATEndpointIndependent:
-		return "endpoint-independent mapping (\"cone\"): direct connections by hole punching"
-	case domain.NATEndpointDependent:
-		return "endpoint-dependent mapping (\"symmetric\"): direct only to peers with an endpoint-independent NAT, else relayed"
-	}
-	return "unknown: no STUN answer from the registry"
 }
 
 func describeAttempt(a ports.Attempt) string {

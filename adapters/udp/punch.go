@@ -222,6 +222,18 @@ func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
 	return out
 }
 
+// candList is a debug line's list of candidates.
+func candList(cands []candidate) string {
+	s := ""
+	for i, c := range cands {
+		if i > 0 {
+			s += ", "
+		}
+		s += c.String()
+	}
+	return s
+}
+
 // ourCandidates are the candidates a signal of ours lists.
 func (t *Transport) ourCandidates() []candidate {
 	var out []candidate
@@ -256,6 +268,11 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 		return nil, err
 	}
 	defer t.punch.close(s)
+	// The signal must list our reflexive address: a peer behind a NAT
+	// cannot reach our host addresses, and peer-reflexive discovery needs
+	// one probe to get through first. Just after start-up STUN may not
+	// have answered yet.
+	t.awaitSTUN(ctx)
 	// The directory's endpoints of the peer (its reflexive address among
 	// them) are probed at once, before the signal goes out: our first
 	// probes open our NAT towards the peer. The answer adds the rest.
@@ -268,8 +285,9 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	ctx, cancel := context.WithTimeout(ctx, punchLifetime)
 	defer cancel()
 	defer t.startProbing(ctx, s)()
-	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
-	t.log.Debug("punching", "peer", to.Name().String(), "probing", len(s.order))
+	cands := t.ourCandidates()
+	payload := t.newSignal(sigConnect, s.id, to.Identity, cands)
+	t.log.Debug("punching", "peer", to.Name().String(), "probing", len(s.order), "signalled", candList(cands))
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}
@@ -527,7 +545,10 @@ func (t *Transport) answerConnect(peer domain.Identity, s signal) {
 		ctx, cancel := context.WithTimeout(t.ctx, punchLifetime)
 		defer cancel()
 		defer t.startProbing(ctx, sess)()
-		payload := t.newSignal(sigAnswer, sess.id, peer, t.ourCandidates())
+		t.awaitSTUN(ctx)
+		cands := t.ourCandidates()
+		t.log.Debug("answering", "peer", peer.Name().String(), "signalled", candList(cands))
+		payload := t.newSignal(sigAnswer, sess.id, peer, cands)
 		if err := t.rdv.Signal(ctx, peer, payload); err != nil {
 			t.log.Debug("answering signal", "to", peer.Name().String(), "err", err)
 			cancel()

@@ -287,7 +287,10 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	defer t.startProbing(ctx, s)()
 	cands := t.ourCandidates()
 	payload := t.newSignal(sigConnect, s.id, to.Identity, cands)
-	t.log.Debug("punching", "peer", to.Name().String(), "probing", len(s.order), "signalled", candList(cands))
+	t.punch.mu.Lock()
+	probing := len(s.order)
+	t.punch.mu.Unlock()
+	t.log.Debug("punching", "peer", to.Name().String(), "probing", probing, "signalled", candList(cands))
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}

@@ -42,6 +42,9 @@ const (
 	sprayPortLow = 1024
 	// birthdayRepliesPerSocket bounds the replies one extra socket sends.
 	birthdayRepliesPerSocket = 8
+	// birthdayTargets bounds the peer's public addresses a birthday aims
+	// at (probed from every extra socket, or sprayed).
+	birthdayTargets = 2
 	// birthdayBudget is how long the relay stage waits for a birthday that
 	// started (the spray's duration and a margin for the QUIC handshake).
 	birthdayBudget = sprayProbes*time.Second/sprayRate + time.Second
@@ -74,6 +77,9 @@ func publicTargets(cands []candidate) []netip.AddrPort {
 		if c.Kind != candRelay && a.Port() != 0 && domain.ScopeOf(a.Addr()) == domain.ScopePublic && !contains(out, a) {
 			out = append(out, a)
 		}
+		if len(out) == birthdayTargets {
+			break
+		}
 	}
 	return out
 }
@@ -89,10 +95,15 @@ func contains(as []netip.AddrPort, a netip.AddrPort) bool {
 
 // spray is the endpoint-independent side: probes from the main socket to
 // random ports of each of the peer's public addresses, sprayProbes in all
-// at sprayRate, each nonce remembered so that a reply from the port it hit
+// at sprayRate (one birthday at a time per transport, either side), each nonce remembered so that a reply from the port it hit
 // validates like any other (puncher.handle). It returns when done, when
 // ctx ends or when the session closes.
 func (t *Transport) spray(ctx context.Context, s *punchSession, cands []candidate) {
+	if !t.bdayBusy.CompareAndSwap(false, true) {
+		t.log.Debug("birthday: another one runs; not spraying", "peer", s.peer.Name().String())
+		return
+	}
+	defer t.bdayBusy.Store(false)
 	var ips []netip.Addr
 	for _, a := range publicTargets(cands) {
 		if !containsAddr(ips, a.Addr()) {
@@ -167,6 +178,10 @@ func (t *Transport) birthdayDial(ctx, dialCtx context.Context, s *punchSession, 
 	if len(targets) == 0 {
 		return nil, errors.New("birthday: the peer lists no public address")
 	}
+	if !t.bdayBusy.CompareAndSwap(false, true) {
+		return nil, errors.New("birthday: another one runs")
+	}
+	defer t.bdayBusy.Store(false)
 	local := &net.UDPAddr{}
 	if la, ok := t.udp.LocalAddr().(*net.UDPAddr); ok && !la.IP.IsUnspecified() {
 		local.IP = la.IP

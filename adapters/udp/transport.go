@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/wire"
 	"github.com/quic-go/quic-go"
@@ -76,6 +77,7 @@ type Transport struct {
 	stunKick chan struct{} // wakes the STUN loop (awaitSTUN)
 	reach    reachState
 	punch    puncher
+	bdayBusy atomic.Bool // a birthday (either side) runs: one at a time
 	relay    relayState
 	diag     diagnostics
 	drops    dropCounter

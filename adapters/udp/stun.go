@@ -32,7 +32,7 @@ const (
 	// stunWait bounds how long a punching signal waits for the first STUN
 	// round, so that it lists our reflexive address; stunKickEvery is how
 	// often the waiter asks the STUN loop to look at the session again.
-	stunWait      = 2 * time.Second
+	stunWait      = time.Second
 	stunKickEvery = 100 * time.Millisecond
 )
 

@@ -204,14 +204,20 @@ func (t *Transport) birthdayDial(ctx, dialCtx context.Context, s *punchSession, 
 		}()
 	}
 	var winner *bdaySocket
-	defer func() {
+	closed := false
+	closeLosers := func() {
+		if closed {
+			return
+		}
+		closed = true
 		for _, b := range socks {
 			if b != winner {
 				_ = b.conn.Close()
 				<-b.done
 			}
 		}
-	}()
+	}
+	defer closeLosers()
 	if len(socks) == 0 {
 		return nil, errors.New("birthday: no extra socket")
 	}
@@ -234,6 +240,7 @@ func (t *Transport) birthdayDial(ctx, dialCtx context.Context, s *punchSession, 
 			}
 		case w := <-wins:
 			winner = w.sock
+			closeLosers()
 			// Stop its reader, then hand the socket to QUIC.
 			_ = winner.conn.SetReadDeadline(time.Now())
 			<-winner.done

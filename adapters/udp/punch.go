@@ -299,7 +299,7 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer, holdRelay fun
 		return nil, fmt.Errorf("signal: %w", err)
 	}
 	var bg sync.WaitGroup
-	defer bg.Wait() // after the cancel above: the birthday stops with ctx
+	defer func() { cancel(); bg.Wait() }() // the birthday stops with ctx
 	type dialled struct {
 		c   *pconn
 		err error

@@ -100,9 +100,13 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 			relayC = time.After(first + t.cfg.RelayAfter)
 		}
 	}
+	// A birthday (birthday.go) that started holds the relay back until it
+	// had its chance.
+	var relayHeld atomic.Int64 // unix nanoseconds
+	holdRelay := func(until time.Time) { relayHeld.Store(until.UnixNano()) }
 	startPunch := func() {
 		punchC = never
-		start("punch", func(ctx context.Context) (*pconn, error) { return t.punchPeer(ctx, to) })
+		start("punch", func(ctx context.Context) (*pconn, error) { return t.punchPeer(ctx, to, holdRelay) })
 	}
 	startRelay := func() {
 		relayC = never
@@ -147,6 +151,10 @@ func (t *Transport) reachPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 		case <-punchC:
 			startPunch()
 		case <-relayC:
+			if wait := time.Until(time.Unix(0, relayHeld.Swap(0))); wait > 0 && running > 0 {
+				relayC = time.After(wait)
+				continue
+			}
 			startRelay()
 		case <-cctx.Done():
 			if ctx.Err() != nil {
@@ -472,7 +480,7 @@ func (t *Transport) upgradeLater(to domain.Peer) {
 			if c == nil || c.kind != domain.PathRelayed {
 				return
 			}
-			_, err := t.punchPeer(t.ctx, to)
+			_, err := t.punchPeer(t.ctx, to, nil)
 			if err == nil {
 				t.log.Info("moved off the relay", "peer", to.Name().String())
 				return

@@ -59,6 +59,20 @@ func DecodeSignal(b []byte, signer domain.LocalIdentity) (typ byte, session [16]
 	return s.Type, s.Session, cands, s.marshal(signer), nil
 }
 
+// SignalCandidates are a signal's candidates as the doctor writes them
+// ("host 10.0.0.1:4000", "srflx …", "relay …").
+func SignalCandidates(b []byte) ([]string, error) {
+	s, err := parseSignal(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range s.Cands {
+		out = append(out, c.String())
+	}
+	return out, nil
+}
+
 // NewProbe encodes a probe (or reply) signed by signer, claiming from.
 func NewProbe(signer domain.LocalIdentity, typ byte, session [16]byte, from, to ed25519.PublicKey, nonce, echo [16]byte) []byte {
 	p := probe{Type: typ, Session: session, From: from, To: to, Nonce: nonce, Echo: echo}

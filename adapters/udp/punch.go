@@ -61,6 +61,8 @@ type punchSession struct {
 	peerCands []candidate                 // what the peer's signal listed
 	replies   int
 	validOnce bool
+	peerNAT   domain.NATMapping   // what the peer's signal said of its NAT
+	answer    chan struct{}       // closed when the peer's ANSWER arrived (initiator)
 	validated chan netip.AddrPort // the first address that answered with the right key
 	done      chan struct{}
 	closeOnce sync.Once
@@ -98,7 +100,7 @@ func (p *puncher) open(id [16]byte, peer domain.Identity, initiator bool) (*punc
 	s := &punchSession{
 		id: id, peer: peer, initiator: initiator, started: time.Now(),
 		cands: make(map[netip.AddrPort]*candState), nonces: make(map[[16]byte]netip.AddrPort),
-		validated: make(chan netip.AddrPort, 1), done: make(chan struct{}),
+		validated: make(chan netip.AddrPort, 1), done: make(chan struct{}), answer: make(chan struct{}),
 	}
 	p.sessions[id] = s
 	p.markSeenLocked(id)
@@ -222,6 +224,18 @@ func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
 	return out
 }
 
+// candList is a debug line's list of candidates.
+func candList(cands []candidate) string {
+	s := ""
+	for i, c := range cands {
+		if i > 0 {
+			s += ", "
+		}
+		s += c.String()
+	}
+	return s
+}
+
 // ourCandidates are the candidates a signal of ours lists.
 func (t *Transport) ourCandidates() []candidate {
 	var out []candidate
@@ -249,13 +263,20 @@ func (t *Transport) newSignal(typ byte, session [16]byte, to domain.Identity, ca
 
 // punchPeer is the initiator's side: signal our candidates, probe the
 // peer's, and dial QUIC to the first address that answered a probe with
-// the peer's key.
-func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, error) {
+// the peer's key. When one NAT maps per endpoint and the other does not,
+// the birthday method runs beside (birthday.go); holdRelay, when not nil,
+// is told until when it may still win, so that the relay stage waits.
+func (t *Transport) punchPeer(ctx context.Context, to domain.Peer, holdRelay func(until time.Time)) (*pconn, error) {
 	s, err := t.punch.open([16]byte{}, to.Identity, true)
 	if err != nil {
 		return nil, err
 	}
 	defer t.punch.close(s)
+	// The signal must list our reflexive address: a peer behind a NAT
+	// cannot reach our host addresses, and peer-reflexive discovery needs
+	// one probe to get through first. Just after start-up STUN may not
+	// have answered yet.
+	t.awaitSTUN(ctx)
 	// The directory's endpoints of the peer (its reflexive address among
 	// them) are probed at once, before the signal goes out: our first
 	// probes open our NAT towards the peer. The answer adds the rest.
@@ -268,33 +289,82 @@ func (t *Transport) punchPeer(ctx context.Context, to domain.Peer) (*pconn, erro
 	ctx, cancel := context.WithTimeout(ctx, punchLifetime)
 	defer cancel()
 	defer t.startProbing(ctx, s)()
-	payload := t.newSignal(sigConnect, s.id, to.Identity, t.ourCandidates())
-	t.log.Debug("punching", "peer", to.Name().String(), "known", len(known))
+	cands := t.ourCandidates()
+	payload := t.newSignal(sigConnect, s.id, to.Identity, cands)
+	t.punch.mu.Lock()
+	probing := len(s.order)
+	t.punch.mu.Unlock()
+	t.log.Debug("punching", "peer", to.Name().String(), "probing", probing, "signalled", candList(cands))
 	if err := t.rdv.Signal(ctx, to.Identity, payload); err != nil {
 		return nil, fmt.Errorf("signal: %w", err)
 	}
-	select {
-	case addr := <-s.validated:
-		cancel()
-		conn, err := t.dialAddr(parent, addr, to.Identity)
-		if err != nil {
-			return nil, fmt.Errorf("dial punched %s: %w", addr, err)
+	var bg sync.WaitGroup
+	defer func() { cancel(); bg.Wait() }() // the birthday stops with ctx
+	type dialled struct {
+		c   *pconn
+		err error
+	}
+	var bday chan dialled
+	answer := s.answer
+	for {
+		select {
+		case <-answer:
+			answer = nil
+			t.punch.mu.Lock()
+			peerNAT, peerCands := s.peerNAT, s.peerCands
+			t.punch.mu.Unlock()
+			switch birthdayRole(t.reach.nat(), peerNAT) {
+			case "hard":
+				bday = make(chan dialled, 1)
+				if holdRelay != nil {
+					holdRelay(time.Now().Add(birthdayBudget))
+				}
+				bg.Add(1)
+				go func() {
+					defer bg.Done()
+					c, err := t.birthdayDial(ctx, parent, s, peerCands)
+					bday <- dialled{c, err}
+				}()
+			case "easy":
+				if holdRelay != nil {
+					holdRelay(time.Now().Add(birthdayBudget))
+				}
+				bg.Add(1)
+				go func() {
+					defer bg.Done()
+					t.spray(ctx, s, peerCands)
+				}()
+			}
+			continue
+		case r := <-bday:
+			bday = nil
+			if r.err == nil {
+				return r.c, nil
+			}
+			t.log.Debug("birthday failed", "peer", to.Name().String(), "err", r.err)
+			continue
+		case addr := <-s.validated:
+			cancel()
+			conn, err := t.dialAddr(parent, addr, to.Identity)
+			if err != nil {
+				return nil, fmt.Errorf("dial punched %s: %w", addr, err)
+			}
+			c := &pconn{conn: conn, peer: to.Identity, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false)}
+			t.adopt(c)
+			return c, nil
+		case <-ctx.Done():
+			t.punch.mu.Lock()
+			n, sent := len(s.order), 0
+			answered := len(s.peerCands) > 0
+			for _, c := range s.cands {
+				sent += c.sent
+			}
+			t.punch.mu.Unlock()
+			if !answered {
+				return nil, fmt.Errorf("no answer to our signal; %d probes to %d candidates, none answered", sent, n)
+			}
+			return nil, fmt.Errorf("%d probes to %d candidates, none answered with %s's key", sent, n, to.Name())
 		}
-		c := &pconn{conn: conn, peer: to.Identity, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false)}
-		t.adopt(c)
-		return c, nil
-	case <-ctx.Done():
-		t.punch.mu.Lock()
-		n, sent := len(s.order), 0
-		answered := len(s.peerCands) > 0
-		for _, c := range s.cands {
-			sent += c.sent
-		}
-		t.punch.mu.Unlock()
-		if !answered {
-			return nil, fmt.Errorf("no answer to our signal; %d probes to %d candidates, none answered", sent, n)
-		}
-		return nil, fmt.Errorf("%d probes to %d candidates, none answered with %s's key", sent, n, to.Name())
 	}
 }
 
@@ -486,8 +556,10 @@ func (t *Transport) onSignal(ctx context.Context, in ports.Signal) {
 		if len(sess.peerCands) == 0 {
 			sess.peerCands = []candidate{}
 		}
+		sess.peerNAT = s.NAT
 		t.punch.addCandsLocked(sess, t.probeTargets(s.Cands)...)
 		t.punch.mu.Unlock()
+		close(sess.answer)
 	case sigRelay, sigRelayBack:
 		t.punch.mu.Lock()
 		_, replay := t.punch.seen[s.Session]
@@ -527,11 +599,22 @@ func (t *Transport) answerConnect(peer domain.Identity, s signal) {
 		ctx, cancel := context.WithTimeout(t.ctx, punchLifetime)
 		defer cancel()
 		defer t.startProbing(ctx, sess)()
-		payload := t.newSignal(sigAnswer, sess.id, peer, t.ourCandidates())
+		t.awaitSTUN(ctx)
+		cands := t.ourCandidates()
+		t.log.Debug("answering", "peer", peer.Name().String(), "signalled", candList(cands))
+		payload := t.newSignal(sigAnswer, sess.id, peer, cands)
 		if err := t.rdv.Signal(ctx, peer, payload); err != nil {
 			t.log.Debug("answering signal", "to", peer.Name().String(), "err", err)
 			cancel()
 			return
+		}
+		switch birthdayRole(t.reach.nat(), s.NAT) {
+		case "hard":
+			if _, err := t.birthdayDial(ctx, t.ctx, sess, s.Cands); err != nil {
+				t.log.Debug("birthday failed", "peer", peer.Name().String(), "err", err)
+			}
+		case "easy":
+			t.spray(ctx, sess, s.Cands)
 		}
 		<-ctx.Done()
 	})

@@ -26,6 +26,35 @@ type reachState struct {
 	refl    []netip.AddrPort
 	said    string
 	peers   map[string]string
+	// rounds counts the STUN rounds that ended (answered or not);
+	// roundEnd is closed when the next one ends.
+	rounds   int
+	roundEnd chan struct{}
+}
+
+// endRound records that a STUN round ended and wakes its waiters.
+func (r *reachState) endRound() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rounds++
+	if r.roundEnd != nil {
+		close(r.roundEnd)
+		r.roundEnd = nil
+	}
+}
+
+// learned reports whether a STUN round has ended, and otherwise returns
+// a channel closed when one does.
+func (r *reachState) learned() (bool, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rounds > 0 {
+		return true, nil
+	}
+	if r.roundEnd == nil {
+		r.roundEnd = make(chan struct{})
+	}
+	return false, r.roundEnd
 }
 
 func (r *reachState) nat() domain.NATMapping {

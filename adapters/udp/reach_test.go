@@ -185,11 +185,7 @@ func TestPunchingConnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
-	out, err := a.OpenStream(ctx, domain.Peer{Identity: bob.Identity, Online: true})
-	if err != nil {
-		t.Fatalf("OpenStream: %v", err)
-	}
-	defer out.Close()
+	out := openWithoutEndpoints(ctx, t, a, bob.Identity)
 	if _, err := out.Write([]byte("punched")); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +211,19 @@ func TestPunchingConnects(t *testing.T) {
 	if len(att) == 0 || att[0].Err != nil || att[0].Peer.String() != "bob" || att[0].Path.Transport != domain.TransportQUIC {
 		t.Fatalf("attempts %+v, want a won attempt to bob first", att)
 	}
+}
+
+// openWithoutEndpoints opens a link stream to a peer whose endpoints the
+// directory does not know: only punching can reach it. The stream is
+// closed at the test's end.
+func openWithoutEndpoints(ctx context.Context, t *testing.T, tr *udp.Transport, to domain.Identity) ports.PathConn {
+	t.Helper()
+	out, err := tr.OpenStream(ctx, domain.Peer{Identity: to, Online: true})
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	t.Cleanup(func() { _ = out.Close() })
+	return out
 }
 
 // harness plays bob at a bare UDP socket: its signals are bob's, honestly
@@ -578,5 +587,59 @@ func TestLoopbackCandidatesOfAnotherHostAreNotDialled(t *testing.T) {
 	}
 	if p := a.Path(bob.Identity); !p.IsZero() {
 		t.Fatalf("connected over %v", p)
+	}
+}
+
+// Right after start-up the first STUN round may not have ended when the
+// user already sends: the punching signals must still list the reflexive
+// addresses, or two peers behind NATs only learn each other's host
+// addresses, which they cannot reach. Here both STUN loops are in their
+// not-registered backoff when registration completes and alice connects
+// at once. alice's STUN server claims a mapping on another host (only
+// bob's probes to it would open her NAT); bob's sees no NAT.
+func TestSignalsListTheReflexiveAddressRightAfterStartUp(t *testing.T) {
+	const key = "session-key"
+	h := newHub()
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	aliceMapped := &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 41000}
+	fixed := func(*net.UDPAddr) *net.UDPAddr { return aliceMapped }
+	same := func(src *net.UDPAddr) *net.UDPAddr { return src }
+	a1, a2 := startSTUN(t, key, key, fixed), startSTUN(t, key, key, fixed)
+	b1, b2 := startSTUN(t, key, key, same), startSTUN(t, key, key, same)
+	registered := make(chan struct{})
+	aRdv := &fakeRendezvous{registered: registered, stun: ports.STUNBinding{Servers: []string{a1.addr(), a2.addr()}, Username: "s1:alice", Key: []byte(key)}}
+	bRdv := &fakeRendezvous{registered: registered, stun: ports.STUNBinding{Servers: []string{b1.addr(), b2.addr()}, Username: "s1:bob", Key: []byte(key)}}
+	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, aRdv, udp.Config{})
+	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, bRdv, udp.Config{})
+	toBob, toAlice := h.tapOf(string(bob.Identity.PublicKey())), h.tapOf(string(alice.Identity.PublicKey()))
+	waitFor(t, "both STUN loops to find no session", func() bool { return aRdv.stunAsked.Load() > 0 && bRdv.stunAsked.Load() > 0 })
+	close(registered)
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	out := openWithoutEndpoints(ctx, t, a, bob.Identity)
+	if p := out.Path(); p.Kind == domain.PathRelayed {
+		t.Fatalf("path %+v, want a punched one", p)
+	}
+	bobPort := b.Endpoints()[0][strings.LastIndex(b.Endpoints()[0], ":")+1:]
+	for _, c := range []struct {
+		what, want string
+		tap        chan ports.Signal
+	}{
+		{"alice's connect", "srflx " + aliceMapped.String(), toBob},
+		{"bob's answer", "srflx 127.0.0.1:" + bobPort, toAlice},
+	} {
+		select {
+		case s := <-c.tap:
+			cands, err := udp.SignalCandidates(s.Payload)
+			if err != nil {
+				t.Fatalf("%s: %v", c.what, err)
+			}
+			if !slices.Contains(cands, c.want) {
+				t.Errorf("%s lists %v, want %q among them", c.what, cands, c.want)
+			}
+		default:
+			t.Errorf("no %s was signalled", c.what)
+		}
 	}
 }

@@ -22,6 +22,11 @@ import (
 const (
 	relayWait = 8 * time.Second
 	relayDial = 2 * time.Second
+	// relayAnswerWait bounds how long the relay stage waits for the
+	// ANSWER to a CONNECT of ours still on its way: it lists the peer's
+	// reflexive address, which the directory may not know yet and which
+	// our allocation must permit.
+	relayAnswerWait = 2 * time.Second
 )
 
 // relayState is our TURN allocation, while we hold one, with the second
@@ -111,6 +116,15 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 	alloc, err := t.ensureRelay(ctx)
 	if err != nil {
 		return err
+	}
+	if answer := t.punch.pendingAnswer(to.Identity); answer != nil {
+		tm := time.NewTimer(relayAnswerWait)
+		select {
+		case <-answer:
+		case <-tm.C:
+		case <-ctx.Done():
+		}
+		tm.Stop()
 	}
 	var known []netip.Addr
 	for _, ep := range to.Endpoints.File {
@@ -226,6 +240,19 @@ func (t *Transport) dialRelayed(peer domain.Identity, typ byte, cands []candidat
 	if err != nil {
 		t.log.Info("cannot offer our relay back", "peer", peer.Name().String(), "err", err)
 	}
+}
+
+// pendingAnswer is the answer channel of a session of ours with peer
+// still waiting for its ANSWER, or nil.
+func (p *puncher) pendingAnswer(peer domain.Identity) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sessions {
+		if s.initiator && s.peerCands == nil && s.peer.SameKey(peer.PublicKey()) {
+			return s.answer
+		}
+	}
+	return nil
 }
 
 // peerCandidates are the candidates the peer's latest signals listed.

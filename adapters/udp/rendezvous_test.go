@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,11 +55,23 @@ type fakeRendezvous struct {
 	me     domain.Identity
 	stun   ports.STUNBinding
 	relays []ports.RelayServer
+	// registered, when set, keeps STUN answering ErrNotRegistered until
+	// it is closed (a registration in progress); stunAsked counts calls.
+	registered chan struct{}
+	stunAsked  atomic.Int32
 }
 
 func (f *fakeRendezvous) STUN(context.Context) (ports.STUNBinding, error) {
+	f.stunAsked.Add(1)
 	if len(f.stun.Servers) == 0 {
 		return ports.STUNBinding{}, ports.ErrNoRendezvous
+	}
+	if f.registered != nil {
+		select {
+		case <-f.registered:
+		default:
+			return ports.STUNBinding{}, ports.ErrNotRegistered
+		}
 	}
 	return f.stun, nil
 }

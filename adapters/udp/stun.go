@@ -29,11 +29,51 @@ const (
 	stunTries = 4
 	// maxSTUNServers bounds the servers asked in one round.
 	maxSTUNServers = 4
+	// stunWait bounds how long a punching signal waits for the first STUN
+	// round, so that it lists our reflexive address; stunKickEvery is how
+	// often the waiter asks the STUN loop to look at the session again.
+	stunWait      = time.Second
+	stunKickEvery = 100 * time.Millisecond
 )
+
+// awaitSTUN returns once a STUN round has ended since the transport
+// started (at once when one has, or when there is no rendezvous), or
+// after stunWait: a signal made before it would list no reflexive
+// address, and a peer behind a NAT could then only probe our host
+// addresses, which it cannot reach (docs/reachability.md, "Punching").
+// It wakes the STUN loop rather than waiting for its backoff.
+func (t *Transport) awaitSTUN(ctx context.Context) {
+	if t.rdv == nil {
+		return
+	}
+	limit := time.NewTimer(stunWait)
+	defer limit.Stop()
+	tick := time.NewTicker(stunKickEvery)
+	defer tick.Stop()
+	for {
+		ok, ended := t.reach.learned()
+		if ok {
+			return
+		}
+		select {
+		case t.stunKick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ended:
+		case <-tick.C:
+		case <-limit.C:
+			t.log.Debug("no STUN answer yet: signalling without a reflexive address")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
 
 // stunLoop asks the rendezvous's STUN servers for our reflexive address
 // from the QUIC socket, every stunInterval and whenever the session
-// changes, until ctx ends.
+// changes, until ctx ends. A kick (awaitSTUN) ends its wait early.
 func (t *Transport) stunLoop(ctx context.Context) {
 	var user string
 	var last time.Time
@@ -42,6 +82,8 @@ func (t *Transport) stunLoop(ctx context.Context) {
 		defer tm.Stop()
 		select {
 		case <-tm.C:
+			return true
+		case <-t.stunKick:
 			return true
 		case <-ctx.Done():
 			return false
@@ -78,8 +120,9 @@ func (t *Transport) stunLoop(ctx context.Context) {
 }
 
 // bind asks every server once and updates the NAT mapping and reflexive
-// addresses.
+// addresses; then the round has ended (awaitSTUN).
 func (t *Transport) bind(ctx context.Context, b ports.STUNBinding) {
+	defer t.reach.endRound()
 	servers := b.Servers
 	if len(servers) > maxSTUNServers {
 		servers = servers[:maxSTUNServers]

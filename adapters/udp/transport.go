@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/wire"
 	"github.com/quic-go/quic-go"
@@ -72,12 +73,14 @@ type Transport struct {
 	linkCnt  peerCounts // open incoming link streams by the peer's key
 	incoming chan struct{}
 
-	stun  stunWaiters
-	reach reachState
-	punch puncher
-	relay relayState
-	diag  diagnostics
-	drops dropCounter
+	stun     stunWaiters
+	stunKick chan struct{} // wakes the STUN loop (awaitSTUN)
+	reach    reachState
+	punch    puncher
+	bdayBusy atomic.Bool // a birthday (either side) runs: one at a time
+	relay    relayState
+	diag     diagnostics
+	drops    dropCounter
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport
@@ -112,6 +115,7 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 		peers:    make(map[string]*peerEntry),
 		links:    make(chan *pathConn, cfg.MaxPendingLinks),
 		incoming: make(chan struct{}, cfg.MaxConnections),
+		stunKick: make(chan struct{}, 1),
 		qconf: &quic.Config{
 			HandshakeIdleTimeout:           cfg.HandshakeTimeout,
 			MaxIdleTimeout:                 cfg.IdleTimeout,

@@ -182,7 +182,17 @@ func (h *Host) InputBytes() (uint64, error) { return counterBytes(h.NS, "netlab"
 // LAN to the internet so far (IP packets, headers included).
 func (h *Home) WANOutBytes() (uint64, error) { return counterBytes(h.Router, "filter", "wan_out") }
 
+// WANInDroppedPackets is how many unsolicited packets from the internet
+// the home's firewall has dropped so far (to the router or to the LAN).
+func (h *Home) WANInDroppedPackets() (uint64, error) {
+	return counterValue(h.Router, "filter", "wan_in_dropped", "packets")
+}
+
 func counterBytes(ns, table, name string) (uint64, error) {
+	return counterValue(ns, table, name, "bytes")
+}
+
+func counterValue(ns, table, name, field string) (uint64, error) {
 	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "counter", "inet", table, name).Output()
 	if err != nil {
 		return 0, fmt.Errorf("read counter %s in %s: %w", name, ns, err)
@@ -190,7 +200,8 @@ func counterBytes(ns, table, name string) (uint64, error) {
 	var list struct {
 		Nftables []struct {
 			Counter *struct {
-				Bytes uint64 `json:"bytes"`
+				Bytes   uint64 `json:"bytes"`
+				Packets uint64 `json:"packets"`
 			} `json:"counter"`
 		} `json:"nftables"`
 	}
@@ -199,6 +210,9 @@ func counterBytes(ns, table, name string) (uint64, error) {
 	}
 	for _, e := range list.Nftables {
 		if e.Counter != nil {
+			if field == "packets" {
+				return e.Counter.Packets, nil
+			}
 			return e.Counter.Bytes, nil
 		}
 	}
@@ -292,16 +306,17 @@ func RouterRules(o HomeOptions) string {
 }
 table inet filter {
 	counter wan_out { }
+	counter wan_in_dropped { }
 	chain input {
 		type filter hook input priority filter; policy accept;
 		iifname "wan" ct state established,related accept
-		iifname "wan" drop
+		iifname "wan" counter name "wan_in_dropped" drop
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		oifname "wan" counter name "wan_out"
 %s		iifname "wan" ct state established,related accept
-		iifname "wan" drop
+		iifname "wan" counter name "wan_in_dropped" drop
 	}
 }
 `, o.NAT, udp.String())

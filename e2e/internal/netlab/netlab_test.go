@@ -94,3 +94,44 @@ func TestRouterDropsUnsolicitedInbound(t *testing.T) {
 		t.Errorf("router counted %d bytes out (%v), want at least 33", out, err)
 	}
 }
+
+// TestConeSimultaneousOpen is hole punching through two cone routers with
+// one socket on each side: a's first packet to b's mapping is dropped by
+// b's router (nothing asked for it), yet it leaves nothing there that
+// makes b's router map b's later packet to a from another port; b's packet
+// gets through a's router (a opened it), and then a's second one through
+// b's. Both ends see the other's mapping with the LAN port kept.
+func TestConeSimultaneousOpen(t *testing.T) {
+	lab := netlab.New(t)
+	homeA, homeB := lab.Home("a", netlab.HomeOptions{NAT: netlab.Cone}), lab.Home("b", netlab.HomeOptions{NAT: netlab.Cone})
+	a, b := listen(t, homeA.Host("a"), ":40010"), listen(t, homeB.Host("b"), ":40011")
+	mappedA, mappedB := netip.AddrPortFrom(homeA.WAN, 40010), netip.AddrPortFrom(homeB.WAN, 40011)
+
+	dropped, err := homeB.WANInDroppedPackets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteToUDPAddrPort([]byte("early"), mappedB); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := homeB.WANInDroppedPackets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > dropped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b's router never dropped a's unsolicited packet")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := roundTrip(t, b, a, mappedA); got != mappedB {
+		t.Fatalf("a saw b's packet from %v, want b's mapping %v", got, mappedB)
+	}
+	if got := roundTrip(t, a, b, mappedB); got != mappedA {
+		t.Fatalf("b saw a's packet from %v, want a's mapping %v", got, mappedA)
+	}
+}

@@ -61,7 +61,7 @@ lint: fmt-check
 define netns-status
 if [ "$$(id -u)" != 0 ]; then echo "netns: reachability matrix (e2e TestReachability) SKIPPED: not root (it needs network namespaces and nftables)"; \
 elif ! command -v ip >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then echo "netns: reachability matrix SKIPPED: ip or nft missing (apt-get install iproute2 nftables)"; \
-else echo "netns: reachability matrix runs$$(command -v turnserver >/dev/null 2>&1 || echo ' (coturn cases SKIPPED: turnserver missing, apt-get install coturn)')$$([ "$${CHATX_NETNS_FULL:-}" = 1 ] || echo '; cases needing unmerged reachability features skipped (CHATX_NETNS_FULL=1 runs them)')"; fi
+else echo "netns: reachability matrix runs$$(command -v turnserver >/dev/null 2>&1 || echo ' (coturn cases SKIPPED: turnserver missing, apt-get install coturn)')"; fi
 endef
 
 ## test: gofmt check, go vet, wire_gen.go up to date, then every test with the race detector (never from the test cache: e2e builds the binary itself); says whether the network-namespace matrix ran
@@ -117,7 +117,7 @@ bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
-## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root; CHATX_NETNS_FULL=1 for every case)
+## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root)
 .PHONY: bench-reach
 bench-reach:
 	@$(netns-status)

@@ -29,13 +29,6 @@ var (
 	reachSize  = flag.Int("reach.size", 0, "TestReachability: file size in bytes (default 2 MiB, 64 MiB with -reach.bench)")
 )
 
-// reachFull says whether the cases that need the reachability work of
-// issue 9 (hole punching, relay, chat over QUIC, external TURN) run. Until
-// it is merged they fail, so they run only with CHATX_NETNS_FULL=1. Once it
-// is, flip the default here (`!= "0"`), in the Makefile's netns-status and
-// in docs/reachability.md.
-func reachFull() bool { return os.Getenv("CHATX_NETNS_FULL") == "1" }
-
 // reachCase is one row of the reachability matrix: alice and bob on hosts
 // of a fresh lab; alice sends first.
 type reachCase struct {
@@ -43,11 +36,6 @@ type reachCase struct {
 	// want is the path the peers must end up on: "lan", "direct" (at least
 	// one side's NAT maps independently of the endpoint) or "relayed".
 	want string
-	// full: the whole case needs features not merged yet (CHATX_NETNS_FULL).
-	full bool
-	// backFileFull: only the file bob → alice needs them (works today
-	// only in the other direction).
-	backFileFull bool
 	// coturn: the registry hands out credentials for an external coturn
 	// (`--turn`, `--turn-secret-file`) instead of its embedded relay.
 	coturn bool
@@ -68,31 +56,31 @@ var reachCases = []reachCase{
 	{name: "public to public", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return l.Public("alice"), l.Public("bob")
 	}},
-	{name: "NAT to public", want: "direct", backFileFull: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "NAT to public", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", home(netlab.Cone)), l.Public("bob")
 	}},
-	{name: "public to NAT", want: "direct", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "public to NAT", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return l.Public("alice"), homeHost(l, "bob", home(netlab.Cone))
 	}},
-	{name: "cone to cone", want: "direct", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "cone to cone", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", home(netlab.Cone)), homeHost(l, "bob", home(netlab.Cone))
 	}},
-	{name: "symmetric to cone", want: "direct", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "symmetric to cone", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", home(netlab.Symmetric)), homeHost(l, "bob", home(netlab.Cone))
 	}},
-	{name: "symmetric to symmetric", want: "relayed", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "symmetric to symmetric", want: "relayed", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", home(netlab.Symmetric)), homeHost(l, "bob", home(netlab.Symmetric))
 	}},
-	{name: "cone to cone, 5% UDP loss", want: "direct", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "cone to cone, 5% UDP loss", want: "direct", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", netlab.HomeOptions{NAT: netlab.Cone, UDPLossPercent: 5}), homeHost(l, "bob", home(netlab.Cone))
 	}},
-	{name: "UDP blocked to cone", want: "relayed", full: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "UDP blocked to cone", want: "relayed", hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", netlab.HomeOptions{NAT: netlab.Cone, BlockUDP: true}), homeHost(l, "bob", home(netlab.Cone))
 	}},
-	{name: "symmetric to symmetric, coturn", want: "relayed", full: true, coturn: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "symmetric to symmetric, coturn", want: "relayed", coturn: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", home(netlab.Symmetric)), homeHost(l, "bob", home(netlab.Symmetric))
 	}},
-	{name: "UDP blocked to cone, coturn", want: "relayed", full: true, coturn: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
+	{name: "UDP blocked to cone, coturn", want: "relayed", coturn: true, hosts: func(l *netlab.Lab) (*netlab.Host, *netlab.Host) {
 		return homeHost(l, "alice", netlab.HomeOptions{NAT: netlab.Cone, BlockUDP: true}), homeHost(l, "bob", home(netlab.Cone))
 	}},
 }
@@ -132,9 +120,6 @@ func TestReachability(t *testing.T) {
 	})
 	for _, c := range reachCases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			if c.full && !reachFull() {
-				t.Skip("needs the reachability work of issue 9: set CHATX_NETNS_FULL=1")
-			}
 			if c.coturn {
 				if _, err := exec.LookPath("turnserver"); err != nil {
 					t.Skip("coturn (turnserver) not installed: apt-get install coturn")
@@ -223,9 +208,7 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 		if res.fileThere, err = fileStep(ctx, t, alice, bob, bDirs, size); err != nil {
 			errs = append(errs, "file alice → bob: "+err.Error())
 		}
-		if c.backFileFull && !reachFull() {
-			t.Log("file bob → alice not tried: needs the reachability work of issue 9 (CHATX_NETNS_FULL=1)")
-		} else if res.fileBack, err = fileStep(ctx, t, bob, alice, aDirs, size); err != nil {
+		if res.fileBack, err = fileStep(ctx, t, bob, alice, aDirs, size); err != nil {
 			errs = append(errs, "file bob → alice: "+err.Error())
 		}
 		files := uint64(0)

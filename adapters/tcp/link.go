@@ -16,6 +16,7 @@ import (
 	"github.com/google/wire"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/localnet"
 	"github.com/chatx/chatx/ports"
 )
 
@@ -51,8 +52,8 @@ type Link struct {
 	cert      tls.Certificate
 	ln        net.Listener
 	endpoints []string
-	pending   chan struct{} // semaphore of incoming handshakes
-	nets      localNets     // our interface networks, for dialable
+	pending   chan struct{}  // semaphore of incoming handshakes
+	nets      localnet.Cache // our interface networks, for dialable
 
 	ctx    context.Context // cancelled on shutdown; parent of every connection
 	cancel context.CancelFunc
@@ -384,7 +385,7 @@ func (l *Link) dropLocked(c *peerConn) {
 // a link, a key mismatch is reported before "refused", and that before
 // "offline".
 func (l *Link) dial(ctx context.Context, to domain.Peer) (*peerConn, error) {
-	addrs := dialable(to.Endpoints.Link, l.nets.get())
+	addrs := dialable(to.Endpoints.Link, l.nets.Get())
 	if len(addrs) == 0 && l.streams == nil {
 		return nil, fmt.Errorf("%w: %s has no link endpoint we can dial", domain.ErrPeerOffline, to.Name())
 	}

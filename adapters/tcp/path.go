@@ -4,10 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/localnet"
 	"github.com/chatx/chatx/ports"
 )
 
@@ -66,65 +65,11 @@ func dialable(eps []string, local []netip.Prefix) []string {
 		case domain.ScopeInvalid:
 			continue
 		case domain.ScopePrivate, domain.ScopeLinkLocal:
-			if !inAny(ip.WithZone(""), local) {
+			if !localnet.Contains(local, ip) {
 				continue
 			}
 		}
 		out = append(out, ep)
-	}
-	return out
-}
-
-func inAny(ip netip.Addr, nets []netip.Prefix) bool {
-	ip = ip.Unmap()
-	for _, n := range nets {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// localNets caches this host's interface networks for a few seconds.
-type localNets struct {
-	mu   sync.Mutex
-	at   time.Time
-	nets []netip.Prefix
-}
-
-func (n *localNets) get() []netip.Prefix {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if time.Since(n.at) < 5*time.Second && n.at != (time.Time{}) {
-		return n.nets
-	}
-	n.nets, n.at = interfaceNets(), time.Now()
-	return n.nets
-}
-
-func interfaceNets() []netip.Prefix {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Prefix
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := ipn.Mask.Size()
-		ip = ip.Unmap()
-		if ip.Is4() && ones > 32 {
-			ones -= 96
-		}
-		if p, err := ip.Prefix(ones); err == nil {
-			out = append(out, p)
-		}
 	}
 	return out
 }

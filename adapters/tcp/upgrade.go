@@ -38,7 +38,7 @@ func (l *Link) upgrade(c *peerConn) {
 		if peer.Identity.IsZero() {
 			return // c is no longer the link
 		}
-		for _, addr := range dialable(peer.Endpoints.Link, l.nets.get()) {
+		for _, addr := range dialable(peer.Endpoints.Link, l.nets.Get()) {
 			if l.upgradeTo(c, s, peer, addr) {
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/localnet"
 	"github.com/chatx/chatx/ports"
 )
 
@@ -243,7 +244,7 @@ func (t *Transport) directCandidates(to domain.Peer) []netip.AddrPort {
 			peerPublic[ap.Addr()] = true
 		}
 	}
-	subnets := localSubnets()
+	subnets := localnet.Prefixes()
 	refl := t.reach.reflexive()
 	sameNAT := false
 	for _, r := range refl {
@@ -261,7 +262,7 @@ func (t *Transport) directCandidates(to domain.Peer) []netip.AddrPort {
 				continue
 			}
 		case domain.ScopePrivate:
-			if !(sameNAT || len(refl) == 0 || inSubnets(ap.Addr(), subnets)) {
+			if !(sameNAT || len(refl) == 0 || localnet.Contains(subnets, ap.Addr())) {
 				continue
 			}
 		default:
@@ -305,35 +306,6 @@ func sameHost(cands []netip.AddrPort) bool {
 			if c.Addr() == ip.Unmap() {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-func localSubnets() []netip.Prefix {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Prefix
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			ones, _ := ipn.Mask.Size()
-			if ok {
-				if p, err := ip.Unmap().Prefix(ones - (len(ipn.IP)*8 - ip.Unmap().BitLen())); err == nil {
-					out = append(out, p)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func inSubnets(ip netip.Addr, subnets []netip.Prefix) bool {
-	for _, p := range subnets {
-		if p.Contains(ip) {
-			return true
 		}
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/localnet"
 	"github.com/chatx/chatx/ports"
 )
 
@@ -178,7 +179,7 @@ func (p *puncher) addCandsLocked(s *punchSession, addrs ...netip.AddrPort) {
 // public and loopback ones, private ones only when plausibly on our LAN;
 // relay candidates are dialled by the relay stage, never probed.
 func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
-	subnets := localSubnets()
+	subnets := localnet.Prefixes()
 	refl := t.reach.reflexive()
 	var peerPublic []netip.Addr
 	for _, c := range cands {
@@ -213,7 +214,7 @@ func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
 				continue
 			}
 		case domain.ScopePrivate:
-			if !(sameNAT || len(refl) == 0 || inSubnets(c.Addr.Addr(), subnets)) {
+			if !(sameNAT || len(refl) == 0 || localnet.Contains(subnets, c.Addr.Addr())) {
 				continue
 			}
 		default:

@@ -154,6 +154,11 @@ func runReachCase(t *testing.T, c reachCase, size int) reachResult {
 	lab := netlab.New(t)
 	regHost := lab.Server("registry", registryIP)
 	var regFlags []string
+	if *reachBench {
+		// Measure the relay, not the per-allocation cap a registry sets by
+		// default (--relay-rate 10M, docs/relay.md).
+		regFlags = append(regFlags, "--relay-rate", "0")
+	}
 	relayHost := regHost // where a relay runs: the registry's embedded one, or coturn
 	if c.coturn {
 		turnHost := lab.Server("turn", netip.MustParseAddr("198.51.100.3"))

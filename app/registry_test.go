@@ -419,3 +419,41 @@ func TestRegistryChallengesPerClient(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryReplacedSessionGoesOfflineFirst: a client killed and started
+// again registers before its old stream is seen to close; watchers get the
+// old session's end, then the new one (issue 10, item 8: the sender never
+// saw the receiver come back, so nothing resumed until a message was sent).
+func TestRegistryReplacedSessionGoesOfflineFirst(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bob := newLocal(t, "bob")
+	eps := domain.Endpoints{Link: []string{"192.0.2.7:4100"}}
+	if _, err := f.register(t, bob, eps, ""); err != nil {
+		t.Fatal(err)
+	}
+	events, err := f.reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; !ev.Peer.Online {
+		t.Fatalf("snapshot: %+v", ev)
+	}
+	f.clock.Advance(time.Second)
+	if _, err := f.register(t, bob, eps, ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, want := range []bool{false, true} {
+		ev := <-events
+		got = append(got, ev.Peer.Online)
+		if ev.Peer.Online != want || !ev.Peer.Name().Equal(bob.Name()) {
+			t.Fatalf("events after the second register: online %v, want [false true]", got)
+		}
+	}
+	if p, err := f.reg.Lookup(ctx, bob.Name()); err != nil || !p.Online {
+		t.Fatalf("lookup after the second register: %+v, %v", p, err)
+	}
+}

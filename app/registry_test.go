@@ -457,3 +457,47 @@ func TestRegistryReplacedSessionGoesOfflineFirst(t *testing.T) {
 		t.Fatalf("lookup after the second register: %+v, %v", p, err)
 	}
 }
+
+// TestRestartedPeerComesOnlineAgainForWatchers: through DiscoverPeers, a
+// peer that registers again with the same endpoints before its old session
+// ended is reported as come online (what resumes transfers and flushes the
+// outbox to it), not as an unchanged online peer.
+func TestRestartedPeerComesOnlineAgainForWatchers(t *testing.T) {
+	f := newRegFixture(t, app.RegistryOptions{})
+	w := newWorld(t)
+	d, err := app.NewDiscoverPeers(w.me, w.dir, w.trust, w.verify, w.events, fastRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	came := make(chan string, 8)
+	run(t, func(ctx context.Context) { d.Watch(ctx, func(p domain.Peer) { came <- p.Name().String() }) })
+	run(t, func(ctx context.Context) { // the registry's presence, as a directory client reports it
+		events, err := f.reg.Watch(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for ev := range events {
+			select {
+			case w.dir.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: ev.Peer}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	bob := newLocal(t, "bob")
+	eps := domain.Endpoints{Link: []string{"192.0.2.7:4100"}, File: []string{"192.0.2.7:4101"}}
+	for i := range 2 { // started, then killed and started again on the same ports
+		if _, err := f.register(t, bob, eps, ""); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-came:
+			if got != "bob" {
+				t.Fatalf("came online: %s", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("registration %d: bob never reported as come online", i+1)
+		}
+	}
+}

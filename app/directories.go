@@ -25,6 +25,10 @@ import (
 //   - Lookup and Online prefer the primary's peer and merge in the local
 //     endpoints (first: they are cheaper) when the local peer has the same
 //     key and is online; a peer is offline only when offline in both.
+//     Watch makes one exception: when the primary reports a peer back
+//     online after offline while the local directory listed it throughout
+//     (a restart the LAN has not noticed yet), the merged stream says
+//     offline first, so the return is seen as coming online.
 //   - A local peer whose key differs from the primary's for the same name is
 //     not merged (and is logged); a name the primary does not know is the
 //     local directory's. Pins are checked above this type, as for any
@@ -365,14 +369,27 @@ func (w *mergedWatch) apply(ctx context.Context, ev ports.DirectoryEvent, from p
 			return
 		}
 		k := ev.Peer.Name().Key()
-		if _, ok := seen[k]; !ok && len(seen) >= MaxRosterPeers {
+		prev, had := seen[k]
+		if !had && len(seen) >= MaxRosterPeers {
 			return // the member sent more names than a roster holds
 		}
+		before := w.mergedFor(k)
 		seen[k] = ev.Peer
 		if local && w.d.primary != nil {
 			w.learnPrimary(ctx, ev.Peer.Name())
 		}
-		w.emit(ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: w.mergedFor(k)})
+		merged := w.mergedFor(k)
+		if !local && had && !prev.Online && ev.Peer.Online && before.Online {
+			// The registry saw the peer leave and come back (killed and
+			// started again) while the LAN still lists its old run: say it
+			// went away first, so that watchers take it as come online
+			// (resuming transfers, flushing the outbox) even when it is
+			// back on the same endpoints.
+			gone := merged
+			gone.Online, gone.Endpoints = false, domain.Endpoints{}
+			w.emit(ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: gone})
+		}
+		w.emit(ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: merged})
 	case ports.Resync:
 		now, err := from.Online(ctx)
 		if err != nil {

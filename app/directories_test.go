@@ -352,3 +352,54 @@ func TestDirectoriesOfflineAtTheRegistryOnlineOnTheLAN(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectoriesRestartSeenByTheRegistryIsNotHiddenByTheLAN: bob is killed
+// and started again on the same endpoints; the registry says offline, then
+// online, while the LAN still lists his old run. The merged stream says he
+// went away before he is back (issue 10, item 8: hidden, the restart
+// resumed nothing until a message was sent).
+func TestDirectoriesRestartSeenByTheRegistryIsNotHiddenByTheLAN(t *testing.T) {
+	t.Parallel()
+	bob := mkLocal(t, "bob")
+	at := domain.Endpoints{Link: []string{"192.168.1.5:4000"}, File: []string{"192.168.1.5:4001"}}
+	online := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: at}
+	reg, lan := newFakeDirectory(online), newFakeDirectory(online)
+	d, err := app.NewDirectories(reg, lan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := d.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() domain.Peer {
+		t.Helper()
+		select {
+		case ev := <-w:
+			return ev.Peer
+		case <-time.After(5 * time.Second):
+			t.Fatal("no merged event")
+		}
+		return domain.Peer{}
+	}
+	reg.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: online}
+	lan.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: online}
+	for _, want := range []bool{true, true} {
+		if p := next(); p.Online != want {
+			t.Fatalf("before the restart: online %v", p.Online)
+		}
+	}
+	reg.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: domain.Peer{Identity: bob.Identity}}
+	if p := next(); !p.Online {
+		t.Fatal("offline at the registry but online on the LAN: merged offline") // the rule for registry outages stays
+	}
+	reg.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: online}
+	if p := next(); p.Online {
+		t.Fatal("the restart the registry saw is hidden: no offline before the new session")
+	}
+	if p := next(); !p.Online || !slices.Equal(p.Endpoints.Link, at.Link) {
+		t.Fatalf("after the restart: %+v", p)
+	}
+}

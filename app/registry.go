@@ -437,7 +437,9 @@ func dnsNameShaped(h string) bool {
 }
 
 // Register checks the signed proof, binds the name to the key on first use
-// and marks the user online with a new session (replacing an older one).
+// and marks the user online with a new session. A live older session is
+// replaced: watchers are told it went offline, then that the new one is
+// online.
 // The address policy (addressPolicy) decides which advertised endpoints are
 // published; the others come back in Session.Refused.
 func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (ports.Session, error) {
@@ -473,11 +475,22 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 	p.Endpoints = derivePublished(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if old, err := r.presence.Get(ctx, id.Name()); err == nil {
+	old, err := r.presence.Get(ctx, id.Name())
+	replaced := err == nil && now.Before(old.ExpiresAt)
+	if err == nil {
 		delete(r.stunIndex, old.STUN.Username)
 	}
 	if err := r.presence.Put(ctx, p); err != nil {
 		return ports.Session{}, fmt.Errorf("put presence of %s: %w", id.Name(), err)
+	}
+	if replaced {
+		// The old session ends here (a client killed and started again
+		// before its stream was seen to close): say so, so that watchers
+		// see the user come online again and redo what a peer coming
+		// online triggers (resuming transfers, the outbox) even when the
+		// new session has the old one's endpoints.
+		r.lastSeen[id.Name().Key()] = now
+		r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
 	}
 	r.stunIndex[stun.Username] = id.Name()
 	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})

@@ -419,3 +419,85 @@ func TestRegistryChallengesPerClient(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryReplacedSessionGoesOfflineFirst: a client killed and started
+// again registers before its old stream is seen to close; watchers get the
+// old session's end, then the new one (issue 10, item 8: the sender never
+// saw the receiver come back, so nothing resumed until a message was sent).
+func TestRegistryReplacedSessionGoesOfflineFirst(t *testing.T) {
+	t.Parallel()
+	f := newRegFixture(t, app.RegistryOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bob := newLocal(t, "bob")
+	eps := domain.Endpoints{Link: []string{"192.0.2.7:4100"}}
+	if _, err := f.register(t, bob, eps, ""); err != nil {
+		t.Fatal(err)
+	}
+	events, err := f.reg.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; !ev.Peer.Online {
+		t.Fatalf("snapshot: %+v", ev)
+	}
+	f.clock.Advance(time.Second)
+	if _, err := f.register(t, bob, eps, ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, want := range []bool{false, true} {
+		ev := <-events
+		got = append(got, ev.Peer.Online)
+		if ev.Peer.Online != want || !ev.Peer.Name().Equal(bob.Name()) {
+			t.Fatalf("events after the second register: online %v, want [false true]", got)
+		}
+	}
+	if p, err := f.reg.Lookup(ctx, bob.Name()); err != nil || !p.Online {
+		t.Fatalf("lookup after the second register: %+v, %v", p, err)
+	}
+}
+
+// TestRestartedPeerComesOnlineAgainForWatchers: through DiscoverPeers, a
+// peer that registers again with the same endpoints before its old session
+// ended is reported as come online (what resumes transfers and flushes the
+// outbox to it), not as an unchanged online peer.
+func TestRestartedPeerComesOnlineAgainForWatchers(t *testing.T) {
+	f := newRegFixture(t, app.RegistryOptions{})
+	w := newWorld(t)
+	d, err := app.NewDiscoverPeers(w.me, w.dir, w.trust, w.verify, w.events, fastRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	came := make(chan string, 8)
+	run(t, func(ctx context.Context) { d.Watch(ctx, func(p domain.Peer) { came <- p.Name().String() }) })
+	run(t, func(ctx context.Context) { // the registry's presence, as a directory client reports it
+		events, err := f.reg.Watch(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for ev := range events {
+			select {
+			case w.dir.events <- ports.DirectoryEvent{Kind: ports.PeerChanged, Peer: ev.Peer}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	bob := newLocal(t, "bob")
+	eps := domain.Endpoints{Link: []string{"192.0.2.7:4100"}, File: []string{"192.0.2.7:4101"}}
+	for i := range 2 { // started, then killed and started again on the same ports
+		if _, err := f.register(t, bob, eps, ""); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-came:
+			if got != "bob" {
+				t.Fatalf("came online: %s", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("registration %d: bob never reported as come online", i+1)
+		}
+	}
+}

@@ -296,20 +296,29 @@ func (c *rpcClient) awaitNote(ctx context.Context, method string, match func(jso
 // waitOnline polls listPeers until peer is online.
 func (c *rpcClient) waitOnline(ctx context.Context, peer string) {
 	c.t.Helper()
+	if err := c.awaitOnline(ctx, peer); err != nil {
+		c.t.Fatalf("%v\nlogs:\n%s", err, c.logs.String())
+	}
+}
+
+// awaitOnline is waitOnline returning the failure instead of failing the test.
+func (c *rpcClient) awaitOnline(ctx context.Context, peer string) error {
 	for {
 		var peers []struct {
 			Name   string `json:"name"`
 			Online bool   `json:"online"`
 		}
-		c.call("listPeers", map[string]any{}, &peers)
+		if err := c.tryCall("listPeers", map[string]any{}, &peers); err != nil {
+			return fmt.Errorf("%s: listPeers: %w", c.name, err)
+		}
 		for _, p := range peers {
 			if p.Name == peer && p.Online {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			c.t.Fatalf("%s never saw %s online\nlogs:\n%s", c.name, peer, c.logs.String())
+			return fmt.Errorf("%s never saw %s online: %w", c.name, peer, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -209,11 +209,13 @@ func (c *conversationPane) render(u *UI) {
 	case c.peer.IsZero():
 		c.view.SetText("[::d]Pick a peer on the left (Ctrl-N, or Ctrl-F and type a name), then type a message below.\nF1 lists every key and command.[::-]")
 		return
-	case len(c.msgs) == 0 && c.loaded:
+	}
+	trs := u.transfersWith(c.peer)
+	if len(c.msgs) == 0 && len(trs) == 0 && c.loaded {
 		c.view.SetText("[::d]No messages yet with " + escapeLine(c.peer.String()) + ".[::-]")
 		return
 	}
-	text := renderMessages(c.msgs, u.opts.Location, c.unseen)
+	text := renderMessages(c.msgs, trs, u.opts.Location, c.unseen, u.savedPath)
 	if reason, ok := c.unreachable[c.peer.Key()]; ok && waitingToSend(c.msgs) {
 		text += "\n[yellow]… trying to reach " + escapeLine(c.peer.String()) + "…[-] [::d](" + escapeLine(reason) + ")[::-]"
 	}
@@ -263,9 +265,11 @@ func waitingToSend(msgs []domain.Message) bool {
 }
 
 // renderMessages is the text of a conversation: a separator line when the
-// day changes, then "15:04 name: text mark" per message; a "new messages"
-// line before the last unseen incoming messages.
-func renderMessages(msgs []domain.Message, loc *time.Location, unseen int) string {
+// day changes, then "15:04 name: text mark" per message and a line per
+// transfer with the peer (trs, oldest first) at the time it was offered; a
+// "new messages" line before the last unseen incoming messages. saved says
+// where a received transfer is on disk.
+func renderMessages(msgs []domain.Message, trs []domain.Transfer, loc *time.Location, unseen int, saved func(domain.Transfer) string) string {
 	var b strings.Builder
 	var day string
 	marker := len(msgs) // index of the first unseen message
@@ -274,19 +278,81 @@ func renderMessages(msgs []domain.Message, loc *time.Location, unseen int) strin
 			marker, n = i, n+1
 		}
 	}
-	for i, m := range msgs {
-		if i == marker {
-			fmt.Fprintf(&b, "[red]──── %s ────[-]\n", plural(unseen, "new message"))
-		}
-		at := m.SentAt().In(loc)
+	dayLine := func(at time.Time) {
 		if d := at.Format("Monday, 2 January 2006"); d != day {
 			day = d
 			fmt.Fprintf(&b, "[::d]──── %s ────[::-]\n", d)
 		}
+	}
+	t := 0
+	for i := 0; i <= len(msgs); i++ {
+		// The transfers offered before this message (all that remain after the last).
+		for ; t < len(trs) && (i == len(msgs) || trs[t].CreatedAt().Before(msgs[i].SentAt())); t++ {
+			at := trs[t].CreatedAt().In(loc)
+			dayLine(at)
+			b.WriteString(timelineTransferLine(trs[t], at, saved(trs[t])))
+			b.WriteString("\n")
+		}
+		if i == len(msgs) {
+			break
+		}
+		m := msgs[i]
+		if i == marker {
+			fmt.Fprintf(&b, "[red]──── %s ────[-]\n", plural(unseen, "new message"))
+		}
+		at := m.SentAt().In(loc)
+		dayLine(at)
 		b.WriteString(messageLine(m, at))
 		b.WriteString("\n")
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// timelineTransferLine is a transfer in the conversation: "15:04 ↑
+// report.pdf 2.1 MiB — completed", "15:04 ↓ photo.jpg 3.0 MiB — completed,
+// saved to PATH", "… — declined by bob: too large", with its progress while
+// it runs. saved is where a received transfer is on disk ("" if not yet).
+func timelineTransferLine(tr domain.Transfer, at time.Time, saved string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[::d]%s[::-] ", at.Format("15:04"))
+	if tr.Direction() == domain.Incoming {
+		b.WriteString("[::b]↓[::-] ")
+	} else {
+		b.WriteString("[teal::b]↑[-::-] ")
+	}
+	b.WriteString(transferWhat(tr) + " — ")
+	switch st := tr.State(); st {
+	case domain.TransferOffered:
+		if tr.Direction() == domain.Incoming {
+			b.WriteString("[teal]offered[-] [::d](Ctrl-T: a accept · d decline)[::-]")
+		} else {
+			b.WriteString("[::d]waiting for an answer[::-]")
+		}
+	case domain.TransferAccepted, domain.TransferInProgress, domain.TransferInterrupted, domain.TransferVerifying:
+		fmt.Fprintf(&b, "%s %d%%", stateWord(st), percent(tr.Done(), tr.Total()))
+	case domain.TransferCompleted:
+		b.WriteString("[green]completed[-]")
+		if tr.Direction() == domain.Incoming && saved != "" {
+			b.WriteString(", saved to " + escapeLine(saved))
+		}
+	case domain.TransferFailed:
+		b.WriteString(failedWords(tr))
+	default:
+		b.WriteString("[::d]" + escapeLine(outcomeWords(tr)) + "[::-]")
+	}
+	return b.String()
+}
+
+// outcomeWords says how a declined or cancelled transfer ended: "declined
+// by bob: too large" as the reason says it, or the state and the reason.
+func outcomeWords(tr domain.Transfer) string {
+	what := stateWord(tr.State())
+	if r := tr.Reason(); strings.HasPrefix(r, what) {
+		return r
+	} else if r != "" {
+		return what + ": " + r
+	}
+	return what
 }
 
 func messageLine(m domain.Message, at time.Time) string {

@@ -33,8 +33,15 @@ func Escape(s string) string {
 }
 
 // displayText is domain.DisplayText that keeps emoji sequences whole.
+//
+// An emoji that ends with a skin-tone modifier (👍🏽) gets a variation
+// selector 16 (U+FE0F, "emoji presentation", invisible and part of the
+// same cluster) after the modifier: uniseg v0.4.7's line breaking reports a
+// mandatory break after such a cluster, so tview wrapped the rest of the
+// line away and the cell after the emoji came out blank. With the selector
+// the cluster ends in an extender and the break is only allowed.
 func displayText(s string) string {
-	if !strings.ContainsRune(s, zwj) && !hasTag(s) {
+	if !strings.ContainsRune(s, zwj) && !hasTag(s) && !hasModifier(s) {
 		return domain.DisplayText(s) // the common case: nothing to keep
 	}
 	var b strings.Builder
@@ -54,8 +61,20 @@ func displayText(s string) string {
 			}
 			b.WriteString(domain.DisplayText(string(r)))
 		}
+		if last := runes[len(runes)-1]; last >= modifierFirst && last <= modifierLast {
+			b.WriteRune(vs16)
+		}
 	}
 	return b.String()
+}
+
+func hasModifier(s string) bool {
+	for _, r := range s {
+		if r >= modifierFirst && r <= modifierLast {
+			return true
+		}
+	}
+	return false
 }
 
 const (
@@ -63,6 +82,10 @@ const (
 	blackFlag = '\U0001F3F4'
 	tagFirst  = '\U000E0020'
 	tagLast   = '\U000E007F'
+	// The emoji modifiers (Fitzpatrick skin tones 1-2 to 6).
+	modifierFirst = '\U0001F3FB'
+	modifierLast  = '\U0001F3FF'
+	vs16          = '\ufe0f'
 )
 
 func hasTag(s string) bool {

@@ -23,6 +23,8 @@ type fakeClient struct {
 	mu          sync.Mutex
 	acceptErr   error // what AcceptTransfer returns
 	peers       []ports.PeerView
+	peersGate   chan struct{} // when set, Peers answers once it is closed
+	peersAsked  chan struct{} // when set, Peers signals each call on it (without blocking)
 	history     map[string][]domain.Message
 	transfers   []domain.Transfer
 	safety      map[string]ports.SafetyView
@@ -85,10 +87,22 @@ func (f *fakeClient) Endpoints() domain.Endpoints {
 	return domain.Endpoints{Link: []string{"127.0.0.1:4100"}, File: []string{"127.0.0.1:4101"}}
 }
 
-func (f *fakeClient) Peers(context.Context) ([]ports.PeerView, error) {
+func (f *fakeClient) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.peers), nil
+	list, gate, asked := slices.Clone(f.peers), f.peersGate, f.peersAsked
+	f.mu.Unlock()
+	select {
+	case asked <- struct{}{}:
+	default:
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return list, nil
 }
 
 func (f *fakeClient) Send(_ context.Context, to domain.Username, text string) (domain.Message, error) {

@@ -23,10 +23,15 @@ type peersPane struct {
 	shown  []domain.Username // rows of the table, in order
 	filter string
 	quiet  bool // set while the table is refilled, so selection changes are ours
+	// seq counts the presence events applied; changed holds, by name key,
+	// the seq of the last one for that peer. A peer list the client
+	// computed before a presence event must not undo it (see setPeers).
+	seq     uint64
+	changed map[string]uint64
 }
 
 func newPeersPane(u *UI) *peersPane {
-	p := &peersPane{table: tview.NewTable()}
+	p := &peersPane{table: tview.NewTable(), changed: make(map[string]uint64)}
 	p.table.SetSelectable(true, false).
 		SetSelectedStyle(tcell.StyleDefault.Reverse(true)).
 		SetBorder(true).SetTitleAlign(tview.AlignLeft)
@@ -40,9 +45,31 @@ func newPeersPane(u *UI) *peersPane {
 	return p
 }
 
-// setPeers replaces the list with what the client returned.
-func (u *UI) setPeers(list []ports.PeerView) {
-	u.peers.all = slices.Clone(list)
+// setPeers replaces the list with what the client returned for a request
+// made when u.peers.seq was since. A peer whose presence event came after
+// that keeps the presence the event gave: the list is older news (a list
+// asked for at start-up, answered after the directory's first events,
+// would otherwise show a peer offline until its next presence change).
+func (u *UI) setPeers(list []ports.PeerView, since uint64) {
+	p := u.peers
+	newer := make(map[string]domain.Peer)
+	for _, pv := range p.all {
+		if k := pv.Peer.Name().Key(); p.changed[k] > since {
+			newer[k] = pv.Peer
+		}
+	}
+	list = slices.Clone(list)
+	for i := range list {
+		k := list[i].Peer.Name().Key()
+		if peer, ok := newer[k]; ok {
+			list[i].Peer = peer
+			delete(newer, k)
+		}
+	}
+	for _, peer := range newer { // heard of since, unknown to the list
+		list = append(list, ports.PeerView{Peer: peer})
+	}
+	u.peers.all = list
 	u.peers.sort()
 	u.peers.render(u)
 	for _, pv := range list {
@@ -96,6 +123,8 @@ func (p *peersPane) find(name domain.Username) int {
 
 // presence updates a peer that came online, went offline or moved.
 func (p *peersPane) presence(u *UI, peer domain.Peer) {
+	p.seq++
+	p.changed[peer.Name().Key()] = p.seq
 	if i := p.find(peer.Name()); i >= 0 {
 		p.all[i].Peer = peer
 	} else {

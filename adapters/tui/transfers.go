@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +79,22 @@ func (u *UI) updateTransfer(tr domain.Transfer) {
 		}
 	}
 	t.render()
+	if u.conv.isOpen(tr.Peer()) && !u.conv.searching {
+		u.conv.render(u)
+	}
+}
+
+// transfersWith lists the transfers with peer that the transfers pane
+// holds, oldest first, for the conversation's timeline.
+func (u *UI) transfersWith(peer domain.Username) []domain.Transfer {
+	var out []domain.Transfer
+	for _, tr := range slices.Backward(u.transfers.list) {
+		if tr.Peer().Equal(peer) {
+			out = append(out, tr)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b domain.Transfer) int { return a.CreatedAt().Compare(b.CreatedAt()) })
+	return out
 }
 
 func (t *transfersPane) selected() (domain.Transfer, bool) {
@@ -112,17 +129,12 @@ func (t *transfersPane) render() {
 // transferLine is one row of the transfers pane.
 func transferLine(tr domain.Transfer, _ time.Time) string {
 	var b strings.Builder
-	m := tr.Manifest()
 	if tr.Direction() == domain.Incoming {
 		b.WriteString("↓ " + escapeLine(tr.Peer().String()) + " ")
 	} else {
 		b.WriteString("↑ to " + escapeLine(tr.Peer().String()) + " ")
 	}
-	b.WriteString("[::b]" + escapeLine(m.Name) + "[::-]")
-	if m.IsFolder() {
-		b.WriteString(" (" + plural(len(m.Files), "file") + ")")
-	}
-	b.WriteString(" " + humanBytes(tr.Total()) + " ")
+	b.WriteString(transferWhat(tr) + " ")
 	switch st := tr.State(); st {
 	case domain.TransferOffered:
 		if tr.Direction() == domain.Incoming {
@@ -148,21 +160,29 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 			b.WriteString(" — saved as " + escapeLine(s))
 		}
 	case domain.TransferFailed:
-		b.WriteString("[red]✗ failed[-]")
-		if r := tr.Reason(); r != "" {
-			b.WriteString(": " + escapeLine(r))
-		}
+		b.WriteString(failedWords(tr))
 	default:
-		// "declined by bob: too large" says it all; a bare reason gets the state.
-		what := stateWord(st)
-		if r := tr.Reason(); strings.HasPrefix(r, what) {
-			what = r
-		} else if r != "" {
-			what += ": " + r
-		}
-		b.WriteString("[::d]" + escapeLine(what) + "[::-]")
+		b.WriteString("[::d]" + escapeLine(outcomeWords(tr)) + "[::-]")
 	}
 	return b.String()
+}
+
+// transferWhat is what a transfer moves: "[::b]name[::-] (3 files) 2.1 MiB".
+func transferWhat(tr domain.Transfer) string {
+	m := tr.Manifest()
+	s := "[::b]" + escapeLine(m.Name) + "[::-]"
+	if m.IsFolder() {
+		s += " (" + plural(len(m.Files), "file") + ")"
+	}
+	return s + " " + humanBytes(tr.Total())
+}
+
+// failedWords is a failed transfer's mark and reason.
+func failedWords(tr domain.Transfer) string {
+	if r := tr.Reason(); r != "" {
+		return "[red]✗ failed[-]: " + escapeLine(r)
+	}
+	return "[red]✗ failed[-]"
 }
 
 func stateWord(s domain.TransferState) string { return strings.ReplaceAll(s.String(), "_", " ") }

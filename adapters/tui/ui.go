@@ -533,14 +533,15 @@ func (u *UI) loadAll() {
 	})
 }
 
-// loadPeers fetches the peers list again.
+// loadPeers fetches the peers list again. Call it on the UI goroutine.
 func (u *UI) loadPeers() {
+	since := u.peers.seq
 	u.spawn("list peers", func(ctx context.Context) (func(), error) {
 		list, err := u.client.Peers(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return func() { u.setPeers(list) }, nil
+		return func() { u.setPeers(list, since) }, nil
 	})
 }
 

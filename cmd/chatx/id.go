@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/chatx/chatx/adapters/storage"
 )
 
 func runID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -16,6 +18,17 @@ func runID(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := f.resolve(); err != nil {
 		return err
+	}
+	// With --name the identity may be created or renamed: that writes the
+	// profile, so it takes the profile's lock like every client does.
+	// Without it, id only reads, and may run beside the client (to read
+	// one's fingerprint out while chatting).
+	if f.name != "" {
+		unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	me, err := identity(ctx, &f, nil)
 	if err != nil {

@@ -84,6 +84,33 @@ func TestIDMakesAndKeepsTheIdentity(t *testing.T) {
 	}
 }
 
+// TestIDLocksTheProfileOnlyToWrite: while a client holds the profile, `chatx
+// id` still prints the identity, but refuses to create or rename it.
+func TestIDLocksTheProfileOnlyToWrite(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "profile")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"id", "--profile", profile, "--name", "alice"}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("id --name: %d %s", code, errOut.String())
+	}
+	unlock, err := storage.LockProfile(storage.ProfileDir(profile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	out.Reset()
+	if code := run([]string{"id", "--profile", profile}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "name:        alice") {
+		t.Fatalf("id beside a running client: %d %q %q", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"id", "--profile", profile, "--name", "bob"}, nil, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "in use") {
+		t.Fatalf("id --name beside a running client: %d %q; want refused, profile in use", code, errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"id", "--profile", profile}, nil, &out, &errOut); code != 0 || !strings.Contains(out.String(), "name:        alice") {
+		t.Fatalf("the refused rename changed the identity: %q", out.String())
+	}
+}
+
 func TestPassphraseFileChecks(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {

@@ -17,7 +17,8 @@ func TestDoctorReportsCandidatesAndPaths(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
-	bob := startClient(t, "bob", reg.url, newDirs(t, "bob"))
+	bobDirs := newDirs(t, "bob")
+	bob := startClient(t, "bob", reg.url, bobDirs)
 	var who struct{ Name string }
 	bob.call("whoami", map[string]any{}, &who)
 
@@ -47,5 +48,12 @@ func TestDoctorReportsCandidatesAndPaths(t *testing.T) {
 	}
 	if !strings.Contains(out, "nobody      cannot reach:") || !strings.Contains(out, "unknown") {
 		t.Errorf("doctor does not say why nobody is unreachable:\n%s", out)
+	}
+	// bob's running client holds his profile: a doctor on it refuses.
+	var busy bytes.Buffer
+	cmd := exec.CommandContext(ctx, chatxBin, "doctor", "--profile", bobDirs.profile, "--registry", reg.url, "--wait", "2s")
+	cmd.Stdout, cmd.Stderr = &busy, &busy
+	if err := cmd.Run(); err == nil || !strings.Contains(busy.String(), "in use") {
+		t.Errorf("doctor on a profile in use: err %v\n%s", err, busy.String())
 	}
 }

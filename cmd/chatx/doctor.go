@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -22,7 +23,7 @@ import (
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f clientFlags
 	fs := newFlagSet("chatx doctor", "chatx doctor [--profile DIR] [--registry URL] [--wait DURATION] [NAME…]",
-		"Tells how this machine can be reached: the NAT's mapping behaviour, the candidates, and, for each NAME,\nhow that peer is reached (LAN, direct, relayed; TCP or QUIC) or why it cannot be. Close the terminal\nclient of the same profile first (or use another --profile).", stderr)
+		"Tells how this machine can be reached: the NAT's mapping behaviour, the candidates, and, for each NAME,\nhow that peer is reached (LAN, direct, relayed; TCP or QUIC) or why it cannot be. Close the terminal\nclient of the same profile first (or use another --profile), or press F2 in it.", stderr)
 	f.register(fs)
 	wait := fs.Duration("wait", 5*time.Second, "how long to wait for the registry and the NAT measurement, and for each peer")
 	if err := parseFlags(fs, args); err != nil {
@@ -45,6 +46,13 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer closeLog()
+	// Like every client: one process per profile, or the registry session
+	// would flip between the two.
+	unlock, err := storage.LockProfile(storage.ProfileDir(f.profile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	me, err := identity(ctx, &f, nil)
 	if err != nil {
 		return err

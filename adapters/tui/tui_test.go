@@ -944,7 +944,7 @@ func TestBrowserCursorTypedPathSocketsAndLastFolder(t *testing.T) {
 // Alt-Enter puts a line break in a message; the help screen scrolls.
 func TestMarkerLastSeenNewlineAndHelpScroll(t *testing.T) {
 	t.Parallel()
-	seen := time.Now().Add(-time.Minute).UTC()
+	seen := time.Now().UTC().Truncate(time.Minute) // today, even a minute after midnight
 	bob := peer(t, "bob", false)
 	bob.Peer.LastSeen = seen
 	bob.Unread = 2

@@ -244,7 +244,7 @@ func (t *Transport) directCandidates(to domain.Peer) []netip.AddrPort {
 			peerPublic[ap.Addr()] = true
 		}
 	}
-	subnets := localnet.Prefixes()
+	subnets := t.nets.Get()
 	refl := t.reach.reflexive()
 	sameNAT := false
 	for _, r := range refl {

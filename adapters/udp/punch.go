@@ -179,7 +179,7 @@ func (p *puncher) addCandsLocked(s *punchSession, addrs ...netip.AddrPort) {
 // public and loopback ones, private ones only when plausibly on our LAN;
 // relay candidates are dialled by the relay stage, never probed.
 func (t *Transport) probeTargets(cands []candidate) []netip.AddrPort {
-	subnets := localnet.Prefixes()
+	subnets := t.nets.Get()
 	refl := t.reach.reflexive()
 	var peerPublic []netip.Addr
 	for _, c := range cands {

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/internal/localnet"
 	"github.com/chatx/chatx/ports"
 )
 
@@ -43,6 +44,7 @@ type Transport struct {
 	me       domain.LocalIdentity
 	verifier ports.PeerVerifier
 	rdv      ports.Rendezvous // nil: no STUN, punching or relay
+	nets     localnet.Cache   // our interface networks, for which private candidates are worth a try
 	cfg      Config
 	log      *slog.Logger
 	cert     tls.Certificate

@@ -168,6 +168,30 @@ func (s *MessageStore) SetState(ctx context.Context, id domain.MessageID, st dom
 	return m, nil
 }
 
+// MarkStates moves each listed message of ours to its state where the
+// domain allows it and returns the marks that moved one, in order.
+func (s *MessageStore) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var moved []ports.StateMark
+	for _, mk := range marks {
+		sm, ok := s.ours[mk.ID]
+		if !ok {
+			continue
+		}
+		m := sm.msg
+		if m.State() == mk.State || m.MoveTo(mk.State) != nil {
+			continue
+		}
+		sm.msg = m
+		moved = append(moved, mk)
+	}
+	return moved, nil
+}
+
 func inOutbox(m domain.Message) bool {
 	return m.Direction() == domain.Outgoing && (m.State() == domain.MessageQueued || m.State() == domain.MessageSent)
 }

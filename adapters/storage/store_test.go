@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 var (
@@ -597,6 +598,9 @@ func TestFailedSyncFailsLaterWrites(t *testing.T) {
 	if _, err := s.SetState(ctx, domain.NewMessageID(), domain.MessageSent); !errors.Is(err, diskErr) {
 		t.Fatalf("a write after a failed fsync: %v, want the fsync's error", err)
 	}
+	if _, err := s.MarkStates(ctx, []ports.StateMark{{ID: domain.NewMessageID(), State: domain.MessageDelivered}}); !errors.Is(err, diskErr) {
+		t.Fatalf("a lazy mark after a failed fsync: %v, want the fsync's error", err)
+	}
 	if calls != 1 {
 		t.Fatalf("%d fsyncs after the failure, want none", calls-1)
 	}
@@ -605,5 +609,45 @@ func TestFailedSyncFailsLaterWrites(t *testing.T) {
 	defer mustClose(t, s)
 	if err := s.SaveOutgoing(ctx, out(t, bob, "after reopen", t0)); err != nil {
 		t.Fatalf("SaveOutgoing after reopening: %v", err)
+	}
+}
+
+// Marks are committed without an fsync of their own, survive a reopen, and
+// move the messages out of the outbox.
+func TestMarksNeedNoFsyncAndSurviveReopen(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	var marks []ports.StateMark
+	marked := map[string]bool{}
+	for i := range 100 {
+		m := out(t, bob, fmt.Sprint("m", i), t0.Add(time.Duration(i)*time.Second))
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			marks = append(marks, ports.StateMark{ID: m.ID(), State: domain.MessageDelivered})
+			marked[m.Body()] = true
+		}
+	}
+	before := s.Stats().Syncs
+	moved, err := s.MarkStates(ctx, marks)
+	if err != nil || len(moved) != len(marks) {
+		t.Fatalf("MarkStates moved %d of %d: %v", len(moved), len(marks), err)
+	}
+	if n := s.Stats().Syncs - before; n != 0 {
+		t.Fatalf("a batch of marks cost %d fsyncs, want none", n)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	box, err := s.Outbox(ctx, bob)
+	if err != nil || len(box) != 50 {
+		t.Fatalf("outbox after reopen: %d messages (%v), want the 50 unmarked", len(box), err)
+	}
+	for _, m := range box {
+		if marked[m.Body()] {
+			t.Fatalf("marked message %q still in the outbox", m.Body())
+		}
 	}
 }

@@ -21,6 +21,7 @@ type writeOp struct {
 	fn   writeFn
 	done chan error // buffered; receives the op's own error or the commit's
 	err  error      // the op's own result, kept until the commit is durable
+	lazy bool       // answered once committed, made durable by the next fsync
 }
 
 // writer funnels every write of the store through two goroutines, a
@@ -36,7 +37,14 @@ type writeOp struct {
 //
 // So a call is durable when it returns (as with synchronous=FULL), the
 // callers of several transactions share one fsync, and the committer runs
-// the next transaction while the syncer waits for the disk. SQLite's own
+// the next transaction while the syncer waits for the disk.
+//
+// A lazy write (doLazy) is the exception: it is answered as soon as its
+// transaction is committed, and becomes durable with the next fsync of the
+// WAL (the next durable write's, or the checkpointer's, which syncs the WAL
+// before copying it). A batch of lazy writes alone costs no fsync. Only
+// writes whose loss on a power cut is harmless may be lazy (see MarkStates);
+// a killed process loses nothing either way, the kernel holds the WAL. SQLite's own
 // guarantees make this safe: in WAL mode a commit is a frame appended to the
 // -wal file, which recovery replays up to the last valid commit frame, and
 // a checkpoint syncs the WAL before copying frames into the database.
@@ -65,6 +73,9 @@ type writer struct {
 	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
 	syncFn atomic.Pointer[func(*os.File) error]
 	writes atomic.Int64 // operations in the committed transactions
+	// syncFailed holds the syncer's first fsync error: lazy writes, which
+	// do not wait for the syncer, are refused with it too.
+	syncFailed atomic.Pointer[error]
 }
 
 // WriterStats counts the writer's work since Open.
@@ -106,12 +117,23 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 // do runs fn in the writer and waits until its transaction is durable.
 // When ctx ends first, do returns ctx's error; the write may still be
 // committed later.
-func (w *writer) do(ctx context.Context, fn writeFn) error {
+func (w *writer) do(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, false) }
+
+// doLazy runs fn in the writer and waits until its transaction is
+// committed, not until it is durable: see the writer's doc comment.
+func (w *writer) doLazy(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, true) }
+
+func (w *writer) run(ctx context.Context, fn writeFn, lazy bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if lazy {
+		if err := w.syncFailed.Load(); err != nil {
+			return *err
+		}
+	}
 	op := w.opPool.Get().(*writeOp)
-	op.fn = fn
+	op.fn, op.lazy = fn, lazy
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -174,7 +196,9 @@ func (w *writer) commitLoop() {
 			}
 		}
 		if w.commit(batch) {
-			w.sync <- batch
+			if durable := w.answerLazy(batch); len(durable) > 0 {
+				w.sync <- durable
+			}
 			select {
 			case w.kick <- struct{}{}:
 			default:
@@ -255,6 +279,7 @@ func (w *writer) syncLoop() {
 				err = fmt.Errorf("sync write-ahead log (writes are refused until the store is reopened): %w", err)
 				w.log.Error("store sync failed", "err", err)
 				failed = err
+				w.syncFailed.Store(&failed)
 			}
 		}
 		for _, b := range batches {
@@ -267,6 +292,21 @@ func (w *writer) syncLoop() {
 			}
 		}
 	}
+}
+
+// answerLazy answers the lazy writes of a committed batch and returns the
+// others, which wait for the syncer. An answered op may be reused at once,
+// so it must leave the batch here.
+func (w *writer) answerLazy(batch []*writeOp) []*writeOp {
+	durable := batch[:0]
+	for _, op := range batch {
+		if op.lazy {
+			op.done <- op.err
+			continue
+		}
+		durable = append(durable, op)
+	}
+	return durable
 }
 
 func (w *writer) answerAll(batch []*writeOp, err error) {

@@ -151,7 +151,7 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}),
-		peers: make(map[string]resolvedPeer), recipients: make(map[string]time.Time)}, nil
+		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time)}, nil
 }
 
 // stamp returns a send time later than every one before it.

@@ -44,7 +44,7 @@ func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
-		s.indexDirty = true
+		s.messageStored()
 		return nil
 	})
 	if err != nil {
@@ -72,7 +72,9 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 		}
 		n, err := res.RowsAffected()
 		added = n == 1
-		s.indexDirty = s.indexDirty || added
+		if added {
+			s.messageStored()
+		}
 		return err
 	})
 	if err != nil {
@@ -281,6 +283,9 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]domain.M
 	match, ok := ftsQuery(query)
 	if !ok {
 		return nil, nil
+	}
+	if err := s.catchUpIndex(ctx); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
 	}
 	ms, err := s.queryMessages(ctx, s.rs.search, match, min(limit, MaxHistory))
 	if err != nil {

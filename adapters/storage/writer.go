@@ -52,6 +52,8 @@ type writer struct {
 	// beforeCommit, if set, runs in each transaction after its operations
 	// and before COMMIT; an error rolls the whole batch back.
 	beforeCommit func(ctx context.Context) error
+	// rolledBack, if set, runs after a transaction was rolled back.
+	rolledBack func()
 
 	conn *sql.Conn
 	wal  *os.File // the database's -wal file, opened only to fsync it
@@ -94,9 +96,10 @@ func (s *Store) Stats() WriterStats {
 		SyncTime: time.Duration(s.w.syncDur.Load())}
 }
 
-func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, logger *slog.Logger) *writer {
+func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
 	w := &writer{
 		beforeCommit: beforeCommit,
+		rolledBack:   rolledBack,
 		conn:         conn,
 		wal:          wal,
 		log:          logger,
@@ -230,6 +233,7 @@ func (w *writer) commit(batch []*writeOp) bool {
 			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
 				w.log.Debug("rollback", "err", rerr)
 			}
+			w.rollback()
 			w.answerAll(batch, err)
 			return false
 		}
@@ -240,12 +244,19 @@ func (w *writer) commit(batch []*writeOp) bool {
 		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
 			w.log.Debug("rollback after failed commit", "err", rerr)
 		}
+		w.rollback()
 		w.answerAll(batch, err)
 		return false
 	}
 	w.commits.Add(1)
 	w.writes.Add(int64(len(batch)))
 	return true
+}
+
+func (w *writer) rollback() {
+	if w.rolledBack != nil {
+		w.rolledBack()
+	}
 }
 
 func (w *writer) syncLoop() {

@@ -357,6 +357,16 @@ func (c *Client) Send(ctx context.Context, to domain.Username, text string) (dom
 	return c.send.Handle(ctx, SendMessageInput{To: to, Text: text})
 }
 
+// StartSend queues text to a peer without waiting for the store: see
+// SendMessage.Start.
+func (c *Client) StartSend(ctx context.Context, to domain.Username, text string) (func() (domain.Message, error), error) {
+	p, err := c.send.Start(ctx, SendMessageInput{To: to, Text: text})
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait, nil
+}
+
 // Typing tells the peer we are typing (best effort).
 func (c *Client) Typing(ctx context.Context, to domain.Username) error {
 	peer, err := c.verify.PeerForSend(ctx, to)

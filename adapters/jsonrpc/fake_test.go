@@ -32,9 +32,9 @@ type fakeClient struct {
 	// startHook, if set, runs inside StartSend and returns what the send's
 	// wait waits for (nil: nothing).
 	startHook func(text string) <-chan struct{}
-	peerHook func(ctx context.Context) // runs inside Peers
-	accepted chan domain.TransferID
-	typed    chan domain.Username // every Typing call
+	peerHook  func(ctx context.Context) // runs inside Peers
+	accepted  chan domain.TransferID
+	typed     chan domain.Username // every Typing call
 
 	events chan ports.Event
 }

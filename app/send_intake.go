@@ -15,23 +15,36 @@ import (
 // handed to the flushers in the order they were started.
 //
 // Start gives a message its stamp and its place at the end of s.intake
-// (under s.mu, so stamp order is start order); the message is then stored.
-// A message is released — its MessageEvent published, handed to its peer's
-// flusher — only once it and every message started before it are stored
-// (or failed), so releases happen in start order. A flusher's full round
-// reads the outbox from the store, where a message can be stored and not
-// yet released: cutUnreleased leaves out of such a round every message
-// still in the intake and every one released after the round began (those
-// are written by the next round, from the fresh list, in order), so no
-// message reaches the peer before one started earlier.
+// (under s.mu, so stamp order is start order); the message is then stored
+// with MessageStore.SaveOutgoingStaged. Two steps follow, each in start
+// order:
+//
+//   - handed: once the message is committed (not yet durable: the store
+//     flushes its log meanwhile) and every message started before it is
+//     committed or failed, it goes to its peer's flusher, so the peer
+//     stores it while we flush (ports.OutboxStaging says why that is safe);
+//   - released: once it is durable, and every message before it is
+//     released or failed, its MessageEvent is published and Handle (Wait)
+//     returns. A state change the peer reports for a message not yet
+//     released waits until it is (takeStates), so "delivered" never comes
+//     before the message itself.
+//
+// A flusher's full round reads the outbox from the store, where a message
+// can be stored and not yet handed: cutUnreleased leaves out of such a
+// round every message in the intake not yet handed and every one handed
+// after the round began (those are written by the next round, from the
+// fresh list, in order), so no message reaches the peer before one
+// started earlier.
 
 // PendingSend is a message that has its place in the order of our messages
 // and is being stored. Wait returns once it is stored and reported.
 type PendingSend struct {
-	m        domain.Message
-	done     bool // stored or failed (under SendMessage.mu)
-	err      error
-	released chan struct{} // closed once it is reported (or failed)
+	m         domain.Message
+	committed bool // stored, maybe not durable yet (under SendMessage.mu)
+	handed    bool // given to the flusher
+	done      bool // durable or failed
+	err       error
+	released  chan struct{} // closed once it is reported (or failed)
 }
 
 // Wait returns the message once it is durable in the outbox and reported,
@@ -77,33 +90,66 @@ func (s *SendMessage) begin(ctx context.Context, in SendMessageInput) (*PendingS
 	}
 	p := &PendingSend{m: m, released: make(chan struct{})}
 	s.intake = append(s.intake, p)
+	s.intakeIDs[m.ID()] = struct{}{}
 	return p, nil
 }
 
-// store1 stores p's message and releases what it can.
+// store1 stores p's message, handing and releasing what it can.
 func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
-	err := s.store.SaveOutgoing(ctx, p.m)
+	err := s.store.SaveOutgoingStaged(ctx, p.m, func() { s.committed(p) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.done, p.err = true, err
+	s.handLocked()
 	n := 0
 	for n < len(s.intake) && s.intake[n].done {
 		h := s.intake[n]
 		if h.err == nil {
 			s.events.Publish(ports.MessageEvent{Message: h.m})
-			s.nudgeLocked(h.m.To(), &h.m)
+			if !h.handed { // a store that did not call committed
+				h.handed = true
+				s.nudgeLocked(h.m.To(), &h.m)
+			}
 		}
+		delete(s.intakeIDs, h.m.ID())
 		close(h.released)
 		n++
 	}
 	rest := copy(s.intake, s.intake[n:])
 	clear(s.intake[rest:])
 	s.intake = s.intake[:rest]
+	if n > 0 {
+		s.wakeApplier() // state changes may wait for these
+	}
+}
+
+// committed is called by the store once p's message is committed.
+func (s *SendMessage) committed(p *PendingSend) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.committed = true
+	s.handLocked()
+}
+
+// handLocked hands to their flushers, in start order, the committed
+// messages at the head of the intake (skipping failed ones).
+func (s *SendMessage) handLocked() {
+	for _, h := range s.intake {
+		switch {
+		case h.handed:
+		case h.committed && (h.err == nil || !h.done):
+			h.handed = true
+			s.nudgeLocked(h.m.To(), &h.m)
+		case h.done: // failed before it was committed
+		default:
+			return
+		}
+	}
 }
 
 // cutUnreleased leaves out of a full round's outbox read for q the
-// messages still in the intake and those released since the round began
-// (in q.fresh): they are written by a later round, in order.
+// messages in the intake not yet handed and those handed since the round
+// began (in q.fresh): they are written by a later round, in order.
 func (s *SendMessage) cutUnreleased(q *outboxQueue, pending []domain.Message) []domain.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,7 +158,9 @@ func (s *SendMessage) cutUnreleased(q *outboxQueue, pending []domain.Message) []
 	}
 	late := make(map[domain.MessageID]struct{}, len(s.intake)+len(q.fresh))
 	for _, p := range s.intake {
-		late[p.m.ID()] = struct{}{}
+		if !p.handed {
+			late[p.m.ID()] = struct{}{}
+		}
 	}
 	for _, m := range q.fresh {
 		late[m.ID()] = struct{}{}

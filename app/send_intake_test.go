@@ -22,11 +22,11 @@ type heldStore struct {
 	stored  int
 }
 
-func (s *heldStore) SaveOutgoing(ctx context.Context, m domain.Message) error {
+func (s *heldStore) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if m.Body() == s.body {
 		<-s.release
 	}
-	err := s.MessageStore.SaveOutgoing(ctx, m)
+	err := s.MessageStore.SaveOutgoingStaged(ctx, m, committed)
 	s.mu.Lock()
 	s.stored++
 	s.mu.Unlock()
@@ -140,9 +140,73 @@ type failingStore struct {
 	body string
 }
 
-func (s *failingStore) SaveOutgoing(ctx context.Context, m domain.Message) error {
+func (s *failingStore) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if m.Body() == s.body {
 		return fmt.Errorf("simulated disk error")
 	}
-	return s.MessageStore.SaveOutgoing(ctx, m)
+	return s.MessageStore.SaveOutgoingStaged(ctx, m, committed)
+}
+
+// slowFlushStore commits a message at once and holds its durability (the
+// fsync) until released.
+type slowFlushStore struct {
+	*memory.MessageStore
+	flush chan struct{}
+}
+
+func (s *slowFlushStore) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
+	if err := s.MessageStore.SaveOutgoingStaged(ctx, m, committed); err != nil {
+		return err
+	}
+	<-s.flush
+	return nil
+}
+
+// A message goes to the peer once it is committed, while the store makes
+// it durable; an acknowledgement that comes back before then is reported
+// only after the message itself.
+func TestMessageIsWrittenWhileItIsFlushedAndDeliveredAfterItIsReported(t *testing.T) {
+	store := &slowFlushStore{MessageStore: memory.NewMessageStore(), flush: make(chan struct{})}
+	w := worldWithStore(t, store)
+	run(t, w.send.Run)
+	run(t, w.receive.Run)
+	ctx := context.Background()
+	p, err := w.send.Start(ctx, app.SendMessageInput{To: w.bob.Name(), Text: "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message written before it is durable", func() bool { return len(w.link.envelopes(ports.KindChat)) == 1 })
+	id := w.link.envelopes(ports.KindChat)[0].Env.MessageID
+	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
+		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: id}}); err != nil {
+		t.Fatal(err)
+	}
+	close(store.flush)
+	m, err := p.Wait()
+	if err != nil || m.ID() != id {
+		t.Fatalf("Wait = %v, %v", m.ID(), err)
+	}
+	waitFor(t, "delivered", func() bool {
+		box, err := store.Outbox(ctx, w.bob.Name())
+		return err == nil && len(box) == 0
+	})
+	waitFor(t, "the delivered event", func() bool {
+		for _, e := range w.events.all() {
+			if se, ok := e.(ports.MessageStateEvent); ok && se.ID == id && se.State == domain.MessageDelivered {
+				return true
+			}
+		}
+		return false
+	})
+	reported := false
+	for _, e := range w.events.all() {
+		switch e := e.(type) {
+		case ports.MessageEvent:
+			reported = reported || e.Message.ID() == id
+		case ports.MessageStateEvent:
+			if e.ID == id && !reported {
+				t.Fatalf("state %s reported before the message", e.State)
+			}
+		}
+	}
 }

@@ -71,8 +71,10 @@ type SendMessage struct {
 	changesWake chan struct{}
 	applyingIDs map[domain.MessageID]struct{} // in a batch being applied
 
-	// Messages started and not yet released, in start order (send_intake.go).
-	intake []*PendingSend
+	// Messages started and not yet released, in start order, and their
+	// IDs (send_intake.go).
+	intake    []*PendingSend
+	intakeIDs map[domain.MessageID]struct{}
 
 	peerMu     sync.Mutex
 	peers      map[string]resolvedPeer // by name key
@@ -151,7 +153,8 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}),
-		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time)}, nil
+		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
+		intakeIDs: make(map[domain.MessageID]struct{})}, nil
 }
 
 // stamp returns a send time later than every one before it.
@@ -529,6 +532,9 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 	kept := s.changeList[:0]
 	for _, c := range s.changeList {
 		_, busy := s.applyingIDs[c.id]
+		if _, unreleased := s.intakeIDs[c.id]; unreleased {
+			busy = true // its MessageEvent comes first; store1 wakes us
+		}
 		switch {
 		case len(batch) < maxStateBatch && !busy && (all || !c.due.After(now)):
 			batch = append(batch, c)

@@ -13,6 +13,7 @@ import (
 // MarkStates (MessageMarks), whose marks may be lost harmlessly.
 type MessageStore interface {
 	MessageMarks
+	OutboxStaging
 	// SaveOutgoing stores a new outgoing message in history and in the
 	// outbox. Callers report it as sent only after this returns nil.
 	SaveOutgoing(ctx context.Context, m domain.Message) error

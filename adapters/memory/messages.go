@@ -107,6 +107,12 @@ func checkMessage(m domain.Message, dir domain.Direction) error {
 
 // SaveOutgoing stores one of our new messages in history and the outbox.
 func (s *MessageStore) SaveOutgoing(ctx context.Context, m domain.Message) error {
+	return s.SaveOutgoingStaged(ctx, m, nil)
+}
+
+// SaveOutgoingStaged is SaveOutgoing, calling committed (if set) once the
+// message is stored, before it returns.
+func (s *MessageStore) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -114,15 +120,20 @@ func (s *MessageStore) SaveOutgoing(ctx context.Context, m domain.Message) error
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.ours[m.ID()]; ok {
+		s.mu.Unlock()
 		return fmt.Errorf("store message %s: already stored", m.ID())
 	}
 	sm, err := s.insertLocked(m)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	s.ours[m.ID()] = sm
+	s.mu.Unlock()
+	if committed != nil {
+		committed()
+	}
 	return nil
 }
 

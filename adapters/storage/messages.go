@@ -33,6 +33,13 @@ const (
 // It is durable when it returns nil. Saving a second message with the same
 // ID is an error.
 func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
+	return s.SaveOutgoingStaged(ctx, m, nil)
+}
+
+// SaveOutgoingStaged is SaveOutgoing that also calls committed, from the
+// writer's goroutine, once the message is committed to the write-ahead log
+// and before the fsync that makes it durable (see ports.OutboxStaging).
+func (s *Store) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if m.Direction() != domain.Outgoing {
 		return fmt.Errorf("save outgoing message %s: direction is %s", m.ID(), m.Direction())
 	}
@@ -40,13 +47,13 @@ func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
-	err = s.w.do(ctx, func(ctx context.Context) error {
+	err = s.w.doStaged(ctx, func(ctx context.Context) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
 		s.messageStored()
 		return nil
-	})
+	}, committed)
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}

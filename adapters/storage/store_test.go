@@ -651,3 +651,55 @@ func TestMarksNeedNoFsyncAndSurviveReopen(t *testing.T) {
 		}
 	}
 }
+
+// SaveOutgoingStaged calls committed before the fsync that makes the
+// message durable, and the message is readable from then on.
+func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	defer mustClose(t, s)
+	m := out(t, bob, "staged", t0)
+	flushing := make(chan struct{})
+	flush := make(chan struct{})
+	var first sync.Once
+	storage.SetSyncForTest(s, func(f *os.File) error {
+		first.Do(func() {
+			close(flushing)
+			<-flush
+		})
+		return f.Sync()
+	})
+	var seenInOutbox, calledBeforeFlush bool
+	committed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.SaveOutgoingStaged(ctx, m, func() {
+			select {
+			case <-flushing:
+			default:
+				calledBeforeFlush = true
+			}
+			close(committed)
+		})
+	}()
+	<-committed
+	box, err := s.Outbox(ctx, bob)
+	seenInOutbox = err == nil && len(box) == 1 && box[0].ID() == m.ID()
+	<-flushing
+	close(flush)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !calledBeforeFlush || !seenInOutbox {
+		t.Fatalf("committed before the fsync: %v; message in the outbox then: %v", calledBeforeFlush, seenInOutbox)
+	}
+	failed := out(t, bob, "staged twice", t0)
+	if err := s.SaveOutgoing(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	if err := s.SaveOutgoingStaged(ctx, failed, func() { called = true }); err == nil || called {
+		t.Fatalf("a refused save: err %v, committed called %v", err, called)
+	}
+}

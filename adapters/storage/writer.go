@@ -22,6 +22,10 @@ type writeOp struct {
 	done chan error // buffered; receives the op's own error or the commit's
 	err  error      // the op's own result, kept until the commit is durable
 	lazy bool       // answered once committed, made durable by the next fsync
+	// committed, if set, is called by the committer once the op's
+	// transaction is committed (visible, not yet durable), if the op
+	// succeeded; the op is answered later, when durable, as usual.
+	committed func()
 }
 
 // writer funnels every write of the store through two goroutines, a
@@ -120,13 +124,20 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 // do runs fn in the writer and waits until its transaction is durable.
 // When ctx ends first, do returns ctx's error; the write may still be
 // committed later.
-func (w *writer) do(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, false) }
+func (w *writer) do(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, false, nil) }
+
+// doStaged is do, calling committed (from the writer's goroutine: it must
+// not wait for the store) once the write is committed and before it is
+// durable, if it succeeded.
+func (w *writer) doStaged(ctx context.Context, fn writeFn, committed func()) error {
+	return w.run(ctx, fn, false, committed)
+}
 
 // doLazy runs fn in the writer and waits until its transaction is
 // committed, not until it is durable: see the writer's doc comment.
-func (w *writer) doLazy(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, true) }
+func (w *writer) doLazy(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, true, nil) }
 
-func (w *writer) run(ctx context.Context, fn writeFn, lazy bool) error {
+func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -136,7 +147,7 @@ func (w *writer) run(ctx context.Context, fn writeFn, lazy bool) error {
 		}
 	}
 	op := w.opPool.Get().(*writeOp)
-	op.fn, op.lazy = fn, lazy
+	op.fn, op.lazy, op.committed = fn, lazy, committed
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -154,7 +165,7 @@ func (w *writer) run(ctx context.Context, fn writeFn, lazy bool) error {
 	}
 	select {
 	case err := <-op.done:
-		op.fn, op.err = nil, nil
+		op.fn, op.err, op.committed = nil, nil, nil
 		w.opPool.Put(op) // only reused once its answer was received
 		return err
 	case <-ctx.Done():
@@ -199,6 +210,11 @@ func (w *writer) commitLoop() {
 			}
 		}
 		if w.commit(batch) {
+			for _, op := range batch {
+				if op.committed != nil && op.err == nil {
+					op.committed()
+				}
+			}
 			if durable := w.answerLazy(batch); len(durable) > 0 {
 				w.sync <- durable
 			}

@@ -307,8 +307,7 @@ func CheckPrekey(owner domain.Identity, k ports.SignedPrekey, now time.Time) err
 	case k.Created.After(now.Add(skew)) || !k.Expires.After(now) || k.Expires.Sub(k.Created) > ports.MaxPrekeyTTL:
 		return &MailboxRequestError{Reason: fmt.Sprintf("a mailbox key must be valid now and for at most %v", ports.MaxPrekeyTTL)}
 	}
-	msg := domain.PrekeySigningBytes(k.Name, owner.PublicKey(), k.KeyID, k.Suite, k.Public, k.Created, k.Expires)
-	if err := domain.Verify(owner.PublicKey(), msg, k.Signature); err != nil {
+	if err := domain.Verify(owner.PublicKey(), signingBytesOf(owner.PublicKey(), k), k.Signature); err != nil {
 		return fmt.Errorf("mailbox key of %s: %w", owner.Name(), err)
 	}
 	return nil

@@ -52,6 +52,7 @@ type SendMessage struct {
 	events  ports.EventSink
 	backoff Backoff
 	reach   *reachability
+	mail    *mailDelivery // nil: no offline delivery
 
 	stampMu sync.Mutex
 	last    time.Time // SentAt of our newest message: stamps strictly increase
@@ -403,9 +404,10 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 		return true, false
 	case err != nil:
 		slog.Debug("outbox waits", "peer", q.name.String(), "err", err)
+		s.offline(ctx, q, pending, err, false)
 		return false, false
 	}
-	for _, m := range pending {
+	for i, m := range pending {
 		now := time.Now()
 		s.mu.Lock()
 		a, written := s.awaiting[m.ID()]
@@ -430,9 +432,11 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			if ctx.Err() == nil {
 				s.reach.failed(peer, err)
 			}
+			s.offline(ctx, q, pending[i:], err, true)
 			return false, false
 		}
 		s.reach.reached(peer)
+		s.reachedPeer(q.name)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
 			s.queueState(ctx, stateChange{id: m.ID(), peer: q.name, state: domain.MessageSent})
 		}

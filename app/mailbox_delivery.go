@@ -78,7 +78,9 @@ func newMailDelivery(me domain.LocalIdentity, p MailPorts, opts MailOptions, clo
 // handler returns (a letter is deleted from the mailbox right after).
 type durableKey struct{}
 
-func withDurable(ctx context.Context) context.Context { return context.WithValue(ctx, durableKey{}, true) }
+func withDurable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, durableKey{}, true)
+}
 
 func isDurable(ctx context.Context) bool { v, _ := ctx.Value(durableKey{}).(bool); return v }
 
@@ -98,6 +100,9 @@ func (d *mailDelivery) Run(ctx context.Context, retry Backoff) {
 				slog.Warn("mailbox key not published; will retry", "err", err)
 			}
 			return
+		}
+		if !published {
+			slog.Info("mailbox key published", "key_id", k.KeyID)
 		}
 		published = true
 	}
@@ -254,7 +259,7 @@ func (d *mailDelivery) deposit(ctx context.Context, peer domain.Username, env po
 	if err != nil {
 		return err
 	}
-	if _, err := d.ports.Box.Deposit(ctx, peer, blob, (ttl+time.Second-1).Truncate(time.Second)); err != nil {
+	if _, err := d.ports.Box.Deposit(ctx, peer, blob, (ttl + time.Second - 1).Truncate(time.Second)); err != nil {
 		if errors.Is(err, ports.ErrPrekeyMissing) {
 			d.mu.Lock()
 			delete(d.prekeys, peer.Key())

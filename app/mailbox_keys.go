@@ -72,6 +72,7 @@ func (d *mailDelivery) rotateKeys(ctx context.Context) (ports.SignedPrekey, erro
 	var newest *ports.MailKey
 	for i := range keys {
 		k := &keys[i]
+		k.Prekey.Name = d.me.Name() // a profile's key store holds only its owner's keys
 		if !now.Before(k.DeleteAfter) {
 			if err := d.ports.Keys.DeleteMailKey(ctx, k.Prekey.KeyID); err != nil {
 				return ports.SignedPrekey{}, fmt.Errorf("delete mailbox key %d: %w", k.Prekey.KeyID, err)

@@ -39,3 +39,7 @@ func TestMailboxStoreContract(t *testing.T) {
 func TestPrekeyStoreContract(t *testing.T) {
 	contract.PrekeyStore(t, func(*testing.T) ports.PrekeyStore { return memory.NewPrekeyStore() })
 }
+
+func TestMailKeyStoreContract(t *testing.T) {
+	contract.MailKeyStore(t, func(*testing.T) ports.MailKeyStore { return memory.NewMailKeyStore() })
+}

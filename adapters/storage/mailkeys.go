@@ -23,7 +23,7 @@ func NewMailKeys(s *Store) *MailKeys { return &MailKeys{s: s} }
 func (m *MailKeys) SaveMailKey(ctx context.Context, k ports.MailKey) error {
 	p := k.Prekey
 	err := m.s.w.do(ctx, func(ctx context.Context) error {
-		_, err := m.s.writeDB.ExecContext(ctx, `INSERT INTO mail_keys
+		_, err := m.s.w.conn.ExecContext(ctx, `INSERT INTO mail_keys
 			(key_id, suite, private, public, signature, created_sec, expires_sec, delete_sec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (key_id) DO UPDATE SET suite = excluded.suite, private = excluded.private, public = excluded.public,
 			signature = excluded.signature, created_sec = excluded.created_sec, expires_sec = excluded.expires_sec,
@@ -66,7 +66,7 @@ func (m *MailKeys) MailKeys(ctx context.Context) ([]ports.MailKey, error) {
 // DeleteMailKey deletes a key for good.
 func (m *MailKeys) DeleteMailKey(ctx context.Context, keyID uint32) error {
 	err := m.s.w.do(ctx, func(ctx context.Context) error {
-		_, err := m.s.writeDB.ExecContext(ctx, "DELETE FROM mail_keys WHERE key_id = ?", int64(keyID))
+		_, err := m.s.w.conn.ExecContext(ctx, "DELETE FROM mail_keys WHERE key_id = ?", int64(keyID))
 		return err
 	})
 	if err != nil {

@@ -243,3 +243,51 @@ func PrekeyStore(t *testing.T, open func(t *testing.T) ports.PrekeyStore) {
 		}
 	})
 }
+
+// MailKeyStore checks the promises of ports.MailKeyStore. open returns a
+// new, empty store for each subtest.
+func MailKeyStore(t *testing.T, open func(t *testing.T) ports.MailKeyStore) {
+	key := func(id uint32, created int) ports.MailKey {
+		return ports.MailKey{Prekey: ports.SignedPrekey{KeyID: id, Public: []byte(fmt.Sprint("public ", id)), Suite: "suite",
+			Created: at(created), Expires: at(created + 100), Signature: bytes.Repeat([]byte{byte(id)}, 64)},
+			Private: []byte(fmt.Sprint("private ", id)), DeleteAfter: at(created + 1000)}
+	}
+	t.Run("save, list oldest first, replace, delete", func(t *testing.T) {
+		ctx, s := ctxFor(t), open(t)
+		if ks, err := s.MailKeys(ctx); err != nil || len(ks) != 0 {
+			t.Fatalf("empty store: %v, %v", ks, err)
+		}
+		for _, k := range []ports.MailKey{key(2, 20), key(1, 10), key(4000000000, 30)} {
+			if err := s.SaveMailKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ks, err := s.MailKeys(ctx)
+		if err != nil || len(ks) != 3 {
+			t.Fatalf("MailKeys: %d, %v", len(ks), err)
+		}
+		for i, id := range []uint32{1, 2, 4000000000} {
+			k, want := ks[i], key(id, []int{10, 20, 30}[i])
+			if k.Prekey.KeyID != id || string(k.Private) != string(want.Private) || string(k.Prekey.Public) != string(want.Prekey.Public) ||
+				!bytes.Equal(k.Prekey.Signature, want.Prekey.Signature) || k.Prekey.Suite != "suite" ||
+				!k.Prekey.Created.Equal(want.Prekey.Created) || !k.Prekey.Expires.Equal(want.Prekey.Expires) || !k.DeleteAfter.Equal(want.DeleteAfter) {
+				t.Fatalf("key %d: %+v, want %+v", i, k, want)
+			}
+		}
+		again := key(2, 20)
+		again.Private = []byte("replaced")
+		if err := s.SaveMailKey(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteMailKey(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteMailKey(ctx, 99); err != nil {
+			t.Fatalf("deleting an unknown key: %v", err)
+		}
+		ks, _ = s.MailKeys(ctx)
+		if len(ks) != 2 || ks[0].Prekey.KeyID != 2 || string(ks[0].Private) != "replaced" || ks[1].Prekey.KeyID != 4000000000 {
+			t.Fatalf("after replace and delete: %+v", ks)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -32,8 +33,8 @@ const maxMailLine = 4*ports.MaxMailSize/3 + 4096
 
 // FileMailboxStore keeps parked mail in an append-only JSON-lines log
 // under the data directory — a "put" line per deposit and a "del" line per
-// deletion — fsynced before Put or Delete returns, and in memory for
-// reads. Opening replays the log (a torn last line is cut off) and
+// deletion — fsynced before Put or Delete returns (concurrent callers share
+// one fsync, like FileAccountStore), and in memory for reads. Opening replays the log (a torn last line is cut off) and
 // rewrites it with only the live mail when most of it is garbage; so does
 // Expire. The blobs are sealed by the senders: the file holds ciphertext,
 // recipients' names, sizes and times, never content.
@@ -47,6 +48,11 @@ type FileMailboxStore struct {
 	failed  error
 	closed  bool
 	dirSync func() error
+	written uint64 // sequence number of the last line appended
+
+	// syncMu: one fsync (or compaction) at a time; taken before mu.
+	syncMu sync.Mutex
+	synced atomic.Uint64 // every line up to this sequence number is on disk
 }
 
 var _ ports.MailboxStore = (*FileMailboxStore)(nil)
@@ -216,34 +222,58 @@ func (s *FileMailboxStore) removeLocked(to domain.Username, drop func(ports.Mail
 	return before - len(box)
 }
 
-// appendLocked writes rec and fsyncs it. Callers hold s.mu.
-func (s *FileMailboxStore) appendLocked(rec mailRecord) error {
+// appendLocked writes rec (not yet durable: see durable) and returns its
+// sequence number. Callers hold s.mu.
+func (s *FileMailboxStore) appendLocked(rec mailRecord) (uint64, error) {
 	switch {
 	case s.closed:
-		return os.ErrClosed
+		return 0, os.ErrClosed
 	case s.failed != nil:
-		return fmt.Errorf("mailbox log unusable after an earlier error: %w", s.failed)
+		return 0, fmt.Errorf("mailbox log unusable after an earlier error: %w", s.failed)
 	}
 	line, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := s.f.Write(append(line, '\n')); err != nil {
 		s.failed = err
-		return fmt.Errorf("write mailbox log: %w", err)
-	}
-	if err := s.f.Sync(); err != nil {
-		s.failed = err
-		return fmt.Errorf("sync mailbox log: %w", err)
+		return 0, fmt.Errorf("write mailbox log: %w", err)
 	}
 	s.lines++
+	s.written++
+	return s.written, nil
+}
+
+// durable returns once line seq is on disk; whoever syncs first syncs
+// every line written so far.
+func (s *FileMailboxStore) durable(seq uint64) error {
+	if s.synced.Load() >= seq {
+		return nil
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced.Load() >= seq {
+		return nil
+	}
+	s.mu.Lock()
+	upTo, failed, f := s.written, s.failed, s.f
+	s.mu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("sync mailbox log: %w", failed)
+	}
+	if err := f.Sync(); err != nil {
+		s.mu.Lock()
+		s.failed = err
+		s.mu.Unlock()
+		return fmt.Errorf("sync mailbox log: %w", err)
+	}
+	s.synced.Store(upTo)
 	return nil
 }
 
 // Put parks m durably unless it would exceed q.
 func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQuota) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	count, size := 1, int64(len(m.Blob))
 	for _, o := range s.boxes[m.To.Key()] {
 		if o.Expires.After(m.Deposited) {
@@ -252,15 +282,22 @@ func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQu
 		}
 	}
 	if count > q.Count || size > q.Bytes {
+		s.mu.Unlock()
 		return fmt.Errorf("mail for %s: %d mails, %d bytes: %w", m.To, count, size, ports.ErrMailboxFull)
 	}
 	rec := mailRecord{Op: "put", ID: hex.EncodeToString(m.ID[:]), To: m.To.String(),
 		Blob: base64.StdEncoding.EncodeToString(m.Blob), Deposited: m.Deposited.UTC(), Expires: m.Expires.UTC()}
-	if err := s.appendLocked(rec); err != nil {
+	seq, err := s.appendLocked(rec)
+	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("put mail for %s: %w", m.To, err)
 	}
 	m.Blob = slices.Clone(m.Blob)
 	s.insertLocked(m)
+	s.mu.Unlock()
+	if err := s.durable(seq); err != nil {
+		return fmt.Errorf("put mail for %s: %w", m.To, err)
+	}
 	return nil
 }
 
@@ -284,7 +321,6 @@ func (s *FileMailboxStore) List(ctx context.Context, to domain.Username, now tim
 // Delete removes to's mail with the given IDs, durably.
 func (s *FileMailboxStore) Delete(ctx context.Context, to domain.Username, ids []ports.MailID) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var hit []string
 	for _, m := range s.boxes[to.Key()] {
 		if slices.Contains(ids, m.ID) {
@@ -292,12 +328,19 @@ func (s *FileMailboxStore) Delete(ctx context.Context, to domain.Username, ids [
 		}
 	}
 	if len(hit) == 0 {
+		s.mu.Unlock()
 		return nil
 	}
-	if err := s.appendLocked(mailRecord{Op: "del", To: to.String(), IDs: hit}); err != nil {
+	seq, err := s.appendLocked(mailRecord{Op: "del", To: to.String(), IDs: hit})
+	if err != nil {
+		s.mu.Unlock()
 		return fmt.Errorf("delete mail of %s: %w", to, err)
 	}
 	s.removeLocked(to, func(m ports.Mail) bool { return slices.Contains(ids, m.ID) })
+	s.mu.Unlock()
+	if err := s.durable(seq); err != nil {
+		return fmt.Errorf("delete mail of %s: %w", to, err)
+	}
 	return nil
 }
 
@@ -305,6 +348,8 @@ func (s *FileMailboxStore) Delete(ctx context.Context, to domain.Username, ids [
 // is garbage (expired mail is not written as deletions: the log is
 // rewritten without it).
 func (s *FileMailboxStore) Expire(ctx context.Context, now time.Time) (int, error) {
+	s.syncMu.Lock() // the compaction replaces the file a sync would use
+	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -364,6 +409,7 @@ func (s *FileMailboxStore) compactLocked() error {
 	}
 	s.f.Close()
 	s.f, s.lines, s.failed = f, lines, nil
+	s.synced.Store(s.written) // everything held is in the new, synced file
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -248,5 +249,35 @@ func TestE2EMailboxRefusesTamperedRedirectedAndReplayedMail(t *testing.T) {
 	}
 	if h := carol.history(alice); len(h) != 0 {
 		t.Fatalf("carol took bob's mail: %q", h[0].Body())
+	}
+}
+
+// TestE2EMailboxFileOfferToAnOfflinePeer: an offer made while bob is
+// offline waits in his mailbox; bob sees it when he starts and accepts
+// it; the bytes flow once alice is online again.
+func TestE2EMailboxFileOfferToAnOfflinePeer(t *testing.T) {
+	c := newCluster(t)
+	store := memory.NewMailboxStore()
+	c.withMailbox(store, app.MailboxOptions{})
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	bob.opts.AutoAccept = true
+	bob.mustStart()
+	c.waitPrekey(bob)
+	bob.stop()
+	data := randomBytes(t, 300_000)
+	alice.local.Put("/home/alice/report.pdf", data)
+	alice.mustStart()
+	tr, err := alice.client.SendFile(context.Background(), bob.me.Name(), "/home/alice/report.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the offer is parked in bob's mailbox", func() bool { return parkedFor(t, store, bob) == 1 })
+	alice.stop()
+	bob.mustStart()
+	waitTransfer(t, bob, func(x domain.Transfer) bool { return x.ID() == tr.ID() && x.Direction() == domain.Incoming })
+	alice.mustStart()
+	waitTransfer(t, bob, inState(tr.ID(), domain.TransferCompleted))
+	if b, ok := bob.downloads.File("report.pdf"); !ok || !bytes.Equal(b, data) {
+		t.Fatalf("bob's file: %d bytes, ok %v; want the %d bytes alice offered", len(b), ok, len(data))
 	}
 }

@@ -684,6 +684,14 @@ func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id do
 	}
 	s.mu.Unlock()
 	if !ok || !a.peer.Equal(from) {
+		if s.mail != nil {
+			// Written before a restart, or parked in the peer's mailbox:
+			// it counts if it is ours to from in the outbox.
+			if err := s.mailAck(ctx, from, ports.KindDelivered, id); err != nil {
+				slog.Debug("acknowledgement not applied", "peer", from.String(), "id", id.String(), "err", err)
+			}
+			return
+		}
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}

@@ -281,3 +281,40 @@ func TestE2EMailboxFileOfferToAnOfflinePeer(t *testing.T) {
 		t.Fatalf("bob's file: %d bytes, ok %v; want the %d bytes alice offered", len(b), ok, len(data))
 	}
 }
+
+// TestE2EMailboxAnUnreachableOnlinePeerGetsMailAfterTheGrace: bob stays
+// listed online but cannot be reached; after the grace period alice's
+// message goes to his mailbox (stored), and it is delivered once — by
+// whichever path — when the network heals.
+func TestE2EMailboxAnUnreachableOnlinePeerGetsMailAfterTheGrace(t *testing.T) {
+	c := newCluster(t)
+	store := memory.NewMailboxStore()
+	c.withMailbox(store, app.MailboxOptions{})
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice.opts.Mail.Grace = 300 * time.Millisecond
+	alice.mustStart()
+	bob.mustStart()
+	c.waitPrekey(bob)
+	alice.waitPresence(bob, true)
+	c.net.SetFaults(alice.host, bob.host, memory.Faults{Partition: true})
+	m, err := alice.client.Send(context.Background(), bob.me.Name(), "are you there?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := memory.WaitForEvent(alice.events, e2eTimeout, func(e ports.MessageStateEvent) bool {
+		return e.ID == m.ID() && e.State == domain.MessageStored
+	}); err != nil {
+		t.Fatalf("the message never went to bob's mailbox: %v", err)
+	}
+	c.net.SetFaults(alice.host, bob.host, memory.Faults{})
+	eventually(t, "delivered", func() bool { return delivered(t, alice, bob) == 1 })
+	n := 0
+	for _, m := range stored(t, bob, alice) {
+		if m.Body() == "are you there?" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("bob has the message %d times, want once", n)
+	}
+}

@@ -3,6 +3,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -37,6 +38,24 @@ type Mail struct {
 type MailQuota struct {
 	Count int
 	Bytes int64
+}
+
+// Admits checks m against q given the recipient's parked mail box (any
+// order; mail expired at m.Deposited does not count): ErrMailboxFull when
+// the count or the bytes would exceed the quota. For MailboxStore
+// implementations.
+func (q MailQuota) Admits(box []Mail, m Mail) error {
+	count, size := 1, int64(len(m.Blob))
+	for _, o := range box {
+		if o.Expires.After(m.Deposited) {
+			count++
+			size += int64(len(o.Blob))
+		}
+	}
+	if count > q.Count || size > q.Bytes {
+		return fmt.Errorf("mail for %s: %d mails, %d bytes: %w", m.To, count, size, ErrMailboxFull)
+	}
+	return nil
 }
 
 // MailboxStore keeps parked mail durably (a registry restart loses none).

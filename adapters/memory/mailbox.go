@@ -39,15 +39,8 @@ func (s *MailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQuota)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	box := s.boxes[m.To.Key()]
-	count, size := 1, int64(len(m.Blob))
-	for _, o := range box {
-		if o.Expires.After(m.Deposited) {
-			count++
-			size += int64(len(o.Blob))
-		}
-	}
-	if count > q.Count || size > q.Bytes {
-		return fmt.Errorf("mail for %s: %d mails, %d bytes: %w", m.To, count, size, ports.ErrMailboxFull)
+	if err := q.Admits(box, m); err != nil {
+		return err
 	}
 	box = append(box, cloneMail(m))
 	sort.SliceStable(box, func(i, j int) bool { return box[i].Deposited.Before(box[j].Deposited) })

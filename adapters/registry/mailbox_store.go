@@ -274,16 +274,9 @@ func (s *FileMailboxStore) durable(seq uint64) error {
 // Put parks m durably unless it would exceed q.
 func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQuota) error {
 	s.mu.Lock()
-	count, size := 1, int64(len(m.Blob))
-	for _, o := range s.boxes[m.To.Key()] {
-		if o.Expires.After(m.Deposited) {
-			count++
-			size += int64(len(o.Blob))
-		}
-	}
-	if count > q.Count || size > q.Bytes {
+	if err := q.Admits(s.boxes[m.To.Key()], m); err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("mail for %s: %d mails, %d bytes: %w", m.To, count, size, ports.ErrMailboxFull)
+		return err
 	}
 	rec := mailRecord{Op: "put", ID: hex.EncodeToString(m.ID[:]), To: m.To.String(),
 		Blob: base64.StdEncoding.EncodeToString(m.Blob), Deposited: m.Deposited.UTC(), Expires: m.Expires.UTC()}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,17 +35,6 @@ func mailBlobs(ms []ports.Mail) []string {
 	return out
 }
 
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // MailboxStore checks the promises of ports.MailboxStore. open returns a
 // new, empty store for each subtest. It is self-contained, so every
@@ -66,7 +56,7 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"one", "two", "three"}; !sameStrings(mailBlobs(got), want) {
+		if want := []string{"one", "two", "three"}; !slices.Equal(mailBlobs(got), want) {
 			t.Fatalf("List bob: %q, want %q", mailBlobs(got), want)
 		}
 		for _, m := range got {
@@ -75,7 +65,7 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 			}
 		}
 		got, err = s.List(ctx, domain.MustUsername("bob"), at(10), 2)
-		if err != nil || !sameStrings(mailBlobs(got), []string{"one", "two"}) {
+		if err != nil || !slices.Equal(mailBlobs(got), []string{"one", "two"}) {
 			t.Fatalf("List with limit 2: %q, %v", mailBlobs(got), err)
 		}
 		got, err = s.List(ctx, domain.MustUsername("dave"), at(10), 0)
@@ -108,7 +98,7 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 		_ = s.Put(ctx, mail(t, "bob", "long", at(1), at(100)), big)
 		_ = s.Put(ctx, mail(t, "carol", "short too", at(2), at(20)), big)
 		got, _ := s.List(ctx, domain.MustUsername("bob"), at(10), 0)
-		if !sameStrings(mailBlobs(got), []string{"long"}) {
+		if !slices.Equal(mailBlobs(got), []string{"long"}) {
 			t.Fatalf("List at the expiry: %q, want only the unexpired one", mailBlobs(got))
 		}
 		n, err := s.Expire(ctx, at(50))
@@ -119,7 +109,7 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 			t.Fatalf("Expire again: %d, want 0", n)
 		}
 		got, _ = s.List(ctx, domain.MustUsername("bob"), at(0), 0)
-		if !sameStrings(mailBlobs(got), []string{"long"}) {
+		if !slices.Equal(mailBlobs(got), []string{"long"}) {
 			t.Fatalf("after Expire, even listed as of before: %q", mailBlobs(got))
 		}
 	})
@@ -137,11 +127,11 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 			t.Fatalf("Delete: %v", err)
 		}
 		got, _ := s.List(ctx, domain.MustUsername("bob"), at(3), 0)
-		if !sameStrings(mailBlobs(got), []string{"b"}) {
+		if !slices.Equal(mailBlobs(got), []string{"b"}) {
 			t.Fatalf("bob after Delete: %q", mailBlobs(got))
 		}
 		got, _ = s.List(ctx, domain.MustUsername("carol"), at(3), 0)
-		if !sameStrings(mailBlobs(got), []string{"c"}) {
+		if !slices.Equal(mailBlobs(got), []string{"c"}) {
 			t.Fatalf("bob deleted carol's mail: %q", mailBlobs(got))
 		}
 	})
@@ -169,7 +159,7 @@ func MailboxStore(t *testing.T, open func(t *testing.T) ports.MailboxStore) {
 			t.Fatalf("4+6 bytes once the first expired: %v", err)
 		}
 		got, _ := s.List(ctx, domain.MustUsername("bob"), at(6), 0)
-		if !sameStrings(mailBlobs(got), []string{"5678", "abcdef"}) {
+		if !slices.Equal(mailBlobs(got), []string{"5678", "abcdef"}) {
 			t.Fatalf("refused mail was stored: %q", mailBlobs(got))
 		}
 	})

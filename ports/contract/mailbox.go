@@ -35,7 +35,6 @@ func mailBlobs(ms []ports.Mail) []string {
 	return out
 }
 
-
 // MailboxStore checks the promises of ports.MailboxStore. open returns a
 // new, empty store for each subtest. It is self-contained, so every
 // implementation (the embedded file store, memory, Redis) runs it as is.

@@ -89,13 +89,20 @@ func isDurable(ctx context.Context) bool { v, _ := ctx.Value(durableKey{}).(bool
 // mail expired, until ctx is done.
 func (d *mailDelivery) Run(ctx context.Context, retry Backoff) {
 	retry = retry.orDefault()
-	published := false
+	published, disabledSaid := false, false
 	publish := func() {
 		k, err := d.rotateKeys(ctx)
 		if err == nil {
 			err = d.ports.Box.PublishPrekey(ctx, k)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ports.ErrMailboxDisabled):
+			if !disabledSaid {
+				slog.Info("the registry keeps no mailbox: messages to offline peers wait for them")
+				disabledSaid = true
+			}
+			return
+		case err != nil:
 			if ctx.Err() == nil {
 				slog.Warn("mailbox key not published; will retry", "err", err)
 			}

@@ -247,9 +247,11 @@ func (d *decoder) text(max int) string {
 }
 
 func (d *decoder) identity() domain.Identity {
-	name, err := domain.ParseUsername(d.text(maxName))
+	raw := d.text(maxName)
+	name, err := domain.ParseUsername(raw)
 	key := d.field(ed25519.PublicKeySize)
-	if d.err != nil || err != nil || len(key) != ed25519.PublicKeySize {
+	// Only the normalised form: one name, one encoding.
+	if d.err != nil || err != nil || name.String() != raw || len(key) != ed25519.PublicKeySize {
 		d.fail()
 		return domain.Identity{}
 	}

@@ -318,3 +318,64 @@ func TestE2EMailboxAnUnreachableOnlinePeerGetsMailAfterTheGrace(t *testing.T) {
 		t.Fatalf("bob has the message %d times, want once", n)
 	}
 }
+
+// TestE2EMailboxKeysRotateAndOldOnesAreDeleted: at start a client whose
+// newest mailbox key is older than a week makes and publishes a new one,
+// keeps an old key mail may still be sealed to (such mail still opens),
+// and deletes a key no unexpired mail can use.
+func TestE2EMailboxKeysRotateAndOldOnesAreDeleted(t *testing.T) {
+	c := newCluster(t)
+	c.withMailbox(memory.NewMailboxStore(), app.MailboxOptions{})
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	s := seal.New()
+	oldKey := func(id uint32, age time.Duration, deleteIn time.Duration) ports.MailKey {
+		pub, priv, err := s.NewKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		created := time.Now().Add(-age).Truncate(time.Second)
+		k := ports.SignedPrekey{Name: bob.me.Name(), KeyID: id, Public: pub, Suite: s.Suite(), Created: created, Expires: time.Now().Add(time.Hour).Truncate(time.Second)}
+		k.Signature = bob.me.Sign(domain.PrekeySigningBytes(k.Name, bob.me.PublicKey(), k.KeyID, k.Suite, k.Public, k.Created, k.Expires))
+		return ports.MailKey{Prekey: k, Private: priv, DeleteAfter: time.Now().Add(deleteIn)}
+	}
+	ctx := context.Background()
+	dead, usable := oldKey(1, 40*24*time.Hour, -time.Minute), oldKey(2, 8*24*time.Hour, time.Hour)
+	for _, k := range []ports.MailKey{dead, usable} {
+		if err := bob.mailKeys.SaveMailKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Mail alice sealed to the week-old key before bob rotated.
+	l := ports.Letter{From: alice.me.Identity, To: bob.me.Identity, Expires: time.Now().Add(time.Hour).Truncate(time.Second),
+		Envelope: ports.Envelope{Kind: ports.KindChat, MessageID: domain.NewMessageID(), SentAt: time.Now().UTC(), Body: "sealed to last week's key"}}
+	blob, err := s.Seal(alice.me, usable.Prekey, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.mustStart() // registers alice, so bob can check her key
+	alice.stop()
+	bob.mustStart()
+	k := c.waitPrekey(bob)
+	if k.KeyID == 1 || k.KeyID == 2 || !time.Now().Add(-time.Minute).Before(k.Created) {
+		t.Fatalf("published key %d created %v, want a new one", k.KeyID, k.Created)
+	}
+	if _, err := c.mailbox.Deposit(ctx, ports.SessionInfo{Identity: alice.me.Identity}, bob.me.Name(), blob, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob opens mail sealed to his previous key", func() bool {
+		for _, m := range bob.history(alice) {
+			if m.Body() == "sealed to last week's key" {
+				return true
+			}
+		}
+		return false
+	})
+	keys, _ := bob.mailKeys.MailKeys(ctx)
+	var ids []uint32
+	for _, mk := range keys {
+		ids = append(ids, mk.Prekey.KeyID)
+	}
+	if len(ids) != 2 || ids[0] != 2 || ids[1] != k.KeyID {
+		t.Fatalf("bob keeps keys %v, want the usable old one (2) and the new one (%d), the dead one deleted", ids, k.KeyID)
+	}
+}

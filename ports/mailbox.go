@@ -58,6 +58,23 @@ func (q MailQuota) Admits(box []Mail, m Mail) error {
 	return nil
 }
 
+// Unexpired returns copies (blobs included) of the mail of box, in its
+// order, that has not expired at now, at most limit (0: all). For
+// MailboxStore implementations.
+func Unexpired(box []Mail, now time.Time, limit int) []Mail {
+	var out []Mail
+	for _, m := range box {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		if m.Expires.After(now) {
+			m.Blob = append([]byte(nil), m.Blob...)
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // MailboxStore keeps parked mail durably (a registry restart loses none).
 // The embedded file store is the default; the Redis store shares it between
 // registry nodes.

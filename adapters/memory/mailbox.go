@@ -52,16 +52,7 @@ func (s *MailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQuota)
 func (s *MailboxStore) List(ctx context.Context, to domain.Username, now time.Time, limit int) ([]ports.Mail, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []ports.Mail
-	for _, m := range s.boxes[to.Key()] {
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		if m.Expires.After(now) {
-			out = append(out, cloneMail(m))
-		}
-	}
-	return out, nil
+	return ports.Unexpired(s.boxes[to.Key()], now, limit), nil
 }
 
 // Delete removes to's mail with the given IDs.

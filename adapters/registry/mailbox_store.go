@@ -298,17 +298,7 @@ func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQu
 func (s *FileMailboxStore) List(ctx context.Context, to domain.Username, now time.Time, limit int) ([]ports.Mail, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []ports.Mail
-	for _, m := range s.boxes[to.Key()] {
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		if m.Expires.After(now) {
-			m.Blob = slices.Clone(m.Blob)
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	return ports.Unexpired(s.boxes[to.Key()], now, limit), nil
 }
 
 // Delete removes to's mail with the given IDs, durably.

@@ -98,6 +98,7 @@ bench: bench-registry bench-messaging bench-storage bench-files bench-relay benc
 bench-registry:
 	$(GO) test -run '^$$' -bench 'Lookup|Register' -benchtime 3s ./adapters/registry/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
+	$(GO) test -run '^$$' -bench Mailbox -benchtime 3s ./adapters/registry/
 
 ## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence
 .PHONY: bench-messaging

@@ -50,6 +50,7 @@ type SendMessage struct {
 	events  ports.EventSink
 	backoff Backoff
 	reach   *reachability
+	mail    *mailDelivery // nil: no offline delivery
 
 	stampMu sync.Mutex
 	last    time.Time // SentAt of our newest message: stamps strictly increase
@@ -408,9 +409,10 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 		return true, false
 	case err != nil:
 		slog.Debug("outbox waits", "peer", q.name.String(), "err", err)
+		s.offline(ctx, q, pending, err, false)
 		return false, false
 	}
-	for _, m := range pending {
+	for i, m := range pending {
 		now := time.Now()
 		s.mu.Lock()
 		a, written := s.awaiting[m.ID()]
@@ -435,9 +437,11 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			if ctx.Err() == nil {
 				s.reach.failed(peer, err)
 			}
+			s.offline(ctx, q, pending[i:], err, true)
 			return false, false
 		}
 		s.reach.reached(peer)
+		s.reachedPeer(q.name)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
 			s.queueState(ctx, stateChange{id: m.ID(), peer: q.name, state: domain.MessageSent})
 		}
@@ -692,6 +696,14 @@ func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id do
 	}
 	s.mu.Unlock()
 	if !ok || !a.peer.Equal(from) {
+		if s.mail != nil {
+			// Written before a restart, or parked in the peer's mailbox:
+			// it counts if it is ours to from in the outbox.
+			if err := s.mailAck(ctx, from, ports.KindDelivered, id); err != nil {
+				slog.Debug("acknowledgement not applied", "peer", from.String(), "id", id.String(), "err", err)
+			}
+			return
+		}
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}

@@ -28,6 +28,7 @@ type TransferFile struct {
 	book    *transferBook
 	verify  *VerifyContact
 	backoff Backoff
+	mail    *mailDelivery // nil: offers to offline peers wait for them
 
 	mu      sync.Mutex
 	runCtx  context.Context
@@ -154,6 +155,9 @@ func (h *TransferFile) hashFile(ctx context.Context, path, rel string) (int64, [
 func (h *TransferFile) sendOffer(ctx context.Context, t domain.Transfer) error {
 	peer, err := h.verify.PeerForSend(ctx, t.Peer())
 	if err != nil {
+		if h.mail != nil && errors.Is(err, domain.ErrPeerOffline) {
+			h.mail.parkOffer(ctx, t) // the offer waits in the peer's mailbox; the data flows once both are online
+		}
 		return err
 	}
 	return sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()})

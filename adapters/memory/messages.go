@@ -204,10 +204,10 @@ func (s *MessageStore) MarkStates(ctx context.Context, marks []ports.StateMark) 
 }
 
 func inOutbox(m domain.Message) bool {
-	return m.Direction() == domain.Outgoing && (m.State() == domain.MessageQueued || m.State() == domain.MessageSent)
+	return m.IsPending()
 }
 
-// Outbox lists our queued or sent messages to peer, oldest first.
+// Outbox lists our queued, sent or stored messages to peer, oldest first.
 func (s *MessageStore) Outbox(ctx context.Context, peer domain.Username) ([]domain.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

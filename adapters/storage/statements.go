@@ -156,10 +156,10 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		rs.all = append(rs.all, st)
 	}
 	prep(&rs.outbox, "SELECT "+messageColumns+` FROM messages m
-		WHERE m.peer_key = ? AND m.dir = 'out' AND m.state IN ('queued', 'sent')
+		WHERE m.peer_key = ? AND m.dir = 'out' AND m.state IN ('queued', 'sent', 'stored')
 		ORDER BY m.sent_sec, m.sent_nsec, m.seq LIMIT ?`)
 	prep(&rs.outboxPeers, `SELECT MIN(recipient) FROM messages
-		WHERE dir = 'out' AND state IN ('queued', 'sent') GROUP BY peer_key ORDER BY peer_key`)
+		WHERE dir = 'out' AND state IN ('queued', 'sent', 'stored') GROUP BY peer_key ORDER BY peer_key`)
 	prep(&rs.historyLatest, "SELECT "+messageColumns+` FROM messages m
 		WHERE m.peer_key = ?
 		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)

@@ -101,3 +101,7 @@ var (
 	StartPionTURN   = startPionTURN
 	TestRelayServer = relayServer
 )
+
+// RefusedSends is how many datagrams the system refused to send and the
+// transport counted as lost.
+func RefusedSends(t *Transport) int64 { return t.refused.Count() }

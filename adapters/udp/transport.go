@@ -83,6 +83,7 @@ type Transport struct {
 	relay    relayState
 	diag     diagnostics
 	drops    dropCounter
+	refused  sendRefusals // datagrams the system refused to send (sendloss.go)
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport
@@ -136,7 +137,8 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	t.punch.init()
 	// quic-go raises the socket buffers itself (SO_RCVBUF/SO_SNDBUF, with
 	// the FORCE variants when privileged) and logs when it cannot.
-	t.qt = &quic.Transport{Conn: udp}
+	t.refused.log = t.log
+	t.qt = &quic.Transport{Conn: lossyUDPConn{udp, &t.refused}}
 	// quic-go drops non-QUIC packets until ReadNonQUICPacket was called
 	// once: arm it before anything is sent from the socket.
 	armed, arm := context.WithCancel(context.Background())

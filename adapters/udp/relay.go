@@ -280,13 +280,8 @@ type relayConn struct {
 
 func (c relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n, err := c.PacketConn.WriteTo(b, addr)
-	if err != nil && refusedSend(err) {
-		_, err = c.refused.absorb(n, err)
-		return len(b), err
-	}
-	return n, err
+	return c.refused.absorb(b, n, err)
 }
-
 
 func (relayConn) SetReadBuffer(int) error  { return nil }
 func (relayConn) SetWriteBuffer(int) error { return nil }

@@ -33,15 +33,16 @@ type sendRefusals struct {
 	log *slog.Logger
 }
 
-// absorb turns a refused send of n bytes into a lost one.
-func (r *sendRefusals) absorb(n int, err error) (int, error) {
+// absorb turns a refused send of b into a lost one: it reports b sent.
+// Other outcomes pass through.
+func (r *sendRefusals) absorb(b []byte, n int, err error) (int, error) {
 	if err == nil || !refusedSend(err) {
 		return n, err
 	}
 	if r.n.Add(1) == 1 && r.log != nil {
 		r.log.Info("the system refused to send a datagram (a local firewall?); treating refused sends as packet loss", "err", err)
 	}
-	return n, nil
+	return len(b), nil
 }
 
 // Count is how many sends were refused so far.
@@ -59,17 +60,13 @@ type lossyUDPConn struct {
 func (c lossyUDPConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (int, int, error) {
 	n, oobn, err := c.UDPConn.WriteMsgUDP(b, oob, addr)
 	if err != nil && refusedSend(err) {
-		_, err = c.refused.absorb(n, err)
-		return len(b), len(oob), err
+		n, err = c.refused.absorb(b, n, err)
+		oobn = len(oob)
 	}
 	return n, oobn, err
 }
 
 func (c lossyUDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n, err := c.UDPConn.WriteTo(b, addr)
-	if err != nil && refusedSend(err) {
-		_, err = c.refused.absorb(n, err)
-		return len(b), err
-	}
-	return n, err
+	return c.refused.absorb(b, n, err)
 }

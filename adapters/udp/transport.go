@@ -70,6 +70,7 @@ type Transport struct {
 	serving  sync.Mutex // held while Serve runs: one Serve at a time
 	files    fileServer
 	active   activeStreams
+	sent     sentStates // hash states of interrupted sends, for their resume
 	perPeer  peerCounts // incoming connections by the peer's key
 	links    chan *pathConn
 	linkCnt  peerCounts // open incoming link streams by the peer's key

@@ -222,32 +222,59 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 	return nil
 }
 
-// copyData streams src[start:size] through one fixed buffer, hashing what
-// it reads into h. Every write pushes the stall deadline forward.
+// copyData streams src[start:size], hashing what it reads into h. A
+// reader goroutine reads and hashes the next buffer while this one is
+// written to the stream (two buffers), so hashing costs no time of its own
+// when two cores are free. Every write pushes the stall deadline forward.
 func (t *Transport) copyData(str *quic.Stream, src ports.FileSource, start, size int64, h *domain.FileHasher) error {
-	buf := make([]byte, t.cfg.BufferSize)
-	for off := start; off < size; {
-		n := int64(len(buf))
-		if size-off < n {
-			n = size - off
-		}
-		got, err := src.ReadAt(buf[:n], off)
-		if int64(got) < n {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	free, full := make(chan []byte, 2), make(chan chunk, 3) // full: room for both buffers and an error, so the reader never blocks on it
+	free <- make([]byte, t.cfg.BufferSize)
+	free <- make([]byte, t.cfg.BufferSize)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		for off := start; off < size; {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
 			}
+			n := min(int64(len(buf)), size-off)
+			got, err := src.ReadAt(buf[:n], off)
+			if int64(got) < n {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				full <- chunk{err: fmt.Errorf("read source at %d: %w", off, err)}
+				return
+			}
+			h.Write(buf[:n])
+			full <- chunk{b: buf[:n]}
+			off += n
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for c := range full {
+		if c.err != nil {
 			str.CancelWrite(codeCancelled)
 			str.CancelRead(codeCancelled)
-			return fmt.Errorf("read source at %d: %w", off, err)
+			return c.err
 		}
-		h.Write(buf[:n])
 		if err := str.SetWriteDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
 			return err
 		}
-		if _, err := str.Write(buf[:n]); err != nil {
+		if _, err := str.Write(c.b); err != nil {
 			return err
 		}
-		off += n
+		free <- c.b[:cap(c.b)]
 	}
 	return nil
 }

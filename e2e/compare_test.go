@@ -2,15 +2,17 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/binary"
 	"flag"
 	"fmt"
+	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -47,7 +49,11 @@ func TestCompare(t *testing.T) {
 	size := int64(*compareMiB) << 20
 	base := t.TempDir()
 	src := filepath.Join(base, "random.bin")
-	writeRandomFile(t, src, int(size))
+	// Streamed, not held: a child's peak RSS as the kernel counts it
+	// starts at this process's.
+	if err := streamRandomFile(src, size); err != nil {
+		t.Fatal(err)
+	}
 	want, err := fileSHA256(src)
 	if err != nil {
 		t.Fatal(err)
@@ -151,29 +157,72 @@ func firstTool(names ...string) string {
 	return ""
 }
 
-// usage is what a finished process cost.
-func usage(ps *os.ProcessState) (cpu time.Duration, rss int64) {
+// streamRandomFile writes size random bytes to path through a small buffer.
+func streamRandomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
+	if _, err := io.CopyN(f, mrand.NewChaCha8(seed), size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuOf is the CPU time a finished process used.
+func cpuOf(ps *os.ProcessState) time.Duration {
 	if ps == nil {
-		return 0, 0
+		return 0
 	}
-	cpu = ps.UserTime() + ps.SystemTime()
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss << 10 // KiB on Linux
-	}
-	return cpu, rss
+	return ps.UserTime() + ps.SystemTime()
+}
+
+// peakRSS follows a running process's VmHWM in /proc until stop is closed
+// and returns the last value read, in bytes. (The rusage of a finished
+// child is no use: Linux counts in it the RSS of the parent it was forked
+// from.)
+func peakRSS(pid int, stop <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var last int64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						var kb int64
+						if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb); err == nil && kb<<10 > last {
+							last = kb << 10
+						}
+					}
+				}
+			}
+			select {
+			case <-stop:
+				out <- last
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
 }
 
 // pair starts the sender and then the receiver, timing from the sender's
 // start to both exits.
-func pair(ctx context.Context, send, recv *exec.Cmd) (toolRun, error) {
+func pair(ctx context.Context, send, recv *exec.Cmd, ready string) (toolRun, error) {
 	var recvOut syncBuffer
 	recv.Stdout, recv.Stderr = &recvOut, &recvOut
-	return both(ctx, send, recv, &recvOut, func() error { return recv.Start() })
+	return both(ctx, send, recv, &recvOut, ready)
 }
 
-// both starts the sender, then startRecv (for a receiver not started
-// yet), and waits for both.
-func both(ctx context.Context, send, recv *exec.Cmd, recvOut *syncBuffer, startRecv func() error) (toolRun, error) {
+// both starts the sender and, unless the receiver runs already (ready
+// ""), the receiver once the sender printed ready; then waits for both.
+func both(ctx context.Context, send, recv *exec.Cmd, recvOut *syncBuffer, ready string) (toolRun, error) {
 	var sendOut syncBuffer
 	send.Stdout, send.Stderr = &sendOut, &sendOut
 	kill := func(c *exec.Cmd) {
@@ -187,13 +236,31 @@ func both(ctx context.Context, send, recv *exec.Cmd, recvOut *syncBuffer, startR
 		kill(recv)
 		return toolRun{}, err
 	}
-	if err := startRecv(); err != nil {
-		kill(send)
-		return toolRun{}, err
-	}
+	sendDone, recvDone := make(chan struct{}), make(chan struct{})
+	sendRSS := peakRSS(send.Process.Pid, sendDone)
 	errs := make(chan error, 2)
-	go func() { errs <- send.Wait() }()
-	go func() { errs <- recv.Wait() }()
+	go func() { err := send.Wait(); close(sendDone); errs <- err }()
+	if ready != "" {
+		for deadline := time.Now().Add(5 * time.Minute); !strings.Contains(sendOut.String(), ready); {
+			exited := false
+			select {
+			case <-sendDone:
+				exited = true
+			default:
+			}
+			if exited || time.Now().After(deadline) {
+				kill(send)
+				return toolRun{}, fmt.Errorf("the sender never said %q:\n%s", ready, sendOut.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := recv.Start(); err != nil {
+			kill(send)
+			return toolRun{}, err
+		}
+	}
+	recvRSS := peakRSS(recv.Process.Pid, recvDone)
+	go func() { err := recv.Wait(); close(recvDone); errs <- err }()
 	stop := context.AfterFunc(ctx, func() { _ = send.Process.Kill(); _ = recv.Process.Kill() })
 	defer stop()
 	var first error
@@ -206,10 +273,8 @@ func both(ctx context.Context, send, recv *exec.Cmd, recvOut *syncBuffer, startR
 	if first != nil {
 		return toolRun{}, fmt.Errorf("%w\nsender:\n%s\nreceiver:\n%s", first, sendOut.String(), recvOut.String())
 	}
-	r := toolRun{took: took}
-	r.cpuSend, r.rssSend = usage(send.ProcessState)
-	r.cpuRecv, r.rssRecv = usage(recv.ProcessState)
-	return r, nil
+	return toolRun{took: took, cpuSend: cpuOf(send.ProcessState), cpuRecv: cpuOf(recv.ProcessState),
+		rssSend: <-sendRSS, rssRecv: <-recvRSS}, nil
 }
 
 // chatxTool: chatx send / chatx receive --yes through a local registry,
@@ -240,7 +305,7 @@ func chatxTool(t *testing.T) compareTool {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		return both(ctx, send, recv, &recvOut, func() error { return nil })
+		return both(ctx, send, recv, &recvOut, "")
 	}}
 }
 
@@ -306,12 +371,14 @@ func crocTool(t *testing.T, croc string) compareTool {
 	return compareTool{name: "croc (relay, no compression)", run: func(ctx context.Context, t *testing.T, src, to string) (toolRun, error) {
 		n++
 		code := fmt.Sprintf("chatx-compare-%d-%d", os.Getpid(), n)
-		// croc v10 takes a chosen code only from CROC_SECRET on Unix.
-		send := exec.Command(croc, "--relay", relay, "--no-compress", "--yes", "--quiet", "send", "--no-local", src)
+		// croc v10 takes a chosen code only from CROC_SECRET on Unix. It
+		// hashes the file first, then joins the relay and prints the code;
+		// a receiver that comes first would take the sender's role.
+		send := exec.Command(croc, "--relay", relay, "--no-compress", "--yes", "send", "--no-local", src)
 		recv := exec.Command(croc, "--relay", relay, "--no-compress", "--yes", "--quiet", "--overwrite", "--out", to)
 		send.Env = append(os.Environ(), "CROC_SECRET="+code)
 		recv.Env = send.Env
-		return pair(ctx, send, recv)
+		return pair(ctx, send, recv, "Code is")
 	}}
 }
 
@@ -331,7 +398,7 @@ func wormholeTool(t *testing.T, wormhole, twist string) compareTool {
 		send := exec.Command(wormhole, append(append([]string(nil), args...), "send", "--hide-progress", "--code", code, src)...)
 		recv := exec.Command(wormhole, append(append([]string(nil), args...), "receive", "--hide-progress", "--accept-file",
 			"--output-file", filepath.Join(to, filepath.Base(src)), code)...)
-		return pair(ctx, send, recv)
+		return pair(ctx, send, recv, "Wormhole code is")
 	}}
 }
 

@@ -135,6 +135,10 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 	switch {
 	case t.Direction() != domain.Incoming || !t.Peer().Equal(from.Name()):
 		return nil, fmt.Errorf("%w: transfer %s is not from %s", domain.ErrNotFound, id.Short(), from.Name())
+	case t.State() == domain.TransferCompleted && index >= 0 && index < len(t.Manifest().Files):
+		// Every file was verified and committed; the sender did not hear
+		// the last word. Tell it so rather than refuse.
+		return doneFile{entry: t.Manifest().Files[index]}, nil
 	case t.State() != domain.TransferAccepted && t.State() != domain.TransferInProgress && t.State() != domain.TransferInterrupted:
 		return nil, fmt.Errorf("transfer %s is %s, not accepted", id.Short(), t.State())
 	case index < 0 || index >= len(t.Manifest().Files):

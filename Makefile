@@ -118,6 +118,11 @@ bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
+## bench-compare: chatx beside croc and magic-wormhole, 1 GiB over loopback, 4 interleaved rounds, medians (installs croc v10.7.0 unless CROC=PATH, and magic-wormhole when root; never part of make test)
+.PHONY: bench-compare
+bench-compare:
+	GO="$(GO)" bash bench/compare.sh
+
 ## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root)
 .PHONY: bench-reach
 bench-reach:

@@ -324,6 +324,7 @@ func freePort(t *testing.T) string {
 func daemon(t *testing.T, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
+	cmd.Dir = t.TempDir() // twistd daemons write their state (transit relay: relay.sqlite, twistd.pid) to the working directory
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

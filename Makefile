@@ -100,12 +100,12 @@ bench-registry:
 	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
 	$(GO) test -run '^$$' -bench Mailbox -benchtime 3s ./adapters/registry/
 
-## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence
+## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence, and sends/s over JSON-RPC
 .PHONY: bench-messaging
 bench-messaging:
 	$(GO) test -run '^$$' -bench Pipelined -benchtime 200000x ./adapters/tcp/
 	$(GO) test -run '^$$' -bench SendToDelivered -benchtime 3000x ./adapters/tcp/
-	$(GO) test -run '^$$' -bench Messaging -benchtime 1x -timeout 20m ./bench/
+	$(GO) test -run '^$$' -bench 'Messaging|JSONRPCSend' -benchtime 1x -timeout 20m ./bench/
 
 ## bench-storage: durable writes/s of the SQLite store, serial and with concurrent callers
 .PHONY: bench-storage

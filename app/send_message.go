@@ -477,10 +477,12 @@ func stateRank(st domain.MessageState) int {
 	switch st {
 	case domain.MessageSent:
 		return 1
-	case domain.MessageDelivered:
+	case domain.MessageStored: // parked in the peer's mailbox (a lost mark re-deposits; the peer deduplicates)
 		return 2
-	case domain.MessageRead:
+	case domain.MessageDelivered:
 		return 3
+	case domain.MessageRead:
+		return 4
 	}
 	return 0
 }

@@ -49,6 +49,8 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		wire.Bind(new(ports.TrustStore), new(*storage.Contacts)),
 		storage.NewTransfers,
 		wire.Bind(new(ports.TransferStore), new(*storage.Transfers)),
+		storage.NewQuarantine,
+		wire.Bind(new(ports.QuarantineStore), new(*storage.Quarantine)),
 		files.ProviderSet,
 		system.ProviderSet,
 	)
@@ -99,6 +101,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		wire.Bind(new(ports.TrustStore), new(*memory.TrustStore)),
 		memory.NewTransferStore,
 		wire.Bind(new(ports.TransferStore), new(*memory.TransferStore)),
+		memory.NewQuarantineStore,
+		wire.Bind(new(ports.QuarantineStore), new(*memory.QuarantineStore)),
 		memory.NewLocalFiles,
 		wire.Bind(new(ports.LocalFiles), new(*memory.LocalFiles)),
 		memory.NewDownloads,

@@ -63,6 +63,7 @@ type node struct {
 	me        domain.LocalIdentity
 	messages  *memory.MessageStore
 	trust     *memory.TrustStore
+	requests  *memory.QuarantineStore
 	transfers *memory.TransferStore
 	local     *memory.LocalFiles
 	downloads *memory.Downloads
@@ -86,9 +87,11 @@ func (c *cluster) newNode(name string) *node {
 
 func (c *cluster) nodeFor(me domain.LocalIdentity) *node {
 	n := &node{c: c, me: me, messages: memory.NewMessageStore(), trust: memory.NewTrustStore(),
-		transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
+		requests: memory.NewQuarantineStore(), transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
 		events: memory.NewEventRecorder(),
-		opts:   app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}}}
+		// The tests of other use-cases talk between strangers: they accept
+		// from anyone (the contacts tests turn it off).
+		opts: app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}, AcceptFromAnyone: true}}
 	c.t.Cleanup(n.stop)
 	return n
 }
@@ -128,7 +131,7 @@ func (n *node) start() error {
 	if pv, err = app.NewPeerVerifier(n.trust, composed, clock, bus); err != nil {
 		t.Fatal(err)
 	}
-	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
+	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.requests, n.transfers,
 		n.local, n.downloads, clock, bus, n.opts)
 	if err != nil {
 		t.Fatal(err)

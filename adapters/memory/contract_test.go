@@ -31,3 +31,11 @@ func TestAccountStoreContract(t *testing.T) {
 func TestPresenceStoreContract(t *testing.T) {
 	contract.PresenceStore(t, func(*testing.T) ports.PresenceStore { return memory.NewPresenceStore() })
 }
+
+func TestContactRelationsContract(t *testing.T) {
+	contract.ContactRelations(t, func(*testing.T) ports.TrustStore { return memory.NewTrustStore() })
+}
+
+func TestQuarantineStoreContract(t *testing.T) {
+	contract.QuarantineStore(t, func(*testing.T) ports.QuarantineStore { return memory.NewQuarantineStore() })
+}

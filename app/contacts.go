@@ -18,8 +18,9 @@ import (
 // bots that serve the public). Quotas still apply (the contacts' ones).
 type AcceptFromAnyone bool
 
-// ErrBlocked: the peer is blocked (unblock it first).
-var ErrBlocked = errors.New("peer is blocked")
+// ErrBlocked: the peer is blocked (unblock it first). It is
+// domain.ErrBlocked, named here for the use-case's callers.
+var ErrBlocked = domain.ErrBlocked
 
 // quarantineRetry is the retry-after told to a stranger whose requests are
 // full: by then the user may have accepted (its next try then gets in).

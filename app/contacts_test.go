@@ -262,4 +262,3 @@ func TestContactsQuarantineSurvivesARestart(t *testing.T) {
 		t.Fatalf("requests after a restart: %+v (%v)", r, err)
 	}
 }
-

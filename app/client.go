@@ -181,6 +181,7 @@ func (c *Client) Run(ctx context.Context) error {
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
+		goRun("contacts' presence", func(ctx context.Context) error { c.pollContacts(ctx); return nil })
 		goRun("handshakes", func(ctx context.Context) error { c.runHandshakes(ctx); return nil })
 		<-ctx.Done()
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)

@@ -141,6 +141,23 @@ func (h *hostile) HandleEnvelope(_ context.Context, _ domain.Identity, env ports
 	return nil
 }
 
+// send writes env, dialling again when the link dropped (as any sender
+// that wants to get through would).
+func (h *hostile) send(ctx context.Context, to domain.Peer, env ports.Envelope) error {
+	var err error
+	for range 50 {
+		if err = h.link.Send(ctx, to, env); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 func startHostile(t *testing.T, ctx context.Context, name string, url registry.RegistryURL) *hostile {
 	t.Helper()
 	h := &hostile{me: localIdentity(t, name)}
@@ -198,7 +215,7 @@ func TestStrangersFloodLeavesTheProfileWithinTheCaps(t *testing.T) {
 			}
 			for j := range messages {
 				env := ports.Envelope{Kind: ports.KindChat, MessageID: domain.NewMessageID(), SentAt: time.Now(), Body: fmt.Sprintf("%08d", j) + text}
-				if err := h.link.Send(ctx, target, env); err != nil {
+				if err := h.send(ctx, target, env); err != nil {
 					t.Errorf("%s: chat %d: %v", h.me.Name(), j, err)
 					return
 				}
@@ -208,7 +225,7 @@ func TestStrangersFloodLeavesTheProfileWithinTheCaps(t *testing.T) {
 						fs = append(fs, domain.FileEntry{Path: fmt.Sprintf("dir/%0100d.bin", k), Size: 1 << 40})
 					}
 					offer := ports.Envelope{Kind: ports.KindOffer, TransferID: domain.NewTransferID(), Manifest: domain.Manifest{Name: "dir", Files: fs}}
-					if err := h.link.Send(ctx, target, offer); err != nil {
+					if err := h.send(ctx, target, offer); err != nil {
 						t.Errorf("%s: offer: %v", h.me.Name(), err)
 						return
 					}

@@ -289,9 +289,12 @@ type router struct{ c *Client }
 
 func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env ports.Envelope) error {
 	c := r.c
-	switch env.Kind {
-	case ports.KindChat, ports.KindOffer:
-		// Who may reach us, and how much: requests, blocks, quotas.
+	// Who may reach us, and how much: blocks, requests, quotas
+	// (contacts.go). A link opened before a block still delivers: drop.
+	if c.contacts.blocked(ctx, from.Name()) {
+		return nil
+	}
+	if env.Kind == ports.KindChat || env.Kind == ports.KindOffer {
 		if pass, err := c.contacts.screen(ctx, from, env); !pass {
 			return err
 		}

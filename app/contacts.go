@@ -91,6 +91,13 @@ func (mc *ManageContacts) remember(name domain.Username, r domain.Relation) {
 	mc.mu.Unlock()
 }
 
+// blocked reports whether name is blocked (an error reads as not blocked:
+// screen looks again).
+func (mc *ManageContacts) blocked(ctx context.Context, name domain.Username) bool {
+	r, err := mc.relation(ctx, name)
+	return err == nil && r == domain.RelationBlocked
+}
+
 // setRelation stores and caches r for a pinned name, and tells the UIs.
 func (mc *ManageContacts) setRelation(ctx context.Context, name domain.Username, r domain.Relation) error {
 	if err := mc.trust.SetRelation(ctx, name, r); err != nil {

@@ -21,13 +21,19 @@ func (s *SendMessage) refused(from domain.Username, id domain.MessageID, why por
 		return
 	}
 	delete(s.awaiting, id) // written again after the pause
+	started := false
 	if q, ok := s.queues[from.Key()]; ok {
-		if until := time.Now().Add(retryAfter); until.After(q.pausedUntil) {
+		now := time.Now()
+		started = !q.pausedUntil.After(now)
+		if until := now.Add(retryAfter); until.After(q.pausedUntil) {
 			q.pausedUntil = until
 		}
 		q.full, q.fresh = true, nil
 	}
 	s.mu.Unlock()
+	if started {
+		s.events.Publish(ports.RefusedEvent{Peer: from, Reason: why, RetryAfter: retryAfter})
+	}
 	slog.Debug("peer refused a message: retrying later", "peer", from.String(), "id", id.String(),
 		"reason", why.String(), "retry_after", retryAfter)
 }

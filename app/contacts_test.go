@@ -243,6 +243,12 @@ func TestContactsOverTheRateLimitLosesNothing(t *testing.T) {
 	}
 	eventually(t, "every message delivered", func() bool { return delivered(t, bob, alice) == count })
 	checkConversation(t, bob, alice, want)
+	// bob was told to slow down (it is how nothing was lost).
+	if _, err := memory.WaitForEvent(bob.events, e2eTimeout, func(e ports.RefusedEvent) bool {
+		return e.Peer.Equal(alice.me.Name()) && e.Reason == ports.RefusedSlowDown && e.RetryAfter > 0
+	}); err != nil {
+		t.Fatalf("bob was never told to slow down: %v", err)
+	}
 }
 
 func TestContactsQuarantineSurvivesARestart(t *testing.T) {

@@ -96,5 +96,15 @@ type ContactEvent struct {
 	Status   domain.Status
 }
 
+// RefusedEvent: a peer refused our messages for a while (KindRefused):
+// they stay in the outbox and are written again after RetryAfter. Sent
+// once per pause, not per message.
+type RefusedEvent struct {
+	Peer       domain.Username
+	Reason     RefusalReason
+	RetryAfter time.Duration
+}
+
+func (RefusedEvent) isEvent() {}
 func (RequestEvent) isEvent() {}
 func (ContactEvent) isEvent() {}

@@ -55,6 +55,13 @@ type contactEventView struct {
 	StatusText string `json:"statusText"`
 }
 
+// refusedView is the refused notification.
+type refusedView struct {
+	Peer         string `json:"peer"`
+	Reason       string `json:"reason"`
+	RetryAfterMs int64  `json:"retryAfterMs"`
+}
+
 func viewRequest(r ports.RequestView) requestView {
 	q := r.Request
 	return requestView{Name: q.From.Name().String(), Fingerprint: q.From.Fingerprint().String(),

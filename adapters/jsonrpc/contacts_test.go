@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatx/chatx/adapters/jsonrpc"
 	"github.com/chatx/chatx/domain"
@@ -95,6 +96,14 @@ func TestContactErrorsAndNotifications(t *testing.T) {
 	}
 	if ce["name"] != "bob" || ce["relation"] != "contact" || ce["status"] != "away" || ce["statusText"] != "lunch" {
 		t.Errorf("contact notification %v", ce)
+	}
+	f.events <- ports.RefusedEvent{Peer: domain.MustUsername("bob"), Reason: ports.RefusedSlowDown, RetryAfter: 1500 * time.Millisecond}
+	var rf map[string]any
+	if err := json.Unmarshal(h.note("refused").Params, &rf); err != nil {
+		t.Fatal(err)
+	}
+	if rf["peer"] != "bob" || rf["reason"] != "slow-down" || rf["retryAfterMs"] != float64(1500) {
+		t.Errorf("refused notification %v", rf)
 	}
 }
 

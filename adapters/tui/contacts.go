@@ -314,3 +314,14 @@ func contactMarks(pv ports.PeerView) string {
 	}
 	return b.String()
 }
+
+// onRefused tells the user a peer asked us to wait: the messages stay
+// queued and go out by themselves.
+func (u *UI) onRefused(e ports.RefusedEvent) {
+	why := "asks to slow down"
+	if e.Reason == ports.RefusedOverQuota {
+		why = "is over its quota for you"
+	}
+	u.showNotice(fmt.Sprintf("%s %s: your messages wait and are sent again in %s",
+		escapeLine(e.Peer.String()), why, e.RetryAfter.Round(time.Second)))
+}

@@ -595,6 +595,8 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.onRequest(e)
 	case ports.ContactEvent:
 		u.onContactEvent(e)
+	case ports.RefusedEvent:
+		u.onRefused(e)
 	default:
 		u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
 	}

@@ -51,6 +51,12 @@ type ManageContacts struct {
 
 	mu        sync.Mutex
 	relations map[string]domain.Relation // cache of trust's relations, by name key
+
+	// holdMu orders holding a stranger's item against the user's
+	// decisions about strangers (accept, add, decline, block): an item is
+	// either held before the decision, and so released or dropped with
+	// the rest, or screened again after it.
+	holdMu sync.Mutex
 }
 
 func newManageContacts(me domain.LocalIdentity, trust ports.TrustStore, quarantine ports.QuarantineStore, messages ports.MessageStore,
@@ -137,7 +143,7 @@ func (mc *ManageContacts) screen(ctx context.Context, from domain.Identity, env 
 	if isContact {
 		return true, nil
 	}
-	return false, mc.hold(ctx, from, env)
+	return mc.hold(ctx, from, env)
 }
 
 // refuse answers a chat the quotas turned away (an offer is simply not
@@ -149,34 +155,45 @@ func (mc *ManageContacts) refuse(name domain.Username, env ports.Envelope, why p
 	}
 }
 
-// hold puts a stranger's chat or offer in the quarantine.
-func (mc *ManageContacts) hold(ctx context.Context, from domain.Identity, env ports.Envelope) error {
+// hold puts a stranger's chat or offer in the quarantine; pass when the
+// user decided about the sender meanwhile and it is now a contact.
+func (mc *ManageContacts) hold(ctx context.Context, from domain.Identity, env ports.Envelope) (pass bool, err error) {
 	name, now := from.Name(), mc.clock.Now()
+	mc.holdMu.Lock()
+	defer mc.holdMu.Unlock()
+	switch rel, err := mc.relation(ctx, name); {
+	case err != nil:
+		return false, err
+	case rel == domain.RelationContact:
+		return true, nil
+	case rel == domain.RelationBlocked:
+		return false, nil
+	}
 	var item domain.HeldItem
 	switch env.Kind {
 	case ports.KindChat:
 		m, err := domain.NewIncomingMessage(env.MessageID, name, mc.me.Name(), mc.receive.sentAt(env.SentAt), env.Body)
 		if err != nil {
-			return fmt.Errorf("message %s from %s: %w", env.MessageID, name, err)
+			return false, fmt.Errorf("message %s from %s: %w", env.MessageID, name, err)
 		}
 		item = domain.NewHeldChat(from, m, now)
 	case ports.KindOffer:
 		man, err := domain.NewManifest(env.Manifest.Name, env.Manifest.Files)
 		if err != nil {
-			return fmt.Errorf("offer %s from %s: %w", env.TransferID.Short(), name, err)
+			return false, fmt.Errorf("offer %s from %s: %w", env.TransferID.Short(), name, err)
 		}
 		item = domain.NewHeldOffer(from, env.TransferID, man, now)
 	default:
-		return fmt.Errorf("envelope kind %d from %s cannot be held", env.Kind, name)
+		return false, fmt.Errorf("envelope kind %d from %s cannot be held", env.Kind, name)
 	}
 	isNew, err := mc.quarantine.Hold(ctx, item, mc.limits)
 	if errors.Is(err, domain.ErrQuarantineFull) {
 		slog.Debug("message requests full: refused", "peer", name.String(), "err", err)
 		mc.refuse(name, env, ports.RefusedOverQuota, quarantineRetry)
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("hold from %s: %w", name, err)
+		return false, fmt.Errorf("hold from %s: %w", name, err)
 	}
 	// A held chat counts as delivered to its sender (like Signal's
 	// requests): otherwise it would write it again forever.
@@ -188,7 +205,7 @@ func (mc *ManageContacts) hold(ctx context.Context, from domain.Identity, env po
 			mc.events.Publish(ports.RequestEvent{Request: v})
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // requestView summarises what name has waiting.
@@ -238,6 +255,8 @@ func (mc *ManageContacts) Contacts(ctx context.Context) ([]domain.Contact, error
 // the transfers, in the order it arrived. A crash half-way is repaired by
 // accepting again (the history deduplicates by message ID).
 func (mc *ManageContacts) Accept(ctx context.Context, name domain.Username) error {
+	mc.holdMu.Lock()
+	defer mc.holdMu.Unlock()
 	c, err := mc.trust.Get(ctx, name)
 	if err != nil {
 		return fmt.Errorf("accept %s: %w", name, err)
@@ -292,6 +311,8 @@ func (mc *ManageContacts) release(ctx context.Context, id domain.Identity) error
 // Decline drops what name sent; it stays a stranger (its next message is a
 // request again).
 func (mc *ManageContacts) Decline(ctx context.Context, name domain.Username) error {
+	mc.holdMu.Lock()
+	defer mc.holdMu.Unlock()
 	n, err := mc.quarantine.Drop(ctx, name)
 	if err != nil {
 		return fmt.Errorf("decline %s: %w", name, err)
@@ -310,6 +331,8 @@ func (mc *ManageContacts) Block(ctx context.Context, name domain.Username) error
 	if name.Equal(mc.me.Name()) {
 		return fmt.Errorf("block %s: %w: that is you", name, domain.ErrUnknownPeer)
 	}
+	mc.holdMu.Lock()
+	defer mc.holdMu.Unlock()
 	if _, err := mc.trust.Get(ctx, name); errors.Is(err, domain.ErrNotFound) {
 		p, lerr := mc.verify.lookup(ctx, name)
 		if lerr != nil {
@@ -366,6 +389,8 @@ func (mc *ManageContacts) Add(ctx context.Context, name domain.Username) error {
 	if c.IsBlocked() {
 		return fmt.Errorf("%s: %w", name, ErrBlocked)
 	}
+	mc.holdMu.Lock()
+	defer mc.holdMu.Unlock()
 	if err := mc.setRelation(ctx, name, domain.RelationContact); err != nil {
 		return err
 	}

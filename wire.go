@@ -55,6 +55,8 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		seal.ProviderSet,
 		newMailbox,
 		wire.Struct(new(app.MailPorts), "*"),
+		storage.NewQuarantine,
+		wire.Bind(new(ports.QuarantineStore), new(*storage.Quarantine)),
 		files.ProviderSet,
 		system.ProviderSet,
 	)
@@ -112,6 +114,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		wire.Bind(new(ports.TrustStore), new(*memory.TrustStore)),
 		memory.NewTransferStore,
 		wire.Bind(new(ports.TransferStore), new(*memory.TransferStore)),
+		memory.NewQuarantineStore,
+		wire.Bind(new(ports.QuarantineStore), new(*memory.QuarantineStore)),
 		memory.NewLocalFiles,
 		wire.Bind(new(ports.LocalFiles), new(*memory.LocalFiles)),
 		memory.NewDownloads,

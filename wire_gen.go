@@ -75,6 +75,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	quarantine := storage.NewQuarantine(store)
 	transfers := storage.NewTransfers(store)
 	localFiles := files.NewLocalFiles()
 	downloadDir := cfg.Downloads
@@ -96,7 +97,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		Keys:   mailKeys,
 	}
 	options := cfg.Options
-	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, mailPorts, options)
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, quarantine, transfers, localFiles, downloads, clock, bus, mailPorts, options)
 	if err != nil {
 		cleanup6()
 		cleanup5()
@@ -226,11 +227,12 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 	link := memory.NewLink(host)
 	fileTransport := memory.NewFileTransport(host)
 	messageStore := memory.NewMessageStore()
+	quarantineStore := memory.NewQuarantineStore()
 	transferStore := memory.NewTransferStore()
 	localFiles := memory.NewLocalFiles()
 	downloads := memory.NewDownloads()
 	mailPorts := _wireMailPortsValue
-	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, clock, bus, mailPorts, opts)
+	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, quarantineStore, transferStore, localFiles, downloads, clock, bus, mailPorts, opts)
 	if err != nil {
 		cleanup2()
 		cleanup()

@@ -49,7 +49,7 @@ func TestMemoryInjectorChats(t *testing.T) {
 	network := memory.NewNetwork()
 
 	start := func(name string) *app.Client {
-		c, cleanup, err := chatx.InitMemoryClient(network, reg, localIdentity(t, name), memory.DirectoryConfig{}, app.Options{})
+		c, cleanup, err := chatx.InitMemoryClient(network, reg, localIdentity(t, name), memory.DirectoryConfig{}, app.Options{AcceptFromAnyone: true}) // strangers: no requests
 		if err != nil {
 			t.Fatal(err)
 		}

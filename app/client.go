@@ -29,6 +29,14 @@ type Options struct {
 	Retry Backoff
 	// Mail tunes offline delivery through the registry's mailbox.
 	Mail MailOptions
+	// AcceptFromAnyone treats every peer as a contact (no requests).
+	AcceptFromAnyone AcceptFromAnyone
+	// Quarantine caps the message requests (zero fields:
+	// domain.DefaultQuarantineLimits).
+	Quarantine domain.QuarantineLimits
+	// ContactQuota and StrangerQuota limit what one peer may make us
+	// store (zero fields: DefaultContactQuota, DefaultStrangerQuota).
+	ContactQuota, StrangerQuota Quota
 }
 
 // choreQueueSize bounds the background work peers can queue (answers to
@@ -61,6 +69,8 @@ type Client struct {
 	cancel       *CancelTransfer
 	search       *SearchHistory
 	mail         *mailDelivery // nil: no offline delivery
+	contacts     *ManageContacts
+	status       *presenceStatus
 
 	running atomic.Bool
 	chores  chan func(context.Context)
@@ -70,7 +80,7 @@ var _ ports.Client = (*Client)(nil)
 
 // NewClient composes a client from its ports.
 func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageLink, files ports.FileTransport,
-	messages ports.MessageStore, trust ports.TrustStore, transfers ports.TransferStore, local ports.LocalFiles,
+	messages ports.MessageStore, trust ports.TrustStore, quarantine ports.QuarantineStore, transfers ports.TransferStore, local ports.LocalFiles,
 	downloads ports.Downloads, clock ports.Clock, bus *Bus, mail MailPorts, opts Options) (*Client, error) {
 	if bus == nil {
 		return nil, errNilPort("event bus")
@@ -111,6 +121,11 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	if c.search, err = NewSearchHistory(messages); err != nil {
 		return nil, err
 	}
+	if c.contacts, err = newManageContacts(me, trust, quarantine, messages, c.verify, c.receive, clock, bus, opts); err != nil {
+		return nil, err
+	}
+	c.contacts.offer = c.offered
+	c.status = newPresenceStatus()
 	// One book for every transfer use-case, so their changes never overlap.
 	book := c.transferFile.book
 	c.receiveFile.book, c.accept.book, c.decline.book, c.cancel.book = book, book, book, book
@@ -124,6 +139,7 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 		c.send.mail, c.receive.mail, c.transferFile.mail = c.mail, c.mail, c.mail
 	}
 	c.verify.onAccepted = func(name domain.Username) {
+		c.contacts.forget(name)
 		c.send.Flush(name)
 		c.chore(func(ctx context.Context) { c.transferFile.PeerOnline(ctx, name) })
 	}
@@ -177,6 +193,7 @@ func (c *Client) Run(ctx context.Context) error {
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
+		goRun("contacts' presence", func(ctx context.Context) error { c.pollContacts(ctx); return nil })
 		goRun("handshakes", func(ctx context.Context) error { c.runHandshakes(ctx); return nil })
 		if c.mail != nil {
 			goRun("mailbox", func(ctx context.Context) error { c.mail.Run(ctx, c.opts.Retry); return nil })
@@ -256,6 +273,7 @@ func (c *Client) peerOnline(p domain.Peer) {
 	c.chore(func(ctx context.Context) {
 		c.accept.PeerOnline(ctx, name)
 		c.transferFile.PeerOnline(ctx, name)
+		c.tellStatus(ctx, name)
 	})
 }
 
@@ -286,6 +304,16 @@ type router struct{ c *Client }
 
 func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env ports.Envelope) error {
 	c := r.c
+	// Who may reach us, and how much: blocks, requests, quotas
+	// (contacts.go). A link opened before a block still delivers: drop.
+	if c.contacts.blocked(ctx, from.Name()) {
+		return nil
+	}
+	if env.Kind == ports.KindChat || env.Kind == ports.KindOffer {
+		if pass, err := c.contacts.screen(ctx, from, env); !pass {
+			return err
+		}
+	}
 	switch env.Kind {
 	case ports.KindChat, ports.KindDelivered, ports.KindRead, ports.KindTyping:
 		// Pipelined: a link delivers a peer's envelopes one at a time, and
@@ -296,46 +324,56 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 		}
 		return c.receive.Pipeline(ctx, ReceiveMessageInput{From: from, Envelope: env})
 	case ports.KindOffer:
-		t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
-		if err != nil {
-			if errors.Is(err, domain.ErrUnsafePath) || errors.Is(err, domain.ErrTooLarge) {
-				// Refused before it was stored: the sender still hears why.
-				id, reason := env.TransferID, err.Error()
-				c.chore(func(ctx context.Context) { c.decline.refuseUnstored(ctx, from.Name(), id, reason) })
-			}
-			return err
-		}
-		id := t.ID()
-		switch {
-		case isNew && bool(c.opts.AutoAccept):
-			c.chore(func(ctx context.Context) {
-				// Over the limit, accept declines by itself; over the free
-				// space, nobody is there to free some: decline, saying why.
-				err := c.accept.Handle(ctx, AcceptTransferInput{ID: id})
-				var space *noSpaceError
-				switch {
-				case errors.As(err, &space):
-					_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: space.reason()})
-				case err != nil && !errors.Is(err, domain.ErrTooLarge):
-					slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
-				}
-			})
-		case !isNew && t.State() == domain.TransferAccepted:
-			c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
-		case !isNew && t.State() == domain.TransferDeclined:
-			c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, t.Reason()) })
-		case !isNew && t.State() == domain.TransferCancelled:
-			c.chore(func(ctx context.Context) { c.cancel.tellPeer(ctx, t, "") })
-		}
-		return nil
+		return c.offered(ctx, from, env)
 	case ports.KindAccept:
 		return c.transferFile.Accepted(ctx, from, env.TransferID)
 	case ports.KindDecline:
 		return c.transferFile.Declined(ctx, from, env.TransferID, clampReason(env.Reason))
 	case ports.KindCancel:
 		return c.cancel.Cancelled(ctx, from, env.TransferID, clampReason(env.Reason))
+	case ports.KindRefused:
+		c.send.refused(from.Name(), env.MessageID, env.Refusal, env.RetryAfter)
+		return nil
+	case ports.KindStatus:
+		return c.statusReceived(ctx, from, env)
 	}
 	return fmt.Errorf("unknown envelope kind %d from %s", env.Kind, from.Name())
+}
+
+// offered takes a file offer from a contact (or a request being accepted).
+func (c *Client) offered(ctx context.Context, from domain.Identity, env ports.Envelope) error {
+	t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
+	if err != nil {
+		if errors.Is(err, domain.ErrUnsafePath) || errors.Is(err, domain.ErrTooLarge) {
+			// Refused before it was stored: the sender still hears why.
+			id, reason := env.TransferID, err.Error()
+			c.chore(func(ctx context.Context) { c.decline.refuseUnstored(ctx, from.Name(), id, reason) })
+		}
+		return err
+	}
+	id := t.ID()
+	switch {
+	case isNew && bool(c.opts.AutoAccept):
+		c.chore(func(ctx context.Context) {
+			// Over the limit, accept declines by itself; over the free
+			// space, nobody is there to free some: decline, saying why.
+			err := c.accept.Handle(ctx, AcceptTransferInput{ID: id})
+			var space *noSpaceError
+			switch {
+			case errors.As(err, &space):
+				_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: space.reason()})
+			case err != nil && !errors.Is(err, domain.ErrTooLarge):
+				slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
+			}
+		})
+	case !isNew && t.State() == domain.TransferAccepted:
+		c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
+	case !isNew && t.State() == domain.TransferDeclined:
+		c.chore(func(ctx context.Context) { c.decline.tellSender(ctx, t, t.Reason()) })
+	case !isNew && t.State() == domain.TransferCancelled:
+		c.chore(func(ctx context.Context) { c.cancel.tellPeer(ctx, t, "") })
+	}
+	return nil
 }
 
 // clampReason bounds a reason a peer sent before it is stored or shown.
@@ -367,12 +405,18 @@ func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	for i := range views {
 		views[i].Unread = c.receive.Unread(views[i].Peer.Name())
 		views[i].Path = c.link.Path(views[i].Peer.Identity)
+		if views[i].Contact {
+			views[i].Status = c.status.of(views[i].Peer.Name())
+		}
 	}
 	return views, nil
 }
 
-// Send queues text to a peer.
+// Send queues text to a peer; writing to someone makes them a contact.
 func (c *Client) Send(ctx context.Context, to domain.Username, text string) (domain.Message, error) {
+	if err := c.contacts.Add(ctx, to); err != nil {
+		return domain.Message{}, err
+	}
 	return c.send.Handle(ctx, SendMessageInput{To: to, Text: text})
 }
 
@@ -413,6 +457,9 @@ func (c *Client) Search(ctx context.Context, query string, limit int) ([]domain.
 
 // SendFile offers a file or folder to a peer.
 func (c *Client) SendFile(ctx context.Context, to domain.Username, path string) (domain.Transfer, error) {
+	if err := c.contacts.Add(ctx, to); err != nil {
+		return domain.Transfer{}, err
+	}
 	return c.transferFile.Handle(ctx, TransferFileInput{To: to, Path: path})
 }
 

@@ -124,8 +124,8 @@ func NewDiscoverPeers(me domain.LocalIdentity, dir ports.Directory, trust ports.
 	return &DiscoverPeers{me: me, dir: dir, trust: trust, verify: verify, events: events, backoff: backoff.orDefault()}, nil
 }
 
-// Handle lists peers: everyone seen online or pinned, online first, then by
-// name. Unread counts are the client's to fill in.
+// Handle lists peers: everyone seen online or pinned, contacts first, then
+// online first, then by name. Unread counts are the client's to fill in.
 func (d *DiscoverPeers) Handle(ctx context.Context, _ DiscoverPeersInput) ([]ports.PeerView, error) {
 	byKey := make(map[string]ports.PeerView)
 	for _, p := range d.verify.roster.list() {
@@ -145,6 +145,7 @@ func (d *DiscoverPeers) Handle(ctx context.Context, _ DiscoverPeersInput) ([]por
 			v = ports.PeerView{Peer: domain.Peer{Identity: c.Identity}}
 		}
 		v.Verified = c.Verified
+		v.Contact, v.Blocked, v.Nickname = c.IsContact(), c.IsBlocked(), c.Nickname
 		byKey[k] = v
 	}
 	out := make([]ports.PeerView, 0, len(byKey))
@@ -153,6 +154,12 @@ func (d *DiscoverPeers) Handle(ctx context.Context, _ DiscoverPeersInput) ([]por
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b ports.PeerView) int {
+		if a.Contact != b.Contact { // contacts first, then the directory
+			if a.Contact {
+				return -1
+			}
+			return 1
+		}
 		if a.Peer.Online != b.Peer.Online {
 			if a.Peer.Online {
 				return -1

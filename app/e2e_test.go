@@ -67,6 +67,7 @@ type node struct {
 	me        domain.LocalIdentity
 	messages  *memory.MessageStore
 	trust     *memory.TrustStore
+	requests  *memory.QuarantineStore
 	transfers *memory.TransferStore
 	local     *memory.LocalFiles
 	downloads *memory.Downloads
@@ -91,9 +92,11 @@ func (c *cluster) newNode(name string) *node {
 
 func (c *cluster) nodeFor(me domain.LocalIdentity) *node {
 	n := &node{c: c, me: me, messages: memory.NewMessageStore(), trust: memory.NewTrustStore(),
-		transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
+		requests: memory.NewQuarantineStore(), transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
 		events: memory.NewEventRecorder(), mailKeys: memory.NewMailKeyStore(),
-		opts: app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}}}
+		// The tests of other use-cases talk between strangers: they accept
+		// from anyone (the contacts tests turn it off).
+		opts: app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}, AcceptFromAnyone: true}}
 	c.t.Cleanup(n.stop)
 	return n
 }
@@ -137,7 +140,7 @@ func (n *node) start() error {
 	if n.c.mailbox != nil {
 		mail = app.MailPorts{Box: memory.NewMailbox(n.c.mailbox, n.c.reg, dir), Sealer: seal.New(), Keys: n.mailKeys}
 	}
-	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
+	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.requests, n.transfers,
 		n.local, n.downloads, clock, bus, mail, n.opts)
 	if err != nil {
 		t.Fatal(err)

@@ -66,6 +66,9 @@ type pendingAck struct {
 	to   domain.Username
 	kind ports.EnvelopeKind
 	id   domain.MessageID
+	// KindRefused (contacts.go): why, and when to write again.
+	refusal    ports.RefusalReason
+	retryAfter time.Duration
 }
 
 type unreadList struct {
@@ -337,7 +340,8 @@ func (r *ReceiveMessage) writeAcks(ctx context.Context, batch []pendingAck) {
 			}
 			continue
 		}
-		if err := sendEnvelope(ctx, r.link, p.peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {
+		env := ports.Envelope{Kind: a.kind, MessageID: a.id, Refusal: a.refusal, RetryAfter: a.retryAfter}
+		if err := sendEnvelope(ctx, r.link, p.peer, env); err != nil {
 			slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
 			r.send.forgetPeer(a.to)
 		}

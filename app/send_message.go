@@ -125,6 +125,10 @@ type outboxQueue struct {
 	full     bool
 	lastFull time.Time
 	fresh    []domain.Message
+
+	// pausedUntil: the peer refused a message (KindRefused) and asked
+	// us to wait until then (contacts_refused.go).
+	pausedUntil time.Time
 }
 
 // SendMessageInput is what the user typed and to whom.
@@ -292,7 +296,8 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 			}
 		}
 		blocked := false
-		if err == nil && (full || len(pending) > 0) {
+		pause := s.pausedFor(q)
+		if err == nil && pause == 0 && (full || len(pending) > 0) {
 			var ok bool
 			blocked, ok = s.writeOutbox(ctx, q, pending, retry)
 			if blocked || !ok {
@@ -302,7 +307,11 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 		var timer <-chan time.Time
 		var t *time.Timer
 		if !blocked { // a blocked peer waits for the user, not for a timer
-			t = time.NewTimer(jitter(retry))
+			wait := jitter(retry)
+			if pause > 0 {
+				wait = pause
+			}
+			t = time.NewTimer(wait)
 			timer = t.C
 		}
 		select {

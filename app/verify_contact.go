@@ -319,7 +319,8 @@ func NewPeerVerifier(trust ports.TrustStore, dir ports.Directory, clock ports.Cl
 // VerifyPeer accepts presented if its key is the pinned one; for an
 // unpinned name, if it is the key the directory binds to the name (pinning
 // it). *domain.KeyChangedError (and a KeyChangedEvent) for a pinned name
-// with another key; domain.ErrUnknownPeer for a name nobody knows.
+// with another key; domain.ErrUnknownPeer for a name nobody knows;
+// ErrBlocked for a key the user blocked.
 func (pv *PeerVerifier) VerifyPeer(ctx context.Context, presented domain.Identity) error {
 	c, err := pv.trust.Get(ctx, presented.Name())
 	switch {
@@ -327,6 +328,11 @@ func (pv *PeerVerifier) VerifyPeer(ctx context.Context, presented domain.Identit
 		if kerr := c.CheckKey(presented); kerr != nil {
 			pv.announce(c.Identity, presented)
 			return kerr
+		}
+		if c.IsBlocked() {
+			// Refused like any unknown key: the peer learns nothing but
+			// a closed connection.
+			return fmt.Errorf("%s: %w", presented.Name(), ErrBlocked)
 		}
 		return nil
 	case !errors.Is(err, domain.ErrNotFound):

@@ -21,6 +21,7 @@ var (
 	ErrBadSignature      = errors.New("signature does not verify")
 	ErrUnsafePath        = errors.New("unsafe path")
 	ErrTooLarge          = errors.New("too large")
+	ErrBlocked           = errors.New("peer is blocked")
 	// ErrOutdatedProof: a registry request was signed in the retired v1
 	// layout ("chatx-registry-v1"); the client must sign v2.
 	ErrOutdatedProof = errors.New("proof signed as chatx-registry-v1; the registry accepts only chatx-registry-v2 (upgrade the client)")

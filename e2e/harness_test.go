@@ -174,8 +174,11 @@ func startClient(t *testing.T, name, registryURL string, dirs clientDirs, extra 
 // `ip netns exec NS`, which execs it); flags holds the listen flags and more.
 func startClientIn(t *testing.T, wrap []string, name, registryURL string, dirs clientDirs, flags ...string) *rpcClient {
 	t.Helper()
+	// The processes of these tests are strangers to each other: they take
+	// messages and offers from anyone (message requests are tested in
+	// the root package's contacts_test.go and in app).
 	argv := append(append(append([]string(nil), wrap...), chatxBin, "jsonrpc", "--name", name, "--profile", dirs.profile,
-		"--registry", registryURL, "--downloads", dirs.downloads), flags...)
+		"--registry", registryURL, "--downloads", dirs.downloads, "--accept-from-anyone"), flags...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -32,7 +32,7 @@ type oneShot struct {
 func startOneShot(t *testing.T, name, registryURL string, dirs clientDirs, args ...string) *oneShot {
 	t.Helper()
 	all := append([]string{args[0], "--name", name, "--profile", dirs.profile, "--registry", registryURL,
-		"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, args[1:]...)
+		"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0", "--accept-from-anyone"}, args[1:]...)
 	p := &oneShot{t: t, cmd: exec.Command(chatxBin, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{},
 		profile: dirs.profile, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

@@ -54,6 +54,9 @@ type Client interface {
 
 	// Subscribe streams events until ctx is done; the channel is closed then.
 	Subscribe(ctx context.Context) <-chan Event
+
+	// ContactsClient: contacts, message requests, blocking, status.
+	ContactsClient
 }
 
 // ReachabilityReport is how we can be reached and how reaching others went.
@@ -71,6 +74,12 @@ type PeerView struct {
 	Unread     int
 	// Path is how the message link to the peer runs now (zero: no link).
 	Path domain.Path
+	// Contact, Blocked and Nickname are what the user decided about the
+	// peer; Status is what a contact last told us (zero for others).
+	Contact  bool
+	Blocked  bool
+	Nickname string
+	Status   domain.Status
 }
 
 // SafetyView is what the verify screen shows.

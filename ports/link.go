@@ -13,14 +13,16 @@ type EnvelopeKind uint8
 // Envelope kinds. Their numbers are part of the wire protocol
 // (docs/peer-protocol.md): never renumber, only add.
 const (
-	KindChat      EnvelopeKind = 1 // a chat message: MessageID, SentAt, Body
-	KindDelivered EnvelopeKind = 2 // acknowledgement of a chat message: MessageID
-	KindRead      EnvelopeKind = 3 // read receipt: MessageID
-	KindTyping    EnvelopeKind = 4 // the sender is typing
-	KindOffer     EnvelopeKind = 5 // a file or folder offer: TransferID, Manifest
-	KindAccept    EnvelopeKind = 6 // the receiver accepts: TransferID
-	KindDecline   EnvelopeKind = 7 // the receiver declines: TransferID, Reason
-	KindCancel    EnvelopeKind = 8 // either side cancels: TransferID, Reason
+	KindChat      EnvelopeKind = 1  // a chat message: MessageID, SentAt, Body
+	KindDelivered EnvelopeKind = 2  // acknowledgement of a chat message: MessageID
+	KindRead      EnvelopeKind = 3  // read receipt: MessageID
+	KindTyping    EnvelopeKind = 4  // the sender is typing
+	KindOffer     EnvelopeKind = 5  // a file or folder offer: TransferID, Manifest
+	KindAccept    EnvelopeKind = 6  // the receiver accepts: TransferID
+	KindDecline   EnvelopeKind = 7  // the receiver declines: TransferID, Reason
+	KindCancel    EnvelopeKind = 8  // either side cancels: TransferID, Reason
+	KindRefused   EnvelopeKind = 9  // the receiver did not take a chat: MessageID, Refusal, RetryAfter
+	KindStatus    EnvelopeKind = 20 // the sender's presence status, to contacts: Status
 )
 
 // Envelope is what use-cases exchange with a peer over a MessageLink. Only the
@@ -33,6 +35,11 @@ type Envelope struct {
 	TransferID domain.TransferID
 	Manifest   domain.Manifest
 	Reason     string
+	// KindRefused: why, and when the sender may write the message again.
+	Refusal    RefusalReason
+	RetryAfter time.Duration
+	// KindStatus: the sender's availability and status text.
+	Status domain.Status
 }
 
 // MessageLink carries envelopes between two authenticated identities over

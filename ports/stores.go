@@ -37,8 +37,10 @@ type MessageStore interface {
 	Search(ctx context.Context, query string, limit int) ([]domain.Message, error)
 }
 
-// TrustStore keeps the keys pinned for names (trust on first use) and which
-// contacts the user verified.
+// TrustStore keeps the keys pinned for names (trust on first use), which
+// of them the user verified, and what the user decided about them
+// (contact or blocked, a nickname). Pinned is not a contact: a stranger
+// that wrote to us is pinned too.
 type TrustStore interface {
 	// Get returns the contact pinned for name; domain.ErrNotFound if none.
 	Get(ctx context.Context, name domain.Username) (domain.Contact, error)
@@ -50,8 +52,16 @@ type TrustStore interface {
 	Replace(ctx context.Context, id domain.Identity, now time.Time) error
 	// SetVerified marks a pinned contact verified or not; domain.ErrNotFound if none.
 	SetVerified(ctx context.Context, name domain.Username, verified bool) error
-	// List returns every contact.
+	// List returns every pinned name (contacts, strangers and blocked).
 	List(ctx context.Context) ([]domain.Contact, error)
+	// SetRelation records what the user decided about a pinned name
+	// (contact, blocked, none); domain.ErrNotFound if none is pinned.
+	// Replace keeps it: a contact whose key changed stays a contact.
+	SetRelation(ctx context.Context, name domain.Username, r domain.Relation) error
+	// SetNickname sets the local nickname of a pinned name ("" clears
+	// it; checked with domain.ValidateNickname); domain.ErrNotFound if
+	// none is pinned. Replace keeps it.
+	SetNickname(ctx context.Context, name domain.Username, nickname string) error
 }
 
 // TransferStore keeps transfers so they survive restarts and can resume.

@@ -44,6 +44,12 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 			s.notify("typing", typingView{From: e.From.String()})
 		case ports.ReachabilityEvent:
 			s.notify("reachability", viewReachability(e))
+		case ports.RequestEvent:
+			s.notify("request", viewRequest(e.Request))
+		case ports.ContactEvent:
+			s.notify("contact", viewContactEvent(e))
+		case ports.RefusedEvent:
+			s.notify("refused", refusedView{Peer: e.Peer.String(), Reason: e.Reason.String(), RetryAfterMs: e.RetryAfter.Milliseconds()})
 		default:
 			s.logger.Debug("event without notification", "type", typeName(ev))
 		}

@@ -37,6 +37,8 @@ type fakeClient struct {
 	typed     chan domain.Username // every Typing call
 
 	events chan ports.Event
+
+	contactsFake // contacts_fake_test.go
 }
 
 func newFake() *fakeClient {

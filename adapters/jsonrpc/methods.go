@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/chatx/chatx/domain"
@@ -22,7 +23,7 @@ type handler func(ctx context.Context, params json.RawMessage) (any, error)
 
 // methods lists every method the server answers.
 func (s *Server) methods() map[string]handler {
-	return map[string]handler{
+	m := map[string]handler{
 		"whoami":          s.whoami,
 		"listPeers":       s.listPeers,
 		"reachability":    s.reachability,
@@ -41,6 +42,8 @@ func (s *Server) methods() map[string]handler {
 		"setVerified":     s.setVerified,
 		"acceptKeyChange": s.acceptKeyChange,
 	}
+	maps.Copy(m, s.contactMethods()) // contacts.go
+	return m
 }
 
 // decodeParams reads params (an object, or absent or null when every field

@@ -34,6 +34,8 @@ const (
 	CodeIntegrity        = -32012 // ports.ErrIntegrity
 	CodePermissionDenied = -32013 // a local file may not be read
 	CodeCancelled        = -32014 // the request was cancelled (the server is shutting down)
+	CodeBlocked          = -32015 // domain.ErrBlocked: unblock the peer first
+	CodeInvalidValue     = -32016 // domain.ErrInvalidNickname or domain.ErrInvalidStatus
 )
 
 // request is one JSON-RPC request or notification as read. Method and ID
@@ -90,6 +92,9 @@ var codeMap = []struct {
 	code int
 }{
 	{domain.ErrUnknownPeer, CodeUnknownPeer},
+	{domain.ErrBlocked, CodeBlocked},
+	{domain.ErrInvalidNickname, CodeInvalidValue},
+	{domain.ErrInvalidStatus, CodeInvalidValue},
 	{domain.ErrInvalidUsername, CodeInvalidName},
 	{domain.ErrEmptyMessage, CodeInvalidMessage},
 	{domain.ErrMessageTooLong, CodeInvalidMessage},

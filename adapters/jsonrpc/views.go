@@ -46,6 +46,14 @@ type peerView struct {
 	Transport *string  `json:"transport"`
 	RTTMs     *float64 `json:"rttMs"`
 	NAT       *string  `json:"nat"`
+	// What the user decided (contacts.go): a contact, blocked, the local
+	// nickname ("" for none); a contact's status ("online", "away",
+	// "busy") and status text.
+	Contact    bool   `json:"contact"`
+	Blocked    bool   `json:"blocked"`
+	Nickname   string `json:"nickname"`
+	Status     string `json:"status"`
+	StatusText string `json:"statusText"`
 }
 
 // presenceView is a peer as a presence notification shows it.
@@ -72,7 +80,9 @@ func viewPeer(p ports.PeerView) peerView {
 	v := peerView{Name: pr.Name, PeerID: pr.PeerID, Fingerprint: pr.Fingerprint, Online: pr.Online,
 		LastSeen: pr.LastSeen, Endpoints: pr.Endpoints, Verified: p.Verified, KeyChanged: p.KeyChanged, Unread: p.Unread,
 		Path: optional(string(p.Path.Kind)), Transport: optional(string(p.Path.Transport)),
-		NAT: optional(string(p.Peer.Endpoints.NAT))}
+		NAT:     optional(string(p.Peer.Endpoints.NAT)),
+		Contact: p.Contact, Blocked: p.Blocked, Nickname: p.Nickname,
+		Status: p.Status.Availability.String(), StatusText: p.Status.Text}
 	if p.Path.RTT > 0 {
 		ms := float64(p.Path.RTT.Microseconds()) / 1000
 		v.RTTMs = &ms

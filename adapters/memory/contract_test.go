@@ -43,3 +43,11 @@ func TestPrekeyStoreContract(t *testing.T) {
 func TestMailKeyStoreContract(t *testing.T) {
 	contract.MailKeyStore(t, func(*testing.T) ports.MailKeyStore { return memory.NewMailKeyStore() })
 }
+
+func TestContactRelationsContract(t *testing.T) {
+	contract.ContactRelations(t, func(*testing.T) ports.TrustStore { return memory.NewTrustStore() })
+}
+
+func TestQuarantineStoreContract(t *testing.T) {
+	contract.QuarantineStore(t, func(*testing.T) ports.QuarantineStore { return memory.NewQuarantineStore() })
+}

@@ -88,12 +88,25 @@ func (s *TrustStore) Replace(ctx context.Context, id domain.Identity, now time.T
 	if _, ok := s.contacts[id.Name().Key()]; !ok && len(s.contacts) >= s.max {
 		return fmt.Errorf("pin %s: %w: %d contacts", id.Name(), domain.ErrTooLarge, len(s.contacts))
 	}
-	s.contacts[id.Name().Key()] = domain.Contact{Identity: id, PinnedAt: now}
+	old := s.contacts[id.Name().Key()]
+	s.contacts[id.Name().Key()] = domain.Contact{Identity: id, PinnedAt: now, Relation: old.Relation, Nickname: old.Nickname}
 	return nil
 }
 
-// SetVerified marks a pinned contact verified or not; domain.ErrNotFound if none.
-func (s *TrustStore) SetVerified(ctx context.Context, name domain.Username, verified bool) error {
+// SetRelation records the user's decision about a pinned name.
+func (s *TrustStore) SetRelation(ctx context.Context, name domain.Username, r domain.Relation) error {
+	return s.update(ctx, name, func(c *domain.Contact) { c.Relation = r })
+}
+
+// SetNickname sets the local nickname of a pinned name.
+func (s *TrustStore) SetNickname(ctx context.Context, name domain.Username, nickname string) error {
+	if err := domain.ValidateNickname(nickname); err != nil {
+		return err
+	}
+	return s.update(ctx, name, func(c *domain.Contact) { c.Nickname = nickname })
+}
+
+func (s *TrustStore) update(ctx context.Context, name domain.Username, f func(*domain.Contact)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -103,9 +116,17 @@ func (s *TrustStore) SetVerified(ctx context.Context, name domain.Username, veri
 	if !ok {
 		return fmt.Errorf("contact %s: %w", name, domain.ErrNotFound)
 	}
-	c.Verified = verified
+	f(&c)
 	s.contacts[name.Key()] = c
 	return nil
+}
+
+// SetVerified marks a pinned contact verified or not; domain.ErrNotFound if none.
+func (s *TrustStore) SetVerified(ctx context.Context, name domain.Username, verified bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.update(ctx, name, func(c *domain.Contact) { c.Verified = verified })
 }
 
 // List returns every contact, sorted by name.

@@ -140,6 +140,7 @@ const (
 	codeInternal         = "internal"
 	codeOutdatedProof    = "outdated_proof"
 	codePeerOffline      = "peer_offline"
+	codeListingDisabled  = "listing_disabled"
 	// codeRedirect is never sent by a registry: the client gives it to a
 	// 3xx answer, which it does not follow.
 	codeRedirect = "redirect"

@@ -65,6 +65,12 @@ type ServerConfig struct {
 	MaxStreamsPerClient int
 	MaxStreamsLoopback  int
 
+	// HideUsers stops listing everyone (`chatx registry --list-users=false`):
+	// GET /v1/online answers 403 listing_disabled and presence streams
+	// carry no one's presence (signals still flow); GET /v1/users/{name}
+	// by exact name still works, so clients find the people they know.
+	HideUsers bool
+
 	// NoSTUN turns the STUN server off (it is on by default).
 	NoSTUN bool
 	// STUNListen is the UDP address of the first STUN port; the second is

@@ -606,6 +606,10 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleOnline(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.HideUsers {
+		writeError(w, http.StatusForbidden, codeListingDisabled, "this registry does not list its users; look them up by name", 0)
+		return
+	}
 	list, err := s.svc.Online(r.Context())
 	if err != nil {
 		s.serviceError(w, r, err)
@@ -656,14 +660,21 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			mailArrived = m.svc.Arrivals(ctx, name)
 		}
 	}
-	sub := s.hub.subscribe()
-	defer s.hub.unsubscribe(sub)
-	// Subscribed before the snapshot: no change falls between the two (a
-	// change may arrive twice, which presence tolerates).
-	snapshot, err := s.svc.Online(ctx)
-	if err != nil {
-		s.serviceError(w, r, err)
-		return
+	// With HideUsers the stream carries nobody's presence: only signals
+	// and pings (presence nil never delivers).
+	var presence <-chan []byte
+	var snapshot []domain.Peer
+	if !s.cfg.HideUsers {
+		sub := s.hub.subscribe()
+		defer s.hub.unsubscribe(sub)
+		presence = sub.ch
+		// Subscribed before the snapshot: no change falls between the two
+		// (a change may arrive twice, which presence tolerates).
+		var err error
+		if snapshot, err = s.svc.Online(ctx); err != nil {
+			s.serviceError(w, r, err)
+			return
+		}
 	}
 	s.metrics.streams.Add(1)
 	defer s.metrics.streams.Add(-1)
@@ -751,7 +762,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			buf.WriteString("event: mail\ndata: {}\n\n")
-		case b, ok := <-sub.ch:
+		case b, ok := <-presence:
 			if !ok {
 				if ctx.Err() == nil {
 					// Dropped for falling behind: say so and end; the client resyncs.
@@ -765,7 +776,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		drain:
 			for buf.Len() < 32<<10 {
 				select {
-				case b, ok := <-sub.ch:
+				case b, ok := <-presence:
 					if !ok {
 						break drain
 					}

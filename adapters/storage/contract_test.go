@@ -49,3 +49,11 @@ func TestKeyStoreContract(t *testing.T) {
 // cheapKDF keeps sealed tests fast under -race; the format and code path
 // are the same as with storage.DefaultKDF.
 var cheapKDF = storage.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func TestContactRelationsContract(t *testing.T) {
+	contract.ContactRelations(t, func(t *testing.T) ports.TrustStore { return storage.NewContacts(openStore(t, t.TempDir())) })
+}
+
+func TestQuarantineStoreContract(t *testing.T) {
+	contract.QuarantineStore(t, func(t *testing.T) ports.QuarantineStore { return storage.NewQuarantine(openStore(t, t.TempDir())) })
+}

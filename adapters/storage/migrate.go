@@ -98,9 +98,31 @@ ALTER TABLE transfers ADD COLUMN run_done       INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN active_nsec    INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE transfers ADD COLUMN moved          INTEGER NOT NULL DEFAULT 0;
 `},
-	// Version 3 belongs to the contacts work (issue 11); this no-op keeps
-	// the list contiguous on this branch and is replaced at merge.
-	{version: 3, name: "reserved", sql: `SELECT 1;`},
+	// Version 3: contacts and message requests. A name pinned before is
+	// someone the user talked to: it becomes a contact, so upgrading loses
+	// nothing. What strangers send waits in the quarantine (capped by the
+	// application: ports.QuarantineStore).
+	{version: 3, name: "contacts, nicknames, message requests", sql: `
+ALTER TABLE contacts ADD COLUMN relation TEXT NOT NULL DEFAULT 'none' CHECK (relation IN ('none', 'contact', 'blocked'));
+ALTER TABLE contacts ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
+UPDATE contacts SET relation = 'contact';
+
+CREATE TABLE quarantine (
+	seq           INTEGER PRIMARY KEY,
+	sender_key    TEXT    NOT NULL,
+	sender        TEXT    NOT NULL,
+	public_key    BLOB    NOT NULL CHECK (length(public_key) = 32),
+	kind          TEXT    NOT NULL CHECK (kind IN ('chat', 'offer')),
+	item_id       BLOB    NOT NULL CHECK (length(item_id) = 16),
+	sent_sec      INTEGER NOT NULL,
+	sent_nsec     INTEGER NOT NULL,
+	received_sec  INTEGER NOT NULL,
+	received_nsec INTEGER NOT NULL,
+	body          TEXT    NOT NULL, -- a chat's text, or an offer's manifest as JSON of manifestRow
+	size          INTEGER NOT NULL  -- domain.HeldItem.Size, what counts against the caps
+);
+CREATE UNIQUE INDEX quarantine_item ON quarantine (sender_key, kind, item_id);
+`},
 	// Version 4 (issue 12): the 'stored' state (sealed in the peer's
 	// mailbox), which the state CHECK of version 1 refuses. SQLite cannot
 	// alter a CHECK, so the table is rebuilt with every row and its seq (the

@@ -115,6 +115,9 @@ var messageStateNames = map[domain.MessageState]bool{
 	domain.MessageRead: true, domain.MessageFailed: true, domain.MessageStored: true,
 }
 
+// contactColumns are the columns scanContact reads.
+const contactColumns = "name, public_key, verified, pinned_sec, pinned_nsec, relation, nickname"
+
 // contactRow is a contact as the contacts table holds it.
 type contactRow struct {
 	Name       string
@@ -122,11 +125,13 @@ type contactRow struct {
 	Verified   bool
 	PinnedSec  int64
 	PinnedNsec int64
+	Relation   string
+	Nickname   string
 }
 
 func scanContact(sc scanner) (domain.Contact, error) {
 	var r contactRow
-	if err := sc.Scan(&r.Name, &r.PublicKey, &r.Verified, &r.PinnedSec, &r.PinnedNsec); err != nil {
+	if err := sc.Scan(&r.Name, &r.PublicKey, &r.Verified, &r.PinnedSec, &r.PinnedNsec, &r.Relation, &r.Nickname); err != nil {
 		return domain.Contact{}, err
 	}
 	return r.toDomain()
@@ -141,7 +146,12 @@ func (r contactRow) toDomain() (domain.Contact, error) {
 	if err != nil {
 		return domain.Contact{}, fmt.Errorf("stored contact %s: %w", name, err)
 	}
-	return domain.Contact{Identity: id, Verified: r.Verified, PinnedAt: joinTime(r.PinnedSec, r.PinnedNsec)}, nil
+	rel, err := domain.ParseRelation(r.Relation)
+	if err != nil {
+		return domain.Contact{}, fmt.Errorf("stored contact %s: %w", name, err)
+	}
+	return domain.Contact{Identity: id, Verified: r.Verified, PinnedAt: joinTime(r.PinnedSec, r.PinnedNsec),
+		Relation: rel, Nickname: r.Nickname}, nil
 }
 
 // transferRow is a transfer as the transfers table holds it.

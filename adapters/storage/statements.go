@@ -81,7 +81,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 			strings.Join(from, ", ")+") RETURNING id")
 		ws.markTo[next] = mark
 	}
-	prep(&ws.selectContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
+	prep(&ws.selectContact, "SELECT "+contactColumns+" FROM contacts WHERE name_key = ?")
 	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
 		VALUES (?, ?, ?, 0, ?, ?)`)
 	prep(&ws.replaceContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
@@ -169,8 +169,8 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 	prep(&rs.search, "SELECT "+messageColumns+` FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid
 		WHERE messages_fts MATCH ?
 		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)
-	prep(&rs.getContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
-	prep(&rs.listContacts, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts ORDER BY name_key")
+	prep(&rs.getContact, "SELECT "+contactColumns+" FROM contacts WHERE name_key = ?")
+	prep(&rs.listContacts, "SELECT "+contactColumns+" FROM contacts ORDER BY name_key")
 	prep(&rs.getTransfer, "SELECT "+transferColumns+" FROM transfers WHERE id = ?")
 	prep(&rs.listTransfers, "SELECT "+transferColumns+` FROM transfers
 		ORDER BY created_sec DESC, created_nsec DESC, seq DESC LIMIT ?`)

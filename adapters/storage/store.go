@@ -50,14 +50,17 @@ var ProviderSet = wire.NewSet(
 	wire.Bind(new(ports.TrustStore), new(*Contacts)),
 	NewTransfers,
 	wire.Bind(new(ports.TransferStore), new(*Transfers)),
+	NewQuarantine,
+	wire.Bind(new(ports.QuarantineStore), new(*Quarantine)),
 	NewKeyStore,
 	wire.Bind(new(ports.KeyStore), new(*KeyStore)),
 )
 
 var (
-	_ ports.MessageStore  = (*Store)(nil)
-	_ ports.TrustStore    = (*Contacts)(nil)
-	_ ports.TransferStore = (*Transfers)(nil)
+	_ ports.MessageStore    = (*Store)(nil)
+	_ ports.TrustStore      = (*Contacts)(nil)
+	_ ports.TransferStore   = (*Transfers)(nil)
+	_ ports.QuarantineStore = (*Quarantine)(nil)
 )
 
 // Store is the profile's database. It implements ports.MessageStore;

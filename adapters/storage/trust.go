@@ -101,6 +101,44 @@ func (c *Contacts) SetVerified(ctx context.Context, name domain.Username, verifi
 	return nil
 }
 
+// SetRelation records what the user decided about a pinned name;
+// domain.ErrNotFound if none.
+func (c *Contacts) SetRelation(ctx context.Context, name domain.Username, r domain.Relation) error {
+	if _, err := domain.ParseRelation(r.String()); err != nil {
+		return fmt.Errorf("set relation of %s: %w", name, err)
+	}
+	return c.update(ctx, "relation", name, "UPDATE contacts SET relation = ? WHERE name_key = ?", r.String())
+}
+
+// SetNickname sets the local nickname of a pinned name; domain.ErrNotFound if none.
+func (c *Contacts) SetNickname(ctx context.Context, name domain.Username, nickname string) error {
+	if err := domain.ValidateNickname(nickname); err != nil {
+		return fmt.Errorf("set nickname of %s: %w", name, err)
+	}
+	return c.update(ctx, "nickname", name, "UPDATE contacts SET nickname = ? WHERE name_key = ?", nickname)
+}
+
+// update runs an UPDATE of one contact's column (rare: the user's
+// decisions), not prepared.
+func (c *Contacts) update(ctx context.Context, what string, name domain.Username, query string, value any) error {
+	err := c.s.w.do(ctx, func(ctx context.Context) error {
+		res, err := c.s.w.conn.ExecContext(ctx, query, value, name.Key())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return domain.ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set %s of %s: %w", what, name, err)
+	}
+	return nil
+}
+
 // List returns every contact, by name.
 func (c *Contacts) List(ctx context.Context) ([]domain.Contact, error) {
 	rows, err := c.s.rs.listContacts.QueryContext(ctx)

@@ -166,6 +166,16 @@ func EncodeEnvelope(env ports.Envelope) ([]byte, error) {
 		}
 		b = append(b, env.TransferID[:]...)
 		b = appendString16(b, env.Reason)
+	case ports.KindRefused:
+		b = append(b, env.MessageID[:]...)
+		b = append(b, byte(env.Refusal))
+		b = binary.BigEndian.AppendUint32(b, uint32(min(max(env.RetryAfter, 0), ports.MaxRetryAfter)/time.Millisecond))
+	case ports.KindStatus:
+		if len(env.Status.Text) > domain.MaxStatusTextBytes {
+			return nil, fmt.Errorf("encode status: text of %d bytes: %w", len(env.Status.Text), domain.ErrTooLarge)
+		}
+		b = append(b, byte(env.Status.Availability))
+		b = appendString16(b, env.Status.Text)
 	default:
 		return nil, fmt.Errorf("encode: unknown envelope kind %d", env.Kind)
 	}
@@ -189,7 +199,7 @@ func envelopeSizeHint(env ports.Envelope) int {
 
 // IsEnvelope reports whether t carries a ports.Envelope this version knows.
 func IsEnvelope(t FrameType) bool {
-	return t >= FrameType(ports.KindChat) && t <= FrameType(ports.KindCancel)
+	return t >= FrameType(ports.KindChat) && t <= FrameType(ports.KindRefused) || t == FrameType(ports.KindStatus)
 }
 
 // DecodeEnvelope parses the payload of an envelope frame. It copies what it
@@ -228,6 +238,17 @@ func DecodeEnvelope(t FrameType, payload []byte) (ports.Envelope, error) {
 	case ports.KindDecline, ports.KindCancel:
 		d.read(env.TransferID[:])
 		env.Reason = d.string16(MaxReasonBytes)
+	case ports.KindRefused:
+		d.read(env.MessageID[:])
+		var r [1]byte
+		d.read(r[:])
+		env.Refusal = ports.RefusalReason(r[0])
+		env.RetryAfter = min(time.Duration(d.u32())*time.Millisecond, ports.MaxRetryAfter)
+	case ports.KindStatus:
+		var a [1]byte
+		d.read(a[:])
+		env.Status.Availability = domain.Availability(a[0])
+		env.Status.Text = d.string16(domain.MaxStatusTextBytes)
 	default:
 		return ports.Envelope{}, fmt.Errorf("%w: frame type %#x is not an envelope", ErrProtocol, byte(t))
 	}
@@ -342,6 +363,10 @@ func kindName(k ports.EnvelopeKind) string {
 		return "decline"
 	case ports.KindCancel:
 		return "cancel"
+	case ports.KindRefused:
+		return "refused"
+	case ports.KindStatus:
+		return "status"
 	}
 	return fmt.Sprintf("kind %d", k)
 }

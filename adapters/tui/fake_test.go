@@ -20,6 +20,8 @@ type fakeClient struct {
 	me     domain.Identity
 	events chan ports.Event
 
+	contactsFake // contacts_fake_test.go
+
 	mu          sync.Mutex
 	acceptErr   error // what AcceptTransfer returns
 	peers       []ports.PeerView

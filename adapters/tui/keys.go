@@ -24,10 +24,11 @@ const (
 	ScopeBrowser   Scope = "file browser"
 	ScopeHelp      Scope = "help screen"
 	ScopeReach     Scope = "reachability screen"
+	// ScopeRequests: contacts.go
 )
 
 var scopeOrder = []Scope{ScopeGlobal, ScopeInput, ScopePeers, ScopeTransfers, ScopeOffer,
-	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp, ScopeReach}
+	ScopeKeyChange, ScopeCert, ScopeSafety, ScopeBrowser, ScopeHelp, ScopeReach, ScopeRequests}
 
 // Binding is one key binding. The table of bindings is the single source of
 // the key handling, the help bar and the help screen, so they cannot drift.
@@ -64,7 +65,7 @@ func onBar(b Binding) Binding { b.Bar = true; return b }
 
 // DefaultBindings is the key-binding table of the terminal UI.
 func DefaultBindings() []Binding {
-	return []Binding{
+	return append([]Binding{
 		onBar(key(ScopeGlobal, tcell.KeyF1, "F1", "help: every key and command", (*UI).showHelp)),
 		onBar(key(ScopeGlobal, tcell.KeyCtrlN, "Ctrl-N", "next peer", func(u *UI) { u.movePeer(1) })),
 		key(ScopeGlobal, tcell.KeyCtrlP, "Ctrl-P", "previous peer", func(u *UI) { u.movePeer(-1) }),
@@ -130,7 +131,7 @@ func DefaultBindings() []Binding {
 		key(ScopeReach, tcell.KeyEscape, "Esc", "close", (*UI).closeOverlay),
 		key(ScopeReach, tcell.KeyF2, "F2", "close", (*UI).closeOverlay),
 		char(ScopeReach, 'r', "refresh", (*UI).showReach),
-	}
+	}, contactBindings()...)
 }
 
 // dispatch finds the binding for a key in the scopes that are active and runs

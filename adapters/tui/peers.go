@@ -23,6 +23,9 @@ type peersPane struct {
 	shown  []domain.Username // rows of the table, in order
 	filter string
 	quiet  bool // set while the table is refilled, so selection changes are ours
+	// collapsed hides the directory section (people who are not
+	// contacts); its header row has a zero name in shown.
+	collapsed bool
 	// seq counts the presence events applied; changed holds, by name key,
 	// the seq of the last one for that peer. A peer list the client
 	// computed before a presence event must not undo it (see setPeers).
@@ -36,7 +39,7 @@ func newPeersPane(u *UI) *peersPane {
 		SetSelectedStyle(tcell.StyleDefault.Reverse(true)).
 		SetBorder(true).SetTitleAlign(tview.AlignLeft)
 	p.table.SetSelectionChangedFunc(func(row, _ int) {
-		if p.quiet || row < 0 || row >= len(p.shown) {
+		if p.quiet || row < 0 || row >= len(p.shown) || p.shown[row].IsZero() {
 			return
 		}
 		u.openConversation(p.shown[row])
@@ -99,9 +102,15 @@ func (u *UI) setPaths(list []ports.PeerView) {
 	}
 }
 
-// sort puts online peers first, then by name.
+// sort puts contacts first, then online peers, then by name.
 func (p *peersPane) sort() {
 	slices.SortStableFunc(p.all, func(a, b ports.PeerView) int {
+		if a.Contact != b.Contact {
+			if a.Contact {
+				return -1
+			}
+			return 1
+		}
 		if a.Peer.Online != b.Peer.Online {
 			if a.Peer.Online {
 				return -1
@@ -200,11 +209,28 @@ func (p *peersPane) render(u *UI) {
 	needle := strings.ToLower(p.filter)
 	selected := -1
 	hiddenUnread := 0
+	// The directory header separates contacts from the others; with no
+	// contact at all there is nothing to separate.
+	hasContacts := slices.ContainsFunc(p.all, func(pv ports.PeerView) bool { return pv.Contact })
+	header := !hasContacts
 	for _, pv := range p.all {
 		name := pv.Peer.Name()
-		if needle != "" && !strings.Contains(strings.ToLower(name.String()), needle) {
+		if needle != "" && !strings.Contains(strings.ToLower(name.String()), needle) &&
+			!strings.Contains(strings.ToLower(pv.Nickname), needle) {
 			hiddenUnread += pv.Unread
 			continue
+		}
+		if !pv.Contact && !header {
+			header = true
+			mark := "▾"
+			if p.collapsed {
+				mark = "▸"
+			}
+			p.shown = append(p.shown, domain.Username{})
+			p.table.SetCell(len(p.shown)-1, 0, tview.NewTableCell("[::d]"+mark+" directory (F4)[::-]").SetSelectable(false))
+		}
+		if !pv.Contact && hasContacts && p.collapsed && pv.Unread == 0 && !(u.conv != nil && u.conv.isOpen(name)) {
+			continue // collapsed; someone who wrote or is open stays shown
 		}
 		row := len(p.shown)
 		p.shown = append(p.shown, name)
@@ -257,6 +283,7 @@ func peerLine(pv ports.PeerView) string {
 		b.WriteString("[::d]○[::-] ")
 	}
 	b.WriteString(escapeLine(pv.Peer.Name().String()))
+	b.WriteString(contactMarks(pv))
 	if pv.Verified {
 		b.WriteString(" [green]✔[-]")
 	}
@@ -288,19 +315,20 @@ func pathTag(p domain.Path) string {
 // movePeer opens the next (step 1) or previous (-1) peer in the list.
 func (u *UI) movePeer(step int) {
 	p := u.peers
-	if len(p.shown) == 0 {
+	names := slices.DeleteFunc(slices.Clone(p.shown), domain.Username.IsZero) // without the header
+	if len(names) == 0 {
 		return
 	}
-	i := slices.IndexFunc(p.shown, func(n domain.Username) bool { return u.conv.isOpen(n) })
+	i := slices.IndexFunc(names, func(n domain.Username) bool { return u.conv.isOpen(n) })
 	switch {
 	case i < 0 && step > 0:
 		i = 0
 	case i < 0:
-		i = len(p.shown) - 1
+		i = len(names) - 1
 	default:
-		i = (i + step + len(p.shown)) % len(p.shown)
+		i = (i + step + len(names)) % len(names)
 	}
-	u.openConversation(p.shown[i])
+	u.openConversation(names[i])
 	p.render(u)
 }
 
@@ -330,7 +358,7 @@ func (u *UI) jumpUnread() {
 // filter (so it hides nobody afterwards) and moves to the input line.
 func (u *UI) openSelectedPeer() {
 	row, _ := u.peers.table.GetSelection()
-	if row >= 0 && row < len(u.peers.shown) {
+	if row >= 0 && row < len(u.peers.shown) && !u.peers.shown[row].IsZero() {
 		u.openConversation(u.peers.shown[row])
 	}
 	u.clearFilter()

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/rivo/tview"
+
+	"github.com/chatx/chatx/domain"
 )
 
 // statusBar shows the registry's state, who we are and where we listen.
@@ -12,6 +14,18 @@ type statusBar struct {
 	known     bool // a DirectoryStatusEvent has arrived
 	connected bool
 	err       string
+	requests  int           // strangers with message requests waiting
+	own       domain.Status // our status as last set
+}
+
+func (s *statusBar) setRequests(u *UI, n int) {
+	s.requests = n
+	s.render(u)
+}
+
+func (s *statusBar) setOwnStatus(u *UI, st domain.Status) {
+	s.own = st
+	s.render(u)
 }
 
 func newStatusBar(u *UI) *statusBar {
@@ -43,6 +57,13 @@ func (s *statusBar) render(u *UI) {
 		b.WriteString("no identity")
 	} else {
 		b.WriteString("[::b]" + escapeLine(u.me.Name().String()) + "[::-] " + u.me.Fingerprint().Short())
+	}
+	b.WriteString(" │ " + s.own.Availability.String())
+	if s.own.Text != "" {
+		b.WriteString(": " + escapeLine(s.own.Text))
+	}
+	if s.requests > 0 {
+		b.WriteString(" │ [yellow::b]" + plural(s.requests, "request") + " (F3)[-::-]")
 	}
 	ep := u.client.Endpoints()
 	if len(ep.Link) > 0 {

@@ -324,7 +324,7 @@ func TestHostileTextShownLiterally(t *testing.T) {
 
 func TestHelpListsEveryBinding(t *testing.T) {
 	t.Parallel()
-	s := start(t, newFake(t, "carol"), tui.Options{}, 160, 100)
+	s := start(t, newFake(t, "carol"), tui.Options{}, 160, 130)
 	s.waitText("F1 help")
 	s.key(tcell.KeyF1)
 	var want []string

@@ -39,6 +39,9 @@ type Options struct {
 	// NoBell keeps the terminal bell quiet; by default it rings for an
 	// incoming message in a conversation that is not on screen.
 	NoBell bool
+	// AwayAfter turns the status "away" after this long without a key
+	// (0: 10 minutes; negative: never); a key turns it back online.
+	AwayAfter time.Duration
 }
 
 const (
@@ -63,11 +66,13 @@ const (
 	pageBrowser   = "browser"
 	pageCert      = "cert"
 	pageReach     = "reach"
+	// pageRequests: contacts.go
 )
 
 var overlayScopes = map[string]Scope{
 	pageHelp: ScopeHelp, pageOffer: ScopeOffer, pageKeyChange: ScopeKeyChange,
 	pageSafety: ScopeSafety, pageBrowser: ScopeBrowser, pageCert: ScopeCert, pageReach: ScopeReach,
+	pageRequests: ScopeRequests,
 }
 
 // UI is the terminal user interface over one ports.Client. Build it with New,
@@ -95,6 +100,7 @@ type UI struct {
 	offer     *offerDialog
 	keyChange *keyChangeDialog
 	cert      certWarning
+	requests  *requestsScreen // made when first shown (contacts.go)
 	bindings  []Binding
 	commands  []Command
 
@@ -103,6 +109,8 @@ type UI struct {
 	noticeAt   time.Time
 	noticeErr  bool // the notice reports a failure
 	lastTyping time.Time
+	lastInput  time.Time // the last key, for the idle "away" (contacts.go)
+	autoAway   bool      // the status is away because of idleness
 
 	// Plumbing between goroutines.
 	ctx      context.Context // the Run context; set before the UI loop starts
@@ -275,6 +283,7 @@ func (u *UI) Run(ctx context.Context) error {
 	u.post(func() {
 		u.status.render(u)
 		u.loadAll()
+		u.lastInput = time.Now()
 	})
 	u.workers.Add(1)
 	go u.tick(ctx)
@@ -398,6 +407,7 @@ func (u *UI) tick(ctx context.Context) {
 				}
 				u.conv.pruneTyping()
 				u.conv.renderTitle(u)
+				u.checkIdle()
 			})
 		}
 	}
@@ -410,6 +420,7 @@ func (u *UI) requestQuit() {
 
 // capture is the application's key capture: the binding table decides.
 func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
+	u.inputSeen()
 	if u.dispatch(ev) {
 		return nil
 	}
@@ -418,7 +429,7 @@ func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
 		return nil
 	}
 	switch u.overlay {
-	case pageOffer, pageKeyChange, pageSafety, pageCert:
+	case pageOffer, pageKeyChange, pageSafety, pageCert, pageRequests:
 		return nil // modal: keys outside the binding table do nothing
 	case "":
 		switch focus := u.app.GetFocus(); {
@@ -580,6 +591,12 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.peers.markKeyChanged(u, e.Name, true)
 	case ports.TypingEvent:
 		u.conv.typing(u, e.From)
+	case ports.RequestEvent:
+		u.onRequest(e)
+	case ports.ContactEvent:
+		u.onContactEvent(e)
+	case ports.RefusedEvent:
+		u.onRefused(e)
 	default:
 		u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
 	}

@@ -172,6 +172,9 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 	if opts.MaxIncomingSize == 0 {
 		opts.MaxIncomingSize = app.MaxIncomingSize(f.maxIncomingN)
 	}
+	if f.acceptFromAnyone {
+		opts.AcceptFromAnyone = true
+	}
 	link := tcp.DefaultConfig()
 	link.ListenAddr = tcp.ListenAddr(f.listenTCP)
 	return chatx.ClientConfig{

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clientFlags are the flags the terminal client, jsonrpc, id and demo share
@@ -28,6 +29,9 @@ type clientFlags struct {
 	maxIncomingN   int64
 	noBell         bool // terminal client only
 	lan            bool
+	// acceptFromAnyone: no message requests; strangers are taken as contacts.
+	acceptFromAnyone bool
+	awayAfter        time.Duration // terminal client only
 }
 
 const defaultRegistry = "https://localhost:5000"
@@ -56,6 +60,7 @@ func (c *clientFlags) registerNetwork(fs *flag.FlagSet) {
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
 	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, send, receive and msg; stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
+	fs.BoolVar(&c.acceptFromAnyone, "accept-from-anyone", false, "take messages and file offers from anyone as from a contact (no message requests; --auto-accept then applies to strangers' offers too)")
 }
 
 // registerMaxIncoming adds the size limit of accepted offers.

@@ -77,7 +77,7 @@ func runDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	botClient, cleanupBot, err := chatx.InitClient(clientConfig(&bot, app.Options{AutoAccept: true}), botID, logger.With("part", "demo-bot"))
+	botClient, cleanupBot, err := chatx.InitClient(clientConfig(&bot, app.Options{AutoAccept: true, AcceptFromAnyone: true}), botID, logger.With("part", "demo-bot"))
 	if err != nil {
 		return fmt.Errorf("demo-bot: %w", err)
 	}

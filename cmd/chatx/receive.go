@@ -29,7 +29,7 @@ Exit status: 0 received, 1 failed, 2 bad usage, 4 cancelled by the sender, 5 --t
 	f.registerNetwork(fs)
 	fs.StringVar(&f.downloads, "to", "", "`dir` to save received files in (default $XDG_DOWNLOAD_DIR/chatx or ~/Downloads/chatx)")
 	f.registerMaxIncoming(fs)
-	from := fs.String("from", "", "take offers only from `NAME` (others wait for the client)")
+	from := fs.String("from", "", "take offers only from `NAME`, who becomes a contact (others wait for the client)")
 	yes := fs.Bool("yes", false, "accept every offer (from --from NAME, when given) without asking")
 	keep := fs.Bool("keep", false, "keep waiting for more offers after a transfer ended (until Ctrl-C)")
 	timeout := fs.Duration("timeout", 0, "give up when no offer was accepted within `duration`; 0 waits until Ctrl-C")
@@ -59,6 +59,12 @@ Exit status: 0 received, 1 failed, 2 bad usage, 4 cancelled by the sender, 5 --t
 		return err
 	}
 	defer h.close()
+	if !only.IsZero() {
+		// Naming the sender is adding them: their offer is not a request.
+		if err := h.client.AddContact(ctx, only); err != nil {
+			con.statusf("could not add %s as a contact yet (%v): their offers may wait as a request", only, err)
+		}
+	}
 	r := &receiveFlow{h: h, con: con, stdout: stdout, stdin: bufio.NewReader(stdin), answers: make(chan answer, 1),
 		from: only, yes: *yes, keep: *keep, timeout: *timeout, downloads: f.downloads,
 		byID: make(map[domain.TransferID]*incoming), ignored: make(map[domain.TransferID]bool),

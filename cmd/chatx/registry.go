@@ -31,6 +31,7 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	turnURLs := fs.String("turn", "", "comma-separated TURN `urls` of an external relay (coturn with use-auth-secret) to hand credentials for")
 	turnSecret := fs.String("turn-secret-file", "", "`file` holding the external relay's static-auth-secret (for --turn)")
 	verbose := fs.Bool("v", false, "verbose (debug) logging")
+	listUsers := fs.Bool("list-users", true, "list every online user to every client; false: only lookups by exact name (clients then find people by name)")
 	relayCfg := relayFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -60,7 +61,7 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	reg, cleanup, err := chatx.InitRegistry(chatx.RegistryConfig{
 		Server: registry.ServerConfig{Listen: registry.ListenAddr(*listen), Data: registry.DataDir(dir),
 			TLSCert: registry.TLSCertFile(*cert), TLSKey: registry.TLSKeyFile(*key),
-			NoSTUN: !*stunOn, STUNListen: *stunListen, TURN: turn},
+			NoSTUN: !*stunOn, STUNListen: *stunListen, TURN: turn, HideUsers: !*listUsers},
 		Data:    registry.DataDir(dir),
 		Service: app.RegistryOptions{Logger: logger},
 		Relay:   relayCfg(),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/gdamore/tcell/v2"
 
@@ -23,6 +24,7 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 		"Opens the terminal client. The first run asks for a name, makes an identity key and signs up;\nlater runs log in by themselves. Press F1 in the client for help; 'chatx help' lists the other commands.", stderr)
 	f.register(fs)
 	bell := fs.Bool("bell", true, "ring the terminal bell for a message in a conversation that is not on screen")
+	fs.DurationVar(&f.awayAfter, "away-after", 10*time.Minute, "show you away to your contacts after `duration` without a key (0 or less: never)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -30,6 +32,9 @@ func runTUI(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	f.noBell = !*bell
+	if f.awayAfter <= 0 {
+		f.awayAfter = -1 // tui.Options: negative is never
+	}
 	if f.logFile == "" {
 		f.logFile = filepath.Join(f.profile, "chatx.log")
 	}
@@ -70,7 +75,7 @@ func openTUI(ctx context.Context, f *clientFlags, logger *slog.Logger) error {
 		recordCtx, stopRecording := context.WithCancel(ctx)
 		defer stopRecording()
 		recordBound(recordCtx, client, f, logger)
-		return runUI(ctx, client, tui.Options{NoBell: f.noBell, DownloadDir: f.downloads}, logger)
+		return runUI(ctx, client, tui.Options{NoBell: f.noBell, DownloadDir: f.downloads, AwayAfter: f.awayAfter}, logger)
 	})
 }
 

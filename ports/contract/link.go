@@ -329,6 +329,8 @@ func LinkSampleEnvelopes() []ports.Envelope {
 		{Kind: ports.KindAccept, TransferID: tid},
 		{Kind: ports.KindDecline, TransferID: domain.NewTransferID(), Reason: "no space left"},
 		{Kind: ports.KindCancel, TransferID: tid, Reason: "cancelled by the user"},
+		{Kind: ports.KindRefused, MessageID: domain.NewMessageID(), Refusal: ports.RefusedSlowDown, RetryAfter: 1500 * time.Millisecond},
+		{Kind: ports.KindStatus, Status: domain.Status{Availability: domain.Busy, Text: "in a meeting ☎"}},
 	}
 }
 
@@ -371,6 +373,14 @@ func LinkSameEnvelope(t *testing.T, got, want ports.Envelope) {
 		}
 		if got.Reason != want.Reason {
 			bad("Reason", got.Reason, want.Reason)
+		}
+	case ports.KindRefused:
+		if got.MessageID != want.MessageID || got.Refusal != want.Refusal || got.RetryAfter != want.RetryAfter {
+			bad("refusal", fmt.Sprint(got.MessageID, got.Refusal, got.RetryAfter), fmt.Sprint(want.MessageID, want.Refusal, want.RetryAfter))
+		}
+	case ports.KindStatus:
+		if got.Status != want.Status {
+			bad("Status", got.Status, want.Status)
 		}
 	}
 }

@@ -49,6 +49,8 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		wire.Bind(new(ports.TrustStore), new(*storage.Contacts)),
 		storage.NewTransfers,
 		wire.Bind(new(ports.TransferStore), new(*storage.Transfers)),
+		storage.NewGroups,
+		wire.Bind(new(ports.GroupStore), new(*storage.Groups)),
 		files.ProviderSet,
 		system.ProviderSet,
 	)
@@ -99,6 +101,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		wire.Bind(new(ports.TrustStore), new(*memory.TrustStore)),
 		memory.NewTransferStore,
 		wire.Bind(new(ports.TransferStore), new(*memory.TransferStore)),
+		memory.NewGroupStore,
+		wire.Bind(new(ports.GroupStore), new(*memory.GroupStore)),
 		memory.NewLocalFiles,
 		wire.Bind(new(ports.LocalFiles), new(*memory.LocalFiles)),
 		memory.NewDownloads,

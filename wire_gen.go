@@ -86,8 +86,9 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	groups := storage.NewGroups(store)
 	options := cfg.Options
-	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, groups, clock, bus, options)
 	if err != nil {
 		cleanup6()
 		cleanup5()
@@ -181,7 +182,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 	transferStore := memory.NewTransferStore()
 	localFiles := memory.NewLocalFiles()
 	downloads := memory.NewDownloads()
-	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, clock, bus, opts)
+	groupStore := memory.NewGroupStore()
+	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, groupStore, clock, bus, opts)
 	if err != nil {
 		cleanup2()
 		cleanup()

@@ -58,6 +58,7 @@ type Client struct {
 	decline      *DeclineTransfer
 	cancel       *CancelTransfer
 	search       *SearchHistory
+	groups       *groupParts
 
 	running atomic.Bool
 	chores  chan func(context.Context)
@@ -68,7 +69,7 @@ var _ ports.Client = (*Client)(nil)
 // NewClient composes a client from its ports.
 func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageLink, files ports.FileTransport,
 	messages ports.MessageStore, trust ports.TrustStore, transfers ports.TransferStore, local ports.LocalFiles,
-	downloads ports.Downloads, clock ports.Clock, bus *Bus, opts Options) (*Client, error) {
+	downloads ports.Downloads, groups ports.GroupStore, clock ports.Clock, bus *Bus, opts Options) (*Client, error) {
 	if bus == nil {
 		return nil, errNilPort("event bus")
 	}
@@ -108,11 +109,15 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	if c.search, err = NewSearchHistory(messages); err != nil {
 		return nil, err
 	}
+	if c.groups, err = newGroupParts(c, groups, clock); err != nil {
+		return nil, err
+	}
 	// One book for every transfer use-case, so their changes never overlap.
 	book := c.transferFile.book
 	c.receiveFile.book, c.accept.book, c.decline.book, c.cancel.book = book, book, book, book
 	c.verify.onAccepted = func(name domain.Username) {
 		c.send.Flush(name)
+		c.groups.fanout.Flush(name)
 		c.chore(func(ctx context.Context) { c.transferFile.PeerOnline(ctx, name) })
 	}
 	return c, nil
@@ -156,6 +161,7 @@ func (c *Client) Run(ctx context.Context) error {
 	goRun("receive files", func(ctx context.Context) error { c.receiveFile.Run(ctx); return nil })
 	goRun("acknowledgements", func(ctx context.Context) error { c.receive.Run(ctx); return nil })
 	goRun("chores", func(ctx context.Context) error { c.runChores(ctx); return nil })
+	goRun("group writes", func(ctx context.Context) error { c.groups.book.Run(ctx); return nil })
 
 	if err := c.registerWithRetry(ctx); err != nil {
 		fail(err)
@@ -163,6 +169,7 @@ func (c *Client) Run(ctx context.Context) error {
 		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
 		c.bus.Publish(ports.RegisteredEvent{Name: c.me.Name()})
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
+		goRun("group outbox", func(ctx context.Context) error { c.groups.fanout.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
 		goRun("handshakes", func(ctx context.Context) error { c.runHandshakes(ctx); return nil })
@@ -238,6 +245,7 @@ func (c *Client) runHandshakes(ctx context.Context) {
 func (c *Client) peerOnline(p domain.Peer) {
 	name := p.Name()
 	c.send.Flush(name)
+	c.groups.fanout.Flush(name)
 	c.chore(func(ctx context.Context) {
 		c.accept.PeerOnline(ctx, name)
 		c.transferFile.PeerOnline(ctx, name)
@@ -309,6 +317,8 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 			c.chore(func(ctx context.Context) { c.cancel.tellPeer(ctx, t, "") })
 		}
 		return nil
+	case ports.KindGroupMessage, ports.KindGroupAck, ports.KindGroupLog, ports.KindGroupLogAsk, ports.KindGroupFile:
+		return c.groups.receive.Handle(ctx, from, env)
 	case ports.KindAccept:
 		return c.transferFile.Accepted(ctx, from, env.TransferID)
 	case ports.KindDecline:

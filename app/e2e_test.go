@@ -64,6 +64,7 @@ type node struct {
 	messages  *memory.MessageStore
 	trust     *memory.TrustStore
 	transfers *memory.TransferStore
+	groups    *memory.GroupStore
 	local     *memory.LocalFiles
 	downloads *memory.Downloads
 	events    *memory.EventRecorder
@@ -86,7 +87,7 @@ func (c *cluster) newNode(name string) *node {
 
 func (c *cluster) nodeFor(me domain.LocalIdentity) *node {
 	n := &node{c: c, me: me, messages: memory.NewMessageStore(), trust: memory.NewTrustStore(),
-		transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
+		transfers: memory.NewTransferStore(), groups: memory.NewGroupStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
 		events: memory.NewEventRecorder(),
 		opts:   app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}}}
 	c.t.Cleanup(n.stop)
@@ -129,7 +130,7 @@ func (n *node) start() error {
 		t.Fatal(err)
 	}
 	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.transfers,
-		n.local, n.downloads, clock, bus, n.opts)
+		n.local, n.downloads, n.groups, clock, bus, n.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,9 @@ type Client interface {
 
 	// Subscribe streams events until ctx is done; the channel is closed then.
 	Subscribe(ctx context.Context) <-chan Event
+
+	// Groups: group conversations (ports/groups.go).
+	Groups
 }
 
 // ReachabilityReport is how we can be reached and how reaching others went.

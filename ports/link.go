@@ -33,6 +33,8 @@ type Envelope struct {
 	TransferID domain.TransferID
 	Manifest   domain.Manifest
 	Reason     string
+	// Group is the payload of the group kinds (ports/groups.go), opaque to links.
+	Group []byte
 }
 
 // MessageLink carries envelopes between two authenticated identities over

@@ -45,7 +45,9 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 		case ports.ReachabilityEvent:
 			s.notify("reachability", viewReachability(e))
 		default:
-			s.logger.Debug("event without notification", "type", typeName(ev))
+			if !s.notifyGroup(ev) {
+				s.logger.Debug("event without notification", "type", typeName(ev))
+			}
 		}
 	}
 }

@@ -15,8 +15,9 @@ import (
 // fakeClient is a recording ports.Client. Each method records its call and
 // returns what the test put in the fields; hooks may block to test concurrency.
 type fakeClient struct {
-	me        domain.Identity
-	endpoints domain.Endpoints
+	fakeGroups // groups_test.go
+	me         domain.Identity
+	endpoints  domain.Endpoints
 
 	mu       sync.Mutex
 	calls    []string // "Method arg…"

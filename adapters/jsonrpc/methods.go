@@ -22,7 +22,7 @@ type handler func(ctx context.Context, params json.RawMessage) (any, error)
 
 // methods lists every method the server answers.
 func (s *Server) methods() map[string]handler {
-	return map[string]handler{
+	return s.groupMethods(map[string]handler{
 		"whoami":          s.whoami,
 		"listPeers":       s.listPeers,
 		"reachability":    s.reachability,
@@ -40,7 +40,7 @@ func (s *Server) methods() map[string]handler {
 		"verify":          s.verify,
 		"setVerified":     s.setVerified,
 		"acceptKeyChange": s.acceptKeyChange,
-	}
+	})
 }
 
 // decodeParams reads params (an object, or absent or null when every field
@@ -128,11 +128,15 @@ func (s *Server) listPeers(ctx context.Context, raw json.RawMessage) (any, error
 
 func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
-		To   *string `json:"to"`
-		Text *string `json:"text"`
+		To    *string `json:"to"`
+		Group *string `json:"group"`
+		Text  *string `json:"text"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
+	}
+	if p.Group != nil && p.To == nil {
+		return s.sendGroup(ctx, p.Group, p.Text)
 	}
 	to, err := parseName("to", p.To)
 	if err != nil {
@@ -182,16 +186,20 @@ func (s *Server) markRead(ctx context.Context, raw json.RawMessage) (any, error)
 func (s *Server) history(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
 		With  *string `json:"with"`
+		Group *string `json:"group"`
 		Limit *int    `json:"limit"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
 	}
-	with, err := parseName("with", p.With)
+	limit, err := parseLimit(p.Limit)
 	if err != nil {
 		return nil, err
 	}
-	limit, err := parseLimit(p.Limit)
+	if p.Group != nil && p.With == nil {
+		return s.groupHistory(ctx, p.Group, limit)
+	}
+	with, err := parseName("with", p.With)
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +237,15 @@ func (s *Server) search(ctx context.Context, raw json.RawMessage) (any, error) {
 
 func (s *Server) sendFile(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
-		To   *string `json:"to"`
-		Path *string `json:"path"`
+		To    *string `json:"to"`
+		Group *string `json:"group"`
+		Path  *string `json:"path"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
+	}
+	if p.Group != nil && p.To == nil {
+		return s.sendGroupFile(ctx, p.Group, p.Path)
 	}
 	to, err := parseName("to", p.To)
 	if err != nil {

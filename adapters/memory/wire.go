@@ -18,6 +18,7 @@ var ProviderSet = wire.NewSet(
 	NewMessageStore, wire.Bind(new(ports.MessageStore), new(*MessageStore)),
 	NewTrustStore, wire.Bind(new(ports.TrustStore), new(*TrustStore)),
 	NewTransferStore, wire.Bind(new(ports.TransferStore), new(*TransferStore)),
+	NewGroupStore, wire.Bind(new(ports.GroupStore), new(*GroupStore)),
 	NewAccountStore, wire.Bind(new(ports.AccountStore), new(*AccountStore)),
 	NewPresenceStore, wire.Bind(new(ports.PresenceStore), new(*PresenceStore)),
 	NewEventRecorder, wire.Bind(new(ports.EventSink), new(*EventRecorder)),

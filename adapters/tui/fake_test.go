@@ -17,8 +17,9 @@ import (
 // fakeClient is a recording ports.Client: it answers from canned data, keeps
 // what the UI asked of it, and lets the test push events.
 type fakeClient struct {
-	me     domain.Identity
-	events chan ports.Event
+	fakeGroups // groups_test.go
+	me         domain.Identity
+	events     chan ports.Event
 
 	mu          sync.Mutex
 	acceptErr   error // what AcceptTransfer returns

@@ -403,6 +403,7 @@ type GroupLog struct {
 	entries  map[Epoch]GroupEntry
 	children map[Epoch][]Epoch
 	chain    []Epoch
+	onChain  map[Epoch]bool
 	state    Group
 }
 
@@ -483,7 +484,7 @@ func (l *GroupLog) Add(entries ...GroupEntry) (changed bool, err error) {
 func (l *GroupLog) recompute() {
 	st, err := Group{admins: map[string]bool{}}.apply(l.create)
 	if err != nil {
-		l.state, l.chain = Group{}, nil
+		l.state, l.chain, l.onChain = Group{}, nil, nil
 		return
 	}
 	chain := []Epoch{l.create.hash}
@@ -505,6 +506,10 @@ func (l *GroupLog) recompute() {
 			break
 		}
 	}
+	l.onChain = make(map[Epoch]bool, len(chain))
+	for _, h := range chain {
+		l.onChain[h] = true
+	}
 	l.state, l.chain = st, chain
 }
 
@@ -521,14 +526,7 @@ func (l *GroupLog) Head() Epoch { return l.state.epoch }
 func (l *GroupLog) Has(e Epoch) bool { _, ok := l.entries[e]; return ok }
 
 // OnChain reports whether e is the hash of an entry of the canonical chain.
-func (l *GroupLog) OnChain(e Epoch) bool {
-	for _, h := range l.chain {
-		if h == e {
-			return true
-		}
-	}
-	return false
-}
+func (l *GroupLog) OnChain(e Epoch) bool { return l.onChain[e] }
 
 // Chain returns the canonical chain, create entry first.
 func (l *GroupLog) Chain() []GroupEntry {
@@ -557,13 +555,14 @@ func (l *GroupLog) Entries() []GroupEntry {
 // in the current state, as the (op, members, name) to sign again on the
 // head: an add of people who are not members yet, a removal or promotion
 // of people who still can be, a rename to a name the group does not have.
-// An entry is listed once its Prev is on the chain (it lost a fork); those
-// waiting for a missing Prev are not.
+// An entry is listed once its ancestry reaches the chain (it, or an entry
+// before it, lost a fork); those waiting for a missing entry are not. They
+// are listed oldest first, to be signed again in that order.
 func (l *GroupLog) Rebase(author Username) []GroupChange {
 	st := l.state
 	var out []GroupChange
 	for h, e := range l.entries {
-		if l.OnChain(h) || !l.OnChain(e.prev) || !e.author.Name().Equal(author) {
+		if l.OnChain(h) || !l.connected(e) || !e.author.Name().Equal(author) {
 			continue
 		}
 		var still []Identity
@@ -599,6 +598,21 @@ func (l *GroupLog) Rebase(author Username) []GroupChange {
 		return bytes.Compare(out[i].hash[:], out[j].hash[:]) < 0
 	})
 	return out
+}
+
+// connected reports whether e's ancestors lead to the canonical chain.
+func (l *GroupLog) connected(e GroupEntry) bool {
+	for range len(l.entries) {
+		if l.OnChain(e.prev) {
+			return true
+		}
+		p, ok := l.entries[e.prev]
+		if !ok {
+			return false
+		}
+		e = p
+	}
+	return false
 }
 
 // GroupChange is a membership change to sign on the head of a log.

@@ -31,3 +31,8 @@ func TestAccountStoreContract(t *testing.T) {
 func TestPresenceStoreContract(t *testing.T) {
 	contract.PresenceStore(t, func(*testing.T) ports.PresenceStore { return memory.NewPresenceStore() })
 }
+
+func TestGroupStoreContract(t *testing.T) {
+	t.Parallel()
+	contract.GroupStore(t, func(*testing.T) ports.GroupStore { return memory.NewGroupStore() })
+}

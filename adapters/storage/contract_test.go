@@ -49,3 +49,8 @@ func TestKeyStoreContract(t *testing.T) {
 // cheapKDF keeps sealed tests fast under -race; the format and code path
 // are the same as with storage.DefaultKDF.
 var cheapKDF = storage.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+
+func TestGroupStoreContract(t *testing.T) {
+	t.Parallel()
+	contract.GroupStore(t, func(t *testing.T) ports.GroupStore { return storage.NewGroups(openStore(t, t.TempDir())) })
+}

@@ -19,7 +19,7 @@ type Command struct {
 
 // DefaultCommands is the table of `/` commands of the input line.
 func DefaultCommands() []Command {
-	return []Command{
+	return append([]Command{
 		{Name: "send", Args: "PATH", Description: "offer a file or folder to the current peer (Tab completes the path)",
 			Run: func(u *UI, arg string) { u.sendFile(expandHome(unquotePath(arg))) }},
 		{Name: "accept", Args: "[ID]", Description: "accept an incoming offer (the newest without ID)",
@@ -38,7 +38,7 @@ func DefaultCommands() []Command {
 			Run: func(u *UI, _ string) { u.showHelp() }},
 		{Name: "quit", Description: "leave ChatX",
 			Run: func(u *UI, _ string) { u.requestQuit() }},
-	}
+	}, groupCommands()...)
 }
 
 // runCommand runs a "/name arg" line.

@@ -35,6 +35,9 @@ func (f *fakeGroups) CreateGroup(_ context.Context, name string, members []domai
 	return f.group, f.rec("CreateGroup %s %v", name, members)
 }
 func (f *fakeGroups) Groups(context.Context) ([]ports.GroupView, error) {
+	if f.group.IsZero() {
+		return nil, f.rec("Groups")
+	}
 	return []ports.GroupView{{Group: f.group, Member: true, Unread: 2}}, f.rec("Groups")
 }
 func (f *fakeGroups) GroupInfo(_ context.Context, id domain.GroupID) (ports.GroupView, error) {

@@ -82,6 +82,7 @@ type UI struct {
 	app       *tview.Application
 	pages     *tview.Pages
 	peers     *peersPane
+	groups    *groupsView // groups.go
 	conv      *conversationPane
 	input     *inputPane
 	transfers *transfersPane
@@ -223,6 +224,7 @@ func (u *UI) cleanup() {
 
 // build makes the widgets and the layout.
 func (u *UI) build() {
+	u.groups = newGroupsView()
 	u.peers = newPeersPane(u)
 	u.conv = newConversationPane(u)
 	u.input = newInputPane(u)
@@ -520,6 +522,7 @@ func (u *UI) showError(what string, err error) {
 // loadAll fetches the peers and the transfers.
 func (u *UI) loadAll() {
 	u.loadPeers()
+	u.loadGroups()
 	u.spawn("list transfers", func(ctx context.Context) (func(), error) {
 		list, err := u.client.Transfers(ctx)
 		if err != nil {
@@ -581,7 +584,9 @@ func (u *UI) handleEvent(ev ports.Event) {
 	case ports.TypingEvent:
 		u.conv.typing(u, e.From)
 	default:
-		u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
+		if !u.handleGroupEvent(ev) {
+			u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
+		}
 	}
 }
 
@@ -617,9 +622,10 @@ func (u *UI) markRead(peer domain.Username) {
 
 // openConversation makes peer the current conversation and loads its history.
 func (u *UI) openConversation(peer domain.Username) {
-	if u.conv.isOpen(peer) && !u.conv.searching {
+	if u.conv.isOpen(peer) && !u.conv.searching && !u.groupOpen() {
 		return
 	}
+	u.closeGroup()
 	if !u.conv.isOpen(peer) {
 		u.input.switchDraft(u.conv.peer, peer)
 		if !u.conv.peer.IsZero() && u.noticeErr {

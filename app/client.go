@@ -162,6 +162,7 @@ func (c *Client) Run(ctx context.Context) error {
 	goRun("acknowledgements", func(ctx context.Context) error { c.receive.Run(ctx); return nil })
 	goRun("chores", func(ctx context.Context) error { c.runChores(ctx); return nil })
 	goRun("group writes", func(ctx context.Context) error { c.groups.book.Run(ctx); return nil })
+	goRun("group messages", func(ctx context.Context) error { c.groups.receive.Run(ctx); return nil })
 
 	if err := c.registerWithRetry(ctx); err != nil {
 		fail(err)

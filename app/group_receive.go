@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -14,9 +15,32 @@ import (
 // member, or at an epoch our log does not hold, is dropped unacknowledged
 // — for an unknown epoch we ask the sender for its log, and the sender's
 // outbox writes the message again after we have caught up.
+//
+// While Run runs, messages are stored in the background, concurrently (so
+// the store commits many at once), and reported and acknowledged in the
+// order each sender sent them, once they and every earlier one from that
+// sender are stored — as ReceiveMessage.Pipeline does for chats.
 type ReceiveGroup struct {
 	book   *GroupBook
 	fanout *PairwiseFanout
+
+	mu      sync.Mutex
+	running bool
+	inboxes map[string]*groupInbox // by sender name key; an entry while it holds messages
+	saving  sync.WaitGroup
+	slots   chan struct{} // one per message being stored (maxPipelined)
+}
+
+// groupInbox is the messages of one sender being stored, in arrival order.
+type groupInbox struct {
+	items []*groupIncoming
+}
+
+type groupIncoming struct {
+	m     domain.GroupMessage
+	done  bool
+	isNew bool
+	err   error
 }
 
 // NewReceiveGroup builds the use-case.
@@ -27,7 +51,20 @@ func NewReceiveGroup(book *GroupBook, fanout *PairwiseFanout) (*ReceiveGroup, er
 	case fanout == nil:
 		return nil, errNilPort("group fan-out")
 	}
-	return &ReceiveGroup{book: book, fanout: fanout}, nil
+	return &ReceiveGroup{book: book, fanout: fanout, inboxes: map[string]*groupInbox{}, slots: make(chan struct{}, maxPipelined)}, nil
+}
+
+// Run stores received messages in the background until ctx is done, then
+// waits for the stores under way.
+func (r *ReceiveGroup) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.running = true
+	r.mu.Unlock()
+	<-ctx.Done()
+	r.mu.Lock()
+	r.running = false
+	r.mu.Unlock()
+	r.saving.Wait()
 }
 
 // Handle takes one group envelope.
@@ -88,14 +125,63 @@ func (r *ReceiveGroup) message(ctx context.Context, from domain.Identity, w grou
 	if err != nil {
 		return fmt.Errorf("group message %s from %s: %w", w.id, from.Name(), err)
 	}
-	isNew, err := r.book.store.SaveGroupIncoming(ctx, m)
-	if err != nil {
-		return fmt.Errorf("store group message %s from %s: %w", w.id, from.Name(), err)
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("group message %s from %s: %w", w.id, from.Name(), ctx.Err())
 	}
-	if isNew {
-		r.book.markUnread(w.group)
-		r.book.events.Publish(ports.GroupMessageEvent{Message: m})
+	c := &groupIncoming{m: m}
+	r.mu.Lock()
+	q, ok := r.inboxes[from.Name().Key()]
+	if !ok {
+		q = &groupInbox{}
+		r.inboxes[from.Name().Key()] = q
 	}
-	r.book.write(ctx, from.Name(), ports.Envelope{Kind: ports.KindGroupAck, Group: groupRefWire{group: w.group, id: w.id}.encode()})
+	q.items = append(q.items, c)
+	background := r.running
+	if background {
+		r.saving.Add(1)
+	}
+	r.mu.Unlock()
+	if !background {
+		r.save(ctx, from.Name(), q, c)
+		return c.err
+	}
+	go func() {
+		defer r.saving.Done()
+		r.save(ctx, from.Name(), q, c)
+	}()
 	return nil
+}
+
+// save stores c, then reports and acknowledges every message at the head
+// of q whose store has finished, in order. A message the store refused is
+// neither reported nor acknowledged: the sender writes it again.
+func (r *ReceiveGroup) save(ctx context.Context, from domain.Username, q *groupInbox, c *groupIncoming) {
+	isNew, err := r.book.store.SaveGroupIncoming(ctx, c.m)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.done, c.isNew = true, isNew
+	if err != nil {
+		c.err = fmt.Errorf("store group message %s from %s: %w", c.m.ID(), from, err)
+	}
+	n := 0
+	for n < len(q.items) && q.items[n].done {
+		h := q.items[n]
+		<-r.slots
+		n++
+		if h.err != nil {
+			continue
+		}
+		if h.isNew {
+			r.book.markUnread(h.m.Group())
+			r.book.events.Publish(ports.GroupMessageEvent{Message: h.m})
+		}
+		r.book.write(ctx, from, ports.Envelope{Kind: ports.KindGroupAck, Group: groupRefWire{group: h.m.Group(), id: h.m.ID()}.encode()})
+	}
+	clear(q.items[:n])
+	q.items = q.items[n:]
+	if len(q.items) == 0 && r.inboxes[from.Key()] == q {
+		delete(r.inboxes, from.Key())
+	}
 }

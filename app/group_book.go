@@ -39,6 +39,9 @@ type GroupBook struct {
 	// writes orders the envelopes of the group use-cases that are not
 	// retried by an outbox (logs, acknowledgements); runWrites sends them.
 	writes chan groupWrite
+	// resolve finds where to write to a member: VerifyContact.PeerForSend,
+	// or SendMessage's cache of it (newGroupParts sets that).
+	resolve func(ctx context.Context, name domain.Username) (domain.Peer, error)
 }
 
 type groupWrite struct {
@@ -64,7 +67,7 @@ func NewGroupBook(me domain.LocalIdentity, link ports.MessageLink, store ports.G
 	}
 	return &GroupBook{me: me, link: link, store: store, verify: verify, clock: clock, events: events,
 		logs: map[domain.GroupID]*domain.GroupLog{}, unread: map[domain.GroupID]int{},
-		writes: make(chan groupWrite, groupAckQueue)}, nil
+		writes: make(chan groupWrite, groupAckQueue), resolve: verify.PeerForSend}, nil
 }
 
 // load reads every group's log once; callers hold b.mu.
@@ -263,7 +266,7 @@ func (b *GroupBook) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case w := <-b.writes:
-			peer, err := b.verify.PeerForSend(ctx, w.to)
+			peer, err := b.resolve(ctx, w.to)
 			if err == nil {
 				wctx, cancel := context.WithTimeout(ctx, groupPushTimeout)
 				err = b.link.Send(wctx, peer, w.env)

@@ -24,6 +24,7 @@ func newGroupParts(c *Client, store ports.GroupStore, clock ports.Clock) (*group
 	if p.book, err = NewGroupBook(c.me, c.link, store, c.verify, clock, c.bus); err != nil {
 		return nil, err
 	}
+	p.book.resolve = c.send.peerForSend
 	if p.fanout, err = NewPairwiseFanout(c.me, c.link, store, c.verify, clock, c.bus, c.opts.Retry); err != nil {
 		return nil, err
 	}

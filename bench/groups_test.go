@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 // chatx.InitMemoryClient (in-memory network, registry and stores), and
 // "tcp", whole clients as the binary builds them (TCP mutual-TLS links on
 // loopback, SQLite profiles, the HTTPS registry). The sender issues
-// CHATX_BENCH_GROUP_MSGS messages (default 200) at once, and a message
+// CHATX_BENCH_GROUP_MSGS messages (default 200) from 32 goroutines, and a message
 // counts once every other member has acknowledged it (stored it).
 // copies/s is the per-member deliveries behind it.
 func BenchmarkGroupFanout(b *testing.B) {
@@ -113,10 +114,25 @@ func benchGroup(b *testing.B, c *cluster, start func(string, app.Options) *app.C
 	for range b.N {
 		base := delivered.Load()
 		start := time.Now()
-		for i := range msgs {
-			if _, err := clients[0].SendGroup(context.Background(), g.ID(), fmt.Sprintf("group benchmark message %d of a realistic length", i)); err != nil {
-				c.fail("send: %v", err)
-			}
+		// 32 goroutines issue them, as the JSON-RPC front does for a
+		// script that does not wait: each SendGroup waits for its own
+		// durable commit, and concurrent ones share one.
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var sendErr atomic.Value
+		for range 32 {
+			wg.Go(func() {
+				for i := next.Add(1); i <= int64(msgs); i = next.Add(1) {
+					if _, err := clients[0].SendGroup(context.Background(), g.ID(), fmt.Sprintf("group benchmark message %d of a realistic length", i)); err != nil {
+						sendErr.Store(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err, ok := sendErr.Load().(error); ok {
+			c.fail("send: %v", err)
 		}
 		waitFor(b, c, 10*time.Minute, "every copy acknowledged", func() bool { return delivered.Load() >= base+int64(msgs)*copies })
 		elapsed += time.Since(start)

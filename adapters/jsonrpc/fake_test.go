@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"github.com/chatx/chatx/internal/groupsfake"
 	"strconv"
 	"sync"
 	"time"
@@ -15,9 +16,9 @@ import (
 // fakeClient is a recording ports.Client. Each method records its call and
 // returns what the test put in the fields; hooks may block to test concurrency.
 type fakeClient struct {
-	fakeGroups // groups_test.go
-	me         domain.Identity
-	endpoints  domain.Endpoints
+	groupsfake.Fake
+	me        domain.Identity
+	endpoints domain.Endpoints
 
 	mu       sync.Mutex
 	calls    []string // "Method arg…"

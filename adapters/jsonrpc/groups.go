@@ -43,10 +43,10 @@ func (s *Server) groupMethods(m map[string]handler) map[string]handler {
 	m["addMember"] = s.memberAction(s.client.AddMember)
 	m["removeMember"] = s.memberAction(s.client.RemoveMember)
 	m["promoteMember"] = s.memberAction(s.client.PromoteMember)
-	m["leaveGroup"] = s.leaveGroup
+	m["leaveGroup"] = s.groupAction(s.client.LeaveGroup)
 	m["renameGroup"] = s.renameGroup
 	m["groupDeliveries"] = s.groupDeliveries
-	m["markGroupRead"] = s.markGroupRead
+	m["markGroupRead"] = s.groupAction(s.client.MarkGroupRead)
 	return m
 }
 
@@ -221,38 +221,24 @@ type okView struct {
 	OK bool `json:"ok"`
 }
 
-func (s *Server) leaveGroup(ctx context.Context, raw json.RawMessage) (any, error) {
-	var p struct {
-		ID *string `json:"id"`
+// groupAction is a method of {id} answering {ok}.
+func (s *Server) groupAction(do func(context.Context, domain.GroupID) error) handler {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var p struct {
+			ID *string `json:"id"`
+		}
+		if err := decodeParams(raw, &p); err != nil {
+			return nil, err
+		}
+		id, err := parseGroupID("id", p.ID)
+		if err != nil {
+			return nil, err
+		}
+		if err := do(ctx, id); err != nil {
+			return nil, err
+		}
+		return okView{OK: true}, nil
 	}
-	if err := decodeParams(raw, &p); err != nil {
-		return nil, err
-	}
-	id, err := parseGroupID("id", p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.client.LeaveGroup(ctx, id); err != nil {
-		return nil, err
-	}
-	return okView{OK: true}, nil
-}
-
-func (s *Server) markGroupRead(ctx context.Context, raw json.RawMessage) (any, error) {
-	var p struct {
-		ID *string `json:"id"`
-	}
-	if err := decodeParams(raw, &p); err != nil {
-		return nil, err
-	}
-	id, err := parseGroupID("id", p.ID)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.client.MarkGroupRead(ctx, id); err != nil {
-		return nil, err
-	}
-	return okView{OK: true}, nil
 }
 
 func (s *Server) renameGroup(ctx context.Context, raw json.RawMessage) (any, error) {

@@ -247,6 +247,7 @@ func (c *Client) peerOnline(p domain.Peer) {
 	name := p.Name()
 	c.send.Flush(name)
 	c.groups.fanout.Flush(name)
+	c.groups.book.memberOnline(context.Background(), name)
 	c.chore(func(ctx context.Context) {
 		c.accept.PeerOnline(ctx, name)
 		c.transferFile.PeerOnline(ctx, name)

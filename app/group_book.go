@@ -42,7 +42,21 @@ type GroupBook struct {
 	// resolve finds where to write to a member: VerifyContact.PeerForSend,
 	// or SendMessage's cache of it (newGroupParts sets that).
 	resolve func(ctx context.Context, name domain.Username) (domain.Peer, error)
+
+	// pending holds, by member name key, the groups whose log could not be
+	// written to that member: written again when it comes online and
+	// every groupLogRetry. Owned by Run's goroutine but for memberOnline.
+	pendMu  sync.Mutex
+	pending map[string]pendingLogs
 }
+
+type pendingLogs struct {
+	name   domain.Username
+	groups map[domain.GroupID]bool
+}
+
+// groupLogRetry is how often logs that could not be written are tried again.
+const groupLogRetry = 5 * time.Second
 
 type groupWrite struct {
 	to  domain.Username
@@ -67,7 +81,8 @@ func NewGroupBook(me domain.LocalIdentity, link ports.MessageLink, store ports.G
 	}
 	return &GroupBook{me: me, link: link, store: store, verify: verify, clock: clock, events: events,
 		logs: map[domain.GroupID]*domain.GroupLog{}, unread: map[domain.GroupID]int{},
-		writes: make(chan groupWrite, groupAckQueue), resolve: verify.PeerForSend}, nil
+		writes: make(chan groupWrite, groupAckQueue), resolve: verify.PeerForSend,
+		pending: map[string]pendingLogs{}}, nil
 }
 
 // load reads every group's log once; callers hold b.mu.
@@ -259,12 +274,27 @@ func (b *GroupBook) write(_ context.Context, to domain.Username, env ports.Envel
 	}
 }
 
-// Run writes the queued envelopes until ctx is done.
+// Run writes the queued envelopes until ctx is done. A log that could not
+// be written to a member is written again (the group's log as it is then)
+// when the member comes online (memberOnline) and every groupLogRetry; an
+// acknowledgement is not: the member writes its message again.
 func (b *GroupBook) Run(ctx context.Context) {
+	retry := time.NewTicker(groupLogRetry)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			b.pendMu.Lock()
+			names := make([]domain.Username, 0, len(b.pending))
+			for _, p := range b.pending {
+				names = append(names, p.name)
+			}
+			b.pendMu.Unlock()
+			for _, n := range names {
+				b.memberOnline(ctx, n)
+			}
 		case w := <-b.writes:
 			peer, err := b.resolve(ctx, w.to)
 			if err == nil {
@@ -275,6 +305,58 @@ func (b *GroupBook) Run(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				slog.Debug("group envelope not written", "peer", w.to.String(), "kind", int(w.env.Kind), "err", err)
 			}
+			if w.env.Kind == ports.KindGroupLog && len(w.env.Group) >= len(domain.GroupID{}) {
+				b.logWritten(w.to, domain.GroupID(w.env.Group[:16]), err == nil)
+			}
+		}
+	}
+}
+
+// logWritten records whether the log of group reached member.
+func (b *GroupBook) logWritten(member domain.Username, group domain.GroupID, ok bool) {
+	b.pendMu.Lock()
+	defer b.pendMu.Unlock()
+	p, has := b.pending[member.Key()]
+	switch {
+	case ok && has:
+		delete(p.groups, group)
+		if len(p.groups) == 0 {
+			delete(b.pending, member.Key())
+		}
+	case !ok:
+		if !has {
+			p = pendingLogs{name: member, groups: map[domain.GroupID]bool{}}
+			b.pending[member.Key()] = p
+		}
+		p.groups[group] = true
+	}
+}
+
+// memberOnline writes again the logs that could not reach member.
+func (b *GroupBook) memberOnline(ctx context.Context, member domain.Username) {
+	b.pendMu.Lock()
+	p, ok := b.pending[member.Key()]
+	var groups []domain.GroupID
+	if ok {
+		for g := range p.groups {
+			groups = append(groups, g)
+		}
+	}
+	b.pendMu.Unlock()
+	for _, g := range groups {
+		b.mu.Lock()
+		l, known := b.logs[g]
+		var entries []domain.GroupEntry
+		if known {
+			entries = l.Entries()
+		}
+		b.mu.Unlock()
+		if !known {
+			b.logWritten(member, g, true)
+			continue
+		}
+		if pl, err := encodeGroupLog(g, entries); err == nil {
+			b.write(ctx, member, ports.Envelope{Kind: ports.KindGroupLog, Group: pl})
 		}
 	}
 }

@@ -430,3 +430,22 @@ func TestE2EGroupKeyChangeBlocksOnlyThatMember(t *testing.T) {
 func memoryWaitKeyChanged(n *node, name domain.Username) (ports.KeyChangedEvent, error) {
 	return waitEvent(n, func(e ports.KeyChangedEvent) bool { return e.Name.Equal(name) })
 }
+
+func TestE2EGroupMemberOfflineAtCreationLearnsTheGroupOnReturn(t *testing.T) {
+	c := newCluster(t)
+	alice, bob, carol := c.newNode("alice"), c.newNode("bob"), c.newNode("carol")
+	alice.mustStart()
+	bob.mustStart()
+	carol.mustStart()
+	alice.waitPresence(carol, true)
+	carol.stop()
+	alice.waitPresence(carol, false)
+	g, err := alice.client.CreateGroup(context.Background(), "team", []domain.Username{bob.me.Name(), carol.me.Name()})
+	if err != nil {
+		t.Fatalf("a known member offline: %v", err)
+	}
+	converged(t, g.ID(), g.Epoch(), alice, bob)
+	carol.mustStart()
+	// Nothing is sent to the group: the log alone must reach her.
+	converged(t, g.ID(), g.Epoch(), alice, bob, carol)
+}

@@ -28,6 +28,10 @@ func newGroupParts(c *Client, store ports.GroupStore, clock ports.Clock) (*group
 	if p.fanout, err = NewPairwiseFanout(c.me, c.link, store, c.verify, clock, c.bus, c.opts.Retry); err != nil {
 		return nil, err
 	}
+	p.fanout.outbox.member = func(group domain.GroupID, name domain.Username) bool {
+		g, err := p.book.state(context.Background(), group)
+		return err != nil || g.IsMember(name) // unknown: keep trying
+	}
 	if p.manage, err = NewManageGroup(p.book); err != nil {
 		return nil, err
 	}

@@ -449,3 +449,27 @@ func TestE2EGroupMemberOfflineAtCreationLearnsTheGroupOnReturn(t *testing.T) {
 	// Nothing is sent to the group: the log alone must reach her.
 	converged(t, g.ID(), g.Epoch(), alice, bob, carol)
 }
+
+func TestE2EGroupCopiesToAMemberRemovedBeforeDeliveryAreDropped(t *testing.T) {
+	c := newCluster(t)
+	alice, bob, carol := c.newNode("alice"), c.newNode("bob"), c.newNode("carol")
+	id := startGroup(t, alice, bob, carol)
+	ctx := context.Background()
+	carol.stop()
+	alice.waitPresence(carol, false)
+	m, err := alice.client.SendGroup(ctx, id, "queued for carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.client.RemoveMember(ctx, id, carol.me.Name()); err != nil {
+		t.Fatal(err)
+	}
+	carol.mustStart()
+	eventually(t, "the copy to carol is given up", func() bool {
+		ds, err := alice.client.GroupDeliveries(ctx, id, m.ID())
+		return err == nil && len(ds) == 2 && ds[1].Member.Equal(carol.me.Name()) && ds[1].State == domain.MessageFailed
+	})
+	if ms, _ := alice.groups.GroupOutbox(ctx, carol.me.Name()); len(ms) != 0 {
+		t.Fatalf("%d copies still wait for carol", len(ms))
+	}
+}

@@ -108,6 +108,10 @@ const maxCopyRefs = 1 << 20
 type copyOutbox struct {
 	me    domain.Username
 	store ports.GroupStore
+	// member reports whether name is still a member of group; copies to
+	// one who is not (removed, or left, before they were delivered) are
+	// marked failed instead of written. nil: every copy is written.
+	member func(group domain.GroupID, name domain.Username) bool
 
 	mu      sync.Mutex
 	refs    map[domain.MessageID]copyRef
@@ -199,9 +203,15 @@ func (o *copyOutbox) Outbox(ctx context.Context, peer domain.Username) ([]domain
 	if err != nil {
 		return nil, err
 	}
-	out := make([]domain.Message, len(copies))
-	for i, c := range copies {
-		out[i] = o.register(c)
+	out := make([]domain.Message, 0, len(copies))
+	for _, c := range copies {
+		if o.member != nil && !o.member(c.Message.Group(), c.Member) {
+			if _, err := o.store.SetGroupDelivery(ctx, c.Message.Group(), c.Message.ID(), c.Member, domain.MessageFailed); err != nil {
+				return nil, fmt.Errorf("drop copy of %s to %s, no longer a member: %w", c.Message.ID(), c.Member, err)
+			}
+			continue
+		}
+		out = append(out, o.register(c))
 	}
 	return out, nil
 }

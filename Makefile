@@ -98,6 +98,7 @@ bench: bench-registry bench-messaging bench-storage bench-files bench-relay benc
 bench-registry:
 	$(GO) test -run '^$$' -bench 'Lookup|Register' -benchtime 3s ./adapters/registry/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
+	$(GO) test -run '^$$' -bench Mailbox -benchtime 3s ./adapters/registry/
 
 ## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence
 .PHONY: bench-messaging
@@ -116,6 +117,11 @@ bench-storage:
 bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
+
+## bench-compare: chatx beside croc and magic-wormhole, 1 GiB over loopback, 4 interleaved rounds, medians (installs croc v10.7.0 unless CROC=PATH, and magic-wormhole when root; never part of make test)
+.PHONY: bench-compare
+bench-compare:
+	GO="$(GO)" bash bench/compare.sh
 
 ## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root)
 .PHONY: bench-reach

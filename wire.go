@@ -11,6 +11,7 @@ import (
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
+	"github.com/chatx/chatx/adapters/seal"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -51,6 +52,11 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		wire.Bind(new(ports.TransferStore), new(*storage.Transfers)),
 		storage.NewGroups,
 		wire.Bind(new(ports.GroupStore), new(*storage.Groups)),
+		storage.NewMailKeys,
+		wire.Bind(new(ports.MailKeyStore), new(*storage.MailKeys)),
+		seal.ProviderSet,
+		newMailbox,
+		wire.Struct(new(app.MailPorts), "*"),
 		files.ProviderSet,
 		system.ProviderSet,
 	)
@@ -68,7 +74,7 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 // HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay", "Mailbox", "MailboxHTTP"),
 		relay.ProviderSet,
 		registry.NewServer,
 		registry.NewFileAccountStore,
@@ -77,6 +83,13 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		wire.Bind(new(ports.PresenceStore), new(*registry.PresenceStore)),
 		app.NewRegistry,
 		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
+		registry.NewFileMailboxStore,
+		wire.Bind(new(ports.MailboxStore), new(*registry.FileMailboxStore)),
+		registry.NewFilePrekeyStore,
+		wire.Bind(new(ports.PrekeyStore), new(*registry.FilePrekeyStore)),
+		app.NewRegistryMailbox,
+		wire.Bind(new(ports.MailboxService), new(*app.RegistryMailbox)),
+		registry.NewMailboxRoutes,
 		system.ProviderSet,
 		wire.Struct(new(RegistryServer), "*"),
 	)
@@ -109,6 +122,7 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		wire.Bind(new(ports.Downloads), new(*memory.Downloads)),
 		memory.NewRealClock,
 		wire.Bind(new(ports.Clock), new(*memory.Clock)),
+		wire.Value(app.MailPorts{}),
 	)
 	return nil, nil, nil
 }

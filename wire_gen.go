@@ -11,6 +11,7 @@ import (
 	"github.com/chatx/chatx/adapters/memory"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
+	"github.com/chatx/chatx/adapters/seal"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -87,8 +88,16 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		return nil, nil, err
 	}
 	groups := storage.NewGroups(store)
+	mailbox := newMailbox(client)
+	sealer := seal.New()
+	mailKeys := storage.NewMailKeys(store)
+	mailPorts := app.MailPorts{
+		Box:    mailbox,
+		Sealer: sealer,
+		Keys:   mailKeys,
+	}
 	options := cfg.Options
-	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, groups, clock, bus, options)
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, groups, clock, bus, mailPorts, options)
 	if err != nil {
 		cleanup6()
 		cleanup5()
@@ -144,12 +153,51 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
+	fileMailboxStore, cleanup4, err := registry.NewFileMailboxStore(dataDir)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	filePrekeyStore, cleanup5, err := registry.NewFilePrekeyStore(dataDir)
+	if err != nil {
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxOptions := cfg.Mailbox
+	registryMailbox, err := app.NewRegistryMailbox(appRegistry, fileMailboxStore, filePrekeyStore, mailboxOptions)
+	if err != nil {
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxConfig := cfg.MailboxHTTP
+	mailboxRoutes, err := registry.NewMailboxRoutes(server, registryMailbox, mailboxConfig)
+	if err != nil {
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	registryServer := &RegistryServer{
-		Service: appRegistry,
-		Server:  server,
-		Relay:   relayServer,
+		Service:    appRegistry,
+		Server:     server,
+		Relay:      relayServer,
+		Mailbox:    registryMailbox,
+		MailRoutes: mailboxRoutes,
 	}
 	return registryServer, func() {
+		cleanup5()
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()
@@ -183,7 +231,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 	localFiles := memory.NewLocalFiles()
 	downloads := memory.NewDownloads()
 	groupStore := memory.NewGroupStore()
-	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, groupStore, clock, bus, opts)
+	mailPorts := _wireMailPortsValue
+	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, groupStore, clock, bus, mailPorts, opts)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -194,6 +243,10 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		cleanup()
 	}, nil
 }
+
+var (
+	_wireMailPortsValue = app.MailPorts{}
+)
 
 // wire.go:
 

@@ -241,6 +241,37 @@ func (o *copyOutbox) SetState(ctx context.Context, id domain.MessageID, s domain
 	return domain.RestoreMessage(id, o.me, r.member, m.SentAt(), "", domain.Outgoing, s), nil
 }
 
+// MarkStates moves the deliveries of copies, concurrently (the store
+// commits them together), durably: group deliveries have no lazy marks.
+func (o *copyOutbox) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	moved := make([]bool, len(marks))
+	errs := make([]error, len(marks))
+	var wg sync.WaitGroup
+	for i, m := range marks {
+		wg.Go(func() {
+			_, err := o.SetState(ctx, m.ID, m.State)
+			switch {
+			case err == nil:
+				moved[i] = true
+			case errors.Is(err, domain.ErrInvalidTransition), errors.Is(err, domain.ErrNotFound):
+			default:
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	var out []ports.StateMark
+	for i, m := range marks {
+		if moved[i] {
+			out = append(out, m)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (o *copyOutbox) SaveOutgoingStaged(context.Context, domain.Message, func()) error {
+	return errNotForCopies
+}
 func (o *copyOutbox) SaveOutgoing(context.Context, domain.Message) error { return errNotForCopies }
 func (o *copyOutbox) SaveIncoming(context.Context, domain.Message) (bool, error) {
 	return false, errNotForCopies

@@ -127,6 +127,16 @@ func (s *Server) listPeers(ctx context.Context, raw json.RawMessage) (any, error
 }
 
 func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
+	wait, err := s.startSend(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// startSend checks a send's params and starts it (ports.SendPipeline);
+// wait returns its result once the message is stored.
+func (s *Server) startSend(ctx context.Context, raw json.RawMessage) (wait func() (any, error), err error) {
 	var p struct {
 		To    *string `json:"to"`
 		Group *string `json:"group"`
@@ -136,7 +146,12 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	if p.Group != nil && p.To == nil {
-		return s.sendGroup(ctx, p.Group, p.Text)
+		// Sent here, in arrival order; the result is ready at once.
+		res, err := s.sendGroup(ctx, p.Group, p.Text)
+		if err != nil {
+			return nil, err
+		}
+		return func() (any, error) { return res, nil }, nil
 	}
 	to, err := parseName("to", p.To)
 	if err != nil {
@@ -148,11 +163,17 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 	if err := domain.ValidateBody(*p.Text); err != nil {
 		return nil, err
 	}
-	m, err := s.client.Send(ctx, to, *p.Text)
+	stored, err := s.client.StartSend(ctx, to, *p.Text)
 	if err != nil {
 		return nil, err
 	}
-	return viewMessage(m), nil
+	return func() (any, error) {
+		m, err := stored()
+		if err != nil {
+			return nil, err
+		}
+		return viewMessage(m), nil
+	}, nil
 }
 
 func (s *Server) typing(ctx context.Context, raw json.RawMessage) (any, error) {

@@ -36,3 +36,15 @@ func TestGroupStoreContract(t *testing.T) {
 	t.Parallel()
 	contract.GroupStore(t, func(*testing.T) ports.GroupStore { return memory.NewGroupStore() })
 }
+
+func TestMailboxStoreContract(t *testing.T) {
+	contract.MailboxStore(t, func(*testing.T) ports.MailboxStore { return memory.NewMailboxStore() })
+}
+
+func TestPrekeyStoreContract(t *testing.T) {
+	contract.PrekeyStore(t, func(*testing.T) ports.PrekeyStore { return memory.NewPrekeyStore() })
+}
+
+func TestMailKeyStoreContract(t *testing.T) {
+	contract.MailKeyStore(t, func(*testing.T) ports.MailKeyStore { return memory.NewMailKeyStore() })
+}

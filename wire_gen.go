@@ -88,6 +88,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	groups := storage.NewGroups(store)
 	mailbox := newMailbox(client)
 	sealer := seal.New()
 	mailKeys := storage.NewMailKeys(store)
@@ -97,7 +98,7 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		Keys:   mailKeys,
 	}
 	options := cfg.Options
-	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, quarantine, transfers, localFiles, downloads, clock, bus, mailPorts, options)
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, quarantine, transfers, localFiles, downloads, groups, clock, bus, mailPorts, options)
 	if err != nil {
 		cleanup6()
 		cleanup5()
@@ -231,8 +232,9 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 	transferStore := memory.NewTransferStore()
 	localFiles := memory.NewLocalFiles()
 	downloads := memory.NewDownloads()
+	groupStore := memory.NewGroupStore()
 	mailPorts := _wireMailPortsValue
-	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, quarantineStore, transferStore, localFiles, downloads, clock, bus, mailPorts, opts)
+	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, quarantineStore, transferStore, localFiles, downloads, groupStore, clock, bus, mailPorts, opts)
 	if err != nil {
 		cleanup2()
 		cleanup()

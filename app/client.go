@@ -68,6 +68,7 @@ type Client struct {
 	decline      *DeclineTransfer
 	cancel       *CancelTransfer
 	search       *SearchHistory
+	groups       *groupParts
 	mail         *mailDelivery // nil: no offline delivery
 	contacts     *ManageContacts
 	status       *presenceStatus
@@ -81,7 +82,7 @@ var _ ports.Client = (*Client)(nil)
 // NewClient composes a client from its ports.
 func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageLink, files ports.FileTransport,
 	messages ports.MessageStore, trust ports.TrustStore, quarantine ports.QuarantineStore, transfers ports.TransferStore, local ports.LocalFiles,
-	downloads ports.Downloads, clock ports.Clock, bus *Bus, mail MailPorts, opts Options) (*Client, error) {
+	downloads ports.Downloads, groups ports.GroupStore, clock ports.Clock, bus *Bus, mail MailPorts, opts Options) (*Client, error) {
 	if bus == nil {
 		return nil, errNilPort("event bus")
 	}
@@ -126,6 +127,9 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	}
 	c.contacts.offer = c.offered
 	c.status = newPresenceStatus()
+	if c.groups, err = newGroupParts(c, groups, clock); err != nil {
+		return nil, err
+	}
 	// One book for every transfer use-case, so their changes never overlap.
 	book := c.transferFile.book
 	c.receiveFile.book, c.accept.book, c.decline.book, c.cancel.book = book, book, book, book
@@ -141,6 +145,7 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	c.verify.onAccepted = func(name domain.Username) {
 		c.contacts.forget(name)
 		c.send.Flush(name)
+		c.groups.fanout.Flush(name)
 		c.chore(func(ctx context.Context) { c.transferFile.PeerOnline(ctx, name) })
 	}
 	return c, nil
@@ -184,6 +189,8 @@ func (c *Client) Run(ctx context.Context) error {
 	goRun("receive files", func(ctx context.Context) error { c.receiveFile.Run(ctx); return nil })
 	goRun("acknowledgements", func(ctx context.Context) error { c.receive.Run(ctx); return nil })
 	goRun("chores", func(ctx context.Context) error { c.runChores(ctx); return nil })
+	goRun("group writes", func(ctx context.Context) error { c.groups.book.Run(ctx); return nil })
+	goRun("group messages", func(ctx context.Context) error { c.groups.receive.Run(ctx); return nil })
 
 	if err := c.registerWithRetry(ctx); err != nil {
 		fail(err)
@@ -191,6 +198,7 @@ func (c *Client) Run(ctx context.Context) error {
 		slog.Info("registered", "name", c.me.Name().String(), "fingerprint", c.me.Fingerprint().Short())
 		c.bus.Publish(ports.RegisteredEvent{Name: c.me.Name()})
 		goRun("outbox", func(ctx context.Context) error { c.send.Run(ctx); return nil })
+		goRun("group outbox", func(ctx context.Context) error { c.groups.fanout.Run(ctx); return nil })
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
 		goRun("contacts' presence", func(ctx context.Context) error { c.pollContacts(ctx); return nil })
@@ -270,6 +278,8 @@ func (c *Client) runHandshakes(ctx context.Context) {
 func (c *Client) peerOnline(p domain.Peer) {
 	name := p.Name()
 	c.send.Flush(name)
+	c.groups.fanout.Flush(name)
+	c.groups.book.memberOnline(context.Background(), name)
 	c.chore(func(ctx context.Context) {
 		c.accept.PeerOnline(ctx, name)
 		c.transferFile.PeerOnline(ctx, name)
@@ -325,6 +335,8 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 		return c.receive.Pipeline(ctx, ReceiveMessageInput{From: from, Envelope: env})
 	case ports.KindOffer:
 		return c.offered(ctx, from, env)
+	case ports.KindGroupMessage, ports.KindGroupAck, ports.KindGroupLog, ports.KindGroupLogAsk, ports.KindGroupFile:
+		return c.groups.receive.Handle(ctx, from, env)
 	case ports.KindAccept:
 		return c.transferFile.Accepted(ctx, from, env.TransferID)
 	case ports.KindDecline:

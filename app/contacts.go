@@ -104,6 +104,15 @@ func (mc *ManageContacts) blocked(ctx context.Context, name domain.Username) boo
 	return err == nil && r == domain.RelationBlocked
 }
 
+// trusted reports whether name is a contact (or everyone is treated as one).
+func (mc *ManageContacts) trusted(ctx context.Context, name domain.Username) bool {
+	if mc.anyone {
+		return true
+	}
+	r, err := mc.relation(ctx, name)
+	return err == nil && r == domain.RelationContact
+}
+
 // setRelation stores and caches r for a pinned name, and tells the UIs.
 func (mc *ManageContacts) setRelation(ctx context.Context, name domain.Username, r domain.Relation) error {
 	if err := mc.trust.SetRelation(ctx, name, r); err != nil {

@@ -270,3 +270,42 @@ func TestContactsQuarantineSurvivesARestart(t *testing.T) {
 		t.Fatalf("requests after a restart: %+v (%v)", r, err)
 	}
 }
+
+// A stranger cannot bring us into a group (its messages would skip the
+// requests); once it is a contact, its group reaches us.
+func TestContactsStrangerCannotAddUsToAGroup(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice"), c.newNode("bob").strict()
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+
+	g, err := alice.client.CreateGroup(ctx, "team", []domain.Username{bob.me.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link keeps alice's order: once her chat is a request at bob's,
+	// the group's log before it was handled too.
+	if _, err := alice.client.Send(ctx, bob.me.Name(), "hello"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alice's request at bob's", func() bool {
+		reqs, err := bob.client.Requests(ctx)
+		return err == nil && len(reqs) == 1
+	})
+	if _, known := bob.groupState(g.ID()); known {
+		t.Fatal("a stranger's group reached bob")
+	}
+
+	if err := bob.client.AddContact(ctx, alice.me.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.client.SendGroup(ctx, g.ID(), "now as a contact"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the group and its message at bob's", func() bool {
+		_, known := bob.groupState(g.ID())
+		return known && len(bob.groupHistory(g.ID())) == 1
+	})
+}

@@ -69,6 +69,7 @@ type node struct {
 	trust     *memory.TrustStore
 	requests  *memory.QuarantineStore
 	transfers *memory.TransferStore
+	groups    *memory.GroupStore
 	local     *memory.LocalFiles
 	downloads *memory.Downloads
 	events    *memory.EventRecorder
@@ -92,7 +93,7 @@ func (c *cluster) newNode(name string) *node {
 
 func (c *cluster) nodeFor(me domain.LocalIdentity) *node {
 	n := &node{c: c, me: me, messages: memory.NewMessageStore(), trust: memory.NewTrustStore(),
-		requests: memory.NewQuarantineStore(), transfers: memory.NewTransferStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
+		requests: memory.NewQuarantineStore(), transfers: memory.NewTransferStore(), groups: memory.NewGroupStore(), local: memory.NewLocalFiles(), downloads: memory.NewDownloads(),
 		events: memory.NewEventRecorder(), mailKeys: memory.NewMailKeyStore(),
 		// The tests of other use-cases talk between strangers: they accept
 		// from anyone (the contacts tests turn it off).
@@ -141,7 +142,7 @@ func (n *node) start() error {
 		mail = app.MailPorts{Box: memory.NewMailbox(n.c.mailbox, n.c.reg, dir), Sealer: seal.New(), Keys: n.mailKeys}
 	}
 	client, err := app.NewClient(n.me, composed, host.Link(), host.Files(), n.messages, n.trust, n.requests, n.transfers,
-		n.local, n.downloads, clock, bus, mail, n.opts)
+		n.local, n.downloads, n.groups, clock, bus, mail, n.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,11 +103,11 @@ func TestConstructorsRejectNilPorts(t *testing.T) {
 		},
 		"search": func() error { _, err := app.NewSearchHistory(nil); return err },
 		"client w/o bus": func() error {
-			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, w.messages, w.trust, memory.NewQuarantineStore(), w.transfers, fakeFiles{}, w.downloads, w.clock, nil, app.MailPorts{}, app.Options{})
+			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, w.messages, w.trust, memory.NewQuarantineStore(), w.transfers, fakeFiles{}, w.downloads, memory.NewGroupStore(), w.clock, nil, app.MailPorts{}, app.Options{})
 			return err
 		},
 		"client w/o store": func() error {
-			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, nil, w.trust, memory.NewQuarantineStore(), w.transfers, fakeFiles{}, w.downloads, w.clock, app.NewBus(), app.MailPorts{}, app.Options{})
+			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, nil, w.trust, memory.NewQuarantineStore(), w.transfers, fakeFiles{}, w.downloads, memory.NewGroupStore(), w.clock, app.NewBus(), app.MailPorts{}, app.Options{})
 			return err
 		},
 	}

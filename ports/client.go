@@ -57,6 +57,8 @@ type Client interface {
 
 	// ContactsClient: contacts, message requests, blocking, status.
 	ContactsClient
+	// Groups: group conversations (ports/groups.go).
+	Groups
 }
 
 // ReachabilityReport is how we can be reached and how reaching others went.

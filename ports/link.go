@@ -40,6 +40,8 @@ type Envelope struct {
 	RetryAfter time.Duration
 	// KindStatus: the sender's availability and status text.
 	Status domain.Status
+	// Group is the payload of the group kinds (ports/groups.go), opaque to links.
+	Group []byte
 }
 
 // MessageLink carries envelopes between two authenticated identities over

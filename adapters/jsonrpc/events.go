@@ -51,7 +51,9 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 		case ports.RefusedEvent:
 			s.notify("refused", refusedView{Peer: e.Peer.String(), Reason: e.Reason.String(), RetryAfterMs: e.RetryAfter.Milliseconds()})
 		default:
-			s.logger.Debug("event without notification", "type", typeName(ev))
+			if !s.notifyGroup(ev) {
+				s.logger.Debug("event without notification", "type", typeName(ev))
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"github.com/chatx/chatx/internal/groupsfake"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 // fakeClient is a recording ports.Client. Each method records its call and
 // returns what the test put in the fields; hooks may block to test concurrency.
 type fakeClient struct {
+	groupsfake.Fake
 	me        domain.Identity
 	endpoints domain.Endpoints
 

@@ -43,7 +43,7 @@ func (s *Server) methods() map[string]handler {
 		"acceptKeyChange": s.acceptKeyChange,
 	}
 	maps.Copy(m, s.contactMethods()) // contacts.go
-	return m
+	return s.groupMethods(m)         // groups.go
 }
 
 // decodeParams reads params (an object, or absent or null when every field
@@ -141,11 +141,20 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 // wait returns its result once the message is stored.
 func (s *Server) startSend(ctx context.Context, raw json.RawMessage) (wait func() (any, error), err error) {
 	var p struct {
-		To   *string `json:"to"`
-		Text *string `json:"text"`
+		To    *string `json:"to"`
+		Group *string `json:"group"`
+		Text  *string `json:"text"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
+	}
+	if p.Group != nil && p.To == nil {
+		// Sent here, in arrival order; the result is ready at once.
+		res, err := s.sendGroup(ctx, p.Group, p.Text)
+		if err != nil {
+			return nil, err
+		}
+		return func() (any, error) { return res, nil }, nil
 	}
 	to, err := parseName("to", p.To)
 	if err != nil {
@@ -201,16 +210,20 @@ func (s *Server) markRead(ctx context.Context, raw json.RawMessage) (any, error)
 func (s *Server) history(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
 		With  *string `json:"with"`
+		Group *string `json:"group"`
 		Limit *int    `json:"limit"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
 	}
-	with, err := parseName("with", p.With)
+	limit, err := parseLimit(p.Limit)
 	if err != nil {
 		return nil, err
 	}
-	limit, err := parseLimit(p.Limit)
+	if p.Group != nil && p.With == nil {
+		return s.groupHistory(ctx, p.Group, limit)
+	}
+	with, err := parseName("with", p.With)
 	if err != nil {
 		return nil, err
 	}
@@ -248,11 +261,15 @@ func (s *Server) search(ctx context.Context, raw json.RawMessage) (any, error) {
 
 func (s *Server) sendFile(ctx context.Context, raw json.RawMessage) (any, error) {
 	var p struct {
-		To   *string `json:"to"`
-		Path *string `json:"path"`
+		To    *string `json:"to"`
+		Group *string `json:"group"`
+		Path  *string `json:"path"`
 	}
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
+	}
+	if p.Group != nil && p.To == nil {
+		return s.sendGroupFile(ctx, p.Group, p.Path)
 	}
 	to, err := parseName("to", p.To)
 	if err != nil {

@@ -32,6 +32,11 @@ func TestPresenceStoreContract(t *testing.T) {
 	contract.PresenceStore(t, func(*testing.T) ports.PresenceStore { return memory.NewPresenceStore() })
 }
 
+func TestGroupStoreContract(t *testing.T) {
+	t.Parallel()
+	contract.GroupStore(t, func(*testing.T) ports.GroupStore { return memory.NewGroupStore() })
+}
+
 func TestMailboxStoreContract(t *testing.T) {
 	contract.MailboxStore(t, func(*testing.T) ports.MailboxStore { return memory.NewMailboxStore() })
 }

@@ -19,6 +19,7 @@ var ProviderSet = wire.NewSet(
 	NewTrustStore, wire.Bind(new(ports.TrustStore), new(*TrustStore)),
 	NewTransferStore, wire.Bind(new(ports.TransferStore), new(*TransferStore)),
 	NewQuarantineStore, wire.Bind(new(ports.QuarantineStore), new(*QuarantineStore)),
+	NewGroupStore, wire.Bind(new(ports.GroupStore), new(*GroupStore)),
 	NewAccountStore, wire.Bind(new(ports.AccountStore), new(*AccountStore)),
 	NewPresenceStore, wire.Bind(new(ports.PresenceStore), new(*PresenceStore)),
 	NewEventRecorder, wire.Bind(new(ports.EventSink), new(*EventRecorder)),

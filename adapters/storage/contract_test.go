@@ -57,3 +57,8 @@ func TestContactRelationsContract(t *testing.T) {
 func TestQuarantineStoreContract(t *testing.T) {
 	contract.QuarantineStore(t, func(t *testing.T) ports.QuarantineStore { return storage.NewQuarantine(openStore(t, t.TempDir())) })
 }
+
+func TestGroupStoreContract(t *testing.T) {
+	t.Parallel()
+	contract.GroupStore(t, func(t *testing.T) ports.GroupStore { return storage.NewGroups(openStore(t, t.TempDir())) })
+}

@@ -17,7 +17,7 @@ type migration struct {
 }
 
 // SchemaVersion is the schema version this code writes and understands.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // ErrSchemaTooNew means the database was written by a newer ChatX.
 var ErrSchemaTooNew = errors.New("storage: database schema is newer than this program")
@@ -166,6 +166,7 @@ CREATE TABLE mail_keys (
 	delete_sec   INTEGER NOT NULL
 );
 `},
+	{version: 5, name: "groups: membership logs, messages, per-member deliveries", sql: groupsSchema},
 }
 
 // migrate brings the database on conn to the last of ms. Each migration runs

@@ -176,6 +176,11 @@ func EncodeEnvelope(env ports.Envelope) ([]byte, error) {
 		}
 		b = append(b, byte(env.Status.Availability))
 		b = appendString16(b, env.Status.Text)
+	case ports.KindGroupMessage, ports.KindGroupAck, ports.KindGroupLog, ports.KindGroupLogAsk, ports.KindGroupFile:
+		if len(env.Group) > ports.MaxGroupPayload {
+			return nil, fmt.Errorf("encode %s: group payload of %d bytes: %w", kindName(env.Kind), len(env.Group), domain.ErrTooLarge)
+		}
+		b = append(b, env.Group...) // opaque: the group transport's (docs/peer-protocol.md, "Groups")
 	default:
 		return nil, fmt.Errorf("encode: unknown envelope kind %d", env.Kind)
 	}
@@ -191,6 +196,8 @@ func envelopeSizeHint(env ports.Envelope) int {
 	switch env.Kind {
 	case ports.KindChat:
 		return 28 + len(env.Body)
+	case ports.KindGroupMessage, ports.KindGroupAck, ports.KindGroupLog, ports.KindGroupLogAsk, ports.KindGroupFile:
+		return len(env.Group)
 	case ports.KindOffer:
 		return 22 + len(env.Manifest.Name) + len(env.Manifest.Files)*50
 	}
@@ -199,7 +206,7 @@ func envelopeSizeHint(env ports.Envelope) int {
 
 // IsEnvelope reports whether t carries a ports.Envelope this version knows.
 func IsEnvelope(t FrameType) bool {
-	return t >= FrameType(ports.KindChat) && t <= FrameType(ports.KindRefused) || t == FrameType(ports.KindStatus)
+	return t >= FrameType(ports.KindChat) && t <= FrameType(ports.KindRefused) || t == FrameType(ports.KindStatus) || ports.IsGroupKind(ports.EnvelopeKind(t))
 }
 
 // DecodeEnvelope parses the payload of an envelope frame. It copies what it
@@ -249,6 +256,8 @@ func DecodeEnvelope(t FrameType, payload []byte) (ports.Envelope, error) {
 		d.read(a[:])
 		env.Status.Availability = domain.Availability(a[0])
 		env.Status.Text = d.string16(domain.MaxStatusTextBytes)
+	case ports.KindGroupMessage, ports.KindGroupAck, ports.KindGroupLog, ports.KindGroupLogAsk, ports.KindGroupFile:
+		env.Group = append([]byte(nil), d.take(len(d.b))...)
 	default:
 		return ports.Envelope{}, fmt.Errorf("%w: frame type %#x is not an envelope", ErrProtocol, byte(t))
 	}

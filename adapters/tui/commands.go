@@ -38,7 +38,7 @@ func DefaultCommands() []Command {
 			Run: func(u *UI, _ string) { u.showHelp() }},
 		{Name: "quit", Description: "leave ChatX",
 			Run: func(u *UI, _ string) { u.requestQuit() }},
-	}, contactCommands()...)
+	}, append(contactCommands(), groupCommands()...)...)
 }
 
 // runCommand runs a "/name arg" line.

@@ -162,6 +162,9 @@ func (c *conversationPane) endSearch(u *UI) {
 
 // renderTitle draws the title: peer, marks, typing indicator.
 func (c *conversationPane) renderTitle(u *UI) {
+	if u.groupOpen() && !c.searching {
+		return // renderGroup draws the group's title
+	}
 	switch {
 	case c.searching:
 		c.view.SetTitle(" Search: " + escapeLine(c.query) + " [::d](Esc to go back)[::-] ")
@@ -201,6 +204,10 @@ func (c *conversationPane) renderTitle(u *UI) {
 }
 
 func (c *conversationPane) render(u *UI) {
+	if u.groupOpen() && !c.searching {
+		u.renderGroup(c)
+		return
+	}
 	c.renderTitle(u)
 	switch {
 	case c.searching:

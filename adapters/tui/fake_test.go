@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"github.com/chatx/chatx/internal/groupsfake"
 	"slices"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 // fakeClient is a recording ports.Client: it answers from canned data, keeps
 // what the UI asked of it, and lets the test push events.
 type fakeClient struct {
+	groupsfake.Fake
 	me     domain.Identity
 	events chan ports.Event
 

@@ -121,7 +121,7 @@ func (u *UI) submitInput() {
 		return
 	}
 	isCommand := strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//")
-	if !isCommand && u.current().IsZero() {
+	if !isCommand && u.current().IsZero() && !u.groupOpen() {
 		// Keep the text: it goes to the conversation picked next.
 		u.showNotice("[red]✗[-] pick a peer first (Ctrl-N, or Ctrl-F and type a name); your text stays in the line")
 		return
@@ -138,6 +138,14 @@ func (u *UI) submitInput() {
 
 // sendText queues text to the current peer.
 func (u *UI) sendText(text string) {
+	if u.groupOpen() {
+		if err := domain.ValidateBody(text); err != nil {
+			u.showError("send", err)
+			return
+		}
+		u.sendGroupText(text)
+		return
+	}
 	peer := u.current()
 	if peer.IsZero() {
 		u.showNotice("[red]✗[-] pick a peer first (Ctrl-N, or Ctrl-F and type a name)")

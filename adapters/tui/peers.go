@@ -39,6 +39,10 @@ func newPeersPane(u *UI) *peersPane {
 		SetSelectedStyle(tcell.StyleDefault.Reverse(true)).
 		SetBorder(true).SetTitleAlign(tview.AlignLeft)
 	p.table.SetSelectionChangedFunc(func(row, _ int) {
+		if !p.quiet && row >= len(p.shown) {
+			u.openGroupRow(row - len(p.shown))
+			return
+		}
 		if p.quiet || row < 0 || row >= len(p.shown) || p.shown[row].IsZero() {
 			return
 		}
@@ -248,7 +252,11 @@ func (p *peersPane) render(u *UI) {
 		}
 	}
 	p.table.SetTitle(title)
-	if len(p.shown) == 0 {
+	groupRows, groupSelected := u.renderGroupRows(p.table, len(p.shown), p.filter)
+	if groupSelected >= 0 {
+		selected = groupSelected
+	}
+	if len(p.shown)+groupRows == 0 {
 		hint := "no peers yet"
 		if p.filter != "" {
 			hint = "no peer matches"

@@ -87,6 +87,7 @@ type UI struct {
 	app       *tview.Application
 	pages     *tview.Pages
 	peers     *peersPane
+	groups    *groupsView // groups.go
 	conv      *conversationPane
 	input     *inputPane
 	transfers *transfersPane
@@ -231,6 +232,7 @@ func (u *UI) cleanup() {
 
 // build makes the widgets and the layout.
 func (u *UI) build() {
+	u.groups = newGroupsView()
 	u.peers = newPeersPane(u)
 	u.conv = newConversationPane(u)
 	u.input = newInputPane(u)
@@ -531,6 +533,7 @@ func (u *UI) showError(what string, err error) {
 // loadAll fetches the peers and the transfers.
 func (u *UI) loadAll() {
 	u.loadPeers()
+	u.loadGroups()
 	u.spawn("list transfers", func(ctx context.Context) (func(), error) {
 		list, err := u.client.Transfers(ctx)
 		if err != nil {
@@ -598,7 +601,9 @@ func (u *UI) handleEvent(ev ports.Event) {
 	case ports.RefusedEvent:
 		u.onRefused(e)
 	default:
-		u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
+		if !u.handleGroupEvent(ev) {
+			u.log.Debug("tui: unknown event", "type", fmt.Sprintf("%T", ev))
+		}
 	}
 }
 
@@ -634,9 +639,10 @@ func (u *UI) markRead(peer domain.Username) {
 
 // openConversation makes peer the current conversation and loads its history.
 func (u *UI) openConversation(peer domain.Username) {
-	if u.conv.isOpen(peer) && !u.conv.searching {
+	if u.conv.isOpen(peer) && !u.conv.searching && !u.groupOpen() {
 		return
 	}
+	u.closeGroup()
 	if !u.conv.isOpen(peer) {
 		u.input.switchDraft(u.conv.peer, peer)
 		if !u.conv.peer.IsZero() && u.noticeErr {

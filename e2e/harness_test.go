@@ -150,6 +150,14 @@ type rpcResponse struct {
 	} `json:"error"`
 }
 
+// rpcError is an error response: the server answered and refused.
+type rpcError struct {
+	Code    int
+	Message string
+}
+
+func (e *rpcError) Error() string { return fmt.Sprintf("error %d: %s", e.Code, e.Message) }
+
 type rpcNote struct {
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
@@ -253,7 +261,7 @@ func (c *rpcClient) tryCall(method string, params any, result any) error {
 	select {
 	case resp := <-ch:
 		if resp.Error != nil {
-			return fmt.Errorf("error %d: %s", resp.Error.Code, resp.Error.Message)
+			return &rpcError{Code: resp.Error.Code, Message: resp.Error.Message}
 		}
 		if result != nil {
 			return json.Unmarshal(resp.Result, result)

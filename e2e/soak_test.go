@@ -77,7 +77,7 @@ const (
 	// maxPerConversation keeps every pair's history under the 1000 that
 	// one `history` call returns.
 	maxPerConversation = 450
-	diskSize           = "256m"
+	diskSize           = "512m"
 )
 
 // site is where a client's packets leave: a home router or a public host.
@@ -106,6 +106,7 @@ type node struct {
 	src        string // files the driver sends
 	logPath    string
 	seq        map[string]int // next message number per peer (driver-owned)
+	mu         sync.Mutex     // files
 	files      int
 
 	// under soak.mu
@@ -231,6 +232,9 @@ func TestSoak(t *testing.T) {
 	obs := s.observe(ctx)
 	s.stopAll()
 	rep := s.led.Compare(obs)
+	if m, f := s.led.Counts(); m == 0 || f == 0 {
+		t.Errorf("the drivers got %d messages and %d files accepted: the soak tested nothing", m, f)
+	}
 	s.report(rep, dur, settled, ctx.Err() != nil)
 }
 
@@ -662,23 +666,30 @@ func (s *soak) sendMessage(n, to *node, r *rand.Rand) {
 	}
 }
 
-// sendFile offers a file of seeded random bytes, 1 KiB to 4 MiB
+// sendFile offers a file of seeded random bytes, 1 KiB to 16 MiB
 // (log-uniform).
 func (s *soak) sendFile(n, to *node, r *rand.Rand) {
+	size := int64(1024 * (1 << r.IntN(14)))
+	size += r.Int64N(size)
+	n.mu.Lock()
+	n.files++
+	k := n.files
+	n.mu.Unlock()
+	s.offerFile(n, to, r, size, fmt.Sprintf("%s-to-%s-%d.bin", n.name, to.name, k))
+}
+
+// offerFile writes size seeded random bytes under name and offers them.
+func (s *soak) offerFile(n, to *node, r *rand.Rand, size int64, name string) {
 	p := s.current(n)
 	if p == nil {
 		return
 	}
-	n.files++
-	size := int64(1024 * (1 << r.IntN(12)))
-	size += r.Int64N(size)
 	var key [32]byte
 	for i := range key {
 		key[i] = byte(r.Uint32())
 	}
 	data := make([]byte, size)
 	_, _ = rand.NewChaCha8(key).Read(data)
-	name := fmt.Sprintf("%s-to-%s-%d.bin", n.name, to.name, n.files)
 	path := filepath.Join(n.src, name)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		s.t.Errorf("write %s: %v", path, err)
@@ -715,6 +726,28 @@ var faultKinds = []faultKind{
 	{"downloads disk full", 1, (*soak).faultDiskFull},
 }
 
+// chosenFaults is faultKinds, or with SOAK_FAULTS=a,b only the kinds whose
+// name contains one of the words (to hammer one path while fixing it).
+func chosenFaults() []faultKind {
+	v := os.Getenv("SOAK_FAULTS")
+	if v == "" {
+		return faultKinds
+	}
+	var out []faultKind
+	for _, f := range faultKinds {
+		for _, w := range strings.Split(v, ",") {
+			if w = strings.TrimSpace(w); w != "" && strings.Contains(f.name, w) {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		panic("SOAK_FAULTS=" + v + " matches no fault kind")
+	}
+	return out
+}
+
 func uniform(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
 }
@@ -727,8 +760,9 @@ func (s *soak) inject(ctx context.Context, r *rand.Rand) {
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	kinds := chosenFaults()
 	total := 0
-	for _, f := range faultKinds {
+	for _, f := range kinds {
 		total += f.weight
 	}
 	for {
@@ -738,7 +772,7 @@ func (s *soak) inject(ctx context.Context, r *rand.Rand) {
 		case <-time.After(uniform(r, 2*time.Second, 15*time.Second)):
 		}
 		pick := r.IntN(total)
-		for _, f := range faultKinds {
+		for _, f := range kinds {
 			if pick < f.weight {
 				// Each fault gets its own generator from this one, so the
 				// schedule does not depend on how faults interleave.
@@ -990,10 +1024,13 @@ func (s *soak) faultLoss(ctx context.Context, r *rand.Rand) bool {
 func (s *soak) faultDiskFull(ctx context.Context, r *rand.Rand) bool {
 	n := s.pickClient(r)
 	d := uniform(r, 10*time.Second, 60*time.Second)
+	// One full disk at a time: a tmpfs filled is that much memory.
 	s.mu.Lock()
-	if n.diskFull {
-		s.mu.Unlock()
-		return false
+	for _, x := range s.clients {
+		if x.diskFull {
+			s.mu.Unlock()
+			return false
+		}
 	}
 	n.diskFull = true
 	s.mu.Unlock()
@@ -1002,6 +1039,16 @@ func (s *soak) faultDiskFull(ctx context.Context, r *rand.Rand) bool {
 		n.diskFull = false
 		s.mu.Unlock()
 	}()
+	// Half the time the disk fills while a 16 MiB file is arriving.
+	if r.IntN(2) == 0 {
+		var q *node
+		for q == nil || q == n {
+			q = s.pickClient(r)
+		}
+		fr := rand.New(rand.NewPCG(r.Uint64(), r.Uint64()))
+		go s.offerFile(q, n, fr, 16<<20, fmt.Sprintf("%s-to-%s-diskfault-%d.bin", q.name, n.name, fr.Uint32()))
+		time.Sleep(uniform(r, 200*time.Millisecond, 2*time.Second))
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(n.disk, &st); err != nil {
 		s.t.Errorf("statfs %s: %v", n.disk, err)
@@ -1154,10 +1201,10 @@ func (s *soak) samplePresence(ctx context.Context, o *node) {
 			bound = lanOfflineBound
 		}
 		wrong := now.Sub(v.lastRight)
+		ps.LongestWrongS = max(ps.LongestWrongS, wrong.Seconds())
 		if wrong <= bound {
 			continue
 		}
-		ps.LongestWrongS = max(ps.LongestWrongS, wrong.Seconds())
 		if !v.counted {
 			v.counted = true
 			if expect == 1 {

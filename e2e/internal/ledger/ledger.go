@@ -359,7 +359,7 @@ func Print(w io.Writer, rep Report, procs []Process, presence map[string]Presenc
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.Conversation, r.Offered, r.Identical, r.Corrupt, r.NoSpace, r.Failed, r.NotFinished)
 	}
 	fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
-	fmt.Fprintf(tw, "process\tkind\tstarts\tkill -9\tSIGSTOP\tcrashes\tpanics\tpeak RSS MiB\tpresence samples\tonline shown offline >%.0fs\toffline shown online >%.0fs\tlongest wrong s\t\n", boundS, boundS)
+	fmt.Fprintf(tw, "process\tkind\tstarts\tkill -9\tSIGSTOP\tcrashes\tpanics\tpeak RSS MiB\tpresence samples\tonline shown offline >%.0fs\toffline shown online >%.0fs\tlongest wrong s (any)\t\n", boundS, boundS)
 	for _, p := range procs {
 		ps := presence[p.Name]
 		samples, on, off, longest := "-", "-", "-", "-"

@@ -92,16 +92,7 @@ func startRegistryIn(t *testing.T, wrap []string, data, listen string, extra ...
 	go func() { _ = cmd.Wait(); pw.Close(); close(r.exited) }()
 	t.Cleanup(r.stop)
 	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- "https://" + m[1] + "/#sha256=" + m[2]
-				sent = true
-			}
-		}
-	}()
+	go watchListenLine(pr, found)
 	select {
 	case r.url = <-found:
 	case <-r.exited:
@@ -110,6 +101,20 @@ func startRegistryIn(t *testing.T, wrap []string, data, listen string, extra ...
 		t.Fatalf("registry did not start:\n%s", out.String())
 	}
 	return r
+}
+
+// watchListenLine reads a registry's output to its end and sends its
+// pinned URL to found once, when the "registry started" line goes by.
+func watchListenLine(out io.Reader, found chan<- string) {
+	sc := bufio.NewScanner(out)
+	sent := false
+	for sc.Scan() {
+		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
+			found <- "https://" + m[1] + "/#sha256=" + m[2]
+			sent = true
+		}
+	}
+	_, _ = io.Copy(io.Discard, out) // a line too long for the scanner must not block the writer
 }
 
 func (r *registryProc) stop() {

@@ -37,7 +37,6 @@ package e2e_test
 // nodes is more entries in soak.registries' place.
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -350,6 +349,17 @@ func (s *soak) startAll(ctx context.Context) {
 			}
 		}
 	}
+	// Every client writes first to every other, so that each is the
+	// other's contact before the chaos (once strangers' messages are held
+	// as requests, this is where requests get accepted too).
+	r := rand.New(rand.NewPCG(s.seed, 0))
+	for _, a := range s.clients {
+		for _, b := range s.clients {
+			if a != b {
+				s.sendMessage(a, b, r)
+			}
+		}
+	}
 }
 
 func (s *soak) current(n *node) *proc {
@@ -388,17 +398,7 @@ func (s *soak) start(n *node) error {
 		var pr *io.PipeReader
 		pr, pw = io.Pipe()
 		cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, logf), logf
-		go func() {
-			sc := bufio.NewScanner(pr)
-			sent := false
-			for sc.Scan() {
-				if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-					found <- "https://" + m[1] + "/#sha256=" + m[2]
-					sent = true
-				}
-			}
-			_, _ = io.Copy(io.Discard, pr)
-		}()
+		go watchListenLine(pr, found)
 	} else {
 		stdin, err := cmd.StdinPipe()
 		if err != nil {

@@ -443,6 +443,55 @@ func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 	}
 }
 
+// A relay allocation the server forgot (the registry, with its embedded
+// relay, restarted; make soak seed 5) is replaced: alice allocated before
+// the restart, and her next relayed dial still reaches bob, on a new
+// allocation, instead of failing for the rest of her process's life.
+func TestRelayAllocatedAnewAfterTheServerRestarted(t *testing.T) {
+	turnAddr, restart := udp.StartRestartablePionTURN(t)
+	const key = "k"
+	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
+		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
+	}
+	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
+	h := newHub()
+	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
+	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
+		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
+		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
+	}, udp.Config{})
+	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
+	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := a.EnsureRelay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	bobPeer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: []string{"127.0.0.1:9"}, NAT: domain.NATEndpointDependent}}
+	out, err := a.OpenStream(ctx, bobPeer)
+	if err != nil {
+		t.Fatalf("OpenStream after the relay server restarted: %v", err)
+	}
+	defer out.Close()
+	if _, err := out.Write([]byte("new relay")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	got := make([]byte, 9)
+	if _, err := io.ReadFull(in, got); err != nil || string(got) != "new relay" {
+		t.Fatalf("bob read %q, %v", got, err)
+	}
+	if out.Path().Kind != domain.PathRelayed {
+		t.Fatalf("path %v, want relayed", out.Path())
+	}
+}
+
 // When the peer cannot reach our relay (here: the relay only lets in an
 // address bob does not send from), bob offers his own relay back and
 // alice dials it from her QUIC socket.

@@ -145,6 +145,9 @@ type soak struct {
 	faultsOn bool
 	faults   map[string]int
 	refusals map[string]int
+	// slowStops are processes that did not end within 20 s of being asked
+	// to at the end (stdin closed, SIGTERM): reported, not failed.
+	slowStops []string
 }
 
 type pairView struct {
@@ -565,6 +568,9 @@ func (s *soak) stopAll() {
 		case <-p.exited:
 		case <-time.After(20 * time.Second):
 			s.logEvent("%s did not stop in 20 s; killed", n.name)
+			s.mu.Lock()
+			s.slowStops = append(s.slowStops, n.name)
+			s.mu.Unlock()
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 			<-p.exited
 		}
@@ -1258,7 +1264,18 @@ func (s *soak) settle(ctx context.Context, maxWait time.Duration) time.Duration 
 		rep := s.led.Compare(obs)
 		m, f := rep.Totals()
 		pending := m.Lost + m.Unacked + f.NotFinished
-		s.logEvent("settle: %d messages not yet at the receiver or not acknowledged, %d files not final", m.Lost+m.Unacked, f.NotFinished)
+		var where []string
+		for _, r := range rep.Messages {
+			if r.Lost+r.Unacked > 0 {
+				where = append(where, fmt.Sprintf("%s: %d messages", r.Conversation, r.Lost+r.Unacked))
+			}
+		}
+		for _, r := range rep.Files {
+			if r.NotFinished > 0 {
+				where = append(where, fmt.Sprintf("%s: %d files", r.Conversation, r.NotFinished))
+			}
+		}
+		s.logEvent("settle: %d messages not yet at the receiver or not acknowledged, %d files not final %v", m.Lost+m.Unacked, f.NotFinished, where)
 		if pending == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return time.Since(start)
 		}
@@ -1386,6 +1403,9 @@ func (s *soak) report(rep ledger.Report, dur, settled time.Duration, interrupted
 	}
 	for k, v := range refusals {
 		fmt.Fprintf(&out, " %s ×%d;", k, v)
+	}
+	if len(s.slowStops) > 0 {
+		fmt.Fprintf(&out, "\nslow to stop at the end (more than 20 s after stdin closed or SIGTERM; killed): %v", s.slowStops)
 	}
 	out.WriteString("\n\n")
 	ledger.Print(&out, rep, procs, presence, presenceBound.Seconds())

@@ -393,19 +393,7 @@ func TestBadSignalsAreDropped(t *testing.T) {
 // the path as relayed, and bytes flow both ways.
 func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 	turnAddr, _ := udp.StartPionTURN(t)
-	const key = "k"
-	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
-		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
-	}
-	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
-	h := newHub()
-	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
-	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
-		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
-		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
-	}, udp.Config{})
-	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
-	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+	a, b, bob := relayedPair(t, turnAddr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -449,19 +437,7 @@ func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 // allocation, instead of failing for the rest of her process's life.
 func TestRelayAllocatedAnewAfterTheServerRestarted(t *testing.T) {
 	turnAddr, restart := udp.StartRestartablePionTURN(t)
-	const key = "k"
-	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
-		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
-	}
-	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
-	h := newHub()
-	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
-	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
-		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
-		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
-	}, udp.Config{})
-	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
-	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+	a, b, bob := relayedPair(t, turnAddr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -490,6 +466,28 @@ func TestRelayAllocatedAnewAfterTheServerRestarted(t *testing.T) {
 	if out.Path().Kind != domain.PathRelayed {
 		t.Fatalf("path %v, want relayed", out.Path())
 	}
+}
+
+// relayedPair is alice behind a NAT that maps per endpoint (two STUN
+// servers see two ports) with turnAddr as her relay, and bob with no
+// rendezvous, on one signalling hub.
+func relayedPair(t *testing.T, turnAddr string) (a, b *udp.Transport, bob domain.LocalIdentity) {
+	t.Helper()
+	const key = "k"
+	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
+		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
+	}
+	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
+	h := newHub()
+	alice := newLocalIdentity(t, "alice")
+	bob = newLocalIdentity(t, "bob")
+	a = newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
+		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
+		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
+	}, udp.Config{})
+	b = newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
+	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+	return a, b, bob
 }
 
 // When the peer cannot reach our relay (here: the relay only lets in an

@@ -78,6 +78,12 @@ netns:
 	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v ./e2e/internal/netlab/
 	$(GO) test -race -count=1 -parallel 12 -timeout 10m -v -run '^(TestReachability|TestCoturnRelaysWithRESTCredentials)$$' ./e2e/
 
+## soak: chaos soak (root): registry + 6 jsonrpc clients in netns NATs, seeded traffic and faults, ledger table; SOAK=30m (default 10m) SOAK_SEED=N to replay; never part of make test (RELIABILITY.md)
+.PHONY: soak
+soak:
+	@$(netns-status)
+	SOAK=$(or $(SOAK),10m) SOAK_SEED=$(SOAK_SEED) SOAK_CLIENTS=$(SOAK_CLIENTS) $(GO) test -tags soak -count=1 -timeout 0 -v -run '^TestSoak$$' ./e2e/
+
 ## fuzz: run every fuzz target for FUZZTIME each (default 30s)
 .PHONY: fuzz
 fuzz:

@@ -269,8 +269,26 @@ func (c *Client) runHandshakes(ctx context.Context) {
 				_ = c.transferFile.sendOffer(ctx, t)
 			case t.Direction() == domain.Incoming && t.State() == domain.TransferAccepted:
 				_ = c.accept.tellSender(ctx, t)
+			case t.Direction() == domain.Incoming && t.State() == domain.TransferOffered && bool(c.opts.AutoAccept):
+				// Stored by a process that died before accepting it; the
+				// sender, whose offer was delivered, does not offer again.
+				c.autoAccept(ctx, t.ID())
 			}
 		}
+	}
+}
+
+// autoAccept accepts an incoming offer for the AutoAccept option. Over the
+// limit, accept declines by itself; over the free space, nobody is there to
+// free some: decline, saying why.
+func (c *Client) autoAccept(ctx context.Context, id domain.TransferID) {
+	err := c.accept.Handle(ctx, AcceptTransferInput{ID: id})
+	var space *noSpaceError
+	switch {
+	case errors.As(err, &space):
+		_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: space.reason()})
+	case err != nil && !errors.Is(err, domain.ErrTooLarge):
+		slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
 	}
 }
 
@@ -365,19 +383,10 @@ func (c *Client) offered(ctx context.Context, from domain.Identity, env ports.En
 	}
 	id := t.ID()
 	switch {
-	case isNew && bool(c.opts.AutoAccept):
-		c.chore(func(ctx context.Context) {
-			// Over the limit, accept declines by itself; over the free
-			// space, nobody is there to free some: decline, saying why.
-			err := c.accept.Handle(ctx, AcceptTransferInput{ID: id})
-			var space *noSpaceError
-			switch {
-			case errors.As(err, &space):
-				_ = c.decline.Handle(ctx, DeclineTransferInput{ID: id, Reason: space.reason()})
-			case err != nil && !errors.Is(err, domain.ErrTooLarge):
-				slog.Warn("auto-accept", "transfer", id.Short(), "err", err)
-			}
-		})
+	case bool(c.opts.AutoAccept) && (isNew || t.State() == domain.TransferOffered):
+		// Also an offer stored but never answered: the process that
+		// stored it died before its auto-accept ran (make soak).
+		c.chore(func(ctx context.Context) { c.autoAccept(ctx, id) })
 	case !isNew && t.State() == domain.TransferAccepted:
 		c.chore(func(ctx context.Context) { _ = c.accept.tellSender(ctx, t) })
 	case !isNew && t.State() == domain.TransferDeclined:

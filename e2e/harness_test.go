@@ -92,16 +92,7 @@ func startRegistryIn(t *testing.T, wrap []string, data, listen string, extra ...
 	go func() { _ = cmd.Wait(); pw.Close(); close(r.exited) }()
 	t.Cleanup(r.stop)
 	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- "https://" + m[1] + "/#sha256=" + m[2]
-				sent = true
-			}
-		}
-	}()
+	go watchListenLine(pr, found)
 	select {
 	case r.url = <-found:
 	case <-r.exited:
@@ -110,6 +101,20 @@ func startRegistryIn(t *testing.T, wrap []string, data, listen string, extra ...
 		t.Fatalf("registry did not start:\n%s", out.String())
 	}
 	return r
+}
+
+// watchListenLine reads a registry's output to its end and sends its
+// pinned URL to found once, when the "registry started" line goes by.
+func watchListenLine(out io.Reader, found chan<- string) {
+	sc := bufio.NewScanner(out)
+	sent := false
+	for sc.Scan() {
+		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !sent {
+			found <- "https://" + m[1] + "/#sha256=" + m[2]
+			sent = true
+		}
+	}
+	_, _ = io.Copy(io.Discard, out) // a line too long for the scanner must not block the writer
 }
 
 func (r *registryProc) stop() {
@@ -149,6 +154,14 @@ type rpcResponse struct {
 		Message string `json:"message"`
 	} `json:"error"`
 }
+
+// rpcError is an error response: the server answered and refused.
+type rpcError struct {
+	Code    int
+	Message string
+}
+
+func (e *rpcError) Error() string { return fmt.Sprintf("error %d: %s", e.Code, e.Message) }
 
 type rpcNote struct {
 	Method string          `json:"method"`
@@ -256,7 +269,7 @@ func (c *rpcClient) tryCall(method string, params any, result any) error {
 	select {
 	case resp := <-ch:
 		if resp.Error != nil {
-			return fmt.Errorf("error %d: %s", resp.Error.Code, resp.Error.Message)
+			return &rpcError{Code: resp.Error.Code, Message: resp.Error.Message}
 		}
 		if result != nil {
 			return json.Unmarshal(resp.Result, result)

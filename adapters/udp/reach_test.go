@@ -393,19 +393,7 @@ func TestBadSignalsAreDropped(t *testing.T) {
 // the path as relayed, and bytes flow both ways.
 func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 	turnAddr, _ := udp.StartPionTURN(t)
-	const key = "k"
-	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
-		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
-	}
-	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
-	h := newHub()
-	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
-	a := newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
-		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
-		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
-	}, udp.Config{})
-	b := newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
-	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+	a, b, bob := relayedPair(t, turnAddr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -441,6 +429,65 @@ func TestRelayedWhenBothNATsMapPerEndpoint(t *testing.T) {
 	if !slices.ContainsFunc(a.Candidates(), func(s string) bool { return len(s) > 5 && s[:5] == "relay" }) {
 		t.Fatalf("alice's candidates %v lack the relay", a.Candidates())
 	}
+}
+
+// A relay allocation the server forgot (the registry, with its embedded
+// relay, restarted; make soak seed 5) is replaced: alice allocated before
+// the restart, and her next relayed dial still reaches bob, on a new
+// allocation, instead of failing for the rest of her process's life.
+func TestRelayAllocatedAnewAfterTheServerRestarted(t *testing.T) {
+	turnAddr, restart := udp.StartRestartablePionTURN(t)
+	a, b, bob := relayedPair(t, turnAddr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := a.EnsureRelay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	bobPeer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: []string{"127.0.0.1:9"}, NAT: domain.NATEndpointDependent}}
+	out, err := a.OpenStream(ctx, bobPeer)
+	if err != nil {
+		t.Fatalf("OpenStream after the relay server restarted: %v", err)
+	}
+	defer out.Close()
+	if _, err := out.Write([]byte("new relay")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	got := make([]byte, 9)
+	if _, err := io.ReadFull(in, got); err != nil || string(got) != "new relay" {
+		t.Fatalf("bob read %q, %v", got, err)
+	}
+	if out.Path().Kind != domain.PathRelayed {
+		t.Fatalf("path %v, want relayed", out.Path())
+	}
+}
+
+// relayedPair is alice behind a NAT that maps per endpoint (two STUN
+// servers see two ports) with turnAddr as her relay, and bob with no
+// rendezvous, on one signalling hub.
+func relayedPair(t *testing.T, turnAddr string) (a, b *udp.Transport, bob domain.LocalIdentity) {
+	t.Helper()
+	const key = "k"
+	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
+		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
+	}
+	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
+	h := newHub()
+	alice := newLocalIdentity(t, "alice")
+	bob = newLocalIdentity(t, "bob")
+	a = newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
+		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
+		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
+	}, udp.Config{})
+	b = newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
+	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
+	return a, b, bob
 }
 
 // When the peer cannot reach our relay (here: the relay only lets in an

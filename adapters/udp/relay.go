@@ -48,6 +48,21 @@ func (r *relayState) addr() (netip.AddrPort, bool) {
 	return r.ap, r.alloc != nil
 }
 
+// drop forgets alloc when it is still ours, after it closed itself (lost at
+// the server): the next ensureRelay allocates anew instead of handing out
+// a dead allocation for the rest of the process's life.
+func (r *relayState) drop(alloc relayAllocation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.alloc != alloc || alloc == nil {
+		return
+	}
+	_ = r.ln.Close()
+	_ = r.qt.Close()
+	_ = r.alloc.Close()
+	r.alloc, r.qt, r.ln, r.ap = nil, nil, nil, netip.AddrPort{}
+}
+
 func (r *relayState) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -135,7 +150,7 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 	for _, c := range t.punch.peerCandidates(to.Identity) {
 		known = append(known, c.Addr.Addr())
 	}
-	if err := t.offerRelay(ctx, alloc, to.Identity, sigRelay, known); err != nil {
+	if err := t.offerFreshRelay(ctx, alloc, to.Identity, sigRelay, known); err != nil {
 		return err
 	}
 	ap, _ := t.relay.addr()
@@ -152,6 +167,22 @@ func (t *Transport) relayPeer(ctx context.Context, to domain.Peer) error {
 			return fmt.Errorf("the peer did not dial our relay %s", ap)
 		}
 	}
+}
+
+// offerFreshRelay is offerRelay on alloc; when alloc turns out to be gone
+// at the server (it closed itself), it allocates anew, once, and offers
+// that.
+func (t *Transport) offerFreshRelay(ctx context.Context, alloc relayAllocation, to domain.Identity, typ byte, peerAddrs []netip.Addr) error {
+	err := t.offerRelay(ctx, alloc, to, typ, peerAddrs)
+	if !errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+		return err
+	}
+	t.log.Info("our relay allocation is gone; allocating anew", "err", err)
+	t.relay.drop(alloc)
+	if alloc, err = t.ensureRelay(ctx); err != nil {
+		return err
+	}
+	return t.offerRelay(ctx, alloc, to, typ, peerAddrs)
 }
 
 // offerRelay permits the peer's addresses (at most maxCandidates) on our
@@ -235,7 +266,7 @@ func (t *Transport) dialRelayed(peer domain.Identity, typ byte, cands []candidat
 	defer bcancel()
 	alloc, err := t.ensureRelay(bctx)
 	if err == nil {
-		err = t.offerRelay(bctx, alloc, peer, sigRelayBack, others)
+		err = t.offerFreshRelay(bctx, alloc, peer, sigRelayBack, others)
 	}
 	if err != nil {
 		t.log.Info("cannot offer our relay back", "peer", peer.Name().String(), "err", err)

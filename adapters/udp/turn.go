@@ -40,10 +40,11 @@ type relayAllocation interface {
 	RelayAddr() net.Addr
 	// Permit installs TURN permissions (CreatePermission) for the IP
 	// addresses of addrs (ports are ignored, as TURN permissions are per
-	// IP) and keeps them refreshed until Close. When a refresh finds the
-	// allocation gone at the server (expired credentials on coturn, 437),
-	// the allocation closes itself: PacketConn's reads fail and Permit
-	// returns an error wrapping net.ErrClosed — allocate anew.
+	// IP) and keeps them refreshed until Close. When a refresh or a
+	// Permit finds the allocation gone at the server (expired credentials
+	// on coturn, 437, or no answer at all: see noAnswer), the allocation
+	// closes itself: PacketConn's reads fail and Permit returns an error
+	// wrapping net.ErrClosed — allocate anew.
 	Permit(addrs ...net.Addr) error
 	// Close releases the allocation at the server (a Refresh with lifetime
 	// 0) and the socket under it. Idempotent.
@@ -388,6 +389,11 @@ func (a *turnAllocation) Permit(addrs ...net.Addr) error {
 		udpAddrs = append(udpAddrs, ua)
 	}
 	if err := a.createPermission(udpAddrs); err != nil {
+		if allocationLost(err) || noAnswer(err) {
+			a.logger.Info("TURN allocation lost", "server", a.server, "err", err)
+			_ = a.release()
+			return fmt.Errorf("permit %v on %s: %w (%w)", addrs, a.server, net.ErrClosed, err)
+		}
 		return fmt.Errorf("permit %v on %s: %w", addrs, a.server, err)
 	}
 	a.mu.Lock()
@@ -407,8 +413,8 @@ func (a *turnAllocation) createPermission(addrs []net.Addr) error {
 			return nil
 		}
 		var turnErr *stun.TurnError
-		if errors.As(err, &turnErr) {
-			return err // a real refusal (403, 400 …), not a stale nonce
+		if errors.As(err, &turnErr) || noAnswer(err) {
+			return err // a real refusal (403, 400 …) or silence, not a stale nonce
 		}
 		select {
 		case <-a.done:
@@ -486,10 +492,10 @@ func (a *turnAllocation) refreshLoop() {
 		if err == nil {
 			continue
 		}
-		if allocationLost(err) {
+		if allocationLost(err) || noAnswer(err) {
 			// The server no longer knows the allocation or no longer
 			// accepts its credentials (coturn checks their expiry on every
-			// request): it is gone. Closing it makes PacketConn fail and
+			// request), or it does not answer at all: it is gone. Closing it makes PacketConn fail and
 			// Permit return net.ErrClosed, so the transport allocates anew.
 			a.logger.Info("TURN allocation lost", "server", a.server, "err", err)
 			_ = a.release()
@@ -511,6 +517,21 @@ func allocationLost(err error) bool {
 		return true
 	}
 	return false
+}
+
+// noAnswer: the server answered none of a request's retransmissions
+// (pion's unexported errAllRetransmissionsFailed, after about 8 s). pion's
+// server drops, unanswered, a Refresh or CreatePermission for an allocation
+// it does not know — after a restart of the registry (whose embedded relay
+// keeps allocations in memory) or when a NAT gave our socket a new mapping
+// — so silence from the server that granted the allocation means it is
+// gone as surely as a 437 does (make soak, seed 5: a client kept such an
+// allocation for good and never reached a symmetric-NAT peer again).
+// Allocating anew costs a round trip; a server that is only unreachable
+// for now refuses the new allocation the same way, and the next attempt
+// tries again.
+func noAnswer(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "all retransmissions failed")
 }
 
 func (a *turnAllocation) Close() error {

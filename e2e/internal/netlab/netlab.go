@@ -129,11 +129,20 @@ func probe() error {
 // machine cannot (see Available).
 func New(t testing.TB) *Lab {
 	t.Helper()
+	return NewNamed(t, "chatxlab")
+}
+
+// NewNamed is New with namespaces named PREFIX-PID-N-… instead of
+// chatxlab-PID-N-… (the soak uses "soak"), so that a run's namespaces can be
+// told apart from the tests'. Namespaces of that prefix whose PID is gone are
+// removed first.
+func NewNamed(t testing.TB, prefix string) *Lab {
+	t.Helper()
 	if err := Available(); err != nil {
 		t.Skipf("network namespace tests skipped: %v", err)
 	}
-	removeStale()
-	l := &Lab{t: t, prefix: fmt.Sprintf("chatxlab-%d-%d", os.Getpid(), counter.Add(1)), nextPublic: 9}
+	removeStale(prefix)
+	l := &Lab{t: t, prefix: fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), counter.Add(1)), nextPublic: 9}
 	t.Cleanup(l.close)
 	l.inet = l.newNS("inet")
 	l.must(run("ip", "-n", l.inet, "link", "add", "br0", "type", "bridge"))
@@ -363,15 +372,18 @@ func (l *Lab) close() {
 	l.namespaces = nil
 }
 
-var staleOnce sync.Once
+var staleDone sync.Map // prefix → struct{}
 
 // removeStale deletes namespaces left by an earlier test process of ours
-// that was killed before its cleanup ran (named chatxlab-PID-…, PID gone).
-func removeStale() {
-	staleOnce.Do(func() {
+// that was killed before its cleanup ran (named PREFIX-PID-…, PID gone).
+func removeStale(prefix string) {
+	if _, done := staleDone.LoadOrStore(prefix, struct{}{}); done {
+		return
+	}
+	{
 		entries, _ := os.ReadDir("/run/netns")
 		for _, e := range entries {
-			rest, ok := strings.CutPrefix(e.Name(), "chatxlab-")
+			rest, ok := strings.CutPrefix(e.Name(), prefix+"-")
 			if !ok {
 				continue
 			}
@@ -382,12 +394,16 @@ func removeStale() {
 			}
 			_ = run("ip", "netns", "del", e.Name())
 		}
-	})
+	}
 }
 
 func sysctl(ns, key, value string) error {
 	return run("ip", "netns", "exec", ns, "sysctl", "-qw", key+"="+value)
 }
+
+// Nft loads an nftables ruleset (the text `nft -f` reads) into namespace ns,
+// e.g. a fault of the soak on a home router (Home.Router) or a host (Host.NS).
+func Nft(ns, rules string) error { return nft(ns, rules) }
 
 func nft(ns, rules string) error {
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")

@@ -123,7 +123,7 @@ func (r *Registry) ObserveBinding(ctx context.Context, username string, server i
 	}
 	if publish {
 		r.log.Debug("reflexive address observed", "peer", p.Identity.Name().String(), "nat", string(eps.NAT))
-		r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: p.Identity, Online: true, Endpoints: eps, LastSeen: now}})
+		r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: p.Identity, Online: true, Endpoints: eps, LastSeen: now}})
 	}
 	return nil
 }

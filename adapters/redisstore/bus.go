@@ -168,6 +168,12 @@ func (b *Bus) checkKept(ctx context.Context, after string) error {
 		}
 		return fmt.Errorf("presence bus: stream info: %w", err)
 	}
+	// Trimming (MAXLEN) moves the first entry on; an entry deleted by
+	// XDEL shows in max-deleted-entry-id. Either past after is a gap
+	// (conservatively so when only after itself was trimmed).
+	if info.Length > 0 && ports.CompareEventIDs(info.FirstEntry.ID, after) > 0 {
+		return fmt.Errorf("resume after %s: trimmed up to %s: %w", after, info.FirstEntry.ID, ports.ErrResumeGap)
+	}
 	if ports.CompareEventIDs(info.MaxDeletedEntryID, after) > 0 {
 		return fmt.Errorf("resume after %s: trimmed up to %s: %w", after, info.MaxDeletedEntryID, ports.ErrResumeGap)
 	}

@@ -86,4 +86,3 @@ func (c *Challenges) Consume(ctx context.Context, ch []byte, now time.Time) erro
 	}
 	return nil
 }
-

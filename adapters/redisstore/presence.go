@@ -182,4 +182,3 @@ func (p *Presence) Online(ctx context.Context) (int, error) {
 	n, err := p.s.rdb.HLen(ctx, p.dataKey()).Result()
 	return int(n), err
 }
-

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,7 @@ func Open(cfg Config, logger *slog.Logger) (*Store, func(), error) {
 	if cfg.PoolSize > 0 {
 		opt.PoolSize = cfg.PoolSize
 	}
+	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
 	s := &Store{rdb: redis.NewClient(opt), prefix: cfg.Prefix, maxLen: cfg.StreamMaxLen, log: logger}
 	if s.prefix == "" {
 		s.prefix = "chatx:"
@@ -158,6 +160,18 @@ func (h opsCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		h.n.Add(n)
 		return next(ctx, cmds)
 	}
+}
+
+// quietOnce routes go-redis's own log lines (one per failed dial, which
+// would flood the log while Redis is down) to slog's default logger at
+// debug level; this package logs the failures that matter itself, rate
+// limited. go-redis has one logger per process, hence once.
+var quietOnce sync.Once
+
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 var errNil = redis.Nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
@@ -74,6 +75,24 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		registry.NewPresenceStore,
 		wire.Bind(new(ports.PresenceStore), new(*registry.PresenceStore)),
 		app.NewRegistry,
+		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
+		system.ProviderSet,
+		wire.Struct(new(RegistryServer), "*"),
+	)
+	return nil, nil, nil
+}
+
+// InitSharedRegistry builds one of several registry nodes sharing their
+// state in Redis (RegistryConfig.Redis, docs/scaling.md): accounts,
+// challenges, sessions and the presence event stream; the TLS certificate
+// still lives in the data dir.
+func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
+	wire.Build(
+		wire.FieldsOf(new(RegistryConfig), "Server", "Service", "Relay", "Redis"),
+		relay.ProviderSet,
+		registry.NewServer,
+		redisstore.ProviderSet,
+		app.NewSharedRegistry,
 		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
 		system.ProviderSet,
 		wire.Struct(new(RegistryServer), "*"),

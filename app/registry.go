@@ -82,8 +82,14 @@ type Registry struct {
 	log        *slog.Logger
 	feed       *localFeed // IDs and recent events when there is no shared bus
 
-	// mu serialises read-modify-write of presence (register, heartbeat,
-	// unregister, expiry) so two of them on one name cannot interleave.
+	// names serialises read-modify-write of one name's presence
+	// (register, heartbeat, unregister, expiry) so two of them on one name
+	// cannot interleave in this process; operations on different names
+	// run in parallel (a shared store's round trips would otherwise queue
+	// every registration behind one lock). Across nodes, the store's own
+	// atomic operations decide (ports.SessionRemover).
+	names nameLocks
+	// mu guards lastSeen and stunIndex.
 	mu       sync.Mutex
 	lastSeen map[string]time.Time // by Username.Key
 	// stunIndex finds a session by its STUN username: one entry per live
@@ -240,8 +246,7 @@ func (r *Registry) Reap(ctx context.Context) error {
 }
 
 func (r *Registry) expire(ctx context.Context, name domain.Username, tokenHash [32]byte, now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	cur, err := r.presence.Get(ctx, name)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil
@@ -465,12 +470,13 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 		Since:     now,
 	}
 	p.Endpoints = derivePublished(p)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(id.Name())()
 	old, err := r.presence.Get(ctx, id.Name())
 	replaced := err == nil && now.Before(old.ExpiresAt)
 	if err == nil {
+		r.mu.Lock()
 		delete(r.stunIndex, old.STUN.Username)
+		r.mu.Unlock()
 	}
 	if err := r.presence.Put(ctx, p); err != nil {
 		return ports.Session{}, fmt.Errorf("put presence of %s: %w", id.Name(), err)
@@ -481,16 +487,20 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 		// see the user come online again and redo what a peer coming
 		// online triggers (resuming transfers, the outbox) even when the
 		// new session has the old one's endpoints.
+		r.mu.Lock()
 		r.lastSeen[id.Name().Key()] = now
+		r.mu.Unlock()
 		r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
 	}
+	r.mu.Lock()
 	r.stunIndex[stun.Username] = id.Name()
+	r.mu.Unlock()
 	r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})
 	return ports.Session{Token: token, ExpiresIn: r.opts.SessionTTL, STUN: stun, Refused: refused}, nil
 }
 
 // session returns the live presence of name if token is its session token.
-// Callers hold r.mu.
+// Callers hold name's lock.
 func (r *Registry) session(ctx context.Context, name domain.Username, token string, now time.Time) (ports.Presence, error) {
 	p, err := r.presence.Get(ctx, name)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -509,8 +519,7 @@ func (r *Registry) session(ctx context.Context, name domain.Username, token stri
 // Heartbeat extends a live session by SessionTTL.
 func (r *Registry) Heartbeat(ctx context.Context, name domain.Username, token string) error {
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	p, err := r.session(ctx, name, token, now)
 	if err != nil {
 		return err
@@ -538,8 +547,7 @@ func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, s
 	if !bound.SameKey(proof.Key) {
 		return fmt.Errorf("unregister %s: %w", id.Name(), domain.ErrNameTaken)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(id.Name())()
 	cur, err := r.presence.Get(ctx, id.Name())
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil
@@ -553,8 +561,7 @@ func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, s
 // Disconnect ends the session whose presence stream closed.
 func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token string) error {
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	p, err := r.session(ctx, name, token, now)
 	if err != nil {
 		return err
@@ -562,10 +569,13 @@ func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token s
 	return r.goOffline(ctx, p, now)
 }
 
-// goOffline deletes the presence and tells watchers. Callers hold r.mu.
+// goOffline deletes the presence and tells watchers. Callers hold the
+// name's lock.
 func (r *Registry) goOffline(ctx context.Context, p ports.Presence, now time.Time) error {
 	id := p.Identity
+	r.mu.Lock()
 	delete(r.stunIndex, p.STUN.Username)
+	r.mu.Unlock()
 	if rm, ok := r.presence.(ports.SessionRemover); ok {
 		// Shared with other nodes: only the one whose removal wins says so.
 		removed, err := rm.RemoveSession(ctx, id.Name(), p.TokenHash)
@@ -578,7 +588,9 @@ func (r *Registry) goOffline(ctx context.Context, p ports.Presence, now time.Tim
 	} else if err := r.presence.Delete(ctx, id.Name()); err != nil {
 		return fmt.Errorf("delete presence of %s: %w", id.Name(), err)
 	}
+	r.mu.Lock()
 	r.lastSeen[id.Name().Key()] = now
+	r.mu.Unlock()
 	r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
 	return nil
 }
@@ -697,7 +709,7 @@ func (r *Registry) addWatcher() (*regWatcher, error) {
 // shared bus (whose follower in Run hands it to every node's watchers).
 func (r *Registry) publish(ctx context.Context, e domain.PresenceEvent) {
 	if r.bus == nil {
-		r.fanout(r.feed.add(e))
+		r.feed.add(e, r.fanout)
 		return
 	}
 	if _, err := r.bus.Publish(context.WithoutCancel(ctx), e); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -31,15 +32,27 @@ func newLocalFeed(start time.Time, size int) *localFeed {
 	return &localFeed{epoch: uint64(max(start.UnixMilli(), 1)), ring: make([]*ports.PresenceUpdate, size)}
 }
 
-// add numbers e and keeps it. Callers serialise adds (Registry.mu) so IDs
-// reach watchers in order.
-func (f *localFeed) add(e domain.PresenceEvent) *ports.PresenceUpdate {
+// add numbers e, keeps it and hands it to fanout (which must not block),
+// under one lock, so watchers get events in ID order.
+func (f *localFeed) add(e domain.PresenceEvent, fanout func(*ports.PresenceUpdate)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
 	u := &ports.PresenceUpdate{ID: strconv.FormatUint(f.epoch, 10) + "-" + strconv.FormatUint(f.seq, 10), Event: e}
 	f.ring[f.seq%uint64(len(f.ring))] = u
-	return u
+	fanout(u)
+}
+
+// nameLocks is a fixed set of mutexes, one name hashing to each.
+type nameLocks [64]sync.Mutex
+
+// lock locks name's mutex and returns its unlock.
+func (l *nameLocks) lock(name domain.Username) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name.Key()))
+	m := &l[h.Sum32()%uint32(len(l))]
+	m.Lock()
+	return m.Unlock
 }
 
 func (f *localFeed) since(after string, limit int) ([]ports.PresenceUpdate, error) {

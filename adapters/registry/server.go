@@ -48,6 +48,7 @@ type Server struct {
 	srv     *http.Server
 	metrics *metrics
 	hub     *hub
+	shed    *shedder
 
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
@@ -103,11 +104,15 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 			return nil, nil, fmt.Errorf("registry server: %w", err)
 		}
 	}
+	sh := &shedder{log: logger, fdLimit: descriptorLimit()}
+	hard, shedAt := connCaps(cfg.MaxConns, sh.fdLimit)
+	sh.limit = int64(shedAt)
 	s := &Server{
 		cfg:           cfg,
 		svc:           svc,
 		log:           logger,
-		ln:            newLimitListener(l, cfg.MaxConns),
+		shed:          sh,
+		ln:            newLimitListener(fdWatchListener{Listener: l, sh: sh}, hard),
 		fp:            Fingerprint(cert.Certificate[0]),
 		hub:           newHub(),
 		sessStreams:   make(map[[32]byte]sessStream),
@@ -121,7 +126,9 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 	if !cfg.NoSTUN {
 		s.stun = newSTUNServer(stunConns, svc, cfg.STUNRate, logger)
 	}
+	sh.open = s.ln.open.Load
 	s.metrics = newMetrics(svc, s.ln.open.Load)
+	s.metrics.addShed(sh)
 	if s.stun != nil {
 		s.stun.count = s.metrics.stunRequest
 	}
@@ -184,7 +191,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
-	events, err := s.svc.Watch(runCtx)
+	events, err := watchHub(runCtx, s.svc)
 	if err != nil {
 		stopRun()
 		wg.Wait()
@@ -241,7 +248,7 @@ func (s *Server) Close() error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(pattern, h)) }
+	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(pattern, s.shed.shed(pattern, h))) }
 	handle("POST /v1/challenges", s.handleChallenge)
 	handle("PUT /v1/users/{name}/presence", s.handleRegister)
 	handle("DELETE /v1/users/{name}/presence", s.handleUnregister)
@@ -598,7 +605,7 @@ func (s *Server) handleOnline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "shedding": s.shed.pressured()})
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
@@ -633,9 +640,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := s.hub.subscribe()
 	defer s.hub.unsubscribe(sub)
-	// Subscribed before the snapshot: no change falls between the two (a
-	// change may arrive twice, which presence tolerates).
-	snapshot, err := s.svc.Online(ctx)
+	// Subscribed before the snapshot (or the replay since the client's
+	// Last-Event-ID): no change falls between the two (a change may
+	// arrive twice, which presence tolerates).
+	start, err := s.streamStart(ctx, r)
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
@@ -681,6 +689,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	if start.resumed {
+		h.Set(resumedHeader, "true")
+	}
 	w.WriteHeader(http.StatusOK)
 
 	var buf bytes.Buffer
@@ -702,11 +713,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	buf.WriteString("retry: 1000\n: chatx presence stream\n\n")
-	for _, p := range snapshot {
-		writeEvent(&buf, domain.PresenceEvent{Peer: p})
-	}
-	snapshot = nil
-	buf.WriteString("event: synced\ndata: {}\n\n")
+	lastID := start.write(&buf)
+	start = streamStart{}
 	if !flush() {
 		return
 	}
@@ -729,7 +737,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			buf.Write(b)
+			if !b.after(lastID) {
+				break // already sent in the replay
+			}
+			buf.Write(b.b)
 			// Batch what is already waiting into one write.
 		drain:
 			for buf.Len() < 32<<10 {
@@ -738,7 +749,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 					if !ok {
 						break drain
 					}
-					buf.Write(b)
+					if b.after(lastID) {
+						buf.Write(b.b)
+					}
 				default:
 					break drain
 				}

@@ -248,7 +248,9 @@ func (s *Server) Close() error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(pattern, s.shed.shed(pattern, h))) }
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.instrument(pattern, s.shed.shed(pattern, h)))
+	}
 	handle("POST /v1/challenges", s.handleChallenge)
 	handle("PUT /v1/users/{name}/presence", s.handleRegister)
 	handle("DELETE /v1/users/{name}/presence", s.handleUnregister)

@@ -22,14 +22,16 @@ import (
 // client's Last-Event-ID is a stream ID every node understands.
 type Bus struct {
 	s *Store
-	// block is how long one XREAD waits for news before it is repeated.
+	// block is how long one XREAD waits for news before it is repeated
+	// (and how long a follower may take to notice that its ctx ended:
+	// go-redis does not interrupt a blocked read on cancellation).
 	block time.Duration
 }
 
 var _ ports.PresenceBus = (*Bus)(nil)
 
 // NewBus is the presence bus on s.
-func NewBus(s *Store) *Bus { return &Bus{s: s, block: 5 * time.Second} }
+func NewBus(s *Store) *Bus { return &Bus{s: s, block: time.Second} }
 
 func (b *Bus) stream() string { return b.s.key("presence-events") }
 

@@ -49,7 +49,7 @@ type shedder struct {
 // fdReserve is how many descriptors are kept for everything but client
 // connections: the listening and STUN sockets, the relay, the store's
 // connections, log files, DNS lookups.
-func fdReserve(limit uint64) uint64 { return max(24, limit/8) }
+func fdReserve(limit uint64) uint64 { return max(24, min(limit/8, 256)) }
 
 // connCaps derives the connection cap (Accept waits beyond it) and the
 // shedding threshold from the configured cap and the descriptor limit.
@@ -64,7 +64,7 @@ func connCaps(maxConns int, fdLimit uint64) (hard, shed int) {
 			hard = int(avail)
 		}
 	}
-	shed = hard - max(4, hard/8)
+	shed = hard - max(4, min(hard/8, 256))
 	return hard, shed
 }
 

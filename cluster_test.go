@@ -31,7 +31,8 @@ func startNode(t *testing.T, redisURL string) *clusterNode {
 	t.Helper()
 	data := registry.DataDir(t.TempDir())
 	reg, cleanup, err := chatx.InitSharedRegistry(chatx.RegistryConfig{
-		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data, NoSTUN: true,
+		// A loaded machine's TLS handshakes may outlast the default 5 s.
+		Server: registry.ServerConfig{Listen: "127.0.0.1:0", Data: data, NoSTUN: true, ReadHeaderTimeout: 60 * time.Second,
 			ChallengeRate: registry.Rate{PerSecond: 1e6, Burst: 1e6}, RegisterRate: registry.Rate{PerSecond: 1e6, Burst: 1e6}},
 		Data:    data,
 		Relay:   relay.Config{Disabled: true},
@@ -67,7 +68,7 @@ func newLocalID(t *testing.T, name string) domain.LocalIdentity {
 func dirClient(t *testing.T, urls ...string) *registry.Client {
 	t.Helper()
 	c, cleanup, err := registry.NewClient(registry.ClientConfig{URL: registry.RegistryURL(strings.Join(urls, ",")),
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}, nil)
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, RequestTimeout: 60 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

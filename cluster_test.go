@@ -3,8 +3,11 @@ package chatx_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -239,4 +242,81 @@ func TestClusterBindRaceAndRedisRestart(t *testing.T) {
 	if err != nil || st.Registered != 5+3 {
 		t.Fatalf("after the restart %+v %v, want 8 names bound", st, err)
 	}
+}
+
+// A client given two nodes loses the first: it moves to the second,
+// registers there, resumes its presence stream from its Last-Event-ID
+// (no resync) and sees the changes made meanwhile.
+func TestClusterClientFailsOverAndResumes(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	n1, n2 := startNode(t, srv.URL(0)), startNode(t, srv.URL(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	watcher := dirClient(t, n1.url, n2.url)
+	ch, err := watcher.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Register(ctx, newLocalID(t, "walter"), domain.Endpoints{}); err != nil {
+		t.Fatal(err)
+	}
+	alice := dirClient(t, n2.url)
+	if err := alice.Register(ctx, newLocalID(t, "alice"), domain.Endpoints{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, ctx, ch, map[string]bool{"alice": true, "walter": true}, func() ([]domain.Peer, error) { return watcher.Online(ctx) })
+	n1host := strings.TrimPrefix(strings.SplitN(n1.url, "/#", 2)[0], "https://")
+	if watcher.Node() != n1host {
+		t.Fatalf("client uses %s, want the first node %s", watcher.Node(), n1host)
+	}
+	n1.stop()
+	bob := dirClient(t, n2.url)
+	if err := bob.Register(ctx, newLocalID(t, "bob"), domain.Endpoints{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, ctx, ch, map[string]bool{"alice": true, "bob": true, "walter": true}, func() ([]domain.Peer, error) { return watcher.Online(ctx) })
+	if watcher.Node() == n1host {
+		t.Fatal("client still on the stopped node")
+	}
+	// walter is online through node 2: registered again there (its
+	// session at node 1 ended when node 1 stopped and closed its stream).
+	for {
+		p, err := alice.Lookup(ctx, domain.MustUsername("walter"))
+		if err == nil && p.Online {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("walter after the failover: %+v %v", p, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for {
+		resp, err := hc.Get(strings.SplitN(n2.url, "/#", 2)[0] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `chatx_registry_stream_resumes_total{outcome="resumed"}`) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node 2 resumed no stream:\n%s", grepLines(string(b), "resume"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -131,7 +131,6 @@ func waitPresence(t *testing.T, ctx context.Context, w <-chan ports.DirectoryEve
 // at each node sees all 200 online live; a user at node 1 and one at node
 // 3 look each other up.
 func TestClusterPresenceAcrossNodes(t *testing.T) {
-	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	nodes := []*clusterNode{startNode(t, srv.URL(0)), startNode(t, srv.URL(0)), startNode(t, srv.URL(0))}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -182,7 +181,6 @@ func TestClusterPresenceAcrossNodes(t *testing.T) {
 // exactly once; Redis restarted (append-only file on): the nodes reconnect,
 // the binding survives, the loser is still refused and new users bind.
 func TestClusterBindRaceAndRedisRestart(t *testing.T) {
-	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
 	n1, n2 := startNode(t, srv.URL(0)), startNode(t, srv.URL(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -248,7 +246,6 @@ func TestClusterBindRaceAndRedisRestart(t *testing.T) {
 // registers there, resumes its presence stream from its Last-Event-ID
 // (no resync) and sees the changes made meanwhile.
 func TestClusterClientFailsOverAndResumes(t *testing.T) {
-	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	n1, n2 := startNode(t, srv.URL(0)), startNode(t, srv.URL(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)

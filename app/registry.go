@@ -81,6 +81,7 @@ type Registry struct {
 	opts       RegistryOptions
 	log        *slog.Logger
 	feed       *localFeed // IDs and recent events when there is no shared bus
+	followFrom string     // the bus ID Run's follower starts after
 
 	// names serialises read-modify-write of one name's presence
 	// (register, heartbeat, unregister, expiry) so two of them on one name
@@ -178,6 +179,18 @@ func newRegistry(accounts ports.AccountStore, presence ports.PresenceStore, chal
 		lastSeen:   make(map[string]time.Time),
 		stunIndex:  make(map[string]domain.Username),
 		watchers:   make(map[*regWatcher]struct{}),
+	}
+	if bus != nil {
+		// Where this node starts following: taken now, before anything
+		// is served, so no event published from here on is missed however
+		// late Run's follower gets going.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		from, err := bus.Last(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("new registry: %w", err)
+		}
+		r.followFrom = from
 	}
 	if challenges == nil {
 		r.memCh = newMemChallenges(opts.MaxChallenges)

@@ -130,8 +130,9 @@ var _ ports.PresenceFeed = (*Registry)(nil)
 // watcher is dropped, so each resyncs from a fresh snapshot.
 func (r *Registry) follow(ctx context.Context) {
 	failures := 0
+	from := r.followFrom
 	for ctx.Err() == nil {
-		err := r.bus.Follow(ctx, "", func(u ports.PresenceUpdate) {
+		err := r.bus.Follow(ctx, from, func(u ports.PresenceUpdate) {
 			failures = 0
 			r.fanout(&u)
 		}, func(err error) {
@@ -147,12 +148,19 @@ func (r *Registry) follow(ctx context.Context) {
 		} else {
 			r.log.Warn("presence bus: follow ended", "err", err)
 		}
-		r.dropAll()
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
+		// Start again from the end as it is before the watchers are
+		// dropped: their fresh snapshots reflect at least that.
+		last, err := r.bus.Last(ctx)
+		if err != nil {
+			continue // Redis still away; try again
+		}
+		from = last
+		r.dropAll()
 	}
 }
 

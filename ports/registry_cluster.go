@@ -55,6 +55,10 @@ type PresenceBus interface {
 	// Since returns the events after ID after, oldest first, at most
 	// limit. ErrResumeGap when some of them are no longer kept.
 	Since(ctx context.Context, after string, limit int) ([]PresenceUpdate, error)
+	// Last is the ID of the newest event ("0-0" when there is none): a
+	// follower that starts from it misses nothing published after the
+	// call, however late it starts following.
+	Last(ctx context.Context) (string, error)
 }
 
 // PresenceFeed is offered by a registry service whose events carry IDs

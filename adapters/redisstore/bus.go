@@ -98,18 +98,16 @@ func (b *Bus) Follow(ctx context.Context, after string, deliver func(ports.Prese
 		return true
 	}
 	for after == "" {
-		last, err := b.s.rdb.XRevRangeN(ctx, b.stream(), "+", "-", 1).Result()
+		last, err := b.Last(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			if !fail(fmt.Errorf("presence bus: find the end: %w", err)) {
+			if !fail(err) {
 				return nil
 			}
-		case len(last) == 0:
-			after = "0-0"
 		default:
-			after = last[0].ID
+			after = last
 		}
 	}
 	lost := false // the last read failed: check for a gap before reading on
@@ -153,6 +151,18 @@ func (b *Bus) Follow(ctx context.Context, after string, deliver func(ports.Prese
 		}
 	}
 	return nil
+}
+
+// Last is the ID of the stream's newest entry, "0-0" when it is empty.
+func (b *Bus) Last(ctx context.Context) (string, error) {
+	last, err := b.s.rdb.XRevRangeN(ctx, b.stream(), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("presence bus: find the end: %w", err)
+	}
+	if len(last) == 0 {
+		return "0-0", nil
+	}
+	return last[0].ID, nil
 }
 
 // checkKept says whether every entry after ID after is still in the

@@ -98,6 +98,7 @@ bench: bench-registry bench-cluster bench-messaging bench-storage bench-files be
 bench-registry:
 	$(GO) test -run '^$$' -bench 'Lookup|Register' -benchtime 3s ./adapters/registry/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
+	$(GO) test -run '^$$' -bench Mailbox -benchtime 3s ./adapters/registry/
 
 ## bench-cluster: one registry node on the file store vs three on one redis-server: lookups/s, registrations/s and Redis commands each, fan-out p99 and memory per watcher (CHATX_CLUSTER_WATCHERS per node, default 5000; needs redis-server)
 .PHONY: bench-cluster
@@ -123,6 +124,11 @@ bench-storage:
 bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
+
+## bench-compare: chatx beside croc and magic-wormhole, 1 GiB over loopback, 4 interleaved rounds, medians (installs croc v10.7.0 unless CROC=PATH, and magic-wormhole when root; never part of make test)
+.PHONY: bench-compare
+bench-compare:
+	GO="$(GO)" bash bench/compare.sh
 
 ## bench-reach: time to first message and 64 MiB file throughput both ways per reachability case, one case at a time, relayed next to direct (root)
 .PHONY: bench-reach

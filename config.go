@@ -50,6 +50,10 @@ type RegistryConfig struct {
 	// Redis is the shared store of InitSharedRegistry (unused by the
 	// single-node InitRegistry).
 	Redis redisstore.Config
+	// Mailbox tunes the mailbox (quota, expiry sweep); MailboxHTTP its
+	// routes (deposit rate, fetch size).
+	Mailbox     app.MailboxOptions
+	MailboxHTTP registry.MailboxConfig
 }
 
 // RegistryServer is a running registry: the service (whose Run reaps expired
@@ -59,6 +63,9 @@ type RegistryServer struct {
 	Service *app.Registry
 	Server  *registry.Server
 	Relay   *relay.Server
+	// Mailbox parks sealed mail for offline users (its routes: MailRoutes).
+	Mailbox    *app.RegistryMailbox
+	MailRoutes *registry.MailboxRoutes
 }
 
 // newMemoryDirectory is the in-memory directory of InitMemoryClient. It is
@@ -116,6 +123,15 @@ func newDirectory(reg *registry.Client, lanCfg LANConfig, logger *slog.Logger) (
 // signals, relays) for the QUIC transport, or nil with no registry: then
 // the transport dials candidates directly and does no punching or relay.
 func newRendezvous(reg *registry.Client) ports.Rendezvous {
+	if reg == nil { // never a typed nil in the interface
+		return nil
+	}
+	return reg
+}
+
+// newMailbox is the registry's mailbox for offline delivery, or nil with
+// no registry (offline delivery is then off).
+func newMailbox(reg *registry.Client) ports.Mailbox {
 	if reg == nil { // never a typed nil in the interface
 		return nil
 	}

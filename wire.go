@@ -12,6 +12,7 @@ import (
 	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
+	"github.com/chatx/chatx/adapters/seal"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -50,6 +51,11 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		wire.Bind(new(ports.TrustStore), new(*storage.Contacts)),
 		storage.NewTransfers,
 		wire.Bind(new(ports.TransferStore), new(*storage.Transfers)),
+		storage.NewMailKeys,
+		wire.Bind(new(ports.MailKeyStore), new(*storage.MailKeys)),
+		seal.ProviderSet,
+		newMailbox,
+		wire.Struct(new(app.MailPorts), "*"),
 		files.ProviderSet,
 		system.ProviderSet,
 	)
@@ -67,7 +73,7 @@ func InitKeyStore(profile storage.ProfileDir, pass storage.Passphrase) ports.Key
 // HTTPS, and the embedded TURN relay whose credentials it hands out.
 func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Data", "Service", "Relay", "Mailbox", "MailboxHTTP"),
 		relay.ProviderSet,
 		registry.NewServer,
 		registry.NewFileAccountStore,
@@ -76,6 +82,13 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		wire.Bind(new(ports.PresenceStore), new(*registry.PresenceStore)),
 		app.NewRegistry,
 		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
+		registry.NewFileMailboxStore,
+		wire.Bind(new(ports.MailboxStore), new(*registry.FileMailboxStore)),
+		registry.NewFilePrekeyStore,
+		wire.Bind(new(ports.PrekeyStore), new(*registry.FilePrekeyStore)),
+		app.NewRegistryMailbox,
+		wire.Bind(new(ports.MailboxService), new(*app.RegistryMailbox)),
+		registry.NewMailboxRoutes,
 		system.ProviderSet,
 		wire.Struct(new(RegistryServer), "*"),
 	)
@@ -84,16 +97,19 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 
 // InitSharedRegistry builds one of several registry nodes sharing their
 // state in Redis (RegistryConfig.Redis, docs/scaling.md): accounts,
-// challenges, sessions and the presence event stream; the TLS certificate
-// still lives in the data dir.
+// challenges, sessions, the presence event stream, the mailbox and mailbox
+// keys; the TLS certificate still lives in the data dir.
 func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	wire.Build(
-		wire.FieldsOf(new(RegistryConfig), "Server", "Service", "Relay", "Redis"),
+		wire.FieldsOf(new(RegistryConfig), "Server", "Service", "Relay", "Redis", "Mailbox", "MailboxHTTP"),
 		relay.ProviderSet,
 		registry.NewServer,
 		redisstore.ProviderSet,
 		app.NewSharedRegistry,
 		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
+		app.NewRegistryMailbox,
+		wire.Bind(new(ports.MailboxService), new(*app.RegistryMailbox)),
+		registry.NewMailboxRoutes,
 		system.ProviderSet,
 		wire.Struct(new(RegistryServer), "*"),
 	)
@@ -124,6 +140,7 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		wire.Bind(new(ports.Downloads), new(*memory.Downloads)),
 		memory.NewRealClock,
 		wire.Bind(new(ports.Clock), new(*memory.Clock)),
+		wire.Value(app.MailPorts{}),
 	)
 	return nil, nil, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
+	"github.com/chatx/chatx/adapters/seal"
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/system"
 	"github.com/chatx/chatx/adapters/tcp"
@@ -87,8 +88,16 @@ func InitClient(cfg ClientConfig, me domain.LocalIdentity, logger *slog.Logger) 
 		cleanup()
 		return nil, nil, err
 	}
+	mailbox := newMailbox(client)
+	sealer := seal.New()
+	mailKeys := storage.NewMailKeys(store)
+	mailPorts := app.MailPorts{
+		Box:    mailbox,
+		Sealer: sealer,
+		Keys:   mailKeys,
+	}
 	options := cfg.Options
-	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, options)
+	appClient, err := app.NewClient(me, directories, link, transport, store, contacts, transfers, localFiles, downloads, clock, bus, mailPorts, options)
 	if err != nil {
 		cleanup6()
 		cleanup5()
@@ -144,12 +153,51 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		cleanup()
 		return nil, nil, err
 	}
+	fileMailboxStore, cleanup4, err := registry.NewFileMailboxStore(dataDir)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	filePrekeyStore, cleanup5, err := registry.NewFilePrekeyStore(dataDir)
+	if err != nil {
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxOptions := cfg.Mailbox
+	registryMailbox, err := app.NewRegistryMailbox(appRegistry, fileMailboxStore, filePrekeyStore, mailboxOptions)
+	if err != nil {
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxConfig := cfg.MailboxHTTP
+	mailboxRoutes, err := registry.NewMailboxRoutes(server, registryMailbox, mailboxConfig)
+	if err != nil {
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	registryServer := &RegistryServer{
-		Service: appRegistry,
-		Server:  server,
-		Relay:   relayServer,
+		Service:    appRegistry,
+		Server:     server,
+		Relay:      relayServer,
+		Mailbox:    registryMailbox,
+		MailRoutes: mailboxRoutes,
 	}
 	return registryServer, func() {
+		cleanup5()
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()
@@ -158,8 +206,8 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 
 // InitSharedRegistry builds one of several registry nodes sharing their
 // state in Redis (RegistryConfig.Redis, docs/scaling.md): accounts,
-// challenges, sessions and the presence event stream; the TLS certificate
-// still lives in the data dir.
+// challenges, sessions, the presence event stream, the mailbox and mailbox
+// keys; the TLS certificate still lives in the data dir.
 func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
 	config := cfg.Redis
 	store, cleanup, err := redisstore.Open(config, logger)
@@ -190,10 +238,30 @@ func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServe
 		cleanup()
 		return nil, nil, err
 	}
+	mailbox := redisstore.NewMailbox(store)
+	prekeys := redisstore.NewPrekeys(store)
+	mailboxOptions := cfg.Mailbox
+	registryMailbox, err := app.NewRegistryMailbox(appRegistry, mailbox, prekeys, mailboxOptions)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxConfig := cfg.MailboxHTTP
+	mailboxRoutes, err := registry.NewMailboxRoutes(server, registryMailbox, mailboxConfig)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	registryServer := &RegistryServer{
-		Service: appRegistry,
-		Server:  server,
-		Relay:   relayServer,
+		Service:    appRegistry,
+		Server:     server,
+		Relay:      relayServer,
+		Mailbox:    registryMailbox,
+		MailRoutes: mailboxRoutes,
 	}
 	return registryServer, func() {
 		cleanup3()
@@ -228,7 +296,8 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 	transferStore := memory.NewTransferStore()
 	localFiles := memory.NewLocalFiles()
 	downloads := memory.NewDownloads()
-	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, clock, bus, opts)
+	mailPorts := _wireMailPortsValue
+	client, err := app.NewClient(me, directory, link, fileTransport, messageStore, trustStore, transferStore, localFiles, downloads, clock, bus, mailPorts, opts)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -239,6 +308,10 @@ func InitMemoryClient(network *memory.Network, reg ports.RegistryService, me dom
 		cleanup()
 	}, nil
 }
+
+var (
+	_wireMailPortsValue = app.MailPorts{}
+)
 
 // wire.go:
 

@@ -2,7 +2,8 @@
 // world: tcp (peer messaging link), udp (QUIC file transfer), registry (the
 // registry server and its client), relay (the TURN server embedded in
 // the registry), storage (SQLite history, outbox, trust,
-// transfers, key store), files (local files and the downloads folder), tui
+// transfers, key store, mailbox keys), seal (HPKE sealing of offline mail),
+// files (local files and the downloads folder), tui
 // (the terminal UI), jsonrpc (the scripting front) and memory (in-memory
 // implementations of every driven port, for tests).
 //

@@ -27,6 +27,8 @@ type Options struct {
 	// Retry paces retries of messages, transfers and the directory watch
 	// (zero: DefaultBackoff, 1 s doubling to 30 s).
 	Retry Backoff
+	// Mail tunes offline delivery through the registry's mailbox.
+	Mail MailOptions
 }
 
 // choreQueueSize bounds the background work peers can queue (answers to
@@ -58,6 +60,7 @@ type Client struct {
 	decline      *DeclineTransfer
 	cancel       *CancelTransfer
 	search       *SearchHistory
+	mail         *mailDelivery // nil: no offline delivery
 
 	running atomic.Bool
 	chores  chan func(context.Context)
@@ -68,7 +71,7 @@ var _ ports.Client = (*Client)(nil)
 // NewClient composes a client from its ports.
 func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageLink, files ports.FileTransport,
 	messages ports.MessageStore, trust ports.TrustStore, transfers ports.TransferStore, local ports.LocalFiles,
-	downloads ports.Downloads, clock ports.Clock, bus *Bus, opts Options) (*Client, error) {
+	downloads ports.Downloads, clock ports.Clock, bus *Bus, mail MailPorts, opts Options) (*Client, error) {
 	if bus == nil {
 		return nil, errNilPort("event bus")
 	}
@@ -111,6 +114,15 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	// One book for every transfer use-case, so their changes never overlap.
 	book := c.transferFile.book
 	c.receiveFile.book, c.accept.book, c.decline.book, c.cancel.book = book, book, book, book
+	if mail.enabled() {
+		pv, err := NewPeerVerifier(trust, dir, clock, bus)
+		if err != nil {
+			return nil, err
+		}
+		c.mail = newMailDelivery(me, mail, opts.Mail, clock, bus, trust, pv, c.send)
+		c.mail.handle = router{c}.HandleEnvelope
+		c.send.mail, c.receive.mail, c.transferFile.mail = c.mail, c.mail, c.mail
+	}
 	c.verify.onAccepted = func(name domain.Username) {
 		c.send.Flush(name)
 		c.chore(func(ctx context.Context) { c.transferFile.PeerOnline(ctx, name) })
@@ -166,6 +178,9 @@ func (c *Client) Run(ctx context.Context) error {
 		goRun("transfers", func(ctx context.Context) error { c.transferFile.Run(ctx); return nil })
 		goRun("presence", func(ctx context.Context) error { c.discover.Watch(ctx, c.peerOnline); return nil })
 		goRun("handshakes", func(ctx context.Context) error { c.runHandshakes(ctx); return nil })
+		if c.mail != nil {
+			goRun("mailbox", func(ctx context.Context) error { c.mail.Run(ctx, c.opts.Retry); return nil })
+		}
 		<-ctx.Done()
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
 		if err := c.register.Unregister(uctx); err != nil {
@@ -275,6 +290,10 @@ func (r router) HandleEnvelope(ctx context.Context, from domain.Identity, env po
 	case ports.KindChat, ports.KindDelivered, ports.KindRead, ports.KindTyping:
 		// Pipelined: a link delivers a peer's envelopes one at a time, and
 		// waiting here for each commit would allow one message per fsync.
+		// A letter from the mailbox is stored before it is deleted there.
+		if isDurable(ctx) {
+			return c.receive.Handle(ctx, ReceiveMessageInput{From: from, Envelope: env})
+		}
 		return c.receive.Pipeline(ctx, ReceiveMessageInput{From: from, Envelope: env})
 	case ports.KindOffer:
 		t, isNew, err := c.receiveFile.Handle(ctx, ReceiveFileInput{From: from, Envelope: env})
@@ -355,6 +374,16 @@ func (c *Client) Peers(ctx context.Context) ([]ports.PeerView, error) {
 // Send queues text to a peer.
 func (c *Client) Send(ctx context.Context, to domain.Username, text string) (domain.Message, error) {
 	return c.send.Handle(ctx, SendMessageInput{To: to, Text: text})
+}
+
+// StartSend queues text to a peer without waiting for the store: see
+// SendMessage.Start.
+func (c *Client) StartSend(ctx context.Context, to domain.Username, text string) (func() (domain.Message, error), error) {
+	p, err := c.send.Start(ctx, SendMessageInput{To: to, Text: text})
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait, nil
 }
 
 // Typing tells the peer we are typing (best effort).

@@ -7,12 +7,19 @@
 // registry service (registry*.go) lives here too.
 //
 // The rules the client keeps, whatever adapters it runs on:
-//   - A message is in the outbox (MessageStore.SaveOutgoing) before it is
-//     reported; a flusher per peer writes the outbox oldest first and writes
-//     again every message not acknowledged within the retry interval (1 s
-//     doubling to 30 s, jittered, back to 1 s on progress or when the peer
-//     comes online) until a KindDelivered arrives from that peer. Our send
-//     times strictly increase, so receivers order by SentAt.
+//   - A message is in the outbox (MessageStore.SaveOutgoingStaged) before it
+//     is reported; it goes to the peer once committed, while the store
+//     flushes it, and Send returns once it is durable. A flusher per peer
+//     writes the outbox oldest first and writes again every message not
+//     acknowledged within the retry interval (1 s doubling to 30 s,
+//     jittered, back to 1 s on progress or when the peer comes online)
+//     until a KindDelivered arrives from that peer. Our send times strictly
+//     increase, and sends that overlap are reported and written in the
+//     order they were started, so receivers order by SentAt.
+//   - One durable write per message per side: the sender's state marks
+//     (sent, delivered, read) are batched and lazy (MarkStates): a mark
+//     lost in a power cut only makes the sender write the message again,
+//     which the receiver deduplicates.
 //   - A received chat is stored once (deduplicated by sender and ID) and
 //     acknowledged every time it arrives: a repeat means the ack was lost.
 //   - Trust on first use: the first key seen for a name is pinned; another

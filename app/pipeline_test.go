@@ -15,7 +15,7 @@ import (
 )
 
 // gatedStore holds every SaveIncoming until the test opens its gate, and
-// counts SetState calls by state.
+// counts state changes (SetState, MarkStates) by state.
 type gatedStore struct {
 	*memory.MessageStore
 	mu      sync.Mutex
@@ -82,6 +82,16 @@ func (s *gatedStore) SetState(ctx context.Context, id domain.MessageID, st domai
 	return s.MessageStore.SetState(ctx, id, st)
 }
 
+func (s *gatedStore) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	s.mu.Lock()
+	for _, mk := range marks {
+		s.states[mk.State]++
+	}
+	s.mu.Unlock()
+	return s.MessageStore.MarkStates(ctx, marks)
+}
+
+// setStates counts the state changes asked for by SetState and MarkStates.
 func (s *gatedStore) setStates(st domain.MessageState) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"sync"
@@ -24,8 +22,9 @@ var errTransferCancelled = errors.New("transfer cancelled")
 
 // ReceiveFile is "a peer sends me a file": it records the peer's offer for
 // the user to answer and, once accepted, takes the streams of its files into
-// part files in the downloads folder, checking each file's SHA-256 against the
-// offer before it gets its final name. It implements ports.FileReceiver.
+// part files in the downloads folder, checking each file's hash against the
+// sender's (sent after the file's last byte) before it gets its final name.
+// It implements ports.FileReceiver.
 type ReceiveFile struct {
 	me        domain.LocalIdentity
 	downloads ports.Downloads
@@ -34,6 +33,10 @@ type ReceiveFile struct {
 	mu     sync.Mutex
 	runCtx context.Context
 	active map[domain.TransferID]map[*incomingFile]struct{}
+	// hashed keeps, for a file whose stream broke, the hash state of its
+	// part at the last chunk boundary, so that the resume in this process
+	// need not read the part again.
+	hashed domain.FileHashStates[prefixKey]
 }
 
 var _ ports.FileReceiver = (*ReceiveFile)(nil)
@@ -132,6 +135,10 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 	switch {
 	case t.Direction() != domain.Incoming || !t.Peer().Equal(from.Name()):
 		return nil, fmt.Errorf("%w: transfer %s is not from %s", domain.ErrNotFound, id.Short(), from.Name())
+	case t.State() == domain.TransferCompleted && index >= 0 && index < len(t.Manifest().Files):
+		// Every file was verified and committed; the sender did not hear
+		// the last word. Tell it so rather than refuse.
+		return doneFile{entry: t.Manifest().Files[index]}, nil
 	case t.State() != domain.TransferAccepted && t.State() != domain.TransferInProgress && t.State() != domain.TransferInterrupted:
 		return nil, fmt.Errorf("transfer %s is %s, not accepted", id.Short(), t.State())
 	case index < 0 || index >= len(t.Manifest().Files):
@@ -150,7 +157,7 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 		return nil, fmt.Errorf("open part of transfer %s: %w", id.Short(), err)
 	}
 	f := &incomingFile{r: r, id: id, index: index, last: index == len(m.Files)-1, entry: entry,
-		rel: partPath(m, index), base: base, part: part, hash: sha256.New()}
+		rel: partPath(m, index), base: base, part: part}
 	if err := f.loadPrefix(); err != nil {
 		part.Close()
 		return nil, err
@@ -195,8 +202,10 @@ type incomingFile struct {
 	rel    string
 	base   int64
 	part   ports.PartFile
-	hash   hash.Hash
+	hash   *domain.FileHasher
 	prefix [32]byte
+	source [32]byte // the sender's hash of the whole file
+	gotSrc bool
 	offset int64 // bytes in the part when the stream began
 	// written is the bytes in the part now; only the transport's goroutine
 	// writes and reads it.
@@ -210,27 +219,44 @@ type incomingFile struct {
 
 var _ ports.IncomingFile = (*incomingFile)(nil)
 
-// loadPrefix hashes what an existing part holds.
+// loadPrefix finds where an existing part resumes: at its last whole
+// chunk (or its end when it is complete), cutting off a torn tail, with the
+// hash of what is kept. A part this process wrote before is taken up from
+// the hash state kept when its stream broke; only what lies beyond that
+// state is read.
 func (f *incomingFile) loadPrefix() error {
 	size, err := f.part.Size()
 	if err != nil {
 		return fmt.Errorf("size of part %s: %w", f.id.Short(), err)
 	}
 	if size > f.entry.Size {
-		if err := f.part.Truncate(0); err != nil {
-			return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
-		}
 		size = 0
 	}
-	if size > 0 {
-		if _, err := io.Copy(f.hash, io.NewSectionReader(f.part, 0, size)); err != nil {
+	off := domain.ResumeOffset(size, f.entry.Size)
+	f.hash = domain.NewFileHasher()
+	if st, ok := f.r.hashed.Take(f.key()); ok && st.Offset <= off {
+		if h, err := domain.ResumeFileHasher(st); err == nil {
+			f.hash = h
+		}
+	}
+	if from := f.hash.Written(); from < off {
+		if _, err := io.Copy(f.hash, io.NewSectionReader(f.part, from, off-from)); err != nil {
 			return fmt.Errorf("hash part %s: %w", f.id.Short(), err)
 		}
 	}
-	f.offset, f.written = size, size
-	f.hash.Sum(f.prefix[:0])
+	if off < size || size == 0 {
+		if err := f.part.Truncate(off); err != nil {
+			return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
+		}
+	}
+	f.offset, f.written = off, off
+	f.prefix = f.hash.Sum()
 	return nil
 }
+
+func (f *incomingFile) key() prefixKey { return prefixKey{f.id, f.index} }
+
+func (f *incomingFile) SourceHash(sum [32]byte) { f.source, f.gotSrc = sum, true }
 
 func (f *incomingFile) Offset() int64        { return f.offset }
 func (f *incomingFile) PrefixHash() [32]byte { return f.prefix }
@@ -240,7 +266,7 @@ func (f *incomingFile) Restart() error {
 	if err := f.part.Truncate(0); err != nil {
 		return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
 	}
-	f.hash.Reset()
+	f.hash = domain.NewFileHasher()
 	f.offset, f.written = 0, 0
 	f.ticker.set(f.base)
 	_, err := f.r.book.updateQuietly(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })
@@ -288,6 +314,7 @@ func (f *incomingFile) Finish(streamErr error) error {
 		return fmt.Errorf("%w: %s", ports.ErrTransferRefused, reason)
 	}
 	if streamErr != nil || f.cancelled.Load() {
+		f.r.hashed.Keep(f.key(), f.hash.State())
 		f.part.Close()
 		t, _ := book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error {
 			if t.State().Terminal() {
@@ -303,12 +330,11 @@ func (f *incomingFile) Finish(streamErr error) error {
 		}
 		return nil
 	}
-	var sum [32]byte
-	f.hash.Sum(sum[:0])
+	sum := f.hash.Sum()
 	if f.last {
 		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Verify(now) })
 	}
-	if f.written != f.entry.Size || sum != f.entry.Hash {
+	if f.written != f.entry.Size || !f.gotSrc || sum != f.source || (f.entry.Hash != [32]byte{} && sum != f.entry.Hash) {
 		f.part.Close()
 		_ = f.r.downloads.RemovePart(f.id, f.rel)
 		reason := fmt.Sprintf("%s: received %d of %d bytes, hash does not match the offer", f.entry.Path, f.written, f.entry.Size)
@@ -346,6 +372,8 @@ type doneFile struct{ entry domain.FileEntry }
 
 func (d doneFile) Offset() int64        { return d.entry.Size }
 func (d doneFile) PrefixHash() [32]byte { return d.entry.Hash }
+func (d doneFile) SourceHash([32]byte)  {}
+func (d doneFile) Committed() bool      { return true }
 func (d doneFile) Restart() error {
 	return fmt.Errorf("%w: %s was received already with another content", ports.ErrIntegrity, d.entry.Path)
 }
@@ -353,3 +381,9 @@ func (d doneFile) Write(p []byte) (int, error) {
 	return 0, fmt.Errorf("%w: %s was received already", ports.ErrIntegrity, d.entry.Path)
 }
 func (d doneFile) Finish(error) error { return nil }
+
+// prefixKey names one file of one transfer.
+type prefixKey struct {
+	id    domain.TransferID
+	index int
+}

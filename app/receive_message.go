@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -30,6 +31,7 @@ type ReceiveMessage struct {
 	verify *VerifyContact
 	send   *SendMessage
 	events ports.EventSink
+	mail   *mailDelivery // nil: acknowledgements to offline peers wait for a repeat
 
 	acks chan pendingAck
 
@@ -330,6 +332,9 @@ func (r *ReceiveMessage) writeAcks(ctx context.Context, batch []pendingAck) {
 		}
 		if p.err != nil {
 			slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", p.err)
+			if r.mail != nil && errors.Is(p.err, domain.ErrPeerOffline) {
+				r.mail.parkAck(ctx, a.to, a.kind, a.id) // the sender reads it when it is back
+			}
 			continue
 		}
 		if err := sendEnvelope(ctx, r.link, p.peer, ports.Envelope{Kind: a.kind, MessageID: a.id}); err != nil {

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -19,9 +18,8 @@ const (
 	recentAcked     = 4096
 )
 
-// maxStateBatch bounds the state changes in one batch of the applier (each
-// one a concurrent MessageStore.SetState, so the store can commit them
-// together) and maxStateBatches the batches applied at once;
+// maxStateBatch bounds the state changes in one batch of the applier (one
+// MessageStore.MarkStates) and maxStateBatches the batches applied at once;
 // stateDrainTimeout bounds applying what is left when Run stops.
 const (
 	maxStateBatch     = 1024
@@ -52,6 +50,7 @@ type SendMessage struct {
 	events  ports.EventSink
 	backoff Backoff
 	reach   *reachability
+	mail    *mailDelivery // nil: no offline delivery
 
 	stampMu sync.Mutex
 	last    time.Time // SentAt of our newest message: stamps strictly increase
@@ -73,8 +72,14 @@ type SendMessage struct {
 	changesWake chan struct{}
 	applyingIDs map[domain.MessageID]struct{} // in a batch being applied
 
-	peerMu sync.Mutex
-	peers  map[string]resolvedPeer // by name key
+	// Messages started and not yet released, in start order, and their
+	// IDs (send_intake.go).
+	intake    []*PendingSend
+	intakeIDs map[domain.MessageID]struct{}
+
+	peerMu     sync.Mutex
+	peers      map[string]resolvedPeer // by name key
+	recipients map[string]time.Time    // by name key: when Recipient last passed
 }
 
 type resolvedPeer struct {
@@ -149,7 +154,8 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}),
-		peers:       make(map[string]resolvedPeer)}, nil
+		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
+		intakeIDs: make(map[domain.MessageID]struct{})}, nil
 }
 
 // stamp returns a send time later than every one before it.
@@ -165,25 +171,15 @@ func (s *SendMessage) stamp() time.Time {
 }
 
 // Handle stores the message in the outbox, reports it and starts delivering
-// it. *domain.KeyChangedError: the peer's key changed and sending is blocked;
+// it (after every message started before it: see Start). *domain.KeyChangedError: the peer's key changed and sending is blocked;
 // domain.ErrUnknownPeer: nobody has that name.
 func (s *SendMessage) Handle(ctx context.Context, in SendMessageInput) (domain.Message, error) {
-	if err := domain.ValidateBody(in.Text); err != nil {
-		return domain.Message{}, err
-	}
-	if err := s.verify.Recipient(ctx, in.To); err != nil {
-		return domain.Message{}, err
-	}
-	m, err := domain.NewOutgoingMessage(s.me.Name(), in.To, in.Text, s.stamp())
+	p, err := s.begin(ctx, in)
 	if err != nil {
 		return domain.Message{}, err
 	}
-	if err := s.store.SaveOutgoing(ctx, m); err != nil {
-		return domain.Message{}, fmt.Errorf("store message to %s: %w", in.To, err)
-	}
-	s.events.Publish(ports.MessageEvent{Message: m})
-	s.nudge(in.To, &m)
-	return m, nil
+	s.store1(ctx, p)
+	return p.Wait()
 }
 
 // Run makes Flush deliver: it starts a flusher for every peer with messages
@@ -191,10 +187,10 @@ func (s *SendMessage) Handle(ctx context.Context, in SendMessageInput) (domain.M
 // they all stopped.
 //
 // While it runs, state changes (sent, delivered, read) are applied by one
-// applier goroutine in batches of concurrent SetState calls, so that
-// neither a flusher nor the link delivering acknowledgements waits for a
-// commit per message; what is still queued when ctx is done is applied
-// before Run returns.
+// applier goroutine in batches, one lazy MarkStates each, so that neither
+// a flusher nor the link delivering acknowledgements waits for a write per
+// message, and a message costs one durable write (its SaveOutgoing); what
+// is still queued when ctx is done is applied before Run returns.
 func (s *SendMessage) Run(ctx context.Context) {
 	applied := make(chan struct{})
 	s.mu.Lock()
@@ -228,6 +224,13 @@ func (s *SendMessage) Flush(peer domain.Username) { s.nudge(peer, nil) }
 func (s *SendMessage) nudge(peer domain.Username, m *domain.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.nudgeLocked(peer, m)
+}
+
+// nudgeLocked is nudge with s.mu held. A fresh message is kept in q.fresh
+// even when a full round is asked for: the round needs to know what was
+// released after it began (cutUnreleased).
+func (s *SendMessage) nudgeLocked(peer domain.Username, m *domain.Message) {
 	if s.runCtx == nil {
 		return
 	}
@@ -237,8 +240,8 @@ func (s *SendMessage) nudge(peer domain.Username, m *domain.Message) {
 		s.queues[peer.Key()] = q
 	}
 	switch {
-	case m == nil || q.full:
-		q.full, q.fresh = true, nil // the outbox read covers every fresh message
+	case m == nil:
+		q.full = true
 	case len(q.fresh) >= maxFresh:
 		q.full, q.fresh = true, nil
 	default:
@@ -275,6 +278,9 @@ func (s *SendMessage) flush(ctx context.Context, q *outboxQueue) {
 		var err error
 		if full {
 			pending, err = s.store.Outbox(ctx, q.name)
+			if err == nil {
+				pending = s.cutUnreleased(q, pending)
+			}
 			if err != nil {
 				slog.Error("read outbox", "peer", q.name.String(), "err", err)
 				s.needFull(q)
@@ -403,9 +409,10 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 		return true, false
 	case err != nil:
 		slog.Debug("outbox waits", "peer", q.name.String(), "err", err)
+		s.offline(ctx, q, pending, err, false)
 		return false, false
 	}
-	for _, m := range pending {
+	for i, m := range pending {
 		now := time.Now()
 		s.mu.Lock()
 		a, written := s.awaiting[m.ID()]
@@ -430,9 +437,11 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			if ctx.Err() == nil {
 				s.reach.failed(peer, err)
 			}
+			s.offline(ctx, q, pending[i:], err, true)
 			return false, false
 		}
 		s.reach.reached(peer)
+		s.reachedPeer(q.name)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
 			s.queueState(ctx, stateChange{id: m.ID(), peer: q.name, state: domain.MessageSent})
 		}
@@ -527,6 +536,9 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 	kept := s.changeList[:0]
 	for _, c := range s.changeList {
 		_, busy := s.applyingIDs[c.id]
+		if _, unreleased := s.intakeIDs[c.id]; unreleased {
+			busy = true // its MessageEvent comes first; store1 wakes us
+		}
 		switch {
 		case len(batch) < maxStateBatch && !busy && (all || !c.due.After(now)):
 			batch = append(batch, c)
@@ -548,9 +560,8 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 	return batch, next
 }
 
-// applyStates applies queued state changes until ctx is done: each batch's
-// SetState calls run concurrently (the store commits them together), up to
-// maxStateBatches batches at once, and a batch's events are published in
+// applyStates applies queued state changes until ctx is done: a batch is
+// one MarkStates, up to maxStateBatches batches at once, and a batch's events are published in
 // its order once it is applied. A message is in at most one batch at a
 // time, so its events are published in the order its state moved. When ctx
 // is done it stops queueing and applies what is left, due or not, within
@@ -610,23 +621,28 @@ func (s *SendMessage) applyStates(ctx context.Context) {
 	}
 }
 
-// applyBatch applies batch concurrently, publishes the changes made in
-// order, and marks its messages no longer in flight.
+// applyBatch records batch with one MarkStates (lazy: committed, durable
+// with the store's next fsync — a lost mark only makes the message be
+// written again, which the peer deduplicates), publishes the changes made
+// in order, and marks its messages no longer in flight.
 func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
-	stored := make([]domain.Message, len(batch))
-	ok := make([]bool, len(batch))
-	var wg sync.WaitGroup
+	marks := make([]ports.StateMark, len(batch))
 	for i, c := range batch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stored[i], ok[i] = s.storeState(ctx, c)
-		}()
+		marks[i] = ports.StateMark{ID: c.id, State: c.state}
 	}
-	wg.Wait()
-	for i, c := range batch {
-		if ok[i] {
-			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: stored[i].To(), State: stored[i].State()})
+	moved, err := s.store.MarkStates(ctx, marks)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopping: the marks are lost, which only means writing the
+		// messages again after the restart (see ports.MessageMarks).
+		slog.Debug("message states not recorded: stopping", "messages", len(batch), "err", err)
+	case err != nil:
+		slog.Error("set message states", "messages", len(batch), "err", err)
+	}
+	for i, j := 0, 0; i < len(batch) && j < len(moved); i++ {
+		if c := batch[i]; c.id == moved[j].ID {
+			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: c.peer, State: c.state})
+			j++
 		}
 	}
 	s.mu.Lock()
@@ -680,6 +696,14 @@ func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id do
 	}
 	s.mu.Unlock()
 	if !ok || !a.peer.Equal(from) {
+		if s.mail != nil {
+			// Written before a restart, or parked in the peer's mailbox:
+			// it counts if it is ours to from in the outbox.
+			if err := s.mailAck(ctx, from, ports.KindDelivered, id); err != nil {
+				slog.Debug("acknowledgement not applied", "peer", from.String(), "id", id.String(), "err", err)
+			}
+			return
+		}
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}

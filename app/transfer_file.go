@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -15,7 +13,7 @@ import (
 )
 
 // TransferFile is "send this file (or folder) to that person": it describes
-// and hashes the files, offers them, and once the peer accepts streams them
+// the files and offers them at once (they are hashed while they are sent), and once the peer accepts streams them
 // one after the other, reporting progress. A lost link interrupts the
 // transfer; it resumes, from the bytes the receiver already has, when the
 // peer is reachable again — also after a restart, since the transfer and the
@@ -28,6 +26,7 @@ type TransferFile struct {
 	book    *transferBook
 	verify  *VerifyContact
 	backoff Backoff
+	mail    *mailDelivery // nil: offers to offline peers wait for them
 
 	mu      sync.Mutex
 	runCtx  context.Context
@@ -74,7 +73,8 @@ func NewTransferFile(me domain.LocalIdentity, local ports.LocalFiles, files port
 		verify: verify, backoff: backoff.orDefault(), running: make(map[domain.TransferID]*outgoingRun)}, nil
 }
 
-// Handle describes, hashes, stores and offers path to in.To. The offer is
+// Handle describes, stores and offers path to in.To, reading none of its
+// files. The offer is
 // stored even when the peer is offline; it is sent when the peer comes
 // online.
 func (h *TransferFile) Handle(ctx context.Context, in TransferFileInput) (domain.Transfer, error) {
@@ -93,17 +93,8 @@ func (h *TransferFile) Handle(ctx context.Context, in TransferFileInput) (domain
 		name = domain.SafeFileName(name)
 		entries[0].Path = name
 	}
-	for i := range entries {
-		rel := entries[i].Path
-		if single {
-			rel = ""
-		}
-		size, sum, err := h.hashFile(ctx, in.Path, rel)
-		if err != nil {
-			return domain.Transfer{}, err
-		}
-		entries[i].Size, entries[i].Hash = size, sum
-	}
+	// No file is read before the offer: each is hashed while it is sent,
+	// and the receiver checks that hash before the file gets its name.
 	m, err := domain.NewManifest(name, entries)
 	if err != nil {
 		return domain.Transfer{}, fmt.Errorf("offer %s: %w", in.Path, err)
@@ -122,38 +113,12 @@ func (h *TransferFile) Handle(ctx context.Context, in TransferFileInput) (domain
 	return t, nil
 }
 
-// ctxReader stops a long read when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-func (h *TransferFile) hashFile(ctx context.Context, path, rel string) (int64, [32]byte, error) {
-	src, err := h.local.Open(path, rel)
-	if err != nil {
-		return 0, [32]byte{}, fmt.Errorf("open %s %s: %w", path, rel, err)
-	}
-	defer src.Close()
-	hs := sha256.New()
-	size := src.Size()
-	if _, err := io.Copy(hs, ctxReader{ctx, io.NewSectionReader(src, 0, size)}); err != nil {
-		return 0, [32]byte{}, fmt.Errorf("hash %s %s: %w", path, rel, err)
-	}
-	var sum [32]byte
-	hs.Sum(sum[:0])
-	return size, sum, nil
-}
-
 func (h *TransferFile) sendOffer(ctx context.Context, t domain.Transfer) error {
 	peer, err := h.verify.PeerForSend(ctx, t.Peer())
 	if err != nil {
+		if h.mail != nil && errors.Is(err, domain.ErrPeerOffline) {
+			h.mail.parkOffer(ctx, t) // the offer waits in the peer's mailbox; the data flows once both are online
+		}
 		return err
 	}
 	return sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()})

@@ -1,8 +1,8 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"testing"
 	"time"
@@ -103,11 +103,11 @@ func TestConstructorsRejectNilPorts(t *testing.T) {
 		},
 		"search": func() error { _, err := app.NewSearchHistory(nil); return err },
 		"client w/o bus": func() error {
-			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, w.messages, w.trust, w.transfers, fakeFiles{}, w.downloads, w.clock, nil, app.Options{})
+			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, w.messages, w.trust, w.transfers, fakeFiles{}, w.downloads, w.clock, nil, app.MailPorts{}, app.Options{})
 			return err
 		},
 		"client w/o store": func() error {
-			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, nil, w.trust, w.transfers, fakeFiles{}, w.downloads, w.clock, app.NewBus(), app.Options{})
+			_, err := app.NewClient(w.me, w.dir, w.link, fakeTransport{}, nil, w.trust, w.transfers, fakeFiles{}, w.downloads, w.clock, app.NewBus(), app.MailPorts{}, app.Options{})
 			return err
 		},
 	}
@@ -507,7 +507,7 @@ func (w *transferWorld) offer(t *testing.T, name string, content []byte) domain.
 	t.Helper()
 	id := domain.NewTransferID()
 	env := ports.Envelope{Kind: ports.KindOffer, TransferID: id, Manifest: domain.Manifest{Name: name,
-		Files: []domain.FileEntry{{Path: name, Size: int64(len(content)), Hash: sha256.Sum256(content)}}}}
+		Files: []domain.FileEntry{{Path: name, Size: int64(len(content))}}}} // hashed while sent
 	tr, isNew, err := w.receive.Handle(context.Background(), app.ReceiveFileInput{From: w.bob.Identity, Envelope: env})
 	if err != nil || !isNew || tr.State() != domain.TransferOffered {
 		t.Fatalf("offer: %v, new %v, state %v", err, isNew, tr.State())
@@ -525,7 +525,8 @@ func (w *transferWorld) state(t *testing.T, id domain.TransferID) domain.Transfe
 
 func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	ctx := context.Background()
-	content := []byte("the quick brown fox jumps over the lazy dog, again and again and again")
+	// Two chunks and a bit: a resume starts at a chunk boundary.
+	content := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog. "), 2*domain.HashChunkSize/45+3)
 	w := newTransferWorld(t, 0)
 	id := w.offer(t, "../../etc/fox.txt", content)
 	if _, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0); err == nil {
@@ -541,7 +542,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if _, err := w.receive.Incoming(ctx, eve.Identity, id, 0); err == nil {
 		t.Fatal("a stream from another peer was let in")
 	}
-	// First attempt: half the bytes, then the link breaks.
+	// First attempt: a chunk and a torn bit of the next, then the link breaks.
 	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -549,7 +550,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if f.Offset() != 0 {
 		t.Fatalf("fresh part offset %d", f.Offset())
 	}
-	half := len(content) / 2
+	half := domain.HashChunkSize + 1000
 	if _, err := f.Write(content[:half]); err != nil {
 		t.Fatal(err)
 	}
@@ -559,31 +560,35 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if st := w.state(t, id).State(); st != domain.TransferInterrupted {
 		t.Fatalf("after a lost link: %v", st)
 	}
-	if part, ok := w.downloads.part(id, "fox.txt"); !ok || string(part) != string(content[:half]) {
+	if part, ok := w.downloads.part(id, "fox.txt"); !ok || !bytes.Equal(part, content[:half]) {
 		t.Fatalf("part kept for resume: %q, %v (a peer's path must be reduced to its base name)", part, ok)
 	}
-	// Resume: the receiver says what it has.
+	// Resume: the receiver says what it has, up to its last whole chunk.
 	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Offset() != int64(half) || f.PrefixHash() != sha256.Sum256(content[:half]) {
+	if f.Offset() != domain.HashChunkSize || f.PrefixHash() != fileHash(content[:domain.HashChunkSize]) {
 		t.Fatalf("resume at %d with prefix hash %x", f.Offset(), f.PrefixHash())
 	}
-	if _, err := f.Write(content[half:]); err != nil {
+	if part, _ := w.downloads.part(id, "fox.txt"); len(part) != domain.HashChunkSize {
+		t.Fatalf("the torn tail was not cut: part of %d bytes", len(part))
+	}
+	if _, err := f.Write(content[domain.HashChunkSize:]); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Write([]byte("x")); !errors.Is(err, ports.ErrIntegrity) {
 		t.Fatalf("a byte more than offered: err = %v", err)
 	}
+	f.SourceHash(fileHash(content))
 	if err := f.Finish(nil); err != nil {
 		t.Fatal(err)
 	}
 	if tr := w.state(t, id); tr.State() != domain.TransferCompleted || tr.Done() != int64(len(content)) {
 		t.Fatalf("after the last byte: %v, %d bytes", tr.State(), tr.Done())
 	}
-	if got := w.downloads.committed["fox.txt"]; string(got) != string(content) {
-		t.Fatalf("committed %q", got)
+	if got := w.downloads.committed["fox.txt"]; !bytes.Equal(got, content) {
+		t.Fatalf("committed %d bytes", len(got))
 	}
 
 	// A file whose bytes differ from the offer never gets its final name.
@@ -600,6 +605,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if _, err := f.Write(bad); err != nil {
 		t.Fatal(err)
 	}
+	f.SourceHash(fileHash(content)) // what the sender read
 	if err := f.Finish(nil); !errors.Is(err, ports.ErrIntegrity) {
 		t.Fatalf("finish with wrong bytes: err = %v", err)
 	}
@@ -695,5 +701,67 @@ func TestReceiveMessageFilesAFutureTimeAtArrival(t *testing.T) {
 	}
 	if h[1].SentAt().After(time.Now()) {
 		t.Errorf("a future time is filed at arrival, got %v", h[1].SentAt())
+	}
+}
+
+// fileHash is the file hash of b (domain.FileHasher).
+func fileHash(b []byte) [32]byte {
+	h := domain.NewFileHasher()
+	h.Write(b)
+	return h.Sum()
+}
+
+// TestReceiveFileResumesAfterARestart: a receiver started again (nothing
+// kept in memory) reads its part once, cuts the torn tail at the last
+// chunk boundary, and the resumed file is verified against the sender's
+// hash like any other.
+func TestReceiveFileResumesAfterARestart(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("0123456789abcdef"), (3*domain.HashChunkSize+999)/16)
+	w := newTransferWorld(t, 0)
+	id := w.offer(t, "big.bin", content)
+	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := 2*domain.HashChunkSize + 12345
+	if _, err := f.Write(content[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Finish(errors.New("crash")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := app.NewReceiveFile(w.me, w.downloads, w.transfers, w.clock, w.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Offset() != 2*domain.HashChunkSize || f.PrefixHash() != fileHash(content[:2*domain.HashChunkSize]) {
+		t.Fatalf("resume at %d with prefix hash %x, want the last chunk boundary", f.Offset(), f.PrefixHash())
+	}
+	if _, err := f.Write(content[f.Offset():]); err != nil {
+		t.Fatal(err)
+	}
+	f.SourceHash(fileHash(content))
+	if err := f.Finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.downloads.committed["big.bin"]; !bytes.Equal(got, content) {
+		t.Fatalf("committed %d bytes, want the %d sent", len(got), len(content))
+	}
+	// The sender did not hear it: a stream for the same file now says the
+	// file is there already and takes nothing.
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := f.(ports.CommittedFile); !ok || !c.Committed() {
+		t.Fatalf("a stream for a committed file got %T, want a ports.CommittedFile", f)
 	}
 }

@@ -40,20 +40,24 @@ func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
 // MessageState is where a message is on its way.
 type MessageState int
 
-// Message states. Outgoing messages go queued → sent → delivered (→ read);
-// failed is for messages that can never be delivered (and may be queued again).
-// Incoming messages are stored as delivered.
+// Message states. Outgoing messages go queued → sent → delivered (→ read),
+// or, when the peer is offline, queued → stored (parked, sealed, in the
+// peer's mailbox at the registry) → delivered (→ read); failed is for
+// messages that can never be delivered (and may be queued again).
+// Incoming messages are stored as delivered. The numbers are not stored
+// anywhere (storage keeps the String form): new states may go anywhere.
 const (
 	MessageQueued MessageState = iota + 1
 	MessageSent
 	MessageDelivered
 	MessageRead
 	MessageFailed
+	MessageStored
 )
 
 var messageStateNames = map[MessageState]string{
 	MessageQueued: "queued", MessageSent: "sent", MessageDelivered: "delivered",
-	MessageRead: "read", MessageFailed: "failed",
+	MessageRead: "read", MessageFailed: "failed", MessageStored: "stored",
 }
 
 func (s MessageState) String() string {
@@ -76,9 +80,12 @@ func ParseMessageState(s string) (MessageState, error) {
 // messageMoves lists the allowed transitions. Acknowledgements can overtake
 // the local "sent" record, so delivered may follow queued directly; repeated
 // acknowledgements are idempotent (same state to same state is allowed by CanMove).
+// Stored is "sent, and parked in the peer's mailbox": a later direct write
+// does not take it back to sent (MarkSent keeps it).
 var messageMoves = map[MessageState][]MessageState{
-	MessageQueued:    {MessageSent, MessageDelivered, MessageRead, MessageFailed},
-	MessageSent:      {MessageDelivered, MessageRead, MessageFailed, MessageQueued},
+	MessageQueued:    {MessageSent, MessageStored, MessageDelivered, MessageRead, MessageFailed},
+	MessageSent:      {MessageStored, MessageDelivered, MessageRead, MessageFailed, MessageQueued},
+	MessageStored:    {MessageDelivered, MessageRead, MessageFailed},
 	MessageDelivered: {MessageRead},
 	MessageRead:      nil,
 	MessageFailed:    {MessageQueued},
@@ -198,8 +205,8 @@ func (m *Message) MoveTo(next MessageState) error {
 
 // MarkSent records that the message was written to a link.
 func (m *Message) MarkSent() error {
-	if m.state == MessageDelivered || m.state == MessageRead {
-		return nil // an acknowledgement overtook the local record
+	if m.state == MessageDelivered || m.state == MessageRead || m.state == MessageStored {
+		return nil // an acknowledgement overtook the local record, or it is in the mailbox already
 	}
 	return m.MoveTo(MessageSent)
 }
@@ -210,6 +217,21 @@ func (m *Message) MarkDelivered() error {
 		return nil
 	}
 	return m.MoveTo(MessageDelivered)
+}
+
+// MarkStored records that the message is sealed and parked in the peer's
+// mailbox at the registry.
+func (m *Message) MarkStored() error {
+	if m.state == MessageDelivered || m.state == MessageRead {
+		return nil // the peer acknowledged it meanwhile
+	}
+	return m.MoveTo(MessageStored)
+}
+
+// IsPending reports whether an outgoing message still waits for the
+// peer's acknowledgement (queued, sent or stored): it is in the outbox.
+func (m Message) IsPending() bool {
+	return m.dir == Outgoing && (m.state == MessageQueued || m.state == MessageSent || m.state == MessageStored)
 }
 
 // MarkRead records the peer's read receipt.

@@ -128,3 +128,28 @@ func TestIncomingMessage(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestStoredState(t *testing.T) {
+	m, err := domain.NewOutgoingMessage(domain.MustUsername("alice"), domain.MustUsername("bob"), "hi", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.MarkStored(); err != nil || m.State() != domain.MessageStored || !m.IsPending() {
+		t.Fatalf("queued → stored: %v, %v, pending %v", err, m.State(), m.IsPending())
+	}
+	if err := m.MarkSent(); err != nil || m.State() != domain.MessageStored {
+		t.Fatalf("a direct write after storing: %v, %v; want it to stay stored", err, m.State())
+	}
+	if err := m.MoveTo(domain.MessageQueued); !errors.Is(err, domain.ErrInvalidTransition) {
+		t.Fatalf("stored → queued: %v", err)
+	}
+	if err := m.MarkDelivered(); err != nil || m.State() != domain.MessageDelivered || m.IsPending() {
+		t.Fatalf("stored → delivered: %v, %v", err, m.State())
+	}
+	if err := m.MarkStored(); err != nil || m.State() != domain.MessageDelivered {
+		t.Fatalf("a late stored after delivered: %v, %v", err, m.State())
+	}
+	if s, err := domain.ParseMessageState("stored"); err != nil || s != domain.MessageStored || s.String() != "stored" {
+		t.Fatalf("stored's name: %v %v", s, err)
+	}
+}

@@ -25,6 +25,8 @@ type Client interface {
 	// returns and retried until the peer acknowledges it.
 	// *domain.KeyChangedError: the peer's key changed, sending is blocked.
 	Send(ctx context.Context, to domain.Username, text string) (domain.Message, error)
+	// SendPipeline: StartSend, Send with many in flight, in order.
+	SendPipeline
 	// Typing tells the peer we are typing (best effort).
 	Typing(ctx context.Context, to domain.Username) error
 	// MarkRead sends read receipts for the conversation with a peer.

@@ -14,6 +14,9 @@ type MessageStateEvent struct {
 	ID    domain.MessageID
 	Peer  domain.Username
 	State domain.MessageState
+	// Reason says why, for failed (the mail expired unread) and for a
+	// message the mailbox refused (it stays queued): shown to the user.
+	Reason string
 }
 
 // PresenceEvent: a peer came online, went offline or moved.

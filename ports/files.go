@@ -28,12 +28,14 @@ type FileSource interface {
 // authenticated identities (QUIC over UDP, or memory). Offers, consent and
 // cancellation travel as envelopes on the MessageLink; this port only streams.
 type FileTransport interface {
-	// Send streams file number index of transfer id to the peer. The
-	// receiver first says how many bytes it already has and their SHA-256;
-	// Send checks them against src and sends only the rest (or all of it when
-	// they differ). progress is called with the bytes of this file at the
-	// receiver so far, at most every 100 ms and at the end. Send returns nil
-	// only after the receiver verified the file and gave it its final name.
+	// Send streams file number index of transfer id to the peer, hashing
+	// src as it reads it (domain.FileHasher) and sending that hash after
+	// the last byte. The receiver first says how many bytes it already has
+	// and their prefix hash; Send checks them against src and sends only
+	// the rest (or all of it when they differ). progress is called with the
+	// bytes of this file at the receiver so far, at most every 100 ms and
+	// at the end. Send returns nil only after the receiver verified the
+	// file against the sender's hash and gave it its final name.
 	// Errors: ErrTransferRefused, ErrIntegrity, domain.ErrPeerOffline,
 	// *domain.KeyChangedError, ctx's error (the stream is cancelled at both ends), or a
 	// transport error (the link was lost: the transfer can resume).
@@ -61,19 +63,32 @@ type FileReceiver interface {
 
 // IncomingFile is one file being received.
 type IncomingFile interface {
-	// Offset is how many bytes are already there (a resumed .part file) and
-	// PrefixHash their SHA-256.
+	// Offset is how many bytes are already there (a resumed .part file,
+	// cut to domain.ResumeOffset) and PrefixHash their hash
+	// (domain.FileHasher over those bytes).
 	Offset() int64
 	PrefixHash() [32]byte
+	// SourceHash is the sender's hash of the whole file (domain.FileHasher),
+	// which arrives after the last byte and before Finish(nil).
+	SourceHash(sum [32]byte)
 	// Restart drops what was there: the sender's first bytes differ.
 	Restart() error
 	// Write appends the next bytes.
 	io.Writer
 	// Finish ends the file. With err == nil it flushes, checks the whole
-	// file's hash and gives the file its final name, returning ErrIntegrity
-	// when the hash differs. With err != nil (link lost, cancelled) the
+	// file's hash against SourceHash's (and the offer's, when the offer
+	// carried one) and gives the file its final name, returning
+	// ErrIntegrity when a hash differs or none came. With err != nil (link lost, cancelled) the
 	// .part file is kept for a resume. It is called exactly once.
 	Finish(err error) error
+}
+
+// CommittedFile is an IncomingFile the receiver verified and gave its
+// final name already (the sender did not hear it): the transport tells the
+// sender so, streams nothing, and calls Finish(nil).
+type CommittedFile interface {
+	IncomingFile
+	Committed() bool
 }
 
 // LocalFiles reads what the user sends.
@@ -81,7 +96,8 @@ type LocalFiles interface {
 	// Scan describes path for an offer: a regular file is one entry whose
 	// Path is its base name; a folder gives every regular file below it
 	// (symbolic links are not followed), paths relative to the folder and
-	// slash-separated. Hash fields are left zero.
+	// slash-separated. Hash fields are left zero: files are hashed while
+	// they are sent, so an offer goes out without reading them.
 	Scan(ctx context.Context, path string) (name string, files []domain.FileEntry, err error)
 	// Open opens one file named by Scan: rel is "" for a single file.
 	Open(path, rel string) (FileSource, error)

@@ -9,8 +9,11 @@ import (
 
 // MessageStore keeps history and the outbox of a profile. Every method is
 // durable when it returns (the real adapter batches commits of concurrent
-// callers, it does not acknowledge before they are on disk).
+// callers, it does not acknowledge before they are on disk), except
+// MarkStates (MessageMarks), whose marks may be lost harmlessly.
 type MessageStore interface {
+	MessageMarks
+	OutboxStaging
 	// SaveOutgoing stores a new outgoing message in history and in the
 	// outbox. Callers report it as sent only after this returns nil.
 	SaveOutgoing(ctx context.Context, m domain.Message) error

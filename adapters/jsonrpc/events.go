@@ -21,7 +21,7 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 		case ports.MessageEvent:
 			s.notify("message", viewMessage(e.Message))
 		case ports.MessageStateEvent:
-			s.notify("messageState", messageStateView{ID: e.ID.String(), Peer: e.Peer.String(), State: e.State.String()})
+			s.notify("messageState", messageStateView{ID: e.ID.String(), Peer: e.Peer.String(), State: e.State.String(), Reason: e.Reason})
 			if e.State == domain.MessageDelivered {
 				s.notify("delivered", deliveredView{ID: e.ID.String(), Peer: e.Peer.String()})
 			}

@@ -29,9 +29,12 @@ type fakeClient struct {
 	safety   ports.SafetyView
 	transfer []domain.Transfer
 	sendHook func(ctx context.Context) // runs inside Send
-	peerHook func(ctx context.Context) // runs inside Peers
-	accepted chan domain.TransferID
-	typed    chan domain.Username // every Typing call
+	// startHook, if set, runs inside StartSend and returns what the send's
+	// wait waits for (nil: nothing).
+	startHook func(text string) <-chan struct{}
+	peerHook  func(ctx context.Context) // runs inside Peers
+	accepted  chan domain.TransferID
+	typed     chan domain.Username // every Typing call
 
 	events chan ports.Event
 }
@@ -82,6 +85,24 @@ func (f *fakeClient) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.peers, nil
+}
+
+// StartSend is Send, finished when wait is called; a startHook, if set,
+// decides when each wait returns.
+func (f *fakeClient) StartSend(ctx context.Context, to domain.Username, text string) (func() (domain.Message, error), error) {
+	f.mu.Lock()
+	hook := f.startHook
+	f.mu.Unlock()
+	var gate <-chan struct{}
+	if hook != nil {
+		gate = hook(text)
+	}
+	return func() (domain.Message, error) {
+		if gate != nil {
+			<-gate
+		}
+		return f.Send(ctx, to, text)
+	}, nil
 }
 
 func (f *fakeClient) Send(ctx context.Context, to domain.Username, text string) (domain.Message, error) {

@@ -127,6 +127,16 @@ func (s *Server) listPeers(ctx context.Context, raw json.RawMessage) (any, error
 }
 
 func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
+	wait, err := s.startSend(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return wait()
+}
+
+// startSend checks a send's params and starts it (ports.SendPipeline);
+// wait returns its result once the message is stored.
+func (s *Server) startSend(ctx context.Context, raw json.RawMessage) (wait func() (any, error), err error) {
 	var p struct {
 		To   *string `json:"to"`
 		Text *string `json:"text"`
@@ -144,11 +154,17 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 	if err := domain.ValidateBody(*p.Text); err != nil {
 		return nil, err
 	}
-	m, err := s.client.Send(ctx, to, *p.Text)
+	stored, err := s.client.StartSend(ctx, to, *p.Text)
 	if err != nil {
 		return nil, err
 	}
-	return viewMessage(m), nil
+	return func() (any, error) {
+		m, err := stored()
+		if err != nil {
+			return nil, err
+		}
+		return viewMessage(m), nil
+	}, nil
 }
 
 func (s *Server) typing(ctx context.Context, raw json.RawMessage) (any, error) {

@@ -178,11 +178,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		inputEnd bool
 	)
 	handlers.Add(1)
-	go func() { // the ordered lane: one request after the other
+	go func() { // the ordered lane: in arrival order (pipeline.go)
 		defer handlers.Done()
-		for line := range ordered {
-			s.handleLine(ctx, line)
-		}
+		s.runOrdered(ctx, ordered)
 	}()
 loop:
 	for {
@@ -405,41 +403,64 @@ func (s *Server) handleLine(ctx context.Context, line []byte) {
 // handleOne runs one request object and returns its response, or nil for a
 // notification (a request without id).
 func (s *Server) handleOne(ctx context.Context, raw json.RawMessage) any {
+	c, errResp := parseCall(raw)
+	if errResp != nil {
+		return errResp
+	}
+	h, ok := s.handle[c.method]
+	if !ok {
+		if c.notification {
+			return nil
+		}
+		return errorResponse{JSONRPC: "2.0", ID: c.id,
+			Error: &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %q", truncate(c.method, 64))}}
+	}
+	start := time.Now()
+	result, err := h(ctx, c.params)
+	return s.respond(c, start, result, err)
+}
+
+// call is a request object that passed the checks of JSON-RPC 2.0.
+type call struct {
+	id           json.RawMessage // to echo
+	method       string
+	params       json.RawMessage
+	notification bool // no id: no response
+}
+
+// parseCall checks one request object; when it is not a valid request it
+// returns the error response instead.
+func parseCall(raw json.RawMessage) (call, any) {
 	var req request
 	if err := json.Unmarshal(raw, &req); err != nil {
-		return errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+		return call{}, errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
 			Error: &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a request object"}}
 	}
 	id, idOK := checkID(req.ID)
 	var method string
 	if req.JSONRPC != "2.0" || !idOK || json.Unmarshal(req.Method, &method) != nil || method == "" {
-		return errorResponse{JSONRPC: "2.0", ID: id,
+		return call{}, errorResponse{JSONRPC: "2.0", ID: id,
 			Error: &rpcError{Code: CodeInvalidRequest, Message: `invalid request: needs "jsonrpc":"2.0", a method name and an id that is a string, a number or null`}}
 	}
-	isNotification := req.ID == nil
-	h, ok := s.handle[method]
-	if !ok {
-		if isNotification {
-			return nil
-		}
-		return errorResponse{JSONRPC: "2.0", ID: id,
-			Error: &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %q", truncate(method, 64))}}
-	}
-	start := time.Now()
-	result, err := h(ctx, req.Params)
+	return call{id: id, method: method, params: req.Params, notification: req.ID == nil}, nil
+}
+
+// respond is the response to c given its handler's outcome (nil for a
+// notification), logged with the time since start.
+func (s *Server) respond(c call, start time.Time, result any, err error) any {
 	if err != nil {
 		re := toRPCError(err)
-		s.logger.Debug("request failed", "method", method, "code", re.Code, "err", err, "took", time.Since(start))
-		if isNotification {
+		s.logger.Debug("request failed", "method", c.method, "code", re.Code, "err", err, "took", time.Since(start))
+		if c.notification {
 			return nil
 		}
-		return errorResponse{JSONRPC: "2.0", ID: id, Error: re}
+		return errorResponse{JSONRPC: "2.0", ID: c.id, Error: re}
 	}
-	s.logger.Debug("request", "method", method, "took", time.Since(start))
-	if isNotification {
+	s.logger.Debug("request", "method", c.method, "took", time.Since(start))
+	if c.notification {
 		return nil
 	}
-	return resultResponse{JSONRPC: "2.0", Result: result, ID: id}
+	return resultResponse{JSONRPC: "2.0", Result: result, ID: c.id}
 }
 
 // checkID returns the id to echo (null when absent or invalid) and whether

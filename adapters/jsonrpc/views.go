@@ -116,6 +116,8 @@ type messageStateView struct {
 	ID    string `json:"id"`
 	Peer  string `json:"peer"`
 	State string `json:"state"`
+	// Reason says why a message failed or was refused by the mailbox.
+	Reason string `json:"reason,omitempty"`
 }
 
 type fileView struct {

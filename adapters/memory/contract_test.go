@@ -31,3 +31,15 @@ func TestAccountStoreContract(t *testing.T) {
 func TestPresenceStoreContract(t *testing.T) {
 	contract.PresenceStore(t, func(*testing.T) ports.PresenceStore { return memory.NewPresenceStore() })
 }
+
+func TestMailboxStoreContract(t *testing.T) {
+	contract.MailboxStore(t, func(*testing.T) ports.MailboxStore { return memory.NewMailboxStore() })
+}
+
+func TestPrekeyStoreContract(t *testing.T) {
+	contract.PrekeyStore(t, func(*testing.T) ports.PrekeyStore { return memory.NewPrekeyStore() })
+}
+
+func TestMailKeyStoreContract(t *testing.T) {
+	contract.MailKeyStore(t, func(*testing.T) ports.MailKeyStore { return memory.NewMailKeyStore() })
+}

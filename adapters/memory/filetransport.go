@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +138,14 @@ func (ft *FileTransport) Send(ctx context.Context, to domain.Peer, id domain.Tra
 		fi.wg.Done()
 		return err
 	}
+	if st.committed {
+		fi.wg.Done()
+		_ = st.inc.Finish(nil)
+		if progress != nil {
+			progress(src.Size())
+		}
+		return nil
+	}
 	go st.receive() // owned by the receiver's Serve (fi.wg); Send waits for it below
 	return st.send(ctx, src, progress)
 }
@@ -156,6 +163,9 @@ type stream struct {
 	cancel context.CancelFunc
 	inc    ports.IncomingFile
 	off    int64
+	hash   *domain.FileHasher // over what the sender read
+	// committed: the receiver has the file already; nothing is streamed.
+	committed bool
 
 	chunks   chan []byte   // to the receiver; closed by the sender after the last byte
 	free     chan []byte   // buffers back to the sender
@@ -204,15 +214,19 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 		return fmt.Errorf("%s: %w: %v", st.what, ports.ErrTransferRefused, err)
 	}
 	st.inc = inc
+	if c, ok := inc.(ports.CommittedFile); ok && c.Committed() {
+		st.committed = true
+		return nil
+	}
 	size, off := src.Size(), inc.Offset()
+	st.hash = domain.NewFileHasher()
 	if off > 0 && off <= size {
-		sum := sha256.New()
-		if _, err := io.Copy(sum, io.NewSectionReader(src, 0, off)); err != nil {
+		if _, err := io.Copy(st.hash, io.NewSectionReader(src, 0, off)); err != nil {
 			_ = inc.Finish(err)
 			return fmt.Errorf("%s: read the first %d bytes: %w", st.what, off, err)
 		}
-		if [32]byte(sum.Sum(nil)) != inc.PrefixHash() {
-			off = 0
+		if st.hash.Sum() != inc.PrefixHash() {
+			off, st.hash = 0, domain.NewFileHasher()
 		}
 	} else {
 		off = 0
@@ -320,6 +334,7 @@ func (st *stream) send(ctx context.Context, src ports.FileSource, progress func(
 			}
 			return fail(fmt.Errorf("%s: read at %d: %w", st.what, done, err))
 		}
+		st.hash.Write(buf[:n])
 		select {
 		case st.chunks <- buf[:n]:
 		case err := <-st.result:
@@ -334,6 +349,7 @@ func (st *stream) send(ctx context.Context, src ports.FileSource, progress func(
 	if err := st.broken(ctx); err != nil {
 		return fail(err)
 	}
+	st.inc.SourceHash(st.hash.Sum()) // the trailer; read by Finish after the close
 	close(st.chunks)
 	err := <-st.result
 	if err == nil && progress != nil {

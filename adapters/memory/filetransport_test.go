@@ -45,14 +45,14 @@ func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
+	h := domain.NewFileHasher()
 	if _, err := io.Copy(h, io.NewSectionReader(part, 0, size)); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	r.from, r.written = from, 0
 	r.mu.Unlock()
-	return &incoming{r: r, part: part, off: size, prefix: [32]byte(h.Sum(nil))}, nil
+	return &incoming{r: r, part: part, off: size, prefix: h.Sum()}, nil
 }
 
 type incoming struct {
@@ -64,6 +64,7 @@ type incoming struct {
 
 func (f *incoming) Offset() int64        { return f.off }
 func (f *incoming) PrefixHash() [32]byte { return f.prefix }
+func (f *incoming) SourceHash([32]byte)  {}
 func (f *incoming) Restart() error {
 	f.r.mu.Lock()
 	f.r.restarts++

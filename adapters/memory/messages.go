@@ -107,6 +107,12 @@ func checkMessage(m domain.Message, dir domain.Direction) error {
 
 // SaveOutgoing stores one of our new messages in history and the outbox.
 func (s *MessageStore) SaveOutgoing(ctx context.Context, m domain.Message) error {
+	return s.SaveOutgoingStaged(ctx, m, nil)
+}
+
+// SaveOutgoingStaged is SaveOutgoing, calling committed (if set) once the
+// message is stored, before it returns.
+func (s *MessageStore) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -114,15 +120,20 @@ func (s *MessageStore) SaveOutgoing(ctx context.Context, m domain.Message) error
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.ours[m.ID()]; ok {
+		s.mu.Unlock()
 		return fmt.Errorf("store message %s: already stored", m.ID())
 	}
 	sm, err := s.insertLocked(m)
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	s.ours[m.ID()] = sm
+	s.mu.Unlock()
+	if committed != nil {
+		committed()
+	}
 	return nil
 }
 
@@ -168,11 +179,35 @@ func (s *MessageStore) SetState(ctx context.Context, id domain.MessageID, st dom
 	return m, nil
 }
 
-func inOutbox(m domain.Message) bool {
-	return m.Direction() == domain.Outgoing && (m.State() == domain.MessageQueued || m.State() == domain.MessageSent)
+// MarkStates moves each listed message of ours to its state where the
+// domain allows it and returns the marks that moved one, in order.
+func (s *MessageStore) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var moved []ports.StateMark
+	for _, mk := range marks {
+		sm, ok := s.ours[mk.ID]
+		if !ok {
+			continue
+		}
+		m := sm.msg
+		if m.State() == mk.State || m.MoveTo(mk.State) != nil {
+			continue
+		}
+		sm.msg = m
+		moved = append(moved, mk)
+	}
+	return moved, nil
 }
 
-// Outbox lists our queued or sent messages to peer, oldest first.
+func inOutbox(m domain.Message) bool {
+	return m.IsPending()
+}
+
+// Outbox lists our queued, sent or stored messages to peer, oldest first.
 func (s *MessageStore) Outbox(ctx context.Context, peer domain.Username) ([]domain.Message, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -425,3 +425,13 @@ func TestPrekeys(t *testing.T) {
 		t.Fatalf("GetPrekey: %+v, %v; want key 2", k, err)
 	}
 }
+
+func TestMailboxStoreContract(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	contract.MailboxStore(t, func(t *testing.T) ports.MailboxStore { return redisstore.NewMailbox(open(t, srv)) })
+}
+
+func TestPrekeyStoreContract(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	contract.PrekeyStore(t, func(t *testing.T) ports.PrekeyStore { return redisstore.NewPrekeys(open(t, srv)) })
+}

@@ -223,6 +223,12 @@ func (e *APIError) Unwrap() error {
 		return domain.ErrUnknownPeer
 	case codeRateLimited, codeBusy:
 		return ports.ErrBusy
+	case codeMailboxFull:
+		return ports.ErrMailboxFull
+	case codePrekeyMissing:
+		return ports.ErrPrekeyMissing
+	case codeMailboxDisabled:
+		return ports.ErrMailboxDisabled
 	}
 	return nil
 }

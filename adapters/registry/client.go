@@ -59,6 +59,7 @@ type Client struct {
 	sigSubs       map[*signalSub]struct{}
 	relays        relayCache
 	lastRefused   string // the refused endpoints last logged
+	mailSubs      map[chan struct{}]struct{}
 }
 
 var (
@@ -131,6 +132,7 @@ func NewClient(cfg ClientConfig, logger *slog.Logger) (*Client, func(), error) {
 		online:     make(map[string]domain.Peer),
 		streamKick: make(chan struct{}, 1),
 		sigSubs:    make(map[*signalSub]struct{}),
+		mailSubs:   make(map[chan struct{}]struct{}),
 	}
 	return c, func() { _ = c.Close() }, nil
 }
@@ -555,6 +557,9 @@ func (c *Client) streamLoop() {
 			c.mu.Unlock()
 			// The registry may have restarted: check the session now.
 			c.kickSession()
+			if token != "" {
+				c.mailWaiting() // mail may have come while the stream was down
+			}
 		})
 		kicked := sctx.Err() != nil && c.ctx.Err() == nil
 		scancel()
@@ -703,6 +708,8 @@ func (c *Client) dispatch(event string, data []byte) error {
 		c.mu.Unlock()
 	case "signal":
 		c.dispatchSignal(data)
+	case "mail":
+		c.mailWaiting()
 	case "resync":
 		return errStreamResync
 	}
@@ -732,6 +739,11 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 
 // do sends one JSON request and decodes a JSON answer of at most maxBody.
 func (c *Client) do(ctx context.Context, method, path, token string, in, out any) error {
+	return c.doLimited(ctx, method, path, token, in, out, maxBody)
+}
+
+// doLimited is do with another bound on the answer.
+func (c *Client) doLimited(ctx context.Context, method, path, token string, in, out any, maxBody int64) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -779,7 +791,7 @@ func (c *Client) do(ctx context.Context, method, path, token string, in, out any
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	if len(b) > maxBody {
+	if int64(len(b)) > maxBody {
 		return fmt.Errorf("%s %s: answer larger than %d bytes: %w", method, path, maxBody, domain.ErrTooLarge)
 	}
 	if err := json.Unmarshal(b, out); err != nil {

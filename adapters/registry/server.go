@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -56,6 +57,7 @@ type Server struct {
 	stun        *stunServer  // nil when off
 	turnMu      sync.RWMutex
 	turn        []TURNServer
+	mailbox     atomic.Pointer[MailboxRoutes] // nil: no mailbox (NewMailboxRoutes)
 
 	sessMu        sync.Mutex
 	sessStreams   map[[32]byte]sessStream // SHA-256 of a session token → its newest stream
@@ -191,6 +193,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	if m := s.mailbox.Load(); m != nil {
+		if r, ok := m.svc.(Runner); ok {
+			wg.Go(func() {
+				if err := r.Run(runCtx); err != nil {
+					s.log.Error("mailbox stopped", "err", err)
+				}
+			})
+		}
+	}
 	events, err := watchHub(runCtx, s.svc)
 	if err != nil {
 		stopRun()
@@ -263,8 +274,9 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/relays", s.handleRelays)
 	handle("GET /healthz", s.handleHealth)
 	handle("GET /metrics", s.handleMetrics)
+	mailPaths := s.mailboxRoutes(handle)
 	// Known paths with another method, then everything else.
-	for path, allow := range map[string]string{
+	allowed := map[string]string{
 		"/v1/challenges":                      "POST",
 		"/v1/users/{name}/presence":           "PUT, DELETE",
 		"/v1/users/{name}/presence/heartbeat": "POST",
@@ -276,7 +288,11 @@ func (s *Server) routes() http.Handler {
 		"/v1/relays":                          "GET",
 		"/healthz":                            "GET",
 		"/metrics":                            "GET",
-	} {
+	}
+	for path, allow := range mailPaths {
+		allowed[path] = allow
+	}
+	for path, allow := range allowed {
 		handle(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, codeMethod, "method "+r.Method+" not allowed; use "+allow, 0)
@@ -341,6 +357,11 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 
 // decode reads one JSON object of at most maxBody bytes into v.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeLimited(w, r, v, maxBody)
+}
+
+// decodeLimited is decode with another bound on the body.
+func decodeLimited(w http.ResponseWriter, r *http.Request, v any, maxBody int64) bool {
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
@@ -628,7 +649,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	token := bearer(r)
 	var name domain.Username
-	var signals chan []byte // nil (never ready) on an anonymous stream
+	var signals chan []byte         // nil (never ready) on an anonymous stream
+	var mailArrived <-chan struct{} // nil without a session or a mailbox
 	if token != "" {
 		var ok bool
 		if name, ok = queryName(w, r); !ok {
@@ -639,6 +661,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		signals = make(chan []byte, s.cfg.SignalQueue)
+		if m := s.mailbox.Load(); m != nil {
+			mailArrived = m.svc.Arrivals(ctx, name)
+		}
 	}
 	sub := s.hub.subscribe()
 	defer s.hub.unsubscribe(sub)
@@ -730,6 +755,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			buf.WriteString(": ping\n\n")
 		case b := <-signals:
 			buf.Write(b)
+		case _, ok := <-mailArrived:
+			if !ok {
+				mailArrived = nil
+				continue
+			}
+			buf.WriteString("event: mail\ndata: {}\n\n")
 		case b, ok := <-sub.ch:
 			if !ok {
 				if ctx.Err() == nil {

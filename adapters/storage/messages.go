@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 // Bounds of what one read returns or accepts.
@@ -31,6 +33,13 @@ const (
 // It is durable when it returns nil. Saving a second message with the same
 // ID is an error.
 func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
+	return s.SaveOutgoingStaged(ctx, m, nil)
+}
+
+// SaveOutgoingStaged is SaveOutgoing that also calls committed, from the
+// writer's goroutine, once the message is committed to the write-ahead log
+// and before the fsync that makes it durable (see ports.OutboxStaging).
+func (s *Store) SaveOutgoingStaged(ctx context.Context, m domain.Message, committed func()) error {
 	if m.Direction() != domain.Outgoing {
 		return fmt.Errorf("save outgoing message %s: direction is %s", m.ID(), m.Direction())
 	}
@@ -38,13 +47,13 @@ func (s *Store) SaveOutgoing(ctx context.Context, m domain.Message) error {
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
-	err = s.w.do(ctx, func(ctx context.Context) error {
+	err = s.w.doStaged(ctx, func(ctx context.Context) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
-		s.indexDirty = true
+		s.messageStored()
 		return nil
-	})
+	}, committed)
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
@@ -70,7 +79,9 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 		}
 		n, err := res.RowsAffected()
 		added = n == 1
-		s.indexDirty = s.indexDirty || added
+		if added {
+			s.messageStored()
+		}
 		return err
 	})
 	if err != nil {
@@ -117,6 +128,88 @@ func (s *Store) SetState(ctx context.Context, id domain.MessageID, next domain.M
 	})
 	if err != nil {
 		return domain.Message{}, fmt.Errorf("set state of message %s to %s: %w", id, next, err)
+	}
+	return out, nil
+}
+
+// maxMarks bounds the marks of one MarkStates call.
+const maxMarks = 1 << 14
+
+// MarkStates moves each listed message of ours to its state where the
+// domain allows it, with one UPDATE per target state in one transaction
+// shared with whatever else the writer commits, and returns the marks that
+// moved a message, in the order given. It returns once committed, before
+// the next fsync makes it durable (ports.MessageMarks says why a lost mark
+// is harmless); a batch of marks alone costs no fsync.
+func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	if len(marks) == 0 {
+		return nil, nil
+	}
+	if len(marks) > maxMarks {
+		return nil, fmt.Errorf("mark %d messages, at most %d: %w", len(marks), maxMarks, domain.ErrTooLarge)
+	}
+	type group struct {
+		st  *sql.Stmt
+		ids []byte // a JSON array of hex IDs
+	}
+	var groups []domain.MessageState
+	byState := make(map[domain.MessageState]*group)
+	for _, mk := range marks {
+		g, ok := byState[mk.State]
+		if !ok {
+			st, known := s.ws.markTo[mk.State]
+			if !known {
+				return nil, fmt.Errorf("mark message %s: unknown state %d", mk.ID, int(mk.State))
+			}
+			g = &group{st: st, ids: make([]byte, 0, 2+35*len(marks))}
+			g.ids = append(g.ids, '[')
+			byState[mk.State] = g
+			groups = append(groups, mk.State)
+		}
+		if len(g.ids) > 1 {
+			g.ids = append(g.ids, ',')
+		}
+		g.ids = append(g.ids, '"')
+		g.ids = hex.AppendEncode(g.ids, mk.ID[:])
+		g.ids = append(g.ids, '"')
+	}
+	moved := make(map[domain.MessageID]bool, len(marks))
+	for _, state := range groups {
+		g := byState[state]
+		g.ids = append(g.ids, ']')
+		var ids [][]byte
+		err := s.w.doLazy(ctx, func(ctx context.Context) error {
+			ids = ids[:0]
+			rows, err := g.st.QueryContext(ctx, string(g.ids))
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id []byte
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mark %d messages %s: %w", len(marks), state, err)
+		}
+		for _, b := range ids {
+			var id domain.MessageID
+			if len(b) == len(id) {
+				copy(id[:], b)
+				moved[id] = true
+			}
+		}
+	}
+	out := make([]ports.StateMark, 0, len(moved))
+	for _, mk := range marks {
+		if moved[mk.ID] {
+			out = append(out, mk)
+		}
 	}
 	return out, nil
 }
@@ -197,6 +290,9 @@ func (s *Store) Search(ctx context.Context, query string, limit int) ([]domain.M
 	match, ok := ftsQuery(query)
 	if !ok {
 		return nil, nil
+	}
+	if err := s.catchUpIndex(ctx); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
 	}
 	ms, err := s.queryMessages(ctx, s.rs.search, match, min(limit, MaxHistory))
 	if err != nil {

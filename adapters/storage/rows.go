@@ -112,7 +112,7 @@ func (r messageRow) toDomain() (domain.Message, error) {
 // would refuse with a less helpful error.
 var messageStateNames = map[domain.MessageState]bool{
 	domain.MessageQueued: true, domain.MessageSent: true, domain.MessageDelivered: true,
-	domain.MessageRead: true, domain.MessageFailed: true,
+	domain.MessageRead: true, domain.MessageFailed: true, domain.MessageStored: true,
 }
 
 // contactRow is a contact as the contacts table holds it.

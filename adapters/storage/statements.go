@@ -29,6 +29,7 @@ type writeStmts struct {
 	setVerified    *sql.Stmt
 	upsertTransfer *sql.Stmt
 	moveTo         map[domain.MessageState]*sql.Stmt // UPDATE … RETURNING, one per target state
+	markTo         map[domain.MessageState]*sql.Stmt // the same for a JSON array of hex IDs (MarkStates)
 	indexNew       *sql.Stmt
 	indexProgress  *sql.Stmt
 	all            []*sql.Stmt
@@ -57,6 +58,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	// domain lets move there (CanMove), the target itself excluded (a no-op
 	// needs no write).
 	ws.moveTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
+	ws.markTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
 	for next := range messageStateNames {
 		var from []string
 		for cur := range messageStateNames {
@@ -72,6 +74,12 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		prep(&st, "UPDATE messages SET state = '"+next.String()+"' WHERE dir = 'out' AND id = ? AND state IN ("+
 			strings.Join(from, ", ")+") RETURNING "+strings.ReplaceAll(messageColumns, "m.", ""))
 		ws.moveTo[next] = st
+		// One statement for a whole batch: the IDs come as a JSON array of
+		// hex strings, each looked up through messages_out_id.
+		var mark *sql.Stmt
+		prep(&mark, "UPDATE messages SET state = '"+next.String()+"' WHERE dir = 'out' AND id IN (SELECT unhex(value) FROM json_each(?)) AND state IN ("+
+			strings.Join(from, ", ")+") RETURNING id")
+		ws.markTo[next] = mark
 	}
 	prep(&ws.selectContact, "SELECT name, public_key, verified, pinned_sec, pinned_nsec FROM contacts WHERE name_key = ?")
 	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
@@ -148,10 +156,10 @@ func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 		rs.all = append(rs.all, st)
 	}
 	prep(&rs.outbox, "SELECT "+messageColumns+` FROM messages m
-		WHERE m.peer_key = ? AND m.dir = 'out' AND m.state IN ('queued', 'sent')
+		WHERE m.peer_key = ? AND m.dir = 'out' AND m.state IN ('queued', 'sent', 'stored')
 		ORDER BY m.sent_sec, m.sent_nsec, m.seq LIMIT ?`)
 	prep(&rs.outboxPeers, `SELECT MIN(recipient) FROM messages
-		WHERE dir = 'out' AND state IN ('queued', 'sent') GROUP BY peer_key ORDER BY peer_key`)
+		WHERE dir = 'out' AND state IN ('queued', 'sent', 'stored') GROUP BY peer_key ORDER BY peer_key`)
 	prep(&rs.historyLatest, "SELECT "+messageColumns+` FROM messages m
 		WHERE m.peer_key = ?
 		ORDER BY m.sent_sec DESC, m.sent_nsec DESC, m.seq DESC LIMIT ?`)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 var (
@@ -597,6 +598,9 @@ func TestFailedSyncFailsLaterWrites(t *testing.T) {
 	if _, err := s.SetState(ctx, domain.NewMessageID(), domain.MessageSent); !errors.Is(err, diskErr) {
 		t.Fatalf("a write after a failed fsync: %v, want the fsync's error", err)
 	}
+	if _, err := s.MarkStates(ctx, []ports.StateMark{{ID: domain.NewMessageID(), State: domain.MessageDelivered}}); !errors.Is(err, diskErr) {
+		t.Fatalf("a lazy mark after a failed fsync: %v, want the fsync's error", err)
+	}
 	if calls != 1 {
 		t.Fatalf("%d fsyncs after the failure, want none", calls-1)
 	}
@@ -605,5 +609,97 @@ func TestFailedSyncFailsLaterWrites(t *testing.T) {
 	defer mustClose(t, s)
 	if err := s.SaveOutgoing(ctx, out(t, bob, "after reopen", t0)); err != nil {
 		t.Fatalf("SaveOutgoing after reopening: %v", err)
+	}
+}
+
+// Marks are committed without an fsync of their own, survive a reopen, and
+// move the messages out of the outbox.
+func TestMarksNeedNoFsyncAndSurviveReopen(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	var marks []ports.StateMark
+	marked := map[string]bool{}
+	for i := range 100 {
+		m := out(t, bob, fmt.Sprint("m", i), t0.Add(time.Duration(i)*time.Second))
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			marks = append(marks, ports.StateMark{ID: m.ID(), State: domain.MessageDelivered})
+			marked[m.Body()] = true
+		}
+	}
+	before := s.Stats().Syncs
+	moved, err := s.MarkStates(ctx, marks)
+	if err != nil || len(moved) != len(marks) {
+		t.Fatalf("MarkStates moved %d of %d: %v", len(moved), len(marks), err)
+	}
+	if n := s.Stats().Syncs - before; n != 0 {
+		t.Fatalf("a batch of marks cost %d fsyncs, want none", n)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	box, err := s.Outbox(ctx, bob)
+	if err != nil || len(box) != 50 {
+		t.Fatalf("outbox after reopen: %d messages (%v), want the 50 unmarked", len(box), err)
+	}
+	for _, m := range box {
+		if marked[m.Body()] {
+			t.Fatalf("marked message %q still in the outbox", m.Body())
+		}
+	}
+}
+
+// SaveOutgoingStaged calls committed before the fsync that makes the
+// message durable, and the message is readable from then on.
+func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	defer mustClose(t, s)
+	m := out(t, bob, "staged", t0)
+	flushing := make(chan struct{})
+	flush := make(chan struct{})
+	var first sync.Once
+	storage.SetSyncForTest(s, func(f *os.File) error {
+		first.Do(func() {
+			close(flushing)
+			<-flush
+		})
+		return f.Sync()
+	})
+	var seenInOutbox, calledBeforeFlush bool
+	committed := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.SaveOutgoingStaged(ctx, m, func() {
+			select {
+			case <-flushing:
+			default:
+				calledBeforeFlush = true
+			}
+			close(committed)
+		})
+	}()
+	<-committed
+	box, err := s.Outbox(ctx, bob)
+	seenInOutbox = err == nil && len(box) == 1 && box[0].ID() == m.ID()
+	<-flushing
+	close(flush)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !calledBeforeFlush || !seenInOutbox {
+		t.Fatalf("committed before the fsync: %v; message in the outbox then: %v", calledBeforeFlush, seenInOutbox)
+	}
+	failed := out(t, bob, "staged twice", t0)
+	if err := s.SaveOutgoing(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	if err := s.SaveOutgoingStaged(ctx, failed, func() { called = true }); err == nil || called {
+		t.Fatalf("a refused save: err %v, committed called %v", err, called)
 	}
 }

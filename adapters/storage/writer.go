@@ -21,6 +21,11 @@ type writeOp struct {
 	fn   writeFn
 	done chan error // buffered; receives the op's own error or the commit's
 	err  error      // the op's own result, kept until the commit is durable
+	lazy bool       // answered once committed, made durable by the next fsync
+	// committed, if set, is called by the committer once the op's
+	// transaction is committed (visible, not yet durable), if the op
+	// succeeded; the op is answered later, when durable, as usual.
+	committed func()
 }
 
 // writer funnels every write of the store through two goroutines, a
@@ -36,7 +41,14 @@ type writeOp struct {
 //
 // So a call is durable when it returns (as with synchronous=FULL), the
 // callers of several transactions share one fsync, and the committer runs
-// the next transaction while the syncer waits for the disk. SQLite's own
+// the next transaction while the syncer waits for the disk.
+//
+// A lazy write (doLazy) is the exception: it is answered as soon as its
+// transaction is committed, and becomes durable with the next fsync of the
+// WAL (the next durable write's, or the checkpointer's, which syncs the WAL
+// before copying it). A batch of lazy writes alone costs no fsync. Only
+// writes whose loss on a power cut is harmless may be lazy (see MarkStates);
+// a killed process loses nothing either way, the kernel holds the WAL. SQLite's own
 // guarantees make this safe: in WAL mode a commit is a frame appended to the
 // -wal file, which recovery replays up to the last valid commit frame, and
 // a checkpoint syncs the WAL before copying frames into the database.
@@ -44,6 +56,8 @@ type writer struct {
 	// beforeCommit, if set, runs in each transaction after its operations
 	// and before COMMIT; an error rolls the whole batch back.
 	beforeCommit func(ctx context.Context) error
+	// rolledBack, if set, runs after a transaction was rolled back.
+	rolledBack func()
 
 	conn *sql.Conn
 	wal  *os.File // the database's -wal file, opened only to fsync it
@@ -65,6 +79,9 @@ type writer struct {
 	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
 	syncFn atomic.Pointer[func(*os.File) error]
 	writes atomic.Int64 // operations in the committed transactions
+	// syncFailed holds the syncer's first fsync error: lazy writes, which
+	// do not wait for the syncer, are refused with it too.
+	syncFailed atomic.Pointer[error]
 }
 
 // WriterStats counts the writer's work since Open.
@@ -83,9 +100,10 @@ func (s *Store) Stats() WriterStats {
 		SyncTime: time.Duration(s.w.syncDur.Load())}
 }
 
-func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, logger *slog.Logger) *writer {
+func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
 	w := &writer{
 		beforeCommit: beforeCommit,
+		rolledBack:   rolledBack,
 		conn:         conn,
 		wal:          wal,
 		log:          logger,
@@ -106,12 +124,30 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 // do runs fn in the writer and waits until its transaction is durable.
 // When ctx ends first, do returns ctx's error; the write may still be
 // committed later.
-func (w *writer) do(ctx context.Context, fn writeFn) error {
+func (w *writer) do(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, false, nil) }
+
+// doStaged is do, calling committed (from the writer's goroutine: it must
+// not wait for the store) once the write is committed and before it is
+// durable, if it succeeded.
+func (w *writer) doStaged(ctx context.Context, fn writeFn, committed func()) error {
+	return w.run(ctx, fn, false, committed)
+}
+
+// doLazy runs fn in the writer and waits until its transaction is
+// committed, not until it is durable: see the writer's doc comment.
+func (w *writer) doLazy(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, true, nil) }
+
+func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if lazy {
+		if err := w.syncFailed.Load(); err != nil {
+			return *err
+		}
+	}
 	op := w.opPool.Get().(*writeOp)
-	op.fn = fn
+	op.fn, op.lazy, op.committed = fn, lazy, committed
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -129,7 +165,7 @@ func (w *writer) do(ctx context.Context, fn writeFn) error {
 	}
 	select {
 	case err := <-op.done:
-		op.fn, op.err = nil, nil
+		op.fn, op.err, op.committed = nil, nil, nil
 		w.opPool.Put(op) // only reused once its answer was received
 		return err
 	case <-ctx.Done():
@@ -174,7 +210,14 @@ func (w *writer) commitLoop() {
 			}
 		}
 		if w.commit(batch) {
-			w.sync <- batch
+			for _, op := range batch {
+				if op.committed != nil && op.err == nil {
+					op.committed()
+				}
+			}
+			if durable := w.answerLazy(batch); len(durable) > 0 {
+				w.sync <- durable
+			}
 			select {
 			case w.kick <- struct{}{}:
 			default:
@@ -206,6 +249,7 @@ func (w *writer) commit(batch []*writeOp) bool {
 			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
 				w.log.Debug("rollback", "err", rerr)
 			}
+			w.rollback()
 			w.answerAll(batch, err)
 			return false
 		}
@@ -216,12 +260,19 @@ func (w *writer) commit(batch []*writeOp) bool {
 		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
 			w.log.Debug("rollback after failed commit", "err", rerr)
 		}
+		w.rollback()
 		w.answerAll(batch, err)
 		return false
 	}
 	w.commits.Add(1)
 	w.writes.Add(int64(len(batch)))
 	return true
+}
+
+func (w *writer) rollback() {
+	if w.rolledBack != nil {
+		w.rolledBack()
+	}
 }
 
 func (w *writer) syncLoop() {
@@ -255,6 +306,7 @@ func (w *writer) syncLoop() {
 				err = fmt.Errorf("sync write-ahead log (writes are refused until the store is reopened): %w", err)
 				w.log.Error("store sync failed", "err", err)
 				failed = err
+				w.syncFailed.Store(&failed)
 			}
 		}
 		for _, b := range batches {
@@ -267,6 +319,21 @@ func (w *writer) syncLoop() {
 			}
 		}
 	}
+}
+
+// answerLazy answers the lazy writes of a committed batch and returns the
+// others, which wait for the syncer. An answered op may be reused at once,
+// so it must leave the batch here.
+func (w *writer) answerLazy(batch []*writeOp) []*writeOp {
+	durable := batch[:0]
+	for _, op := range batch {
+		if op.lazy {
+			op.done <- op.err
+			continue
+		}
+		durable = append(durable, op)
+	}
+	return durable
 }
 
 func (w *writer) answerAll(batch []*writeOp, err error) {

@@ -377,6 +377,8 @@ func deliveryMark(s domain.MessageState) string {
 		return "[::d]…[::-]"
 	case domain.MessageSent:
 		return "[::d]✓[::-]"
+	case domain.MessageStored:
+		return "[::d]✓✉[::-]" // sealed in the peer's mailbox at the registry
 	case domain.MessageDelivered:
 		return "[green]✓✓[-]"
 	case domain.MessageRead:

@@ -105,6 +105,15 @@ func (f *fakeClient) Peers(ctx context.Context) ([]ports.PeerView, error) {
 	return list, nil
 }
 
+// StartSend is Send, done at once (the terminal UI does not use it).
+func (f *fakeClient) StartSend(ctx context.Context, to domain.Username, text string) (func() (domain.Message, error), error) {
+	m, err := f.Send(ctx, to, text)
+	if err != nil {
+		return nil, err
+	}
+	return func() (domain.Message, error) { return m, nil }, nil
+}
+
 func (f *fakeClient) Send(_ context.Context, to domain.Username, text string) (domain.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

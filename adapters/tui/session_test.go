@@ -48,7 +48,7 @@ func realClient(t *testing.T, reg *app.Registry, network *memory.Network, name s
 		t.Fatal(err)
 	}
 	client, err := app.NewClient(me, dir, host.Link(), host.Files(), memory.NewMessageStore(), trust,
-		memory.NewTransferStore(), local, downloads, clock, bus,
+		memory.NewTransferStore(), local, downloads, clock, bus, app.MailPorts{},
 		app.Options{Retry: app.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

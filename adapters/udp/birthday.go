@@ -312,7 +312,7 @@ func (t *Transport) birthdayRead(s *punchSession, b *bdaySocket, wins chan<- bda
 // dialFromSocket dials QUIC to addr from an extra socket and adopts the
 // connection; the socket's quic.Transport lives as long as it.
 func (t *Transport) dialFromSocket(ctx context.Context, c *net.UDPConn, addr netip.AddrPort, peer domain.Identity) (*pconn, error) {
-	qt := &quic.Transport{Conn: c}
+	qt := &quic.Transport{Conn: lossyUDPConn{c, &t.refused}}
 	release := func() { _ = qt.Close(); _ = c.Close() }
 	conn, err := t.dialOn(ctx, qt, net.UDPAddrFromAddrPort(addr), peer)
 	if err != nil {

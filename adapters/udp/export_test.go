@@ -101,3 +101,10 @@ var (
 	StartPionTURN   = startPionTURN
 	TestRelayServer = relayServer
 )
+
+// RefusedSends is how many datagrams the system refused to send and the
+// transport counted as lost.
+func RefusedSends(t *Transport) int64 { return t.refused.Count() }
+
+// SocketBuffers is what the kernel granted the transport's UDP socket.
+func SocketBuffers(t *Transport) (rcv, snd int, err error) { return socketBuffers(t.udp) }

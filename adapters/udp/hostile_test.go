@@ -73,13 +73,19 @@ func TestHostileSender(t *testing.T) {
 		send       [][]byte // written in order; the sending side is then closed
 		wantAnswer byte
 		finishErr  bool // a registered file must be finished with an error
+		// finishResult: finished without error, but the receiver reports
+		// a failed integrity check (FINAL INTEGRITY).
+		finishResult bool
 	}{
-		{name: "unknown version", send: [][]byte{header(2, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
-		{name: "index out of range", send: [][]byte{header(1, domain.TransferID{}, 10000, 10)}, wantAnswer: 4},
-		{name: "size out of range", send: [][]byte{header(1, domain.TransferID{}, 0, 1<<44+1)}, wantAnswer: 4},
-		{name: "unknown transfer", send: [][]byte{header(1, domain.NewTransferID(), 0, 10)}, wantAnswer: 1},
-		{name: "too many bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, append(content, "extra"...)}, wantAnswer: 0, finishErr: true},
+		{name: "unknown version", send: [][]byte{header(3, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "version 1 (no file hash after the data)", send: [][]byte{header(1, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "index out of range", send: [][]byte{header(2, domain.TransferID{}, 10000, 10)}, wantAnswer: 4},
+		{name: "size out of range", send: [][]byte{header(2, domain.TransferID{}, 0, 1<<44+1)}, wantAnswer: 4},
+		{name: "unknown transfer", send: [][]byte{header(2, domain.NewTransferID(), 0, 10)}, wantAnswer: 1},
+		{name: "too many bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, append(content, trailer(t, content)...), []byte("extra")}, wantAnswer: 0, finishErr: true},
 		{name: "too few bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content[:4]}, wantAnswer: 0, finishErr: true},
+		{name: "no file hash after the bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content}, wantAnswer: 0, finishErr: true},
+		{name: "a wrong file hash", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content, trailer(t, []byte("something else"))}, wantAnswer: 0, finishResult: true},
 		{name: "resume at an offset the receiver does not have", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 5}, content[5:]}, wantAnswer: 0, finishErr: true},
 	}
 	for _, c := range cases {
@@ -89,7 +95,7 @@ func TestHostileSender(t *testing.T) {
 			if c.wantAnswer == 0 {
 				id := domain.NewTransferID()
 				f = recv.Add(id, 0, content, nil)
-				send = append([][]byte{header(1, id, 0, uint64(len(content)))}, send...)
+				send = append([][]byte{header(2, id, 0, uint64(len(content)))}, send...)
 			}
 			sctx, scancel := context.WithTimeout(context.Background(), wait)
 			defer scancel()
@@ -125,6 +131,22 @@ func TestHostileSender(t *testing.T) {
 			if c.finishErr == (f.FinishErr() == nil) {
 				t.Fatalf("Finish(%v), want an error: %v", f.FinishErr(), c.finishErr)
 			}
+			if c.finishResult {
+				// Report frames: (PROGRESS)*, then FINAL with its status.
+				rest, _ := io.ReadAll(str)
+				if len(rest) < 2 || rest[len(rest)-2] != 2 || rest[len(rest)-1] != 1 {
+					t.Fatalf("reports % x, want FINAL INTEGRITY (02 01) at the end", rest)
+				}
+			}
 		})
 	}
+}
+
+// trailer is the file hash a sender puts after the last byte of b.
+func trailer(t *testing.T, b []byte) []byte {
+	t.Helper()
+	h := domain.NewFileHasher()
+	h.Write(b)
+	sum := h.Sum()
+	return sum[:]
 }

@@ -14,8 +14,11 @@ import (
 // Wire format of one file stream (docs/file-protocol.md). All integers are
 // big-endian.
 
-// protocolVersion is the first byte of every request.
-const protocolVersion = 1
+// protocolVersion is the first byte of every request. Version 2: files
+// are hashed while they are sent (domain.FileHasher, the hash follows the
+// last byte), resumes start at a chunk boundary, and COMPLETE answers a
+// file the receiver has already.
+const protocolVersion = 2
 
 // requestSize: version(1) | transfer id(16) | file index(4) | size(8).
 const requestSize = 1 + 16 + 4 + 8
@@ -27,9 +30,13 @@ const (
 	answerUnsupported byte = 2 // unknown protocol version
 	answerBusy        byte = 3 // too many incoming transfers
 	answerInvalid     byte = 4 // the request was malformed
+	answerComplete    byte = 5 // the receiver verified and committed this file already
 )
 
 const readyRestSize = 8 + 32
+
+// trailerSize: the sender's hash of the whole file, after its last byte.
+const trailerSize = 32
 
 // Start decisions (sender → receiver): decision(1) | start offset(8).
 const (
@@ -128,8 +135,8 @@ func readAnswer(r io.Reader, size int64) (code byte, offset int64, prefix [32]by
 		return 0, 0, prefix, err
 	}
 	off := binary.BigEndian.Uint64(rest[:8])
-	if off > domain.MaxFileSize {
-		return 0, 0, prefix, fmt.Errorf("%w: receiver offset %d", errProtocol, off)
+	if off > domain.MaxFileSize || (int64(off) < size && off%domain.HashChunkSize != 0) {
+		return 0, 0, prefix, fmt.Errorf("%w: receiver offset %d (size %d)", errProtocol, off, size)
 	}
 	copy(prefix[:], rest[8:])
 	return answerReady, int64(off), prefix, nil

@@ -88,7 +88,7 @@ func (t *Transport) ensureRelay(ctx context.Context) (relayAllocation, error) {
 		_ = alloc.Close()
 		return nil, fmt.Errorf("relay address %v", alloc.RelayAddr())
 	}
-	qt := &quic.Transport{Conn: relayConn{alloc.PacketConn()}}
+	qt := &quic.Transport{Conn: relayConn{alloc.PacketConn(), &t.refused}}
 	ln, err := qt.Listen(serverTLS(t.cert), t.qconf)
 	if err != nil {
 		_ = alloc.Close()
@@ -272,7 +272,16 @@ func (p *puncher) peerCandidates(peer domain.Identity) []candidate {
 // read from the TURN client's own socket, whose buffers are the client's
 // business; quic-go asks to raise them and, when it cannot, prints a
 // warning with the standard logger straight onto the user's terminal.
-type relayConn struct{ net.PacketConn }
+// A send the system refuses is a lost datagram (sendloss.go).
+type relayConn struct {
+	net.PacketConn
+	refused *sendRefusals
+}
+
+func (c relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(b, addr)
+	return c.refused.absorb(b, n, err)
+}
 
 func (relayConn) SetReadBuffer(int) error  { return nil }
 func (relayConn) SetWriteBuffer(int) error { return nil }

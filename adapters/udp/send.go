@@ -2,7 +2,6 @@ package udp
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -120,6 +119,12 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 	}
 	switch code {
 	case answerReady:
+	case answerComplete:
+		// It has the file verified and committed; we did not hear it.
+		_ = str.Close()
+		str.CancelRead(codeCancelled)
+		progress(req.Size)
+		return nil
 	case answerRefused:
 		str.CancelWrite(codeRefused)
 		return ports.ErrTransferRefused
@@ -137,15 +142,16 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 		return fmt.Errorf("%w: answer code %d", errProtocol, code)
 	}
 
-	start, decision := int64(0), startRestart
+	key := sentKey{id: req.ID, index: req.Index, size: req.Size}
+	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher()
 	if offset > 0 && offset <= req.Size {
-		same, err := prefixMatches(ctx, src, offset, prefix, t.cfg.BufferSize)
+		h, err := t.sent.prefix(ctx, key, src, offset, t.cfg.BufferSize)
 		if err != nil {
 			fail(codeCancelled)
 			return fmt.Errorf("hash first %d bytes of the source: %w", offset, err)
 		}
-		if same {
-			start, decision = offset, startResume
+		if h.Sum() == prefix {
+			start, decision, hasher = offset, startResume, h
 		}
 	} else if offset == 0 {
 		decision = startResume
@@ -171,9 +177,15 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 	}()
 	defer wg.Wait()
 
-	werr := t.copyData(str, src, start, req.Size)
+	werr := t.copyData(str, src, start, req.Size, hasher)
+	if werr == nil {
+		sum := hasher.Sum()
+		werr = writeAll(str, sum[:])
+	}
 	if werr == nil {
 		werr = str.Close()
+	} else {
+		t.sent.Keep(key, hasher.State())
 	}
 	if werr != nil {
 		if ctx.Err() != nil {
@@ -210,31 +222,59 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 	return nil
 }
 
-// copyData streams src[start:size] through one fixed buffer. Every write
-// pushes the stall deadline forward.
-func (t *Transport) copyData(str *quic.Stream, src ports.FileSource, start, size int64) error {
-	buf := make([]byte, t.cfg.BufferSize)
-	for off := start; off < size; {
-		n := int64(len(buf))
-		if size-off < n {
-			n = size - off
-		}
-		got, err := src.ReadAt(buf[:n], off)
-		if int64(got) < n {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+// copyData streams src[start:size], hashing what it reads into h. A
+// reader goroutine reads and hashes the next buffer while this one is
+// written to the stream (two buffers), so hashing costs no time of its own
+// when two cores are free. Every write pushes the stall deadline forward.
+func (t *Transport) copyData(str *quic.Stream, src ports.FileSource, start, size int64, h *domain.FileHasher) error {
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	free, full := make(chan []byte, 2), make(chan chunk, 3) // full: room for both buffers and an error, so the reader never blocks on it
+	free <- make([]byte, t.cfg.BufferSize)
+	free <- make([]byte, t.cfg.BufferSize)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(full)
+		for off := start; off < size; {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
 			}
+			n := min(int64(len(buf)), size-off)
+			got, err := src.ReadAt(buf[:n], off)
+			if int64(got) < n {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				full <- chunk{err: fmt.Errorf("read source at %d: %w", off, err)}
+				return
+			}
+			h.Write(buf[:n])
+			full <- chunk{b: buf[:n]}
+			off += n
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for c := range full {
+		if c.err != nil {
 			str.CancelWrite(codeCancelled)
 			str.CancelRead(codeCancelled)
-			return fmt.Errorf("read source at %d: %w", off, err)
+			return c.err
 		}
 		if err := str.SetWriteDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
 			return err
 		}
-		if _, err := str.Write(buf[:n]); err != nil {
+		if _, err := str.Write(c.b); err != nil {
 			return err
 		}
-		off += n
+		free <- c.b[:cap(c.b)]
 	}
 	return nil
 }
@@ -299,27 +339,48 @@ func readReports(str *quic.Stream, start, size int64, progress func(int64)) repo
 	}
 }
 
-// prefixMatches hashes src[0:n] and compares it with the receiver's hash.
-func prefixMatches(ctx context.Context, src ports.FileSource, n int64, want [32]byte, bufSize int) (bool, error) {
-	h := sha256.New()
+func writeAll(w io.Writer, b []byte) error {
+	_, err := w.Write(b)
+	return err
+}
+
+// sentKey names one file of one transfer as we send it.
+type sentKey struct {
+	id    domain.TransferID
+	index int
+	size  int64
+}
+
+// sentStates keeps, for a file whose stream broke, the hash state of what
+// was sent at the last chunk boundary: the resume in this process then
+// reads only the source beyond it to check the receiver's prefix hash.
+type sentStates struct{ domain.FileHashStates[sentKey] }
+
+// prefix is a hasher over src[0:n]: from the kept state when there is one
+// at or below n, reading only the rest.
+func (s *sentStates) prefix(ctx context.Context, k sentKey, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
+	st, ok := s.Take(k)
+	h := domain.NewFileHasher()
+	if ok && st.Offset <= n {
+		if r, err := domain.ResumeFileHasher(st); err == nil {
+			h = r
+		}
+	}
 	buf := make([]byte, bufSize)
-	r := io.NewSectionReader(src, 0, n)
+	r := io.NewSectionReader(src, h.Written(), n-h.Written())
 	for {
 		if err := ctx.Err(); err != nil {
-			return false, err
+			return nil, err
 		}
 		k, err := r.Read(buf)
 		h.Write(buf[:k])
 		if errors.Is(err, io.EOF) {
-			break
+			return h, nil
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 	}
-	var got [32]byte
-	h.Sum(got[:0])
-	return got == want, nil
 }
 
 // Errors a sender reports for what the receiver did to the stream.

@@ -186,6 +186,11 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *
 		answer(answerRefused)
 		return
 	}
+	if c, ok := f.(ports.CommittedFile); ok && c.Committed() {
+		_ = f.Finish(nil)
+		answer(answerComplete)
+		return
+	}
 	res := t.receive(ctx, str, req, f, log)
 	if res.err != nil {
 		if ferr := f.Finish(res.err); ferr != nil {
@@ -303,7 +308,7 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 
 	remaining := req.Size - start
 	last := time.Now()
-	for {
+	for remaining > 0 {
 		var b []byte
 		select {
 		case b = <-free:
@@ -311,12 +316,7 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 			stopWriter()
 			return writeFailed()
 		}
-		// Once everything arrived, a read must see the end of the stream.
-		want := min(int64(len(b)), remaining)
-		n, err := t.fill(str, b[:max(want, 1)])
-		if int64(n) > remaining {
-			return interrupted("read data", fmt.Errorf("%w: more than %d bytes", errProtocol, req.Size))
-		}
+		n, err := t.fill(str, b[:min(int64(len(b)), remaining)])
 		if n > 0 {
 			remaining -= int64(n)
 			full <- b[:n]
@@ -335,17 +335,44 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			if remaining != 0 {
-				return interrupted("read data", fmt.Errorf("%w after %d of %d bytes", ErrShortStream, req.Size-remaining, req.Size))
-			}
-			stopWriter()
-			if writeErr != nil {
-				return writeFailed()
-			}
-			return receiveResult{}
+			return interrupted("read data", fmt.Errorf("%w after %d of %d bytes", ErrShortStream, req.Size-remaining, req.Size))
 		}
 		if err != nil {
 			return interrupted("read data", err)
+		}
+	}
+	// The sender's hash of the whole file, then the end of the stream.
+	var sum [trailerSize]byte
+	if n, err := t.fill(str, sum[:]); n < trailerSize {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: no file hash after the last byte", ErrShortStream)
+		}
+		return interrupted("read file hash", err)
+	}
+	if err := readEOF(str); err != nil {
+		return interrupted("read end", err)
+	}
+	stopWriter()
+	if writeErr != nil {
+		return writeFailed()
+	}
+	f.SourceHash(sum)
+	return receiveResult{}
+}
+
+// readEOF expects the end of the stream and nothing before it.
+func readEOF(str *quic.Stream) error {
+	var one [1]byte
+	for {
+		n, err := str.Read(one[:])
+		if n > 0 {
+			return fmt.Errorf("%w: bytes after the file hash", errProtocol)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -70,6 +70,7 @@ type Transport struct {
 	serving  sync.Mutex // held while Serve runs: one Serve at a time
 	files    fileServer
 	active   activeStreams
+	sent     sentStates // hash states of interrupted sends, for their resume
 	perPeer  peerCounts // incoming connections by the peer's key
 	links    chan *pathConn
 	linkCnt  peerCounts // open incoming link streams by the peer's key
@@ -83,6 +84,7 @@ type Transport struct {
 	relay    relayState
 	diag     diagnostics
 	drops    dropCounter
+	refused  sendRefusals // datagrams the system refused to send (sendloss.go)
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport
@@ -134,9 +136,13 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	t.active.m = make(map[activeKey]*activeStream)
 	t.files.slots = make(chan struct{}, cfg.MaxIncomingTransfers)
 	t.punch.init()
-	// quic-go raises the socket buffers itself (SO_RCVBUF/SO_SNDBUF, with
-	// the FORCE variants when privileged) and logs when it cannot.
-	t.qt = &quic.Transport{Conn: udp}
+	// 8 MiB socket buffers each way (quic-go would stop at 7 MiB, below
+	// the 7.5 MB its wiki asks for); it leaves larger ones alone.
+	if rcv, snd, err := raiseSocketBuffers(udp); err != nil || rcv < socketBuffer || snd < socketBuffer {
+		logger.Debug("udp socket buffers below what was asked", "receive", rcv, "send", snd, "want", socketBuffer, "err", err)
+	}
+	t.refused.log = t.log
+	t.qt = &quic.Transport{Conn: lossyUDPConn{udp, &t.refused}}
 	// quic-go drops non-QUIC packets until ReadNonQUICPacket was called
 	// once: arm it before anything is sent from the socket.
 	armed, arm := context.WithCancel(context.Background())

@@ -105,7 +105,16 @@ Exit status: 0 delivered (or queued, --no-wait), 1 failed, 2 bad usage, 5 --time
 					con.statusf("delivered to %s", to)
 					return nil
 				case domain.MessageFailed:
+					if e.Reason != "" {
+						return exitf(exitFailed, "the message to %s failed: %s", to, e.Reason)
+					}
 					return exitf(exitFailed, "the message to %s failed", to)
+				case domain.MessageStored:
+					con.statusf("stored in %s's mailbox at the registry; waiting for %s to fetch it… (Ctrl-C to stop)", to, to)
+				default:
+					if e.Reason != "" {
+						con.statusf("%s", e.Reason)
+					}
 				}
 			}
 		}

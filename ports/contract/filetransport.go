@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -61,15 +60,16 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 	})
 
 	t.Run("resume", func(t *testing.T) {
-		content := ftRandom(t, 2<<20+11)
-		bad := bytes.Clone(content[:1<<20])
+		// Resumes start at a 4 MiB chunk boundary (domain.ResumeOffset).
+		content := ftRandom(t, 2*domain.HashChunkSize+11)
+		bad := bytes.Clone(content[:domain.HashChunkSize+5])
 		bad[12345] ^= 1
 		cases := []struct {
 			name        string
 			prefix      []byte
 			wantRestart bool
 		}{
-			{"matching prefix sends only the rest", content[:1<<20+3], false},
+			{"matching prefix sends only the rest", content[:domain.HashChunkSize+3], false},
 			{"whole file already there", content, false},
 			{"differing prefix restarts", bad, true},
 			{"prefix longer than the file restarts", append(bytes.Clone(content), 1, 2, 3), true},
@@ -86,8 +86,8 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 				if !bytes.Equal(f.Data(), content) {
 					t.Fatal("received bytes differ from the source")
 				}
-				want := int64(len(content) - len(c.prefix))
-				first := int64(len(c.prefix))
+				first := domain.ResumeOffset(int64(len(c.prefix)), int64(len(content)))
+				want := int64(len(content)) - first
 				if c.wantRestart {
 					want, first = int64(len(content)), 0
 				}
@@ -366,8 +366,11 @@ func NewRecordingReceiver(from domain.Identity) *RecordingReceiver {
 // Add expects file index of transfer id with the given whole content (its
 // hash is checked at Finish) and an existing part prefix.
 func (r *RecordingReceiver) Add(id domain.TransferID, index int, content, prefix []byte) *RecordingFile {
+	h := domain.NewFileHasher()
+	h.Write(content)
 	f := &RecordingFile{
-		want:     sha256.Sum256(content),
+		want:     h.Sum(),
+		size:     int64(len(content)),
 		data:     bytes.Clone(prefix),
 		first:    make(chan struct{}),
 		finished: make(chan struct{}),
@@ -402,7 +405,9 @@ func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id
 // RecordingFile is a ports.IncomingFile in memory.
 type RecordingFile struct {
 	mu        sync.Mutex
-	want      [32]byte
+	want      [32]byte // the file's hash (domain.FileHasher)
+	size      int64
+	source    *[32]byte // the sender's hash, once it came
 	data      []byte
 	written   int64
 	restarted bool
@@ -418,12 +423,29 @@ type RecordingFile struct {
 // cancels or runs out of space.
 func (f *RecordingFile) FailAfter(n int64) { f.mu.Lock(); f.failAfter = n; f.mu.Unlock() }
 
-func (f *RecordingFile) Offset() int64 { f.mu.Lock(); defer f.mu.Unlock(); return int64(len(f.data)) }
+// Offset cuts the prefix to its last chunk boundary, as a receiver does;
+// a prefix longer than the file is left for the sender to restart.
+func (f *RecordingFile) Offset() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := int64(len(f.data)); n <= f.size {
+		f.data = f.data[:domain.ResumeOffset(n, f.size)]
+	}
+	return int64(len(f.data))
+}
 
 func (f *RecordingFile) PrefixHash() [32]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return sha256.Sum256(f.data)
+	return fileHash(f.data)
+}
+
+func (f *RecordingFile) SourceHash(sum [32]byte) { f.mu.Lock(); f.source = &sum; f.mu.Unlock() }
+
+func fileHash(b []byte) [32]byte {
+	h := domain.NewFileHasher()
+	h.Write(b)
+	return h.Sum()
 }
 
 func (f *RecordingFile) Restart() error {
@@ -459,7 +481,7 @@ func (f *RecordingFile) Finish(err error) error {
 	if err != nil {
 		return nil
 	}
-	if sha256.Sum256(f.data) != f.want {
+	if got := fileHash(f.data); got != f.want || f.source == nil || *f.source != got {
 		return ports.ErrIntegrity
 	}
 	return nil

@@ -120,6 +120,52 @@ func MessageStore(t *testing.T, open func(t *testing.T) ports.MessageStore) {
 		}
 	})
 
+	t.Run("mark states moves many messages at once, by the domain rules", func(t *testing.T) {
+		ctx, s := ctxFor(t), open(t)
+		var ms []domain.Message
+		for i := range 5 {
+			m := outgoing(t, me, bob, fmt.Sprint("mark ", i), at(i))
+			if err := s.SaveOutgoing(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, m)
+		}
+		theirs := incoming(t, domain.NewMessageID(), bob, me, "not ours", at(9))
+		if _, err := s.SaveIncoming(ctx, theirs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetState(ctx, ms[2].ID(), domain.MessageRead); err != nil {
+			t.Fatal(err)
+		}
+		marks := []ports.StateMark{
+			{ID: ms[0].ID(), State: domain.MessageDelivered},
+			{ID: ms[1].ID(), State: domain.MessageSent},
+			{ID: ms[2].ID(), State: domain.MessageDelivered}, // read already: refused
+			{ID: domain.NewMessageID(), State: domain.MessageDelivered},
+			{ID: theirs.ID(), State: domain.MessageDelivered}, // not ours
+			{ID: ms[4].ID(), State: domain.MessageDelivered},
+		}
+		moved, err := s.MarkStates(ctx, marks)
+		if err != nil {
+			t.Fatalf("MarkStates: %v", err)
+		}
+		want := []ports.StateMark{marks[0], marks[1], marks[5]}
+		if fmt.Sprint(moved) != fmt.Sprint(want) {
+			t.Fatalf("MarkStates moved %v, want %v", moved, want)
+		}
+		again, err := s.MarkStates(ctx, marks[:2])
+		if err != nil || len(again) != 0 {
+			t.Fatalf("MarkStates again = %v, %v; want nothing moved", again, err)
+		}
+		ob, err := s.Outbox(ctx, bob)
+		if err != nil || len(ob) != 2 || ob[0].ID() != ms[1].ID() || ob[0].State() != domain.MessageSent || ob[1].ID() != ms[3].ID() {
+			t.Fatalf("outbox after marks: %v (%v), want message 1 sent and message 3 queued", ob, err)
+		}
+		if moved, err := s.MarkStates(ctx, nil); err != nil || len(moved) != 0 {
+			t.Fatalf("MarkStates(nil) = %v, %v", moved, err)
+		}
+	})
+
 	t.Run("outbox holds queued and sent messages to one peer, oldest first", func(t *testing.T) {
 		ctx, s := ctxFor(t), open(t)
 		var toBob []domain.Message

@@ -6,10 +6,8 @@ package diskfile
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,21 +104,35 @@ func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.Tran
 	if e == nil {
 		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
 	}
-	f := &file{r: r, e: e, h: sha256.New()}
+	f := &file{r: r, e: e, h: domain.NewFileHasher()}
 	if !r.Discard {
 		var err error
 		f.f, err = os.OpenFile(r.PartPath(e), os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		n, err := io.Copy(f.h, f.f) // leaves the offset at the end
+		// Resume at the last chunk boundary (all of it when it is all
+		// there: the expected hash tells the size apart from a torn tail).
+		n, err := io.Copy(f.h, f.f)
+		if err == nil && f.h.Sum() != e.Hash {
+			var off int64
+			off, _ = f.h.Boundary()
+			f.h = domain.NewFileHasher()
+			if _, err = io.Copy(f.h, io.NewSectionReader(f.f, 0, off)); err == nil {
+				err = f.f.Truncate(off)
+			}
+			n = off
+		}
+		if err == nil {
+			_, err = f.f.Seek(n, io.SeekStart)
+		}
 		if err != nil {
 			_ = f.f.Close()
 			return nil, err
 		}
 		f.size, f.from = n, n
 	}
-	f.h.Sum(f.prefix[:0])
+	f.prefix = f.h.Sum()
 	e.mu.Lock()
 	f.session = len(e.sessions)
 	e.sessions = append(e.sessions, Session{Offset: f.size})
@@ -132,9 +144,10 @@ type file struct {
 	r       *Receiver
 	e       *Expected
 	f       *os.File
-	h       hash.Hash
+	h       *domain.FileHasher
 	size    int64
 	prefix  [32]byte
+	source  *[32]byte
 	session int
 	// from is where the bytes not yet handed to write-back begin; prevOff
 	// and prevN the chunk started last; noWriteback is set once the system
@@ -152,8 +165,10 @@ const writebackChunk = 8 << 20
 func (f *file) Offset() int64        { return f.size }
 func (f *file) PrefixHash() [32]byte { return f.prefix }
 
+func (f *file) SourceHash(sum [32]byte) { f.source = &sum }
+
 func (f *file) Restart() error {
-	f.h.Reset()
+	f.h = domain.NewFileHasher()
 	f.size, f.from, f.prevOff, f.prevN = 0, 0, 0, 0
 	f.update(func(s *Session) { s.Restarted = true })
 	if f.f == nil {
@@ -218,9 +233,7 @@ func (f *file) Finish(ferr error) (err error) {
 	if closeErr != nil {
 		return closeErr
 	}
-	var sum [32]byte
-	f.h.Sum(sum[:0])
-	if sum != f.e.Hash {
+	if sum := f.h.Sum(); sum != f.e.Hash || f.source == nil || *f.source != sum {
 		return ports.ErrIntegrity
 	}
 	if f.f == nil {

@@ -1,8 +1,9 @@
 package diskfile
 
 import (
+	"github.com/chatx/chatx/domain"
+
 	"bufio"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ func WriteRandom(path string, size int64, seed uint64) ([32]byte, error) {
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
 	rng := rand.NewChaCha8(s)
-	h := sha256.New()
+	h := domain.NewFileHasher()
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	if _, err := io.CopyN(w, rng, size); err != nil {
 		_ = f.Close()
@@ -34,11 +35,10 @@ func WriteRandom(path string, size int64, seed uint64) ([32]byte, error) {
 	if err := f.Close(); err != nil {
 		return sum, err
 	}
-	h.Sum(sum[:0])
-	return sum, nil
+	return h.Sum(), nil
 }
 
-// HashFile returns the SHA-256 of a file.
+// HashFile returns a file's hash (domain.FileHasher, the chunked SHA-256).
 func HashFile(path string) ([32]byte, error) {
 	var sum [32]byte
 	f, err := os.Open(path)
@@ -46,10 +46,9 @@ func HashFile(path string) ([32]byte, error) {
 		return sum, err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h := domain.NewFileHasher()
 	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
 		return sum, err
 	}
-	h.Sum(sum[:0])
-	return sum, nil
+	return h.Sum(), nil
 }

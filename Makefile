@@ -97,7 +97,7 @@ fuzz:
 
 ## bench: every benchmark behind BENCHMARKS.md (registry, messaging, storage, files, reachability); takes a while
 .PHONY: bench
-bench: bench-registry bench-messaging bench-storage bench-files bench-relay bench-reach
+bench: bench-registry bench-cluster bench-messaging bench-storage bench-files bench-relay bench-reach
 
 ## bench-registry: lookups/s, registrations/s, presence fan-out to 1k and 10k watchers, memory per watcher
 .PHONY: bench-registry
@@ -105,6 +105,13 @@ bench-registry:
 	$(GO) test -run '^$$' -bench 'Lookup|Register' -benchtime 3s ./adapters/registry/
 	$(GO) test -run '^$$' -bench Fanout -benchtime 30x -timeout 30m ./adapters/registry/
 	$(GO) test -run '^$$' -bench Mailbox -benchtime 3s ./adapters/registry/
+
+## bench-cluster: one registry node on the file store vs three on one redis-server: lookups/s, registrations/s and Redis commands each, fan-out p99 and memory per watcher (CHATX_CLUSTER_WATCHERS per node, default 5000; needs redis-server)
+.PHONY: bench-cluster
+bench-cluster:
+	$(GO) test -run '^$$' -bench 'ClusterLookup' -benchtime 3s ./bench/
+	$(GO) test -run '^$$' -bench 'ClusterRegister' -benchtime 2000x ./bench/
+	$(GO) test -run '^$$' -bench 'ClusterFanout' -benchtime 30x -timeout 30m ./bench/
 
 ## bench-messaging: messages/s and send-to-delivered latency, link only and end to end with SQLite persistence, and sends/s over JSON-RPC
 .PHONY: bench-messaging

@@ -8,6 +8,7 @@ import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/lan"
 	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/storage"
@@ -46,6 +47,9 @@ type RegistryConfig struct {
 	// Relay is the embedded TURN server; its zero value runs it on :3478
 	// (Relay.Disabled turns it off).
 	Relay relay.Config
+	// Redis is the shared store of InitSharedRegistry (unused by the
+	// single-node InitRegistry).
+	Redis redisstore.Config
 	// Mailbox tunes the mailbox (quota, expiry sweep); MailboxHTTP its
 	// routes (deposit rate, fetch size).
 	Mailbox     app.MailboxOptions

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/seal"
@@ -89,6 +90,27 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 		wire.Bind(new(ports.MailboxStore), new(*registry.FileMailboxStore)),
 		registry.NewFilePrekeyStore,
 		wire.Bind(new(ports.PrekeyStore), new(*registry.FilePrekeyStore)),
+		app.NewRegistryMailbox,
+		wire.Bind(new(ports.MailboxService), new(*app.RegistryMailbox)),
+		registry.NewMailboxRoutes,
+		system.ProviderSet,
+		wire.Struct(new(RegistryServer), "*"),
+	)
+	return nil, nil, nil
+}
+
+// InitSharedRegistry builds one of several registry nodes sharing their
+// state in Redis (RegistryConfig.Redis, docs/scaling.md): accounts,
+// challenges, sessions, the presence event stream, the mailbox and mailbox
+// keys; the TLS certificate still lives in the data dir.
+func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
+	wire.Build(
+		wire.FieldsOf(new(RegistryConfig), "Server", "Service", "Relay", "Redis", "Mailbox", "MailboxHTTP"),
+		relay.ProviderSet,
+		registry.NewServer,
+		redisstore.ProviderSet,
+		app.NewSharedRegistry,
+		wire.Bind(new(ports.RegistryService), new(*app.Registry)),
 		app.NewRegistryMailbox,
 		wire.Bind(new(ports.MailboxService), new(*app.RegistryMailbox)),
 		registry.NewMailboxRoutes,

@@ -9,6 +9,7 @@ package chatx
 import (
 	"github.com/chatx/chatx/adapters/files"
 	"github.com/chatx/chatx/adapters/memory"
+	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/adapters/seal"
@@ -199,6 +200,72 @@ func InitRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, fun
 	return registryServer, func() {
 		cleanup5()
 		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+	}, nil
+}
+
+// InitSharedRegistry builds one of several registry nodes sharing their
+// state in Redis (RegistryConfig.Redis, docs/scaling.md): accounts,
+// challenges, sessions, the presence event stream, the mailbox and mailbox
+// keys; the TLS certificate still lives in the data dir.
+func InitSharedRegistry(cfg RegistryConfig, logger *slog.Logger) (*RegistryServer, func(), error) {
+	config := cfg.Redis
+	store, cleanup, err := redisstore.Open(config, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	accounts := redisstore.NewAccounts(store)
+	presence := redisstore.NewPresence(store)
+	challenges := redisstore.NewChallenges(store)
+	bus := redisstore.NewBus(store)
+	clock := system.NewClock()
+	registryOptions := cfg.Service
+	appRegistry, err := app.NewSharedRegistry(accounts, presence, challenges, bus, clock, registryOptions)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	serverConfig := cfg.Server
+	server, cleanup2, err := registry.NewServer(serverConfig, appRegistry, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	relayConfig := cfg.Relay
+	relayServer, cleanup3, err := relay.New(relayConfig, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailbox := redisstore.NewMailbox(store)
+	prekeys := redisstore.NewPrekeys(store)
+	mailboxOptions := cfg.Mailbox
+	registryMailbox, err := app.NewRegistryMailbox(appRegistry, mailbox, prekeys, mailboxOptions)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	mailboxConfig := cfg.MailboxHTTP
+	mailboxRoutes, err := registry.NewMailboxRoutes(server, registryMailbox, mailboxConfig)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	registryServer := &RegistryServer{
+		Service:    appRegistry,
+		Server:     server,
+		Relay:      relayServer,
+		Mailbox:    registryMailbox,
+		MailRoutes: mailboxRoutes,
+	}
+	return registryServer, func() {
 		cleanup3()
 		cleanup2()
 		cleanup()

@@ -72,18 +72,25 @@ type RegistryOptions struct {
 // possession over a fresh single-use challenge, keeps sessions online while
 // they heartbeat, and fans presence changes out to watchers.
 type Registry struct {
-	accounts ports.AccountStore
-	presence ports.PresenceStore
-	clock    ports.Clock
-	opts     RegistryOptions
-	log      *slog.Logger
+	accounts   ports.AccountStore
+	presence   ports.PresenceStore
+	challenges ports.ChallengeStore
+	memCh      *memChallenges // challenges when they live in this process; nil when shared
+	bus        ports.PresenceBus
+	clock      ports.Clock
+	opts       RegistryOptions
+	log        *slog.Logger
+	feed       *localFeed // IDs and recent events when there is no shared bus
+	followFrom string     // the bus ID Run's follower starts after
 
-	chMu       sync.Mutex
-	challenges map[[domain.ChallengeSize]byte]challengeEntry
-	perClient  map[string]int // outstanding challenges by client ("" not counted)
-
-	// mu serialises read-modify-write of presence (register, heartbeat,
-	// unregister, expiry) so two of them on one name cannot interleave.
+	// names serialises read-modify-write of one name's presence
+	// (register, heartbeat, unregister, expiry) so two of them on one name
+	// cannot interleave in this process; operations on different names
+	// run in parallel (a shared store's round trips would otherwise queue
+	// every registration behind one lock). Across nodes, the store's own
+	// atomic operations decide (ports.SessionRemover).
+	names nameLocks
+	// mu guards lastSeen and stunIndex.
 	mu       sync.Mutex
 	lastSeen map[string]time.Time // by Username.Key
 	// stunIndex finds a session by its STUN username: one entry per live
@@ -97,20 +104,34 @@ type Registry struct {
 
 var _ ports.RegistryService = (*Registry)(nil)
 
-type challengeEntry struct {
-	expires time.Time
-	client  string
-}
-
 type regWatcher struct {
 	// in carries pointers: one event is shared by every watcher, and a
 	// buffer of 256 costs 2 KiB, not 35 KiB of copied events.
-	in     chan *domain.PresenceEvent
+	in     chan *ports.PresenceUpdate
 	closed bool // guarded by Registry.wMu (write lock)
 }
 
-// NewRegistry builds the registry service on its stores.
+// NewRegistry builds the registry service of a single node on its stores:
+// challenges and presence events stay in this process.
 func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, clock ports.Clock, opts RegistryOptions) (*Registry, error) {
+	return newRegistry(accounts, presence, nil, nil, clock, opts)
+}
+
+// NewSharedRegistry builds the service of one of several registry nodes
+// sharing their stores (docs/scaling.md): challenges in a shared store, and
+// presence events published to and followed from a bus all nodes share,
+// which Run follows.
+func NewSharedRegistry(accounts ports.AccountStore, presence ports.PresenceStore, challenges ports.ChallengeStore, bus ports.PresenceBus, clock ports.Clock, opts RegistryOptions) (*Registry, error) {
+	switch {
+	case challenges == nil:
+		return nil, errors.New("new registry: nil challenge store")
+	case bus == nil:
+		return nil, errors.New("new registry: nil presence bus")
+	}
+	return newRegistry(accounts, presence, challenges, bus, clock, opts)
+}
+
+func newRegistry(accounts ports.AccountStore, presence ports.PresenceStore, challenges ports.ChallengeStore, bus ports.PresenceBus, clock ports.Clock, opts RegistryOptions) (*Registry, error) {
 	switch {
 	case accounts == nil:
 		return nil, errors.New("new registry: nil account store")
@@ -147,25 +168,51 @@ func NewRegistry(accounts ports.AccountStore, presence ports.PresenceStore, cloc
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{
+	r := &Registry{
 		accounts:   accounts,
 		presence:   presence,
+		challenges: challenges,
+		bus:        bus,
 		clock:      clock,
 		opts:       opts,
 		log:        log,
-		challenges: make(map[[domain.ChallengeSize]byte]challengeEntry),
-		perClient:  make(map[string]int),
 		lastSeen:   make(map[string]time.Time),
 		stunIndex:  make(map[string]domain.Username),
 		watchers:   make(map[*regWatcher]struct{}),
-	}, nil
+	}
+	if bus != nil {
+		// Where this node starts following: taken now, before anything
+		// is served, so no event published from here on is missed however
+		// late Run's follower gets going.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		from, err := bus.Last(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("new registry: %w", err)
+		}
+		r.followFrom = from
+	}
+	if challenges == nil {
+		r.memCh = newMemChallenges(opts.MaxChallenges)
+		r.challenges = r.memCh
+	}
+	if bus == nil {
+		r.feed = newLocalFeed(clock.Now(), localFeedSize)
+	}
+	return r, nil
 }
 
 // Options returns the effective options (defaults filled in).
 func (r *Registry) Options() RegistryOptions { return r.opts }
 
-// Run sweeps expired sessions and challenges until ctx is done.
+// Run sweeps expired sessions and challenges until ctx is done; with a
+// shared bus it also follows the other nodes' presence events.
 func (r *Registry) Run(ctx context.Context) error {
+	if r.bus != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); r.follow(ctx) }()
+		defer func() { <-done }()
+	}
 	t := time.NewTicker(r.opts.ReapInterval)
 	defer t.Stop()
 	for {
@@ -184,10 +231,18 @@ func (r *Registry) Run(ctx context.Context) error {
 // Run calls it periodically; tests call it after moving the clock.
 func (r *Registry) Reap(ctx context.Context) error {
 	now := r.clock.Now()
-	r.chMu.Lock()
-	r.sweepChallengesLocked(now)
-	r.chMu.Unlock()
-
+	if r.memCh != nil {
+		r.memCh.sweep(now)
+	}
+	if l, ok := r.presence.(ports.SweepLease); ok {
+		mine, err := l.TakeSweep(ctx, r.opts.ReapInterval)
+		if err != nil {
+			return fmt.Errorf("take the sweep: %w", err)
+		}
+		if !mine {
+			return nil // another node sweeps this round
+		}
+	}
 	list, err := r.presence.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list presence: %w", err)
@@ -204,8 +259,7 @@ func (r *Registry) Reap(ctx context.Context) error {
 }
 
 func (r *Registry) expire(ctx context.Context, name domain.Username, tokenHash [32]byte, now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	cur, err := r.presence.Get(ctx, name)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil
@@ -239,69 +293,25 @@ func (r *Registry) ChallengeFor(ctx context.Context, client string) ([]byte, err
 	if _, err := io.ReadFull(r.opts.Random, c[:]); err != nil {
 		return nil, fmt.Errorf("make challenge: %w", err)
 	}
-	now := r.clock.Now()
-	r.chMu.Lock()
-	defer r.chMu.Unlock()
-	if client != "" && r.perClient[client] >= r.opts.MaxChallengesPerClient {
-		return nil, fmt.Errorf("%d challenges outstanding for this client: %w", r.perClient[client], ports.ErrBusy)
-	}
-	if len(r.challenges) >= r.opts.MaxChallenges {
-		r.sweepChallengesLocked(now)
-		if len(r.challenges) >= r.opts.MaxChallenges {
-			return nil, fmt.Errorf("%d challenges outstanding: %w", len(r.challenges), ports.ErrBusy)
-		}
-	}
-	r.challenges[c] = challengeEntry{expires: now.Add(r.opts.ChallengeTTL), client: client}
-	if client != "" {
-		r.perClient[client]++
+	if err := r.challenges.Issue(ctx, c[:], client, r.opts.MaxChallengesPerClient, r.clock.Now(), r.opts.ChallengeTTL); err != nil {
+		return nil, err
 	}
 	return c[:], nil
 }
 
-// sweepChallengesLocked forgets expired challenges. Callers hold r.chMu.
-func (r *Registry) sweepChallengesLocked(now time.Time) {
-	for k, e := range r.challenges {
-		if !now.Before(e.expires) {
-			r.forgetChallengeLocked(k, e)
-		}
-	}
-}
-
-func (r *Registry) forgetChallengeLocked(k [domain.ChallengeSize]byte, e challengeEntry) {
-	delete(r.challenges, k)
-	if e.client == "" {
-		return
-	}
-	if r.perClient[e.client]--; r.perClient[e.client] <= 0 {
-		delete(r.perClient, e.client)
-	}
-}
-
 // consumeChallenge uses c up; it fails if c was never issued, was used or
 // expired.
-func (r *Registry) consumeChallenge(c []byte) error {
+func (r *Registry) consumeChallenge(ctx context.Context, c []byte) error {
 	if len(c) != domain.ChallengeSize {
 		return fmt.Errorf("challenge of %d bytes: %w", len(c), ports.ErrChallengeInvalid)
 	}
-	var k [domain.ChallengeSize]byte
-	copy(k[:], c)
-	now := r.clock.Now()
-	r.chMu.Lock()
-	e, ok := r.challenges[k]
-	if ok {
-		r.forgetChallengeLocked(k, e)
-	}
-	r.chMu.Unlock()
-	if !ok || !now.Before(e.expires) {
-		return ports.ErrChallengeInvalid
-	}
-	return nil
+	return r.challenges.Consume(ctx, c, r.clock.Now())
 }
 
 // checkProof validates the shape of a proof, uses its challenge up and
 // verifies its signature. The challenge is spent even when the signature
 // is bad, so each challenge allows exactly one attempt.
-func (r *Registry) checkProof(p domain.RegistryProof, action domain.RegistryAction, sig []byte) (domain.Identity, error) {
+func (r *Registry) checkProof(ctx context.Context, p domain.RegistryProof, action domain.RegistryAction, sig []byte) (domain.Identity, error) {
 	if p.Action != action {
 		return domain.Identity{}, fmt.Errorf("%w: action %q, want %q", domain.ErrBadSignature, p.Action, action)
 	}
@@ -312,7 +322,7 @@ func (r *Registry) checkProof(p domain.RegistryProof, action domain.RegistryActi
 	if err := checkEndpoints(p.Endpoints); err != nil {
 		return domain.Identity{}, err
 	}
-	if err := r.consumeChallenge(p.Challenge); err != nil {
+	if err := r.consumeChallenge(ctx, p.Challenge); err != nil {
 		return domain.Identity{}, err
 	}
 	if err := p.Check(sig); err != nil {
@@ -443,7 +453,7 @@ func dnsNameShaped(h string) bool {
 // The address policy (addressPolicy) decides which advertised endpoints are
 // published; the others come back in Session.Refused.
 func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (ports.Session, error) {
-	id, err := r.checkProof(req.Proof, domain.ActionRegister, req.Signature)
+	id, err := r.checkProof(ctx, req.Proof, domain.ActionRegister, req.Signature)
 	if err != nil {
 		return ports.Session{}, err
 	}
@@ -473,12 +483,13 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 		Since:     now,
 	}
 	p.Endpoints = derivePublished(p)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(id.Name())()
 	old, err := r.presence.Get(ctx, id.Name())
 	replaced := err == nil && now.Before(old.ExpiresAt)
 	if err == nil {
+		r.mu.Lock()
 		delete(r.stunIndex, old.STUN.Username)
+		r.mu.Unlock()
 	}
 	if err := r.presence.Put(ctx, p); err != nil {
 		return ports.Session{}, fmt.Errorf("put presence of %s: %w", id.Name(), err)
@@ -489,16 +500,20 @@ func (r *Registry) Register(ctx context.Context, req ports.RegisterRequest) (por
 		// see the user come online again and redo what a peer coming
 		// online triggers (resuming transfers, the outbox) even when the
 		// new session has the old one's endpoints.
+		r.mu.Lock()
 		r.lastSeen[id.Name().Key()] = now
-		r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
+		r.mu.Unlock()
+		r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
 	}
+	r.mu.Lock()
 	r.stunIndex[stun.Username] = id.Name()
-	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})
+	r.mu.Unlock()
+	r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: true, Endpoints: p.Endpoints, LastSeen: now}})
 	return ports.Session{Token: token, ExpiresIn: r.opts.SessionTTL, STUN: stun, Refused: refused}, nil
 }
 
 // session returns the live presence of name if token is its session token.
-// Callers hold r.mu.
+// Callers hold name's lock.
 func (r *Registry) session(ctx context.Context, name domain.Username, token string, now time.Time) (ports.Presence, error) {
 	p, err := r.presence.Get(ctx, name)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -517,8 +532,7 @@ func (r *Registry) session(ctx context.Context, name domain.Username, token stri
 // Heartbeat extends a live session by SessionTTL.
 func (r *Registry) Heartbeat(ctx context.Context, name domain.Username, token string) error {
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	p, err := r.session(ctx, name, token, now)
 	if err != nil {
 		return err
@@ -532,7 +546,7 @@ func (r *Registry) Heartbeat(ctx context.Context, name domain.Username, token st
 
 // Unregister takes a user offline on a signed proof by the bound key.
 func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, sig []byte) error {
-	id, err := r.checkProof(proof, domain.ActionUnregister, sig)
+	id, err := r.checkProof(ctx, proof, domain.ActionUnregister, sig)
 	if err != nil {
 		return err
 	}
@@ -546,8 +560,7 @@ func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, s
 	if !bound.SameKey(proof.Key) {
 		return fmt.Errorf("unregister %s: %w", id.Name(), domain.ErrNameTaken)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(id.Name())()
 	cur, err := r.presence.Get(ctx, id.Name())
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil
@@ -561,8 +574,7 @@ func (r *Registry) Unregister(ctx context.Context, proof domain.RegistryProof, s
 // Disconnect ends the session whose presence stream closed.
 func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token string) error {
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	p, err := r.session(ctx, name, token, now)
 	if err != nil {
 		return err
@@ -570,15 +582,29 @@ func (r *Registry) Disconnect(ctx context.Context, name domain.Username, token s
 	return r.goOffline(ctx, p, now)
 }
 
-// goOffline deletes the presence and tells watchers. Callers hold r.mu.
+// goOffline deletes the presence and tells watchers. Callers hold the
+// name's lock.
 func (r *Registry) goOffline(ctx context.Context, p ports.Presence, now time.Time) error {
 	id := p.Identity
+	r.mu.Lock()
 	delete(r.stunIndex, p.STUN.Username)
-	if err := r.presence.Delete(ctx, id.Name()); err != nil {
+	r.mu.Unlock()
+	if rm, ok := r.presence.(ports.SessionRemover); ok {
+		// Shared with other nodes: only the one whose removal wins says so.
+		removed, err := rm.RemoveSession(ctx, id.Name(), p.TokenHash)
+		if err != nil {
+			return fmt.Errorf("remove presence of %s: %w", id.Name(), err)
+		}
+		if !removed {
+			return nil
+		}
+	} else if err := r.presence.Delete(ctx, id.Name()); err != nil {
 		return fmt.Errorf("delete presence of %s: %w", id.Name(), err)
 	}
+	r.mu.Lock()
 	r.lastSeen[id.Name().Key()] = now
-	r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
+	r.mu.Unlock()
+	r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: id, Online: false, LastSeen: now}})
 	return nil
 }
 
@@ -627,14 +653,10 @@ func (r *Registry) Online(ctx context.Context) ([]domain.Peer, error) {
 // watcher falls more than WatchBuffer events behind (then the channel is
 // closed early and the caller should watch again).
 func (r *Registry) Watch(ctx context.Context) (<-chan domain.PresenceEvent, error) {
-	w := &regWatcher{in: make(chan *domain.PresenceEvent, r.opts.WatchBuffer)}
-	r.wMu.Lock()
-	if len(r.watchers) >= r.opts.MaxWatchers {
-		r.wMu.Unlock()
-		return nil, fmt.Errorf("%d watchers: %w", r.opts.MaxWatchers, ports.ErrBusy)
+	w, err := r.addWatcher()
+	if err != nil {
+		return nil, err
 	}
-	r.watchers[w] = struct{}{}
-	r.wMu.Unlock()
 
 	// Subscribed before the snapshot, so no change falls between the two;
 	// a change may be seen twice, which presence events tolerate.
@@ -662,7 +684,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan domain.PresenceEvent, erro
 					return
 				}
 				select {
-				case out <- *ev:
+				case out <- ev.Event:
 				case <-ctx.Done():
 					return
 				}
@@ -684,15 +706,40 @@ func (r *Registry) drop(w *regWatcher) {
 	delete(r.watchers, w)
 }
 
-// publish hands ev to every watcher without blocking; a watcher whose buffer
+// addWatcher registers a watcher, or ErrBusy at MaxWatchers.
+func (r *Registry) addWatcher() (*regWatcher, error) {
+	w := &regWatcher{in: make(chan *ports.PresenceUpdate, r.opts.WatchBuffer)}
+	r.wMu.Lock()
+	defer r.wMu.Unlock()
+	if len(r.watchers) >= r.opts.MaxWatchers {
+		return nil, fmt.Errorf("%d watchers: %w", r.opts.MaxWatchers, ports.ErrBusy)
+	}
+	r.watchers[w] = struct{}{}
+	return w, nil
+}
+
+// publish announces ev: to this node's watchers at once, or through the
+// shared bus (whose follower in Run hands it to every node's watchers).
+func (r *Registry) publish(ctx context.Context, e domain.PresenceEvent) {
+	if r.bus == nil {
+		r.feed.add(e, r.fanout)
+		return
+	}
+	if _, err := r.bus.Publish(context.WithoutCancel(ctx), e); err != nil {
+		// The change is made; only its announcement is lost. Watchers
+		// see it at their next resync, lookups at once.
+		r.log.Warn("publish presence event", "peer", e.Peer.Name().String(), "err", err)
+	}
+}
+
+// fanout hands u to every watcher without blocking; a watcher whose buffer
 // is full is dropped.
-func (r *Registry) publish(e domain.PresenceEvent) {
-	ev := &e
+func (r *Registry) fanout(u *ports.PresenceUpdate) {
 	var slow []*regWatcher
 	r.wMu.RLock()
 	for w := range r.watchers {
 		select {
-		case w.in <- ev:
+		case w.in <- u:
 		default:
 			slow = append(slow, w)
 		}

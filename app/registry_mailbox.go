@@ -154,7 +154,7 @@ func (b *RegistryMailbox) Deposit(ctx context.Context, from ports.SessionInfo, t
 // prover checks a mailbox proof: action, fresh challenge, signature, and
 // the key bound to the name.
 func (b *RegistryMailbox) prover(ctx context.Context, p domain.RegistryProof, action domain.RegistryAction, sig []byte) (domain.Identity, error) {
-	id, err := b.reg.checkProof(p, action, sig)
+	id, err := b.reg.checkProof(ctx, p, action, sig)
 	if err != nil {
 		return domain.Identity{}, err
 	}

@@ -31,8 +31,7 @@ const (
 // Authenticate checks a session token without renewing the session.
 func (r *Registry) Authenticate(ctx context.Context, name domain.Username, token string) (ports.SessionInfo, error) {
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.names.lock(name)()
 	p, err := r.session(ctx, name, token, now)
 	if err != nil {
 		return ports.SessionInfo{}, err
@@ -52,12 +51,20 @@ func (r *Registry) LiveSession(ctx context.Context, name domain.Username) (ports
 	return ports.SessionInfo{Identity: p.Identity, TokenHash: p.TokenHash}, nil
 }
 
-// stunSession finds the live session of a STUN username. Callers hold r.mu.
-func (r *Registry) stunSession(ctx context.Context, username string) (ports.Presence, error) {
+// stunName is the name whose session has the STUN username.
+func (r *Registry) stunName(username string) (domain.Username, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	name, ok := r.stunIndex[username]
 	if !ok {
-		return ports.Presence{}, ports.ErrSessionInvalid
+		return domain.Username{}, ports.ErrSessionInvalid
 	}
+	return name, nil
+}
+
+// stunSession finds the live session of a STUN username of name. Callers
+// hold name's lock.
+func (r *Registry) stunSession(ctx context.Context, name domain.Username, username string) (ports.Presence, error) {
 	p, err := r.presence.Get(ctx, name)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.Presence{}, ports.ErrSessionInvalid
@@ -74,9 +81,12 @@ func (r *Registry) stunSession(ctx context.Context, username string) (ports.Pres
 // STUNKey returns the short-term key of the session named by a STUN
 // USERNAME.
 func (r *Registry) STUNKey(ctx context.Context, username string) ([]byte, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, err := r.stunSession(ctx, username)
+	name, err := r.stunName(username)
+	if err != nil {
+		return nil, err
+	}
+	defer r.names.lock(name)()
+	p, err := r.stunSession(ctx, name, username)
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +104,12 @@ func (r *Registry) ObserveBinding(ctx context.Context, username string, server i
 		return fmt.Errorf("observe binding: invalid mapped address")
 	}
 	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, err := r.stunSession(ctx, username)
+	name, err := r.stunName(username)
+	if err != nil {
+		return err
+	}
+	defer r.names.lock(name)()
+	p, err := r.stunSession(ctx, name, username)
 	if err != nil {
 		return err
 	}
@@ -123,7 +136,7 @@ func (r *Registry) ObserveBinding(ctx context.Context, username string, server i
 	}
 	if publish {
 		r.log.Debug("reflexive address observed", "peer", p.Identity.Name().String(), "nat", string(eps.NAT))
-		r.publish(domain.PresenceEvent{Peer: domain.Peer{Identity: p.Identity, Online: true, Endpoints: eps, LastSeen: now}})
+		r.publish(ctx, domain.PresenceEvent{Peer: domain.Peer{Identity: p.Identity, Online: true, Endpoints: eps, LastSeen: now}})
 	}
 	return nil
 }

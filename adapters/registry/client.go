@@ -14,10 +14,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -37,10 +37,10 @@ const (
 // registers again by itself when the registry forgot the session (restart).
 type Client struct {
 	cfg    ClientConfig
-	base   *url.URL
-	tr     *http.Transport
-	hc     *http.Client // plain requests, with a timeout each
-	sc     *http.Client // the presence stream, no overall timeout
+	nodes  []*node // the registry's nodes (client_nodes.go); one in use at a time
+	cur    atomic.Int32
+	moved  atomic.Bool            // failed over: register at the new node
+	lastID atomic.Pointer[string] // the presence stream's last event ID
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,31 +117,15 @@ func NewClient(cfg ClientConfig, logger *slog.Logger) (*Client, func(), error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	base, pin, err := parseRegistryURL(cfg.URL)
+	nodes, err := newNodes(cfg, logger)
 	if err != nil {
 		return nil, nil, err
-	}
-	p := &pinner{host: base.Host, pin: pin, log: logger}
-	if cfg.Profile != "" {
-		p.file = filepath.Join(string(cfg.Profile), KnownHostsFile)
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		TLSClientConfig:       p.tlsConfig(),
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: cfg.RequestTimeout,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:        cfg,
-		base:       base,
-		tr:         tr,
-		hc:         &http.Client{Transport: tr, Timeout: cfg.RequestTimeout, CheckRedirect: noRedirects},
-		sc:         &http.Client{Transport: tr, CheckRedirect: noRedirects},
-		log:        logger.With("registry", base.Host),
+		nodes:      nodes,
+		log:        logger.With("registry", nodes[0].base.Host),
 		ctx:        ctx,
 		cancel:     cancel,
 		subs:       make(map[*subscriber]struct{}),
@@ -164,7 +148,9 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
-	c.tr.CloseIdleConnections()
+	for _, n := range c.nodes {
+		n.tr.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -224,7 +210,10 @@ func (c *Client) registerOnce(ctx context.Context, me domain.LocalIdentity, eps 
 		wait := jitter(backoff)
 		switch {
 		case errors.As(err, &apiErr) && errors.Is(err, ports.ErrBusy):
-			wait = max(apiErr.RetryAfter, wait)
+			if len(c.nodes) == 1 {
+				// Retry-After is that node's; with others we have moved on.
+				wait = max(apiErr.RetryAfter, wait)
+			}
 		case errors.As(err, &apiErr), netRetries == maxNetRetries:
 			return registration{}, err
 		default:
@@ -309,7 +298,12 @@ func (c *Client) sessionLoop(ctx context.Context, s *session) {
 		c.mu.Lock()
 		token := s.reg.token
 		c.mu.Unlock()
-		err := c.do(ctx, http.MethodPost, userPath(s.me.Name())+"/presence/heartbeat", token, nil, nil)
+		var err error
+		if c.moved.Swap(false) {
+			err = ports.ErrSessionInvalid // a new node: register there (its STUN service too)
+		} else {
+			err = c.do(ctx, http.MethodPost, userPath(s.me.Name())+"/presence/heartbeat", token, nil, nil)
+		}
 		if errors.Is(err, ports.ErrSessionInvalid) {
 			var reg registration
 			if reg, err = c.tryRegister(ctx, s.me, s.eps); err == nil {
@@ -318,7 +312,7 @@ func (c *Client) sessionLoop(ctx context.Context, s *session) {
 				c.relays = relayCache{}
 				c.mu.Unlock()
 				interval = max(reg.ttl/4, 100*time.Millisecond)
-				c.log.Info("registered again: the registry had forgotten our session", "name", s.me.Name().String())
+				c.log.Info("registered again", "name", s.me.Name().String(), "node", c.node().base.Host)
 				c.kickStream()
 			}
 		}
@@ -536,11 +530,20 @@ func (c *Client) streamLoop() {
 		}
 
 		connected := false
-		err := c.runStream(sctx, name, token, func() {
+		err := c.runStream(sctx, name, token, func(resumed bool) {
 			connected, reportedDown = true, false
 			backoff = c.cfg.MinBackoff
 			c.mu.Lock()
 			c.streamUp = true
+			if resumed {
+				// The registry replays what changed since our last event:
+				// the online table stays, watchers need no resync.
+				c.emitLocked(ports.DirectoryEvent{Kind: ports.Connected})
+				first = false
+				c.mu.Unlock()
+				c.kickSession()
+				return
+			}
 			clear(c.online)
 			if c.overflowed > 1 {
 				c.log.Warn("presence events dropped for the peer limit", "count", c.overflowed, "max_peers", c.cfg.MaxPeers)
@@ -593,10 +596,11 @@ func (c *Client) streamLoop() {
 
 // runStream opens the stream and reads it until it ends. onConnected runs
 // once the registry accepted the stream.
-func (c *Client) runStream(ctx context.Context, name, token string, onConnected func()) error {
+func (c *Client) runStream(ctx context.Context, name, token string, onConnected func(resumed bool)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	u := *c.base
+	n := c.node()
+	u := *n.base
 	u.Path += "/v1/events"
 	if token != "" {
 		u.RawQuery = url.Values{"name": {name}}.Encode()
@@ -609,20 +613,29 @@ func (c *Client) runStream(ctx context.Context, name, token string, onConnected 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.sc.Do(req)
+	last := c.lastEventID()
+	if last != "" {
+		req.Header.Set("Last-Event-ID", last)
+	}
+	resp, err := n.sc.Do(req)
 	if err != nil {
+		c.failover(n, err)
 		return fmt.Errorf("presence stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("presence stream: %w", readAPIError(resp))
+		err := readAPIError(resp)
+		if errors.Is(err, ports.ErrBusy) {
+			c.failover(n, err)
+		}
+		return fmt.Errorf("presence stream: %w", err)
 	}
-	onConnected()
+	onConnected(last != "" && resp.Header.Get(resumedHeader) == "true")
 
 	idle := time.AfterFunc(c.cfg.StreamIdleTimeout, cancel)
 	defer idle.Stop()
 	r := bufio.NewReaderSize(resp.Body, 4096)
-	var event string
+	var event, id string
 	var data []byte
 	for {
 		line, err := readLine(r, maxSSELine)
@@ -638,7 +651,10 @@ func (c *Client) runStream(ctx context.Context, name, token string, onConnected 
 			if err := c.dispatch(event, data); err != nil {
 				return err
 			}
-			event, data = "", data[:0]
+			if id != "" {
+				c.setLastEventID(id)
+			}
+			event, data, id = "", data[:0], ""
 		case line[0] == ':':
 		default:
 			field, value, _ := bytes.Cut(line, []byte(":"))
@@ -646,6 +662,10 @@ func (c *Client) runStream(ctx context.Context, name, token string, onConnected 
 			switch string(field) {
 			case "event":
 				event = string(value)
+			case "id":
+				if len(value) <= 64 {
+					id = string(value)
+				}
 			case "data":
 				if len(data)+len(value) > maxSSELine {
 					return fmt.Errorf("presence stream: event larger than %d bytes", maxSSELine)
@@ -732,7 +752,8 @@ func (c *Client) doLimited(ctx context.Context, method, path, token string, in, 
 		}
 		body = bytes.NewReader(b)
 	}
-	u := *c.base
+	n := c.node()
+	u := *n.base
 	p, query, _ := strings.Cut(path, "?")
 	u.Path += p
 	u.RawQuery = query
@@ -747,13 +768,20 @@ func (c *Client) doLimited(ctx context.Context, method, path, token string, in, 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := n.hc.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			c.failover(n, err)
+		}
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return readAPIError(resp)
+		err := readAPIError(resp)
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			c.failover(n, err)
+		}
+		return err
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))

@@ -43,7 +43,7 @@ func (c *Client) stunBinding(sj stunJSON) (ports.STUNBinding, error) {
 		if p < 1 || p > 65535 {
 			return ports.STUNBinding{}, fmt.Errorf("registry sent STUN port %d", p)
 		}
-		b.Servers = append(b.Servers, net.JoinHostPort(c.base.Hostname(), strconv.Itoa(p)))
+		b.Servers = append(b.Servers, net.JoinHostPort(c.node().stunHost(), strconv.Itoa(p)))
 	}
 	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -18,19 +19,35 @@ const streamBuffer = 256
 // once, and fans the bytes out to every open stream: with 10,000 streams,
 // one JSON encoding and a shared slice per change instead of 10,000.
 type hub struct {
-	mu   sync.RWMutex
-	subs map[*hubSub]struct{}
+	mu     sync.RWMutex
+	subs   map[*hubSub]struct{}
+	lastID atomic.Pointer[string] // ID of the newest event published, for resuming
 }
 
 type hubSub struct {
-	ch     chan []byte
+	ch     chan hubEvent
 	closed bool // guarded by hub.mu (write)
+}
+
+// hubEvent is one encoded SSE block and the event's ID ("" when the
+// service gives none).
+type hubEvent struct {
+	id string
+	b  []byte
 }
 
 func newHub() *hub { return &hub{subs: make(map[*hubSub]struct{})} }
 
+// position is the ID of the newest event the hub has passed on ("" none).
+func (h *hub) position() string {
+	if p := h.lastID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 func (h *hub) subscribe() *hubSub {
-	s := &hubSub{ch: make(chan []byte, streamBuffer)}
+	s := &hubSub{ch: make(chan hubEvent, streamBuffer)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -47,7 +64,10 @@ func (h *hub) unsubscribe(s *hubSub) {
 	}
 }
 
-func (h *hub) publish(b []byte) {
+func (h *hub) publish(b hubEvent) {
+	if b.id != "" {
+		h.lastID.Store(&b.id)
+	}
 	var slow []*hubSub
 	h.mu.RLock()
 	for s := range h.subs {
@@ -76,15 +96,47 @@ func (h *hub) dropAll() {
 	}
 }
 
-// run follows events, then svc.Watch again whenever dropped, until ctx is
-// done. The first subscription is made by the caller before it starts
-// serving, so no stream can open before the hub follows the service.
-func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan domain.PresenceEvent, log func(msg string, args ...any)) {
+// watchHub subscribes to the service's presence: with IDs when it offers
+// them (ports.PresenceFeed: live changes only, each SSE block tagged
+// "id:"), else its plain Watch (whose first events are the online set).
+func watchHub(ctx context.Context, svc ports.RegistryService) (<-chan hubEvent, error) {
+	out := make(chan hubEvent)
+	if f, ok := svc.(ports.PresenceFeed); ok {
+		in, err := f.WatchUpdates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			defer close(out)
+			for u := range in {
+				out <- hubEvent{id: u.ID, b: encodeEventID(u.ID, u.Event)}
+			}
+		}()
+		return out, nil
+	}
+	in, err := svc.Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(out)
+		for ev := range in {
+			out <- hubEvent{b: encodeEvent(ev)}
+		}
+	}()
+	return out, nil
+}
+
+// run follows events, then watches the service again whenever dropped,
+// until ctx is done. The first subscription is made by the caller before
+// it starts serving, so no stream can open before the hub follows the
+// service.
+func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan hubEvent, log func(msg string, args ...any)) {
 	first := true
 	for ctx.Err() == nil {
 		var err error
 		if events == nil {
-			events, err = svc.Watch(ctx)
+			events, err = watchHub(ctx, svc)
 		}
 		if err != nil {
 			log("presence hub: watch", "err", err)
@@ -100,14 +152,20 @@ func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan 
 		}
 		first = false
 		for ev := range events {
-			h.publish(encodeEvent(ev))
+			h.publish(ev)
 		}
 		events = nil
 	}
 }
 
-func encodeEvent(ev domain.PresenceEvent) []byte {
+func encodeEvent(ev domain.PresenceEvent) []byte { return encodeEventID("", ev) }
+
+// encodeEventID encodes ev as an SSE block with its ID ("" none).
+func encodeEventID(id string, ev domain.PresenceEvent) []byte {
 	var buf bytes.Buffer
+	if id != "" {
+		buf.WriteString("id: " + id + "\n")
+	}
 	writeEvent(&buf, ev)
 	return buf.Bytes()
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	stun     *prometheus.CounterVec
+	resumes  *prometheus.CounterVec
 	streams  atomic.Int64
 	http     http.Handler
 }
@@ -39,6 +40,38 @@ func newMetrics(svc ports.RegistryService, openConns func() int64) *metrics {
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.http = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
+}
+
+// addShed reports the load shedder: connections and descriptors, whether
+// new work is refused now, and how often it was.
+func (m *metrics) addShed(sh *shedder) {
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chatx_registry_stream_resumes_total",
+		Help: "Presence streams opened with a Last-Event-ID, by outcome: resumed, gap (snapshot sent), error.",
+	}, []string{"outcome"})
+	m.reg.MustRegister(m.resumes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chatx_registry_fd_limit", Help: "RLIMIT_NOFILE (soft) of the process at start."},
+			func() float64 { return float64(sh.fdLimit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chatx_registry_shed_threshold_connections", Help: "Open connections from which new work is refused with 503."},
+			func() float64 { return float64(sh.limit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chatx_registry_shedding", Help: "1 while new work is refused (connections at the threshold, or descriptors ran out in the last 2 s)."},
+			func() float64 {
+				if sh.pressured() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chatx_registry_shed_requests_total", Help: "Requests refused with 503 under pressure."},
+			func() float64 { return float64(sh.shedTotal.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chatx_registry_accept_fd_exhausted_total", Help: "Accepts that failed with EMFILE/ENFILE."},
+			func() float64 { return float64(sh.fullTotal.Load()) }),
+	)
+}
+
+func (m *metrics) resume(outcome string) {
+	if m.resumes != nil {
+		m.resumes.WithLabelValues(outcome).Inc()
+	}
 }
 
 func (m *metrics) request(route string, code int) {

@@ -49,6 +49,7 @@ type Server struct {
 	srv     *http.Server
 	metrics *metrics
 	hub     *hub
+	shed    *shedder
 
 	challengeRL *rateLimiter
 	registerRL  *rateLimiter
@@ -105,11 +106,15 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 			return nil, nil, fmt.Errorf("registry server: %w", err)
 		}
 	}
+	sh := &shedder{log: logger, fdLimit: descriptorLimit()}
+	hard, shedAt := connCaps(cfg.MaxConns, sh.fdLimit)
+	sh.limit = int64(shedAt)
 	s := &Server{
 		cfg:           cfg,
 		svc:           svc,
 		log:           logger,
-		ln:            newLimitListener(l, cfg.MaxConns),
+		shed:          sh,
+		ln:            newLimitListener(fdWatchListener{Listener: l, sh: sh}, hard),
 		fp:            Fingerprint(cert.Certificate[0]),
 		hub:           newHub(),
 		sessStreams:   make(map[[32]byte]sessStream),
@@ -123,7 +128,9 @@ func NewServer(cfg ServerConfig, svc ports.RegistryService, logger *slog.Logger)
 	if !cfg.NoSTUN {
 		s.stun = newSTUNServer(stunConns, svc, cfg.STUNRate, logger)
 	}
+	sh.open = s.ln.open.Load
 	s.metrics = newMetrics(svc, s.ln.open.Load)
+	s.metrics.addShed(sh)
 	if s.stun != nil {
 		s.stun.count = s.metrics.stunRequest
 	}
@@ -195,7 +202,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			})
 		}
 	}
-	events, err := s.svc.Watch(runCtx)
+	events, err := watchHub(runCtx, s.svc)
 	if err != nil {
 		stopRun()
 		wg.Wait()
@@ -252,7 +259,9 @@ func (s *Server) Close() error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.instrument(pattern, h)) }
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.instrument(pattern, s.shed.shed(pattern, h)))
+	}
 	handle("POST /v1/challenges", s.handleChallenge)
 	handle("PUT /v1/users/{name}/presence", s.handleRegister)
 	handle("DELETE /v1/users/{name}/presence", s.handleUnregister)
@@ -623,7 +632,7 @@ func (s *Server) handleOnline(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "shedding": s.shed.pressured()})
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
@@ -660,18 +669,19 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			mailArrived = m.svc.Arrivals(ctx, name)
 		}
 	}
-	// With HideUsers the stream carries nobody's presence: only signals
-	// and pings (presence nil never delivers).
-	var presence <-chan []byte
-	var snapshot []domain.Peer
+	// With HideUsers the stream carries nobody's presence: only signals,
+	// mail and pings after an empty synced (presence nil never delivers).
+	var presence <-chan hubEvent
+	var start streamStart
 	if !s.cfg.HideUsers {
 		sub := s.hub.subscribe()
 		defer s.hub.unsubscribe(sub)
 		presence = sub.ch
-		// Subscribed before the snapshot: no change falls between the two
-		// (a change may arrive twice, which presence tolerates).
+		// Subscribed before the snapshot (or the replay since the client's
+		// Last-Event-ID): no change falls between the two (a change may
+		// arrive twice, which presence tolerates).
 		var err error
-		if snapshot, err = s.svc.Online(ctx); err != nil {
+		if start, err = s.streamStart(ctx, r); err != nil {
 			s.serviceError(w, r, err)
 			return
 		}
@@ -717,6 +727,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	if start.resumed {
+		h.Set(resumedHeader, "true")
+	}
 	w.WriteHeader(http.StatusOK)
 
 	var buf bytes.Buffer
@@ -738,11 +751,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	buf.WriteString("retry: 1000\n: chatx presence stream\n\n")
-	for _, p := range snapshot {
-		writeEvent(&buf, domain.PresenceEvent{Peer: p})
-	}
-	snapshot = nil
-	buf.WriteString("event: synced\ndata: {}\n\n")
+	lastID := start.write(&buf)
+	start = streamStart{}
 	if !flush() {
 		return
 	}
@@ -771,7 +781,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			buf.Write(b)
+			if !b.after(lastID) {
+				break // already sent in the replay
+			}
+			buf.Write(b.b)
 			// Batch what is already waiting into one write.
 		drain:
 			for buf.Len() < 32<<10 {
@@ -780,7 +793,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 					if !ok {
 						break drain
 					}
-					buf.Write(b)
+					if b.after(lastID) {
+						buf.Write(b.b)
+					}
 				default:
 					break drain
 				}

@@ -12,13 +12,14 @@ import (
 	"strings"
 
 	"github.com/chatx/chatx"
+	"github.com/chatx/chatx/adapters/redisstore"
 	"github.com/chatx/chatx/adapters/registry"
 	"github.com/chatx/chatx/adapters/relay"
 	"github.com/chatx/chatx/app"
 )
 
 func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("chatx registry", "chatx registry [--listen ADDR] [--data DIR] [--tls-cert F --tls-key F] [--stun-listen ADDR | --stun=false] [--relay-listen ADDR | --relay=false] [--turn URL[,URL…] --turn-secret-file F]",
+	fs := newFlagSet("chatx registry", "chatx registry [--listen ADDR] [--data DIR] [--tls-cert F --tls-key F] [--stun-listen ADDR | --stun=false] [--relay-listen ADDR | --relay=false] [--turn URL[,URL…] --turn-secret-file F] [--store redis://HOST:6379/0 [--store-password-file F]]",
 		"Runs the registry server: it binds names to keys and tells who is online where. It never sees messages or files.\n"+
 			"It answers STUN on two UDP ports and runs a TURN relay (docs/relay.md) for peers that cannot reach each other\n"+
 			"directly; the relay carries only ciphertext.", stderr)
@@ -30,6 +31,8 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	stunListen := fs.String("stun-listen", "", "UDP `addr` of the first STUN port, the second is the next port up (default: the --listen host and port)")
 	turnURLs := fs.String("turn", "", "comma-separated TURN `urls` of an external relay (coturn with use-auth-secret) to hand credentials for")
 	turnSecret := fs.String("turn-secret-file", "", "`file` holding the external relay's static-auth-secret (for --turn)")
+	store := fs.String("store", "file", "where accounts and sessions live: `file` (the embedded store in --data, one node) or redis://HOST:6379/DB (rediss:// for TLS), shared by several registry nodes (docs/scaling.md)")
+	storePass := fs.String("store-password-file", "", "`file` holding the Redis password (for --store redis://…)")
 	verbose := fs.Bool("v", false, "verbose (debug) logging")
 	listUsers := fs.Bool("list-users", true, "list every online user to every client; false: only lookups by exact name (clients then find people by name)")
 	relayCfg := relayFlags(fs)
@@ -58,14 +61,29 @@ func runRegistry(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer closeLog()
 
-	reg, cleanup, err := chatx.InitRegistry(chatx.RegistryConfig{
+	rcfg := chatx.RegistryConfig{
 		Server: registry.ServerConfig{Listen: registry.ListenAddr(*listen), Data: registry.DataDir(dir),
 			TLSCert: registry.TLSCertFile(*cert), TLSKey: registry.TLSKeyFile(*key),
 			NoSTUN: !*stunOn, STUNListen: *stunListen, TURN: turn, HideUsers: !*listUsers},
 		Data:    registry.DataDir(dir),
 		Service: app.RegistryOptions{Logger: logger},
 		Relay:   relayCfg(),
-	}, logger)
+		Redis:   redisstore.Config{URL: redisstore.URL(*store), PasswordFile: redisstore.PasswordFile(*storePass)},
+	}
+	init := chatx.InitRegistry
+	switch {
+	case *store == "file":
+		if *storePass != "" {
+			fmt.Fprintln(stderr, "chatx registry: --store-password-file goes with --store redis://…")
+			return errUsage
+		}
+	case strings.HasPrefix(*store, "redis://"), strings.HasPrefix(*store, "rediss://"):
+		init = chatx.InitSharedRegistry
+	default:
+		fmt.Fprintln(stderr, "chatx registry: --store wants file, redis://HOST:PORT/DB or rediss://HOST:PORT/DB")
+		return errUsage
+	}
+	reg, cleanup, err := init(rcfg, logger)
 	if err != nil {
 		return err
 	}

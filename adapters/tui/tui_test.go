@@ -889,22 +889,27 @@ func TestBrowserCursorTypedPathSocketsAndLastFolder(t *testing.T) {
 	s.key(tcell.KeyCtrlO)
 	s.waitText("Send a file to bob", "sub/", "a.txt", "sock (socket, not sendable)")
 
-	// The cursor (on the folder at the top) is drawn reversed.
-	s.key(tcell.KeyDown) // sub/
-	waitUntil(t, "a visible cursor", func() bool {
-		text, err := s.ui.ScreenText()
-		if err != nil {
+	// The cursor is drawn reversed: first on the root (the browser has the
+	// keys), then, one line down, on the folder at the top.
+	reversed := func(label string) func() bool {
+		return func() bool {
+			text, err := s.ui.ScreenText()
+			if err != nil {
+				return false
+			}
+			for y, line := range strings.Split(text, "\n") {
+				if x := strings.Index(line, label); x >= 0 {
+					_, _, style, _ := s.screen.GetContent(len([]rune(line[:x])), y)
+					_, _, attrs := style.Decompose()
+					return attrs&tcell.AttrReverse != 0
+				}
+			}
 			return false
 		}
-		for y, line := range strings.Split(text, "\n") {
-			if x := strings.Index(line, "sub/"); x >= 0 {
-				_, _, style, _ := s.screen.GetContent(len([]rune(line[:x])), y)
-				_, _, attrs := style.Decompose()
-				return attrs&tcell.AttrReverse != 0
-			}
-		}
-		return false
-	})
+	}
+	waitUntil(t, "the cursor on the browser's root", reversed(dir))
+	s.key(tcell.KeyDown) // sub/
+	waitUntil(t, "a visible cursor", reversed("sub/"))
 
 	// A typed path: Tab, the folder's path, Enter opens it; then a file in it.
 	s.key(tcell.KeyTab)

@@ -202,7 +202,7 @@ func (mc *ManageContacts) hold(ctx context.Context, from domain.Identity, env po
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("hold from %s: %w", name, err)
+		return false, fmt.Errorf("hold from %s: %w: %w", name, errNotStored, err)
 	}
 	// A held chat counts as delivered to its sender (like Signal's
 	// requests): otherwise it would write it again forever.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -54,6 +55,9 @@ type mailDelivery struct {
 	unreachable map[string]time.Time        // by peer name key: since when writes fail while online
 	prekeys     map[string]cachedPrekey
 	fetchNow    chan struct{}
+	// redrain: a letter could not be stored (a disk error); it stays at the
+	// registry and the next tick fetches it again.
+	redrain atomic.Bool
 }
 
 type parkedAck struct {
@@ -148,6 +152,9 @@ func (d *mailDelivery) Run(ctx context.Context, retry Backoff) {
 				publish()
 			}
 			d.expireStored(ctx)
+			if d.redrain.Swap(false) {
+				d.drain(ctx)
+			}
 		}
 	}
 }
@@ -187,20 +194,40 @@ func (d *mailDelivery) drain(ctx context.Context) {
 				if ctx.Err() != nil {
 					return // not deleted: fetched again next time
 				}
+				if errors.Is(err, errNotStored) {
+					// Nothing is lost: this letter and the ones after it
+					// stay at the registry, fetched again at the next tick.
+					slog.Warn("mail kept at the registry: not stored", "peer", o.l.From.Name().String(), "err", err)
+					d.redrain.Store(true)
+					d.deleteFetched(ctx, done)
+					return
+				}
 				slog.Warn("mail not handled", "peer", o.l.From.Name().String(), "err", err)
 			}
 			done = append(done, o.id)
 		}
-		if err := d.ports.Box.Delete(ctx, done); err != nil {
-			if ctx.Err() == nil {
-				slog.Warn("delete fetched mail", "err", err)
-			}
+		if !d.deleteFetched(ctx, done) {
 			return
 		}
 		if !batch.More || len(batch.Mail) == 0 {
 			return
 		}
 	}
+}
+
+// deleteFetched deletes the handled mail at the registry; false when that
+// failed (the mail is fetched again and deduplicated).
+func (d *mailDelivery) deleteFetched(ctx context.Context, done []ports.MailID) bool {
+	if len(done) == 0 {
+		return true
+	}
+	if err := d.ports.Box.Delete(ctx, done); err != nil {
+		if ctx.Err() == nil {
+			slog.Warn("delete fetched mail", "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // deliver checks the letter's sender like a link's peer (pinned key, or

@@ -379,3 +379,33 @@ func TestE2EMailboxKeysRotateAndOldOnesAreDeleted(t *testing.T) {
 		t.Fatalf("bob keeps keys %v, want the usable old one (2) and the new one (%d), the dead one deleted", ids, k.KeyID)
 	}
 }
+
+// TestE2EMailboxALetterNotStoredStaysAtTheRegistry: bob's disk refuses the
+// first letter he fetches while alice is away; it and the ones after it
+// stay parked and reach him at the next try, all in order, once.
+func TestE2EMailboxALetterNotStoredStaysAtTheRegistry(t *testing.T) {
+	c := newCluster(t)
+	store := memory.NewMailboxStore()
+	c.withMailbox(store, app.MailboxOptions{})
+	alice, bob := c.newNode("alice"), c.newNode("bob")
+	bob.mustStart()
+	c.waitPrekey(bob)
+	bob.stop()
+	alice.mustStart()
+	want := []string{"one", "two", "three"}
+	for _, body := range want {
+		if _, err := alice.client.Send(context.Background(), bob.me.Name(), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "three parked for bob", func() bool { return parkedFor(t, store, bob) == len(want) })
+	alice.stop() // only the mailbox has them now
+
+	bob.messages.FailIncoming(1)
+	bob.mustStart()
+	eventually(t, "bob stores all three after the failed try", func() bool { return len(incoming(stored(t, bob, alice))) == len(want) })
+	if got := incoming(stored(t, bob, alice)); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("bob has %q, want %q in order once", got, want)
+	}
+	eventually(t, "bob's mailbox emptied", func() bool { return parkedFor(t, store, bob) == 0 })
+}

@@ -103,6 +103,11 @@ func NewReceiveMessage(me domain.LocalIdentity, link ports.MessageLink, store po
 		inboxes: make(map[string]*inboxQueue), slots: make(chan struct{}, maxPipelined)}, nil
 }
 
+// errNotStored marks a failure to store what a peer sent (a disk error):
+// the envelope was not taken, and whoever holds it must keep it (the
+// mailbox leaves the letter at the registry).
+var errNotStored = errors.New("not stored")
+
 // Handle takes one chat, delivered, read or typing envelope. A chat is
 // stored, reported and its acknowledgement queued, and an acknowledgement
 // or read receipt is in the store, when Handle returns.
@@ -137,7 +142,7 @@ func (r *ReceiveMessage) handle(ctx context.Context, in ReceiveMessageInput, pip
 		}
 		isNew, err := r.store.SaveIncoming(ctx, m)
 		if err != nil {
-			return fmt.Errorf("store message %s from %s: %w", env.MessageID, from, err)
+			return fmt.Errorf("store message %s from %s: %w: %w", env.MessageID, from, errNotStored, err)
 		}
 		r.stored(from, m, isNew)
 	case ports.KindDelivered:

@@ -37,7 +37,7 @@ func (b *transferBook) create(ctx context.Context, t domain.Transfer) error {
 		return fmt.Errorf("transfer %s exists already", t.ID().Short())
 	}
 	if err := b.store.Save(ctx, t); err != nil {
-		return fmt.Errorf("store transfer %s: %w", t.ID().Short(), err)
+		return fmt.Errorf("store transfer %s: %w: %w", t.ID().Short(), errNotStored, err)
 	}
 	b.events.Publish(ports.TransferEvent{Transfer: t})
 	return nil

@@ -3,10 +3,12 @@ package memory
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -40,7 +42,16 @@ type MessageStore struct {
 	bytes    int64
 	maxCount int
 	maxBytes int64
+	// failIncoming: how many of the next SaveIncoming calls fail (FailIncoming).
+	failIncoming atomic.Int64
 }
+
+// ErrSimulatedDiskError is what FailIncoming makes SaveIncoming return.
+var ErrSimulatedDiskError = errors.New("memory: simulated disk error")
+
+// FailIncoming makes the next n SaveIncoming calls fail as a broken disk
+// would, so tests can check that callers keep what was not stored.
+func (s *MessageStore) FailIncoming(n int) { s.failIncoming.Store(int64(n)) }
 
 type storedMessage struct {
 	msg domain.Message
@@ -142,6 +153,9 @@ func (s *MessageStore) SaveOutgoingStaged(ctx context.Context, m domain.Message,
 func (s *MessageStore) SaveIncoming(ctx context.Context, m domain.Message) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
+	}
+	if s.failIncoming.Add(-1) >= 0 {
+		return false, ErrSimulatedDiskError
 	}
 	if err := checkMessage(m, domain.Incoming); err != nil {
 		return false, err

@@ -24,7 +24,7 @@ type Quota struct {
 // link, never meets them), strict for strangers (whose messages are
 // requests with caps of their own: domain.DefaultQuarantineLimits).
 var (
-	DefaultContactQuota  = Quota{Rate: 2000, Burst: 20000, BytesPerDay: 4 << 30}
+	DefaultContactQuota  = Quota{Rate: 10000, Burst: 100000, BytesPerDay: 4 << 30}
 	DefaultStrangerQuota = Quota{Rate: 2, Burst: 40, BytesPerDay: 1 << 20}
 )
 

@@ -242,6 +242,10 @@ func (d *mailDelivery) deliver(ctx context.Context, l ports.Letter) error {
 		return d.send.mailAck(ctx, l.From.Name(), env.Kind, env.MessageID)
 	case ports.KindTyping:
 		return nil // stale by the time it is read
+	case ports.KindExpired:
+		d.events.Publish(ports.MailExpiredEvent{From: l.From.Name(), ID: env.MessageID, SentAt: env.SentAt,
+			Reason: "expired unread in our mailbox at the registry before we fetched it"})
+		return nil
 	default:
 		return d.handle(withDurable(ctx), l.From, env)
 	}
@@ -471,6 +475,12 @@ func (d *mailDelivery) expireStored(ctx context.Context) {
 			}
 			reason := fmt.Sprintf("expired in %s's mailbox before %s fetched it", p, p)
 			d.events.Publish(ports.MessageStateEvent{ID: m.ID(), Peer: got.To(), State: got.State(), Reason: reason})
+			// Tell the peer too, so both sides see it failed (best effort:
+			// a notice that cannot be parked is not retried).
+			notice := ports.Envelope{Kind: ports.KindExpired, MessageID: m.ID(), SentAt: m.SentAt().UTC()}
+			if err := d.deposit(ctx, p, notice, now.Add(ports.DefaultMailTTL).Truncate(time.Second)); err != nil {
+				slog.Debug("expiry notice not parked", "peer", p.String(), "err", err)
+			}
 		}
 	}
 }

@@ -131,7 +131,8 @@ func TestE2EMailboxHundredMessagesToAnOfflinePeer(t *testing.T) {
 }
 
 // TestE2EMailboxExpiryFailsTheMessageWithAReason: mail bob never fetched
-// expires at the registry and alice's message turns failed, saying why.
+// expires at the registry and alice's message turns failed, saying why;
+// bob, back later, is told by alice's signed notice.
 func TestE2EMailboxExpiryFailsTheMessageWithAReason(t *testing.T) {
 	c := newCluster(t)
 	store := memory.NewMailboxStore()
@@ -155,11 +156,21 @@ func TestE2EMailboxExpiryFailsTheMessageWithAReason(t *testing.T) {
 	if !strings.Contains(ev.Reason, "expired in bob's mailbox") {
 		t.Fatalf("failed with reason %q, want it to say the mail expired", ev.Reason)
 	}
-	eventually(t, "the registry dropped the expired mail", func() bool { return parkedFor(t, store, bob) == 0 })
+	// The expired mail is gone; what waits for bob is alice's notice.
+	eventually(t, "only alice's expiry notice parked for bob", func() bool { return parkedFor(t, store, bob) == 1 })
 	if n := countState(t, alice, bob, domain.MessageFailed); n != 1 {
 		t.Fatalf("%d failed messages in alice's history, want 1", n)
 	}
 	alice.stop()
+	bob.mustStart()
+	got, err := memory.WaitForEvent(bob.events, e2eTimeout, func(e ports.MailExpiredEvent) bool { return e.ID == m.ID() })
+	if err != nil {
+		t.Fatalf("bob was never told that alice's message expired: %v", err)
+	}
+	if !got.From.Equal(alice.me.Name()) || !got.SentAt.Equal(m.SentAt()) || !strings.Contains(got.Reason, "expired unread") {
+		t.Fatalf("bob was told %+v, want alice's message of %s, expired unread", got, m.SentAt())
+	}
+	bob.stop()
 	for _, m := range stored(t, bob, alice) {
 		t.Fatalf("bob got %q from expired mail", m.Body())
 	}

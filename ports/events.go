@@ -1,6 +1,10 @@
 package ports
 
-import "github.com/chatx/chatx/domain"
+import (
+	"time"
+
+	"github.com/chatx/chatx/domain"
+)
 
 // Event is something a user interface shows. The concrete types below are
 // the whole set; interfaces switch on them.
@@ -16,6 +20,15 @@ type MessageStateEvent struct {
 	State domain.MessageState
 	// Reason says why, for failed (the mail expired unread) and for a
 	// message the mailbox refused (it stays queued): shown to the user.
+	Reason string
+}
+
+// MailExpiredEvent: a message From sent us (at SentAt) expired unread in
+// our mailbox at the registry before we fetched it; its sender told us.
+type MailExpiredEvent struct {
+	From   domain.Username
+	ID     domain.MessageID
+	SentAt time.Time
 	Reason string
 }
 
@@ -62,6 +75,7 @@ type ReachabilityEvent struct {
 
 func (MessageEvent) isEvent()         {}
 func (MessageStateEvent) isEvent()    {}
+func (MailExpiredEvent) isEvent()     {}
 func (PresenceEvent) isEvent()        {}
 func (DirectoryStatusEvent) isEvent() {}
 func (TransferEvent) isEvent()        {}

@@ -13,16 +13,19 @@ type EnvelopeKind uint8
 // Envelope kinds. Their numbers are part of the wire protocol
 // (docs/peer-protocol.md): never renumber, only add.
 const (
-	KindChat      EnvelopeKind = 1  // a chat message: MessageID, SentAt, Body
-	KindDelivered EnvelopeKind = 2  // acknowledgement of a chat message: MessageID
-	KindRead      EnvelopeKind = 3  // read receipt: MessageID
-	KindTyping    EnvelopeKind = 4  // the sender is typing
-	KindOffer     EnvelopeKind = 5  // a file or folder offer: TransferID, Manifest
-	KindAccept    EnvelopeKind = 6  // the receiver accepts: TransferID
-	KindDecline   EnvelopeKind = 7  // the receiver declines: TransferID, Reason
-	KindCancel    EnvelopeKind = 8  // either side cancels: TransferID, Reason
-	KindRefused   EnvelopeKind = 9  // the receiver did not take a chat: MessageID, Refusal, RetryAfter
-	KindStatus    EnvelopeKind = 20 // the sender's presence status, to contacts: Status
+	KindChat      EnvelopeKind = 1 // a chat message: MessageID, SentAt, Body
+	KindDelivered EnvelopeKind = 2 // acknowledgement of a chat message: MessageID
+	KindRead      EnvelopeKind = 3 // read receipt: MessageID
+	KindTyping    EnvelopeKind = 4 // the sender is typing
+	KindOffer     EnvelopeKind = 5 // a file or folder offer: TransferID, Manifest
+	KindAccept    EnvelopeKind = 6 // the receiver accepts: TransferID
+	KindDecline   EnvelopeKind = 7 // the receiver declines: TransferID, Reason
+	KindCancel    EnvelopeKind = 8 // either side cancels: TransferID, Reason
+	KindRefused   EnvelopeKind = 9 // the receiver did not take a chat: MessageID, Refusal, RetryAfter
+	// KindExpired travels only sealed through the mailbox: our message
+	// MessageID (sent at SentAt) expired unread in the peer's mailbox.
+	KindExpired EnvelopeKind = 15
+	KindStatus  EnvelopeKind = 20 // the sender's presence status, to contacts: Status
 )
 
 // Envelope is what use-cases exchange with a peer over a MessageLink. Only the

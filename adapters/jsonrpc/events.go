@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -25,6 +26,8 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 			if e.State == domain.MessageDelivered {
 				s.notify("delivered", deliveredView{ID: e.ID.String(), Peer: e.Peer.String()})
 			}
+		case ports.MailExpiredEvent:
+			s.notify("mailExpired", mailExpiredView{From: e.From.String(), ID: e.ID.String(), SentAt: e.SentAt, State: domain.MessageFailed.String(), Reason: e.Reason})
 		case ports.PresenceEvent:
 			s.notify("presence", viewPresence(e.Peer))
 		case ports.DirectoryStatusEvent:
@@ -56,6 +59,16 @@ func (s *Server) pumpEvents(ctx context.Context, events <-chan ports.Event, bg *
 			}
 		}
 	}
+}
+
+// mailExpiredView is the "mailExpired" notification: a message sent to us
+// expired unread in our mailbox; its sender says so.
+type mailExpiredView struct {
+	From   string    `json:"from"`
+	ID     string    `json:"id"`
+	SentAt time.Time `json:"sentAt"`
+	State  string    `json:"state"`
+	Reason string    `json:"reason"`
 }
 
 // readyView is the "ready" notification: the client is registered under

@@ -578,6 +578,9 @@ func (u *UI) handleEvent(ev ports.Event) {
 		u.onMessage(e.Message)
 	case ports.MessageStateEvent:
 		u.conv.setState(u, e.Peer, e.ID, e.State)
+	case ports.MailExpiredEvent:
+		u.showNotice(fmt.Sprintf("[red]✗[-] a message from %s sent %s expired unread in your mailbox at the registry",
+			escapeLine(e.From.String()), e.SentAt.In(u.opts.Location).Format("Jan 2 15:04")))
 	case ports.PresenceEvent:
 		u.peers.presence(u, e.Peer)
 	case ports.ReachabilityEvent:

@@ -47,6 +47,7 @@ func (f *Fake) GroupCalls() []string {
 func (f *Fake) CreateGroup(_ context.Context, name string, members []domain.Username) (domain.Group, error) {
 	return f.Group, f.rec("CreateGroup %s %v", name, members)
 }
+
 // Groups lists Group (with 2 unread) once a test set one, else none: the
 // other tests see no group row.
 func (f *Fake) Groups(context.Context) ([]ports.GroupView, error) {

@@ -53,6 +53,7 @@ type Transport struct {
 	udp       *net.UDPConn
 	qt        *quic.Transport
 	listener  *quic.Listener
+	tcpLn     *net.TCPListener // TCP file streams (tcpfile.go); nil when none
 	endpoints []string
 
 	// ctx ends at close; every background goroutine runs under it and is
@@ -157,6 +158,7 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	t.endpoints = endpointsFor(udp.LocalAddr().(*net.UDPAddr))
 	t.go_(func() { t.readNonQUIC(t.ctx) })
 	t.go_(func() { t.acceptLoop(t.ctx, t.listener, false) })
+	t.listenTCP()
 	if rdv != nil {
 		t.go_(func() { t.stunLoop(t.ctx) })
 		t.go_(func() { t.signalLoop(t.ctx) })
@@ -233,6 +235,9 @@ func (t *Transport) close() {
 	}
 	t.active.cancelAll(codeShutdown)
 	_ = t.listener.Close()
+	if t.tcpLn != nil {
+		_ = t.tcpLn.Close()
+	}
 	t.relay.close()
 	_ = t.qt.Close()
 	_ = t.udp.Close()

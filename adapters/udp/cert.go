@@ -31,7 +31,6 @@ func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
 	return peertls.PeerIdentity(cs, ALPN)
 }
 
-
 // serverTLS is the configuration for incoming connections: a client
 // certificate is required and checked in VerifyConnection, which runs on
 // every handshake; session tickets are off so every connection presents its

@@ -66,8 +66,10 @@ func (s *tcpStream) CancelWrite(quic.StreamErrorCode) { s.abort() }
 
 func (s *tcpStream) abort() {
 	s.once.Do(func() {
+		// The TCP socket itself: tls.Conn.Close would first try to send
+		// close_notify, which may wait for a full send buffer.
 		_ = s.tcp.SetLinger(0)
-		_ = s.Conn.Close()
+		_ = s.tcp.Close()
 	})
 }
 
@@ -157,9 +159,11 @@ func (t *Transport) serveTCP(ctx context.Context, c *net.TCPConn) {
 		s.abort()
 		return
 	}
-	release, ok := t.perPeer.acquire(string(from.PublicKey()), t.cfg.MaxConnectionsPerPeer)
+	// One connection per file: a peer may have as many as it may have
+	// file streams open on a QUIC connection.
+	release, ok := t.tcpPerPeer.acquire(string(from.PublicKey()), t.cfg.MaxIncomingStreams)
 	if !ok {
-		t.log.Warn("refusing tcp file connection: too many from this peer", "peer", from.Name().String())
+		t.log.Warn("refusing tcp file connection: too many from this peer", "peer", from.Name().String(), "limit", t.cfg.MaxIncomingStreams)
 		s.abort()
 		return
 	}

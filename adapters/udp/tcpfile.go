@@ -97,6 +97,7 @@ func (t *Transport) listenTCP() {
 		return
 	}
 	t.tcpLn = ln
+	t.tcpIncoming = make(chan struct{}, t.cfg.MaxConnections)
 	t.go_(func() { t.acceptTCP(t.ctx, ln) })
 	t.log.Info("tcp file listener", "addr", ln.Addr().String())
 }
@@ -119,17 +120,17 @@ func (t *Transport) acceptTCP(ctx context.Context, ln *net.TCPListener) {
 			return
 		}
 		select {
-		case t.incoming <- struct{}{}:
+		case t.tcpIncoming <- struct{}{}:
 		default:
 			t.log.Warn("refusing tcp file connection: too many", "remote", c.RemoteAddr().String())
 			_ = c.Close()
 			continue
 		}
 		if !t.go_(func() {
-			defer func() { <-t.incoming }()
+			defer func() { <-t.tcpIncoming }()
 			t.serveTCP(ctx, c)
 		}) {
-			<-t.incoming
+			<-t.tcpIncoming
 			_ = c.Close()
 		}
 	}

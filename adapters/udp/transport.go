@@ -68,15 +68,16 @@ type Transport struct {
 	peers  map[string]*peerEntry // by the peer's public key
 	closed bool
 
-	serving    sync.Mutex // held while Serve runs: one Serve at a time
-	files      fileServer
-	active     activeStreams
-	sent       sentStates // hash states of interrupted sends, for their resume
-	perPeer    peerCounts // incoming connections by the peer's key
-	tcpPerPeer peerCounts // incoming TCP file connections by the peer's key
-	links      chan *pathConn
-	linkCnt    peerCounts // open incoming link streams by the peer's key
-	incoming   chan struct{}
+	serving     sync.Mutex // held while Serve runs: one Serve at a time
+	files       fileServer
+	active      activeStreams
+	sent        sentStates    // hash states of interrupted sends, for their resume
+	perPeer     peerCounts    // incoming connections by the peer's key
+	tcpPerPeer  peerCounts    // incoming TCP file connections by the peer's key
+	tcpIncoming chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
+	links       chan *pathConn
+	linkCnt     peerCounts // open incoming link streams by the peer's key
+	incoming    chan struct{}
 
 	stun     stunWaiters
 	stunKick chan struct{} // wakes the STUN loop (awaitSTUN)

@@ -37,6 +37,8 @@ type Options struct {
 	// ContactQuota and StrangerQuota limit what one peer may make us
 	// store (zero fields: DefaultContactQuota, DefaultStrangerQuota).
 	ContactQuota, StrangerQuota Quota
+	// FilePath chooses the path of files sent (--file-path; zero: auto).
+	FilePath FilePath
 }
 
 // choreQueueSize bounds the background work peers can queue (answers to
@@ -115,6 +117,9 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	}
 	if c.decline, err = NewDeclineTransfer(link, transfers, c.verify, clock, bus); err != nil {
 		return nil, err
+	}
+	if opts.FilePath != "" {
+		c.transferFile.paths.mode = opts.FilePath
 	}
 	if c.cancel, err = NewCancelTransfer(link, downloads, transfers, c.verify, c.transferFile, c.receiveFile, clock, bus); err != nil {
 		return nil, err

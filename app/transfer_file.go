@@ -27,6 +27,7 @@ type TransferFile struct {
 	verify  *VerifyContact
 	backoff Backoff
 	mail    *mailDelivery // nil: offers to offline peers wait for them
+	paths   filePaths     // the path of each file (transfer_filepath.go)
 
 	mu      sync.Mutex
 	runCtx  context.Context
@@ -70,7 +71,8 @@ func NewTransferFile(me domain.LocalIdentity, local ports.LocalFiles, files port
 		return nil, errNilPort("event sink")
 	}
 	return &TransferFile{me: me, local: local, files: files, link: link, book: newTransferBook(store, clock, events),
-		verify: verify, backoff: backoff.orDefault(), running: make(map[domain.TransferID]*outgoingRun)}, nil
+		verify: verify, backoff: backoff.orDefault(), running: make(map[domain.TransferID]*outgoingRun),
+		paths: newFilePaths(domain.FilePathAuto, files, link)}, nil
 }
 
 // Handle describes, stores and offers path to in.To, reading none of its
@@ -379,7 +381,7 @@ func (h *TransferFile) sendFile(ctx context.Context, peer domain.Peer, t domain.
 	if src.Size() != f.Size {
 		return fmt.Errorf("%w: %s changed size since the offer", ports.ErrIntegrity, f.Path)
 	}
-	err = h.files.Send(ctx, peer, t.ID(), i, src, func(done int64) { ticker.set(base + min(done, f.Size)) })
+	err = h.sendOver(ctx, peer, t.ID(), i, src, func(done int64) { ticker.set(base + min(done, f.Size)) })
 	if err != nil {
 		return fmt.Errorf("send %s of transfer %s: %w", f.Path, t.ID().Short(), err)
 	}

@@ -181,6 +181,9 @@ type Transfer struct {
 	// path it reads from (kept so it can resume after a restart), for an
 	// incoming one where it was saved, relative to the downloads folder.
 	source string
+	// filePath is the path the last file of an outgoing transfer rode
+	// (FilePathNone until one was chosen).
+	filePath FilePath
 }
 
 // NewTransfer makes a transfer in the offered state.
@@ -216,6 +219,8 @@ type TransferSnapshot struct {
 	RunDone  int64         // Done at RunStart
 	Active   time.Duration // time spent moving bytes in earlier runs
 	Moved    int64         // bytes moved in earlier runs
+
+	FilePath FilePath // the path the last file rode ("" when none yet)
 }
 
 // Snapshot returns the stored form.
@@ -223,7 +228,7 @@ func (t Transfer) Snapshot() TransferSnapshot {
 	return TransferSnapshot{ID: t.id, Peer: t.peer, Direction: t.dir, Manifest: t.manifest, State: t.state,
 		Done: t.done, Reason: t.reason, CreatedAt: t.createdAt, UpdatedAt: t.updatedAt, Source: t.source,
 		Rate: t.rate, LastTick: t.lastTick, LastDone: t.lastDone, RunStart: t.runStart, RunDone: t.runDone,
-		Active: t.active, Moved: t.moved}
+		Active: t.active, Moved: t.moved, FilePath: t.filePath}
 }
 
 // RestoreTransfer rebuilds a transfer from its stored form.
@@ -231,7 +236,7 @@ func RestoreTransfer(s TransferSnapshot) Transfer {
 	return Transfer{id: s.ID, peer: s.Peer, dir: s.Direction, manifest: s.Manifest, state: s.State,
 		done: s.Done, reason: s.Reason, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, source: s.Source,
 		rate: s.Rate, lastTick: s.LastTick, lastDone: s.LastDone, runStart: s.RunStart, runDone: s.RunDone,
-		active: s.Active, moved: s.Moved}
+		active: s.Active, moved: s.Moved, filePath: s.FilePath}
 }
 
 func (t Transfer) ID() TransferID       { return t.id }
@@ -249,6 +254,13 @@ func (t Transfer) Reason() string       { return t.reason }
 func (t Transfer) CreatedAt() time.Time { return t.createdAt }
 func (t Transfer) UpdatedAt() time.Time { return t.updatedAt }
 func (t Transfer) Source() string       { return t.source }
+
+// FilePath is the path the transfer's bytes ride (or rode last): "udp",
+// "tcp", or FilePathNone before a file was sent.
+func (t Transfer) FilePath() FilePath { return t.filePath }
+
+// WithFilePath records the path chosen for the file being sent.
+func (t Transfer) WithFilePath(p FilePath) Transfer { t.filePath = p; return t }
 
 // WithSource records the local path an outgoing transfer reads from.
 func (t Transfer) WithSource(path string) Transfer { t.source = path; return t }

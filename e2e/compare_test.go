@@ -59,7 +59,7 @@ func TestCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tools := []compareTool{chatxTool(t)}
+	tools := []compareTool{chatxTool(t, "udp"), chatxTool(t, "auto")}
 	if croc := lookTool(*compareCroc, "croc"); croc != "" {
 		tools = append(tools, crocTool(t, croc))
 	} else {
@@ -279,17 +279,23 @@ func both(ctx context.Context, send, recv *exec.Cmd, recvOut *syncBuffer, ready 
 
 // chatxTool: chatx send / chatx receive --yes through a local registry,
 // each a fresh process as a user would run them; the time includes
-// logging in and finding the peer. The receiver is waiting already.
-func chatxTool(t *testing.T) compareTool {
+// logging in and finding the peer. The receiver is waiting already. The
+// sender runs with --file-path filePath: udp (QUIC) or auto (on loopback
+// the message link is direct TCP, so the file rides TLS 1.3 over TCP).
+func chatxTool(t *testing.T, filePath string) compareTool {
 	reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
 	alice, bob := newDirs(t, "alice"), newDirs(t, "bob")
 	args := func(name string, dirs clientDirs, rest ...string) []string {
 		return append([]string{rest[0], "--name", name, "--profile", dirs.profile, "--registry", reg.url,
-			"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"}, rest[1:]...)
+			"--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0", "--accept-from-anyone"}, rest[1:]...)
 	}
-	return compareTool{name: "chatx (QUIC)", run: func(ctx context.Context, t *testing.T, src, to string) (toolRun, error) {
+	name := "chatx (QUIC)"
+	if filePath != "udp" {
+		name = "chatx (--file-path " + filePath + ": TCP)"
+	}
+	return compareTool{name: name, run: func(ctx context.Context, t *testing.T, src, to string) (toolRun, error) {
 		recv := exec.Command(chatxBin, args("bob", bob, "receive", "--yes", "--to", to)...)
-		send := exec.Command(chatxBin, args("alice", alice, "send", "bob", src)...)
+		send := exec.Command(chatxBin, args("alice", alice, "send", "--file-path", filePath, "bob", src)...)
 		// The receiver must be listening before the sender starts: start
 		// it, then wait until it says so.
 		var recvOut syncBuffer

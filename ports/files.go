@@ -131,3 +131,16 @@ type PartFile interface {
 	// Close closes the part, keeping it for a resume.
 	Close() error
 }
+
+// TCPFiles is implemented by a FileTransport that can also stream a file
+// over TCP + TLS 1.3 (docs/file-protocol.md, "The TCP file stream") to a
+// peer whose message link runs over direct TCP: the app chooses the path
+// of each file (domain.ChooseFilePath) and shows it.
+type TCPFiles interface {
+	// SendTCP is Send over a TLS 1.3 connection to host (the host the
+	// direct TCP message link reaches) at the port of the peer's file
+	// endpoints. The same errors as Send; a transport error (no listener,
+	// a dial or handshake failure, a lost connection) lets the caller go
+	// on over Send, which resumes what arrived.
+	SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src FileSource, progress func(done int64)) error
+}

@@ -153,6 +153,7 @@ type transferView struct {
 	Elapsed   float64    `json:"elapsed"`
 	SavedAs   string     `json:"savedAs"`
 	Reason    string     `json:"reason"`
+	Path      string     `json:"path"`
 	CreatedAt *string    `json:"createdAt"`
 	UpdatedAt *string    `json:"updatedAt"`
 }
@@ -165,7 +166,7 @@ func viewTransfer(t domain.Transfer, withFiles bool) transferView {
 		Folder: m.IsFolder(), FileCount: len(m.Files), State: t.State().String(), Bytes: t.Done(), Total: t.Total(),
 		Rate: round1(t.Rate()), ETA: round1(t.ETA().Seconds()), Average: round1(t.AverageRate()),
 		Elapsed: round1(t.Elapsed().Seconds()), SavedAs: t.SavedAs(), Reason: t.Reason(),
-		CreatedAt: timePtr(t.CreatedAt()), UpdatedAt: timePtr(t.UpdatedAt())}
+		Path: string(t.FilePath()), CreatedAt: timePtr(t.CreatedAt()), UpdatedAt: timePtr(t.UpdatedAt())}
 	if withFiles {
 		v.Files = make([]fileView, 0, len(m.Files))
 		for _, f := range m.Files {

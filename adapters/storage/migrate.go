@@ -17,7 +17,7 @@ type migration struct {
 }
 
 // SchemaVersion is the schema version this code writes and understands.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // ErrSchemaTooNew means the database was written by a newer ChatX.
 var ErrSchemaTooNew = errors.New("storage: database schema is newer than this program")
@@ -167,6 +167,10 @@ CREATE TABLE mail_keys (
 );
 `},
 	{version: 5, name: "groups: membership logs, messages, per-member deliveries", sql: groupsSchema},
+	// Version 6 (issue 15): the file path (udp, tcp) of a transfer.
+	{version: 6, name: "transfer file path", sql: `
+ALTER TABLE transfers ADD COLUMN file_path TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // migrate brings the database on conn to the last of ms. Each migration runs

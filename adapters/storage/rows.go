@@ -178,6 +178,7 @@ type transferRow struct {
 	RunDone      int64
 	ActiveNsec   int64
 	Moved        int64
+	FilePath     string // "", "udp" or "tcp" (migration 6)
 }
 
 // manifestRow is the JSON form of a manifest in the transfers table.
@@ -222,6 +223,7 @@ func transferToRow(t domain.Transfer) (transferRow, error) {
 		Source: s.Source, Manifest: string(manifest),
 		Rate: s.Rate, LastTickSec: ls, LastTickNsec: ln, LastDone: s.LastDone,
 		RunStartSec: rs, RunStartNsec: rn, RunDone: s.RunDone, ActiveNsec: int64(s.Active), Moved: s.Moved,
+		FilePath: string(s.FilePath),
 	}, nil
 }
 
@@ -244,7 +246,7 @@ func joinOptionalTime(sec, nsec int64) time.Time {
 func (r transferRow) args() []any {
 	return []any{r.ID, r.Peer, r.Dir, r.State, r.Done, r.Reason, r.CreatedSec, r.CreatedNsec,
 		r.UpdatedSec, r.UpdatedNsec, r.Source, r.Manifest,
-		r.Rate, r.LastTickSec, r.LastTickNsec, r.LastDone, r.RunStartSec, r.RunStartNsec, r.RunDone, r.ActiveNsec, r.Moved}
+		r.Rate, r.LastTickSec, r.LastTickNsec, r.LastDone, r.RunStartSec, r.RunStartNsec, r.RunDone, r.ActiveNsec, r.Moved, r.FilePath}
 }
 
 // scanTransfer reads the columns of transferColumns.
@@ -253,7 +255,7 @@ func scanTransfer(sc scanner) (domain.Transfer, error) {
 	if err := sc.Scan(&r.ID, &r.Peer, &r.Dir, &r.State, &r.Done, &r.Reason, &r.CreatedSec, &r.CreatedNsec,
 		&r.UpdatedSec, &r.UpdatedNsec, &r.Source, &r.Manifest,
 		&r.Rate, &r.LastTickSec, &r.LastTickNsec, &r.LastDone, &r.RunStartSec, &r.RunStartNsec, &r.RunDone,
-		&r.ActiveNsec, &r.Moved); err != nil {
+		&r.ActiveNsec, &r.Moved, &r.FilePath); err != nil {
 		return domain.Transfer{}, err
 	}
 	return r.toDomain()
@@ -293,12 +295,16 @@ func (r transferRow) toDomain() (domain.Transfer, error) {
 		m.Files[i] = domain.FileEntry{Path: f.Path, Size: f.Size}
 		copy(m.Files[i].Hash[:], h)
 	}
+	fp := domain.FilePath(r.FilePath)
+	if fp != domain.FilePathNone && fp != domain.FilePathUDP && fp != domain.FilePathTCP {
+		return domain.Transfer{}, fmt.Errorf("stored transfer %s: file path %q", id.Short(), r.FilePath)
+	}
 	return domain.RestoreTransfer(domain.TransferSnapshot{
 		ID: id, Peer: peer, Direction: dir, Manifest: m, State: state, Done: r.Done, Reason: r.Reason,
 		CreatedAt: joinTime(r.CreatedSec, r.CreatedNsec), UpdatedAt: joinTime(r.UpdatedSec, r.UpdatedNsec),
 		Source: r.Source,
 		Rate:   r.Rate, LastTick: joinOptionalTime(r.LastTickSec, r.LastTickNsec), LastDone: r.LastDone,
 		RunStart: joinOptionalTime(r.RunStartSec, r.RunStartNsec), RunDone: r.RunDone,
-		Active: time.Duration(r.ActiveNsec), Moved: r.Moved,
+		Active: time.Duration(r.ActiveNsec), Moved: r.Moved, FilePath: fp,
 	}), nil
 }

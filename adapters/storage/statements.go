@@ -91,8 +91,8 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	prep(&ws.setVerified, "UPDATE contacts SET verified = ? WHERE name_key = ?")
 	prep(&ws.upsertTransfer, `INSERT INTO transfers
 		(id, peer, dir, state, done, reason, created_sec, created_nsec, updated_sec, updated_nsec, source, manifest,
-		 rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved, file_path)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET peer = excluded.peer, dir = excluded.dir, state = excluded.state,
 			done = excluded.done, reason = excluded.reason, created_sec = excluded.created_sec,
 			created_nsec = excluded.created_nsec, updated_sec = excluded.updated_sec,
@@ -100,7 +100,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 			rate = excluded.rate, last_tick_sec = excluded.last_tick_sec, last_tick_nsec = excluded.last_tick_nsec,
 			last_done = excluded.last_done, run_start_sec = excluded.run_start_sec,
 			run_start_nsec = excluded.run_start_nsec, run_done = excluded.run_done,
-			active_nsec = excluded.active_nsec, moved = excluded.moved`)
+			active_nsec = excluded.active_nsec, moved = excluded.moved, file_path = excluded.file_path`)
 	prep(&ws.indexNew, `INSERT INTO messages_fts (rowid, body)
 		SELECT seq, body FROM messages WHERE seq > (SELECT last_seq FROM fts_progress WHERE id = 1) ORDER BY seq`)
 	prep(&ws.indexProgress, "UPDATE fts_progress SET last_seq = (SELECT COALESCE(MAX(seq), 0) FROM messages) WHERE id = 1")
@@ -137,7 +137,7 @@ type readStmts struct {
 
 const transferColumns = `id, peer, dir, state, done, reason, created_sec, created_nsec,
 	updated_sec, updated_nsec, source, manifest,
-	rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved`
+	rate, last_tick_sec, last_tick_nsec, last_done, run_start_sec, run_start_nsec, run_done, active_nsec, moved, file_path`
 
 func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
 	rs := &readStmts{}

@@ -148,6 +148,9 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 		if st == domain.TransferInProgress && tr.Rate() > 0 {
 			fmt.Fprintf(&b, " %s/s ETA %s", humanBytes(int64(tr.Rate())), formatETA(tr.ETA()))
 		}
+		if p := tr.FilePath(); p != domain.FilePathNone && st == domain.TransferInProgress {
+			b.WriteString(" [::d]via " + string(p) + "[::-]")
+		}
 		if st != domain.TransferInProgress {
 			b.WriteString(" " + stateWord(st))
 		}
@@ -155,6 +158,9 @@ func transferLine(tr domain.Transfer, _ time.Time) string {
 		b.WriteString("[green]✓ completed[-]")
 		if avg, el := tr.AverageRate(), tr.Elapsed(); avg > 0 {
 			fmt.Fprintf(&b, " in %s, average %s/s", formatETA(el), humanBytes(int64(avg)))
+		}
+		if p := tr.FilePath(); p != domain.FilePathNone {
+			b.WriteString(" via " + string(p))
 		}
 		if s := tr.SavedAs(); s != "" {
 			b.WriteString(" — saved as " + escapeLine(s))

@@ -36,16 +36,19 @@ func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
 // every handshake; session tickets are off so every connection presents its
 // certificate afresh. Whether the identity is welcome is decided after the
 // handshake by the PeerVerifier (it may need the directory and a context).
-func serverTLS(cert tls.Certificate) *tls.Config {
+func serverTLS(cert tls.Certificate) *tls.Config { return serverTLSFor(cert, ALPN) }
+
+// serverTLSFor is serverTLS for the application protocol alpn.
+func serverTLSFor(cert tls.Certificate, alpn string) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		MaxVersion:             tls.VersionTLS13,
 		Certificates:           []tls.Certificate{cert},
 		ClientAuth:             tls.RequireAnyClientCert,
-		NextProtos:             []string{ALPN},
+		NextProtos:             []string{alpn},
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := peerFromState(cs)
+			_, err := peertls.PeerIdentity(cs, alpn)
 			return err
 		},
 	}
@@ -69,16 +72,21 @@ func (c *certError) get() error { c.mu.Lock(); defer c.mu.Unlock(); return c.err
 // errors): a *domain.KeyChangedError for another key, ErrPeerMismatch for
 // the right key under another name.
 func clientTLS(cert tls.Certificate, want domain.Identity, refused *certError) *tls.Config {
+	return clientTLSFor(cert, want, refused, ALPN)
+}
+
+// clientTLSFor is clientTLS for the application protocol alpn.
+func clientTLSFor(cert tls.Certificate, want domain.Identity, refused *certError, alpn string) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		MaxVersion:             tls.VersionTLS13,
 		Certificates:           []tls.Certificate{cert},
-		NextProtos:             []string{ALPN},
+		NextProtos:             []string{alpn},
 		ServerName:             "chatx",
 		InsecureSkipVerify:     true, // no CA: the identity is checked in VerifyConnection
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			got, err := peerFromState(cs)
+			got, err := peertls.PeerIdentity(cs, alpn)
 			if err != nil {
 				refused.set(err)
 				return err

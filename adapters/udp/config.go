@@ -62,6 +62,10 @@ type Config struct {
 	// for the receiver's final status (default 5 min: the receiver flushes
 	// and checks the file first).
 	FinishTimeout time.Duration
+	// NoTCPFiles turns the TCP file listener off (tcpfile.go): by default
+	// the transport also listens on TCP at its UDP port's number for file
+	// streams over TLS 1.3.
+	NoTCPFiles bool
 }
 
 const (

@@ -373,7 +373,7 @@ func (t *Transport) dispatch(c *pconn, str *quic.Stream) {
 		return
 	}
 	if first[0] != streamLink {
-		t.files.serve(t, c, str, first[0])
+		t.files.serve(t, c.peer, str, first[0])
 		return
 	}
 	release, ok := t.linkCnt.acquire(string(c.peer.PublicKey()), t.cfg.MaxLinksPerPeer)

@@ -86,6 +86,12 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 		}
 		return &beforeStartError{fmt.Errorf("open stream: %w", err)}
 	}
+	return t.sendStream(ctx, str, req, src, progress)
+}
+
+// sendStream runs the sender's side of the file protocol on str (a QUIC
+// stream or a TCP file stream).
+func (t *Transport) sendStream(ctx context.Context, str fileStream, req request, src ports.FileSource, progress func(int64)) error {
 	// ctx cancels both directions at once, even while we block in src.ReadAt.
 	stop := context.AfterFunc(ctx, func() {
 		str.CancelWrite(codeCancelled)
@@ -226,7 +232,7 @@ func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, sr
 // reader goroutine reads and hashes the next buffer while this one is
 // written to the stream (two buffers), so hashing costs no time of its own
 // when two cores are free. Every write pushes the stall deadline forward.
-func (t *Transport) copyData(str *quic.Stream, src ports.FileSource, start, size int64, h *domain.FileHasher) error {
+func (t *Transport) copyData(str fileStream, src ports.FileSource, start, size int64, h *domain.FileHasher) error {
 	type chunk struct {
 		b   []byte
 		err error
@@ -305,7 +311,7 @@ func (r reportResult) status() error {
 
 // readReports reads progress frames and the final status, then expects the
 // receiver to end its side of the stream.
-func readReports(str *quic.Stream, start, size int64, progress func(int64)) reportResult {
+func readReports(str fileStream, start, size int64, progress func(int64)) reportResult {
 	var hdr [1]byte
 	var num [8]byte
 	last := time.Now()

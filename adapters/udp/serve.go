@@ -76,7 +76,7 @@ func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 }
 
 // serve runs one incoming file stream whose first byte was read.
-func (f *fileServer) serve(t *Transport, c *pconn, str *quic.Stream, first byte) {
+func (f *fileServer) serve(t *Transport, peer domain.Identity, str fileStream, first byte) {
 	r, ctx, ok := f.begin()
 	if !ok {
 		t.refuseBusy(str, first)
@@ -90,7 +90,7 @@ func (f *fileServer) serve(t *Transport, c *pconn, str *quic.Stream, first byte)
 		return
 	}
 	defer func() { <-f.slots }()
-	t.serveStream(ctx, c.peer, str, first, r, t.log.With("peer", c.peer.Name().String()))
+	t.serveStream(ctx, peer, str, first, r, t.log.With("peer", peer.Name().String()))
 }
 
 // peerCounts counts the incoming connections of each identity key.
@@ -121,7 +121,7 @@ func (c *peerCounts) acquire(key string, limit int) (release func(), ok bool) {
 }
 
 // refuseBusy reads the header so the answer is well-formed, then says busy.
-func (t *Transport) refuseBusy(str *quic.Stream, first byte) {
+func (t *Transport) refuseBusy(str fileStream, first byte) {
 	_ = str.SetDeadline(time.Now().Add(t.cfg.StallTimeout))
 	hdr := make([]byte, requestSize)
 	hdr[0] = first
@@ -136,7 +136,7 @@ func (t *Transport) refuseBusy(str *quic.Stream, first byte) {
 }
 
 // serveStream runs one incoming file stream from header to final status.
-func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str *quic.Stream, first byte, r ports.FileReceiver, log *slog.Logger) {
+func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str fileStream, first byte, r ports.FileReceiver, log *slog.Logger) {
 	abort := func(code quic.StreamErrorCode) {
 		str.CancelRead(code)
 		str.CancelWrite(code)
@@ -228,7 +228,7 @@ type receiveResult struct {
 	code  quic.StreamErrorCode
 }
 
-func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, f ports.IncomingFile, log *slog.Logger) receiveResult {
+func (t *Transport) receive(ctx context.Context, str fileStream, req request, f ports.IncomingFile, log *slog.Logger) receiveResult {
 	interrupted := func(what string, err error) receiveResult {
 		switch {
 		case ctx.Err() != nil:
@@ -361,7 +361,7 @@ func (t *Transport) receive(ctx context.Context, str *quic.Stream, req request, 
 }
 
 // readEOF expects the end of the stream and nothing before it.
-func readEOF(str *quic.Stream) error {
+func readEOF(str fileStream) error {
 	var one [1]byte
 	for {
 		n, err := str.Read(one[:])
@@ -379,7 +379,7 @@ func readEOF(str *quic.Stream) error {
 
 // fill reads until b is full, the stream ends or fails. The stall deadline
 // moves forward at most once a second (setting it costs a lock and a timer).
-func (t *Transport) fill(str *quic.Stream, b []byte) (int, error) {
+func (t *Transport) fill(str fileStream, b []byte) (int, error) {
 	n := 0
 	var set time.Time
 	for n < len(b) {
@@ -411,7 +411,7 @@ type activeKey struct {
 }
 
 type activeStream struct {
-	str        *quic.Stream
+	str        fileStream
 	done       chan struct{}
 	superseded bool
 }
@@ -424,7 +424,7 @@ type activeStreams struct {
 
 // take registers str for key, first ending and waiting for an older stream
 // of the same file (its IncomingFile is finished before the new one opens).
-func (a *activeStreams) take(key activeKey, str *quic.Stream) *activeStream {
+func (a *activeStreams) take(key activeKey, str fileStream) *activeStream {
 	me := &activeStream{str: str, done: make(chan struct{})}
 	for {
 		a.mu.Lock()
@@ -451,7 +451,7 @@ func (a *activeStreams) release(key activeKey, me *activeStream) {
 	close(me.done)
 }
 
-func (a *activeStreams) superseded(str *quic.Stream) bool {
+func (a *activeStreams) superseded(str fileStream) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range a.m {

@@ -53,6 +53,7 @@ type Transport struct {
 	udp       *net.UDPConn
 	qt        *quic.Transport
 	listener  *quic.Listener
+	tcpLn     *net.TCPListener // TCP file streams (tcpfile.go); nil when none
 	endpoints []string
 
 	// ctx ends at close; every background goroutine runs under it and is
@@ -67,14 +68,16 @@ type Transport struct {
 	peers  map[string]*peerEntry // by the peer's public key
 	closed bool
 
-	serving  sync.Mutex // held while Serve runs: one Serve at a time
-	files    fileServer
-	active   activeStreams
-	sent     sentStates // hash states of interrupted sends, for their resume
-	perPeer  peerCounts // incoming connections by the peer's key
-	links    chan *pathConn
-	linkCnt  peerCounts // open incoming link streams by the peer's key
-	incoming chan struct{}
+	serving     sync.Mutex // held while Serve runs: one Serve at a time
+	files       fileServer
+	active      activeStreams
+	sent        sentStates    // hash states of interrupted sends, for their resume
+	perPeer     peerCounts    // incoming connections by the peer's key
+	tcpPerPeer  peerCounts    // incoming TCP file connections by the peer's key
+	tcpIncoming chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
+	links       chan *pathConn
+	linkCnt     peerCounts // open incoming link streams by the peer's key
+	incoming    chan struct{}
 
 	stun     stunWaiters
 	stunKick chan struct{} // wakes the STUN loop (awaitSTUN)
@@ -157,6 +160,7 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	t.endpoints = endpointsFor(udp.LocalAddr().(*net.UDPAddr))
 	t.go_(func() { t.readNonQUIC(t.ctx) })
 	t.go_(func() { t.acceptLoop(t.ctx, t.listener, false) })
+	t.listenTCP()
 	if rdv != nil {
 		t.go_(func() { t.stunLoop(t.ctx) })
 		t.go_(func() { t.signalLoop(t.ctx) })
@@ -233,6 +237,9 @@ func (t *Transport) close() {
 	}
 	t.active.cancelAll(codeShutdown)
 	_ = t.listener.Close()
+	if t.tcpLn != nil {
+		_ = t.tcpLn.Close()
+	}
 	t.relay.close()
 	_ = t.qt.Close()
 	_ = t.udp.Close()

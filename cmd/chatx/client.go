@@ -175,6 +175,9 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 	if f.acceptFromAnyone {
 		opts.AcceptFromAnyone = true
 	}
+	if opts.FilePath == "" {
+		opts.FilePath = f.filePathMode
+	}
 	link := tcp.DefaultConfig()
 	link.ListenAddr = tcp.ListenAddr(f.listenTCP)
 	return chatx.ClientConfig{

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatx/chatx/domain"
 )
 
 // clientFlags are the flags the terminal client, jsonrpc, id and demo share
@@ -27,6 +29,8 @@ type clientFlags struct {
 	verbose        bool
 	maxIncoming    string
 	maxIncomingN   int64
+	filePath       string
+	filePathMode   domain.FilePathMode
 	noBell         bool // terminal client only
 	lan            bool
 	// acceptFromAnyone: no message requests; strangers are taken as contacts.
@@ -57,7 +61,8 @@ func (c *clientFlags) registerNetwork(fs *flag.FlagSet) {
 	fs.StringVar(&c.registry, "registry", "", "registry `URL`, optionally pinned: https://host:5000/#sha256=HEX, or none to run on the LAN alone (env CHATX_REGISTRY; default "+defaultRegistry+")")
 	fs.BoolVar(&c.lan, "lan", true, "find peers on the local network by signed multicast announcements, with or without a registry (docs/lan-discovery.md)")
 	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
-	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC); :0 lets the OS choose")
+	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC; files over TCP+TLS 1.3 arrive on the same port number over TCP); :0 lets the OS choose")
+	fs.StringVar(&c.filePath, "file-path", "auto", "`path` of files sent: auto (tcp when the peer's message link runs over direct TCP, else udp), udp (QUIC only) or tcp (TCP+TLS 1.3 when there is a direct TCP link, else udp with the reason logged)")
 	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, send, receive and msg; stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
 	fs.BoolVar(&c.acceptFromAnyone, "accept-from-anyone", false, "take messages and file offers from anyone as from a contact (no message requests; --auto-accept then applies to strangers' offers too)")
@@ -92,6 +97,9 @@ func (c *clientFlags) resolve() error {
 	var err error
 	if c.maxIncomingN, err = parseSize(c.maxIncoming); err != nil {
 		return fmt.Errorf("--max-incoming: %w", err)
+	}
+	if c.filePathMode, err = domain.ParseFilePathMode(c.filePath); err != nil {
+		return fmt.Errorf("--file-path: %w", err)
 	}
 	if c.profile, err = filepath.Abs(c.profile); err != nil {
 		return err

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -37,6 +38,7 @@ import (
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/adapters/udp/internal/diskfile"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 var bufferSize int
@@ -82,6 +84,7 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 	}
 
 	var chatx, bare, tcp []time.Duration
+	var chatxTCP, chatxCPU, chatxTCPCPU []time.Duration // the TCP file path; CPU of sender + receiver (one process)
 	for round := range repeat {
 		var stopProfile func()
 		if cpuprofile != "" && round == 0 {
@@ -94,7 +97,9 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 			}
 			stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
 		}
-		d, err := chatxRun(src, sum, size, filepath.Join(work, "recv"), false)
+		c0 := cpuTime()
+		d, err := chatxRun(src, sum, size, filepath.Join(work, "recv"), false, false)
+		chatxCPU = append(chatxCPU, cpuTime()-c0)
 		if stopProfile != nil {
 			stopProfile()
 		}
@@ -102,6 +107,13 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 			return fmt.Errorf("chatx run: %w", err)
 		}
 		chatx = append(chatx, d)
+		c0 = cpuTime()
+		if d, err = chatxRun(src, sum, size, filepath.Join(work, "recv"), false, true); err != nil {
+			return fmt.Errorf("chatx tcp run: %w", err)
+		}
+		chatxTCPCPU = append(chatxTCPCPU, cpuTime()-c0)
+		chatxTCP = append(chatxTCP, d)
+		fmt.Printf("round %d: chatx over the TCP file stream %.0f MB/s\n", round+1, mbs(size, d))
 		if d, err = bareQUIC(size); err != nil {
 			return fmt.Errorf("bare quic-go run: %w", err)
 		}
@@ -126,6 +138,10 @@ func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 	}{{"chatx Send (TLS 1.3 over QUIC, SHA-256 + disk at the receiver)", median(chatx)}, {"bare quic-go single stream (same quic.Config, no hash, no disk)", mb}, {"TCP + TLS 1.3 (no hash, no disk)", median(tcp)}} {
 		fmt.Printf("| %s | %.2fs | %.0f | %.2f |\n", r.name, r.d.Seconds(), mbs(size, r.d), mb.Seconds()/r.d.Seconds())
 	}
+	gib := float64(size) / (1 << 30)
+	fmt.Printf("\n| chatx file path (%s, loopback, median of %d, same rounds) | MB/s | CPU s per GiB, sender + receiver |\n|---|---|---|\n", human(size), repeat)
+	fmt.Printf("| udp (QUIC, Send) | %.0f | %.2f |\n", mbs(size, median(chatx)), median(chatxCPU).Seconds()/gib)
+	fmt.Printf("| tcp (TLS 1.3 over TCP, SendTCP) | %.0f | %.2f |\n", mbs(size, median(chatxTCP)), median(chatxTCPCPU).Seconds()/gib)
 	if err := os.Remove(src); err != nil {
 		return err
 	}
@@ -152,7 +168,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // chatxRun sends src between two transports in this process.
-func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard bool) (time.Duration, error) {
+func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard, overTCP bool) (time.Duration, error) {
 	if err := os.MkdirAll(recvDir, 0o700); err != nil {
 		return 0, err
 	}
@@ -192,7 +208,13 @@ func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard bool
 	defer f.Close()
 	peer := domain.Peer{Identity: bob.Identity, Endpoints: domain.Endpoints{File: receiver.Endpoints()}}
 	start := time.Now()
-	if err := sender.Send(context.Background(), peer, id, 0, f, nil); err != nil {
+	send := sender.Send
+	if overTCP {
+		send = func(ctx context.Context, to domain.Peer, id domain.TransferID, i int, src ports.FileSource, p func(int64)) error {
+			return sender.SendTCP(ctx, to, "127.0.0.1", id, i, src, p)
+		}
+	}
+	if err := send(context.Background(), peer, id, 0, f, nil); err != nil {
 		return 0, err
 	}
 	d := time.Since(start)
@@ -228,7 +250,7 @@ func rssChild(size int64, dir string) error {
 	if err != nil {
 		return err
 	}
-	d, err := chatxRun(src, sum, size, filepath.Join(work, "recv"), false)
+	d, err := chatxRun(src, sum, size, filepath.Join(work, "recv"), false, false)
 	if err != nil {
 		return err
 	}
@@ -456,4 +478,13 @@ func human(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// cpuTime is the user + system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

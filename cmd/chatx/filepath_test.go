@@ -1,0 +1,52 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/chatx/chatx/app"
+	"github.com/chatx/chatx/domain"
+)
+
+func TestFilePathFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want domain.FilePathMode
+		err  string
+	}{
+		{nil, domain.FilePathAuto, ""},
+		{[]string{"-file-path", "auto"}, domain.FilePathAuto, ""},
+		{[]string{"-file-path", "udp"}, domain.FilePathOnlyUDP, ""},
+		{[]string{"--file-path=tcp"}, domain.FilePathTryTCP, ""},
+		{[]string{"-file-path", "quic"}, "", "--file-path"},
+		{[]string{"-file-path", ""}, domain.FilePathAuto, ""},
+	}
+	for _, tt := range tests {
+		var f clientFlags
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		f.registerNetwork(fs)
+		f.profile, f.downloads = t.TempDir(), t.TempDir()
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatalf("%v: parse: %v", tt.args, err)
+		}
+		err := f.resolve()
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%v: resolve = %v, want an error about %s", tt.args, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: resolve: %v", tt.args, err)
+		}
+		if f.filePathMode != tt.want {
+			t.Errorf("%v: mode %q, want %q", tt.args, f.filePathMode, tt.want)
+		}
+		if got := clientConfig(&f, app.Options{}).Options.FilePath; got != tt.want {
+			t.Errorf("%v: the client's option is %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestFilePathChosenAndShown sends the same file under each --file-path
+// between two processes on loopback, where the message link runs over
+// direct TCP: auto and tcp ride TCP + TLS 1.3, udp rides QUIC; the
+// sender's transfer object names the path and the file arrives identical.
+func TestFilePathChosenAndShown(t *testing.T) {
+	for _, tc := range []struct{ mode, want string }{{"auto", "tcp"}, {"udp", "udp"}, {"tcp", "tcp"}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
+			aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
+			alice := startClient(t, "alice", reg.url, aliceDirs, "--file-path", tc.mode)
+			bob := startClient(t, "bob", reg.url, bobDirs, "--auto-accept")
+			alice.waitOnline(ctx, "bob")
+			bob.waitOnline(ctx, "alice")
+			// The message link up first, so that auto sees how it runs.
+			alice.call("send", map[string]any{"to": "bob", "text": "a file follows"}, nil)
+			alice.waitNote(ctx, "delivered", func(json.RawMessage) bool { return true })
+
+			src := filepath.Join(t.TempDir(), "data.bin")
+			data := make([]byte, 3<<20+17)
+			if _, err := rand.Read(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(src, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var offer struct {
+				ID   string `json:"id"`
+				Path string `json:"path"`
+			}
+			alice.call("sendFile", map[string]any{"to": "bob", "path": src}, &offer)
+			if offer.Path != "" {
+				t.Fatalf("an offer names path %q before a byte moved", offer.Path)
+			}
+			var path string
+			alice.waitNote(ctx, "transfer", func(p json.RawMessage) bool {
+				var tr struct{ ID, State, Path string }
+				if json.Unmarshal(p, &tr) != nil || tr.ID != offer.ID || tr.State != "completed" {
+					return false
+				}
+				path = tr.Path
+				return true
+			})
+			if path != tc.want {
+				t.Fatalf("--file-path %s: the completed transfer rode %q, want %q", tc.mode, path, tc.want)
+			}
+			bob.waitNote(ctx, "transfer", func(p json.RawMessage) bool {
+				var tr struct{ ID, State string }
+				return json.Unmarshal(p, &tr) == nil && tr.ID == offer.ID && tr.State == "completed"
+			})
+			got, err := os.ReadFile(filepath.Join(bobDirs.downloads, "data.bin"))
+			if err != nil {
+				t.Fatalf("received file: %v", err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("the received file differs")
+			}
+		})
+	}
+}

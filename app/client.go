@@ -449,6 +449,11 @@ func (c *Client) Send(ctx context.Context, to domain.Username, text string) (dom
 // StartSend queues text to a peer without waiting for the store: see
 // SendMessage.Start.
 func (c *Client) StartSend(ctx context.Context, to domain.Username, text string) (func() (domain.Message, error), error) {
+	// Writing to someone makes them a contact, as Send does (a cached
+	// relation: no store access on the hot path once it is set).
+	if err := c.contacts.Add(ctx, to); err != nil {
+		return nil, err
+	}
 	p, err := c.send.Start(ctx, SendMessageInput{To: to, Text: text})
 	if err != nil {
 		return nil, err

@@ -309,3 +309,28 @@ func TestContactsStrangerCannotAddUsToAGroup(t *testing.T) {
 		return known && len(bob.groupHistory(g.ID())) == 1
 	})
 }
+
+// Writing through the pipelined path (JSON-RPC sends) makes the peer a
+// contact like Send does: its answers are not held as a request.
+func TestContactsStartSendMakesAContact(t *testing.T) {
+	c := newCluster(t)
+	alice, bob := c.newNode("alice").strict(), c.newNode("bob").strict()
+	alice.mustStart()
+	bob.mustStart()
+	alice.waitPresence(bob, true)
+	ctx := context.Background()
+	wait, err := alice.client.StartSend(ctx, bob.me.Name(), "hi bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.client.Send(ctx, alice.me.Name(), "hi alice"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob's answer in alice's history", func() bool { return len(incoming(alice.history(bob))) == 1 })
+	if reqs, err := alice.client.Requests(ctx); err != nil || len(reqs) != 0 {
+		t.Fatalf("alice holds requests %+v (%v): bob, whom she wrote to, is a stranger to her", reqs, err)
+	}
+}

@@ -21,6 +21,7 @@ type CancelTransfer struct {
 	verify    *VerifyContact
 	sender    *TransferFile
 	receiver  *ReceiveFile
+	mail      *mailDelivery // nil: no offline delivery
 }
 
 // CancelTransferInput names the transfer and, optionally, why.
@@ -75,6 +76,9 @@ func (c *CancelTransfer) tellPeer(ctx context.Context, t domain.Transfer, reason
 	}
 	if err != nil {
 		slog.Info("cancel not delivered", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)
+		if c.mail != nil {
+			c.mail.parkCancel(ctx, t, reason) // the offer may wait in the peer's mailbox: so does its cancel
+		}
 	}
 }
 

@@ -145,7 +145,7 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 		}
 		c.mail = newMailDelivery(me, mail, opts.Mail, clock, bus, trust, pv, c.send)
 		c.mail.handle = router{c}.HandleEnvelope
-		c.send.mail, c.receive.mail, c.transferFile.mail = c.mail, c.mail, c.mail
+		c.send.mail, c.receive.mail, c.transferFile.mail, c.cancel.mail = c.mail, c.mail, c.mail, c.mail
 	}
 	c.verify.onAccepted = func(name domain.Username) {
 		c.contacts.forget(name)

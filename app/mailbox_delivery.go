@@ -427,6 +427,22 @@ func (d *mailDelivery) parkOffer(ctx context.Context, t domain.Transfer) {
 	d.mu.Unlock()
 }
 
+// parkCancel deposits the cancel of a transfer whose offer we parked, so
+// the peer does not take a stale offer from its mailbox.
+func (d *mailDelivery) parkCancel(ctx context.Context, t domain.Transfer, reason string) {
+	d.mu.Lock()
+	_, parked := d.parkedOffer[t.ID()]
+	d.mu.Unlock()
+	if !parked {
+		return
+	}
+	now := d.clock.Now()
+	env := ports.Envelope{Kind: ports.KindCancel, TransferID: t.ID(), Reason: reason, SentAt: now.UTC()}
+	if err := d.deposit(ctx, t.Peer(), env, now.Add(d.opts.TTL).Truncate(time.Second)); err != nil {
+		slog.Debug("cancel not parked", "peer", t.Peer().String(), "transfer", t.ID().Short(), "err", err)
+	}
+}
+
 // noteUnreachable records a failed write to an online peer and reports
 // for how long writes to it have been failing.
 func (d *mailDelivery) noteUnreachable(peer domain.Username) time.Duration {

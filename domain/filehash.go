@@ -174,3 +174,17 @@ func (c *FileHashStates[K]) Take(k K) (FileHashState, bool) {
 	delete(c.m, k)
 	return st, ok
 }
+
+// AddChunkSum adds a chunk of n bytes that was hashed elsewhere (sum is its
+// SHA-256), as Write would have: a striped sender hashes its chunks on
+// several cores and adds their hashes in file order. The hasher must stand
+// at a chunk boundary, and a chunk shorter than HashChunkSize must be the
+// file's last (nothing may be added after it).
+func (h *FileHasher) AddChunkSum(sum [32]byte, n int64) error {
+	if h.inChunk != 0 || h.done%HashChunkSize != 0 || n <= 0 || n > HashChunkSize {
+		return fmt.Errorf("add a chunk of %d bytes at %d: not at a chunk boundary", n, h.Written())
+	}
+	h.list.Write(sum[:])
+	h.done += n
+	return nil
+}

@@ -79,3 +79,24 @@ func TestResumeOffset(t *testing.T) {
 		}
 	}
 }
+
+func TestFileHasherTakesChunkSumsHashedElsewhere(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte("stripe"), domain.HashChunkSize/2) // 3 chunks
+	h := domain.NewFileHasher()
+	h.Write(data[:domain.HashChunkSize])
+	for off := domain.HashChunkSize; off < len(data); off += domain.HashChunkSize {
+		end := min(off+domain.HashChunkSize, len(data))
+		if err := h.AddChunkSum(sha256.Sum256(data[off:end]), int64(end-off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.Sum() != chunked(data) || h.Written() != int64(len(data)) {
+		t.Fatal("chunk sums added differ from the bytes written")
+	}
+	g := domain.NewFileHasher()
+	g.Write(data[:10])
+	if err := g.AddChunkSum([32]byte{}, domain.HashChunkSize); err == nil {
+		t.Fatal("a chunk sum was taken off a chunk boundary")
+	}
+}

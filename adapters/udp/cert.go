@@ -31,6 +31,27 @@ func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
 	return peertls.PeerIdentity(cs, ALPN)
 }
 
+// quicServerTLS is serverTLS offering both protocols of the QUIC listener:
+// the peer's connection (ALPN) and stripe connections (ALPNStripe).
+func quicServerTLS(cert tls.Certificate) *tls.Config {
+	c := serverTLS(cert)
+	c.NextProtos = []string{ALPN, ALPNStripe}
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		_, err := peerFromQUICState(cs)
+		return err
+	}
+	return c
+}
+
+// peerFromQUICState is peerFromState for either protocol of the QUIC
+// listener.
+func peerFromQUICState(cs tls.ConnectionState) (domain.Identity, error) {
+	if cs.NegotiatedProtocol == ALPNStripe {
+		return peertls.PeerIdentity(cs, ALPNStripe)
+	}
+	return peertls.PeerIdentity(cs, ALPN)
+}
+
 // serverTLS is the configuration for incoming connections: a client
 // certificate is required and checked in VerifyConnection, which runs on
 // every handshake; session tickets are off so every connection presents its

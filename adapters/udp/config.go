@@ -66,6 +66,14 @@ type Config struct {
 	// the transport also listens on TCP at its UDP port's number for file
 	// streams over TLS 1.3.
 	NoTCPFiles bool
+	// Stripes is the most QUIC connections one file is striped over
+	// (stream version 3, docs/file-protocol.md section 11): 0 takes
+	// min(4, GOMAXPROCS), 1 turns striping off, at most 8. A receiver
+	// grants at most its own Stripes.
+	Stripes int
+	// StripeMinSize is the least size of a file we stripe when sending
+	// (default 64 MiB).
+	StripeMinSize int64
 }
 
 const (
@@ -144,6 +152,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = defaultStallTimeout
+	}
+	if c.Stripes <= 0 {
+		c.Stripes = autoStripes()
+	}
+	c.Stripes = min(c.Stripes, maxStripes)
+	if c.StripeMinSize <= 0 {
+		c.StripeMinSize = defaultStripeMinSize
 	}
 	if c.FinishTimeout <= 0 {
 		c.FinishTimeout = defaultFinishTimeout

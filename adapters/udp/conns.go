@@ -33,6 +33,9 @@ type pconn struct {
 	kind        domain.PathKind
 	born        time.Time
 	streams     atomic.Int32 // streams of ours and theirs now open on it
+	// unstriped: the peer answered a version-3 REQUEST UNSUPPORTED (an
+	// older peer): its files go as version 2.
+	unstriped atomic.Bool
 }
 
 func (c *pconn) alive() bool { return c != nil && c.conn.Context().Err() == nil }
@@ -312,7 +315,7 @@ func (t *Transport) acceptLoop(ctx context.Context, ln *quic.Listener, relayed b
 // admit verifies an incoming connection's identity and makes it the
 // peer's, until it ends.
 func (t *Transport) admit(ctx context.Context, conn *quic.Conn, relayed bool) {
-	from, err := peerFromState(conn.ConnectionState().TLS)
+	from, err := peerFromQUICState(conn.ConnectionState().TLS)
 	if err == nil {
 		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 		err = t.verifier.VerifyPeer(vctx, from)
@@ -321,6 +324,11 @@ func (t *Transport) admit(ctx context.Context, conn *quic.Conn, relayed bool) {
 	if err != nil {
 		t.log.Warn("refusing connection", "remote", conn.RemoteAddr().String(), "err", err)
 		_ = conn.CloseWithError(connPeerRefused, "peer refused")
+		return
+	}
+	if conn.ConnectionState().TLS.NegotiatedProtocol == ALPNStripe {
+		// Carries JOIN streams only: never the peer's connection.
+		t.serveStripeConn(conn, from)
 		return
 	}
 	release, ok := t.perPeer.acquire(string(from.PublicKey()), t.cfg.MaxConnectionsPerPeer)

@@ -399,10 +399,16 @@ func (t *Transport) dialAddr(ctx context.Context, addr netip.AddrPort, want doma
 }
 
 func (t *Transport) dialOn(ctx context.Context, qt *quic.Transport, addr net.Addr, want domain.Identity) (*quic.Conn, error) {
+	return t.dialALPN(ctx, qt, addr, want, ALPN)
+}
+
+// dialALPN is dialOn for the application protocol alpn (ALPN or
+// ALPNStripe).
+func (t *Transport) dialALPN(ctx context.Context, qt *quic.Transport, addr net.Addr, want domain.Identity, alpn string) (*quic.Conn, error) {
 	var refused certError
 	dctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
-	conn, err := qt.Dial(dctx, addr, clientTLS(t.cert, want, &refused), t.qconf)
+	conn, err := qt.Dial(dctx, addr, clientTLSFor(t.cert, want, &refused, alpn), t.qconf)
 	if err == nil {
 		return conn, nil
 	}

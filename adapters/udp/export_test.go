@@ -108,3 +108,9 @@ func RefusedSends(t *Transport) int64 { return t.refused.Count() }
 
 // SocketBuffers is what the kernel granted the transport's UDP socket.
 func SocketBuffers(t *Transport) (rcv, snd int, err error) { return socketBuffers(t.udp) }
+
+// StripedStreams counts the file streams t sent and received on more than
+// one stripe.
+func StripedStreams(t *Transport) (sent, received int64) {
+	return t.stripedOut.Load(), t.stripedIn.Load()
+}

@@ -28,7 +28,14 @@ const (
 	envEndpoint = "CHATX_UDP_CHILD_ENDPOINT"
 	envFile     = "CHATX_UDP_CHILD_FILE"
 	envID       = "CHATX_UDP_CHILD_TRANSFER"
+	envStripes  = "CHATX_UDP_CHILD_STRIPES"
 )
+
+// stripedConfig is the transport configuration of both ends for a number
+// of stripes (1: none).
+func stripedConfig(stripes int) udp.Config {
+	return udp.Config{Stripes: stripes, StripeMinSize: 1}
+}
 
 // TestChildSender is the sender process of TestSenderKilledResumes; it does
 // nothing unless run as that child.
@@ -54,7 +61,8 @@ func TestChildSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := newTransport(t, me, contract.AcceptAll{}, udp.Config{})
+	stripes, _ := strconv.Atoi(os.Getenv(envStripes))
+	tr := newTransport(t, me, contract.AcceptAll{}, stripedConfig(stripes))
 	peer := domain.Peer{Identity: bob, Endpoints: domain.Endpoints{File: []string{os.Getenv(envEndpoint)}}}
 	first := true
 	err = tr.Send(context.Background(), peer, id, 0, src, func(done int64) {
@@ -97,10 +105,19 @@ func startChild(t *testing.T, env []string) (*exec.Cmd, <-chan int64, <-chan str
 	return cmd, starts, done
 }
 
+// A sender killed half way resumes at the last whole chunk, with one
+// stream and striped over 4 connections (stream version 3: the receiver
+// put the stripes' units in order, so its part holds a whole prefix).
 func TestSenderKilledResumes(t *testing.T) {
 	if os.Getenv(envChild) == "1" {
 		t.Skip("child process")
 	}
+	for _, stripes := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d stripes", stripes), func(t *testing.T) { senderKilledResumes(t, stripes) })
+	}
+}
+
+func senderKilledResumes(t *testing.T, stripes int) {
 	const size = 64 << 20
 	seed := make([]byte, ed25519.SeedSize)
 	for i := range seed {
@@ -111,7 +128,7 @@ func TestSenderKilledResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := newLocalIdentity(t, "bob")
-	receiver := newTransport(t, bob, onlyKey{alice.Identity}, udp.Config{})
+	receiver := newTransport(t, bob, onlyKey{alice.Identity}, stripedConfig(stripes))
 	recv := diskfile.New(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -138,7 +155,8 @@ func TestSenderKilledResumes(t *testing.T) {
 	})
 	env := []string{envChild + "=1", envSeed + "=" + hex.EncodeToString(seed),
 		envPeerKey + "=" + hex.EncodeToString(bob.PublicKey()),
-		envEndpoint + "=" + receiver.Endpoints()[0], envFile + "=" + path, envID + "=" + id.String()}
+		envEndpoint + "=" + receiver.Endpoints()[0], envFile + "=" + path, envID + "=" + id.String(),
+		envStripes + "=" + strconv.Itoa(stripes)}
 
 	first, _, firstDone := startChild(t, env)
 	var atKill int64
@@ -186,6 +204,9 @@ func TestSenderKilledResumes(t *testing.T) {
 	}
 	if twice > size/10 {
 		t.Fatalf("%d bytes sent twice, more than 10%% of %d", twice, size)
+	}
+	if _, striped := udp.StripedStreams(receiver); (striped > 0) != (stripes > 1) {
+		t.Fatalf("%d of the streams received were striped, with %d stripes configured", striped, stripes)
 	}
 }
 

@@ -20,8 +20,16 @@ import (
 // file the receiver has already.
 const protocolVersion = 2
 
+// protocolStriped (version 3) is version 2 with the file's data striped
+// over several streams on several connections (stripe.go): the REQUEST
+// asks for stripes, READY grants them, START says how many are used.
+const protocolStriped = 3
+
 // requestSize: version(1) | transfer id(16) | file index(4) | size(8).
 const requestSize = 1 + 16 + 4 + 8
+
+// requestSizeStriped: a version-2 request | stripes(1) | session(8).
+const requestSizeStriped = requestSize + 1 + 8
 
 // Answer codes (receiver → sender, first byte of the answer).
 const (
@@ -83,27 +91,47 @@ type request struct {
 	ID      domain.TransferID
 	Index   int
 	Size    int64
+	// Version 3 only: the stripes the sender asks for (2..maxStripes) and
+	// the session its JOIN streams name.
+	Stripes int
+	Session stripeSession
 }
 
 func (r request) marshal() []byte {
-	b := make([]byte, requestSize)
+	n := requestSize
+	if r.Version == protocolStriped {
+		n = requestSizeStriped
+	}
+	b := make([]byte, n)
 	b[0] = r.Version
 	copy(b[1:17], r.ID[:])
 	binary.BigEndian.PutUint32(b[17:21], uint32(r.Index))
 	binary.BigEndian.PutUint64(b[21:29], uint64(r.Size))
+	if r.Version == protocolStriped {
+		b[29] = byte(r.Stripes)
+		copy(b[30:], r.Session[:])
+	}
 	return b
 }
 
 // parseRequest decodes a header. A wrong version is reported with
 // errUnsupported (the receiver checks that byte before reading the rest).
 func parseRequest(b []byte) (request, error) {
-	if len(b) != requestSize {
-		return request{}, fmt.Errorf("request of %d bytes, want %d", len(b), requestSize)
+	if len(b) == 0 {
+		return request{}, errors.New("empty request")
 	}
 	var r request
 	r.Version = b[0]
-	if r.Version != protocolVersion {
+	want := requestSize
+	switch r.Version {
+	case protocolVersion:
+	case protocolStriped:
+		want = requestSizeStriped
+	default:
 		return r, errUnsupported
+	}
+	if len(b) != want {
+		return request{}, fmt.Errorf("request of %d bytes, want %d", len(b), want)
 	}
 	copy(r.ID[:], b[1:17])
 	idx := binary.BigEndian.Uint32(b[17:21])
@@ -115,13 +143,20 @@ func parseRequest(b []byte) (request, error) {
 		return r, fmt.Errorf("file size %d (at most %d)", size, int64(domain.MaxFileSize))
 	}
 	r.Index, r.Size = int(idx), int64(size)
+	if r.Version == protocolStriped {
+		r.Stripes = int(b[29])
+		if r.Stripes < 2 || r.Stripes > maxStripes {
+			return r, fmt.Errorf("%d stripes asked (2..%d)", r.Stripes, maxStripes)
+		}
+		copy(r.Session[:], b[30:])
+	}
 	return r, nil
 }
 
 var errUnsupported = errors.New("unsupported file protocol version")
 
-// readAnswer reads the receiver's answer. It returns the code, and for
-// answerReady the offset and prefix hash.
+// readAnswer reads the receiver's answer to a version-2 request. It
+// returns the code, and for answerReady the offset and prefix hash.
 func readAnswer(r io.Reader, size int64) (code byte, offset int64, prefix [32]byte, err error) {
 	var c [1]byte
 	if _, err := io.ReadFull(r, c[:]); err != nil {
@@ -142,23 +177,32 @@ func readAnswer(r io.Reader, size int64) (code byte, offset int64, prefix [32]by
 	return answerReady, int64(off), prefix, nil
 }
 
-func marshalReady(offset int64, prefix [32]byte) []byte {
-	b := make([]byte, 1+readyRestSize)
+// marshalReady is READY; stripes > 0 (version 3) appends the stripes
+// granted.
+func marshalReady(offset int64, prefix [32]byte, stripes int) []byte {
+	b := make([]byte, 1+readyRestSize, 2+readyRestSize)
 	b[0] = answerReady
 	binary.BigEndian.PutUint64(b[1:9], uint64(offset))
 	copy(b[9:], prefix[:])
+	if stripes > 0 {
+		b = append(b, byte(stripes))
+	}
 	return b
 }
 
-func marshalStart(decision byte, start int64) []byte {
-	b := make([]byte, startSize)
+// marshalStart is START; stripes > 0 (version 3) appends the stripes used.
+func marshalStart(decision byte, start int64, stripes int) []byte {
+	b := make([]byte, startSize, startSize+1)
 	b[0] = decision
 	binary.BigEndian.PutUint64(b[1:], uint64(start))
+	if stripes > 0 {
+		b = append(b, byte(stripes))
+	}
 	return b
 }
 
 func parseStart(b []byte, offset, size int64) (decision byte, start int64, err error) {
-	decision, start = b[0], int64(binary.BigEndian.Uint64(b[1:]))
+	decision, start = b[0], int64(binary.BigEndian.Uint64(b[1:9]))
 	switch {
 	case decision == startResume && start == offset && offset <= size:
 	case decision == startRestart && start == 0:

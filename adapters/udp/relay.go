@@ -104,7 +104,7 @@ func (t *Transport) ensureRelay(ctx context.Context) (relayAllocation, error) {
 		return nil, fmt.Errorf("relay address %v", alloc.RelayAddr())
 	}
 	qt := &quic.Transport{Conn: relayConn{alloc.PacketConn(), &t.refused}}
-	ln, err := qt.Listen(serverTLS(t.cert), t.qconf)
+	ln, err := qt.Listen(quicServerTLS(t.cert), t.qconf)
 	if err != nil {
 		_ = alloc.Close()
 		return nil, fmt.Errorf("quic listen on the relay: %w", err)

@@ -39,9 +39,8 @@ func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.Transfer
 		if err != nil {
 			return fmt.Errorf("send file %d of %s: %w", index, id.Short(), err)
 		}
-		conn := c.conn
 		c.streams.Add(1)
-		err = t.sendOn(ctx, conn, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress)
+		err = t.sendOn(ctx, c, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress)
 		c.streams.Add(-1)
 		// A cached connection may have died since it was last used (the
 		// peer restarted): dial once more, but only when nothing of this
@@ -78,20 +77,41 @@ type beforeStartError struct{ err error }
 func (e *beforeStartError) Error() string { return e.err.Error() }
 func (e *beforeStartError) Unwrap() error { return e.err }
 
-func (t *Transport) sendOn(ctx context.Context, conn *quic.Conn, req request, src ports.FileSource, progress func(int64)) error {
-	str, err := conn.OpenStreamSync(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &beforeStartError{fmt.Errorf("open stream: %w", err)}
+// sendOn sends on a new stream of c: striped (version 3) when the file is
+// large enough, the path is not relayed and the peer did not refuse
+// version 3 before; version 2 otherwise, and again at once when the peer
+// answers version 3 UNSUPPORTED.
+func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports.FileSource, progress func(int64)) error {
+	var dial stripeDialer
+	if n := t.cfg.wantStripes(req.Size); n > 1 && c.kind != domain.PathRelayed && !c.unstriped.Load() {
+		req.Version, req.Stripes, req.Session = protocolStriped, n, newStripeSession()
+		dial = t.dialStripes(c)
 	}
-	return t.sendStream(ctx, str, req, src, progress)
+	for {
+		str, err := c.conn.OpenStreamSync(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
+		}
+		err = t.sendStream(ctx, str, req, src, progress, dial)
+		if !errors.Is(err, errNoStripes) {
+			return err
+		}
+		t.log.Debug("peer does not speak file protocol 3: sending unstriped", "peer", c.peer.Name().String())
+		c.unstriped.Store(true)
+		req.Version, req.Stripes, dial = protocolVersion, 0, nil
+	}
 }
 
+// errNoStripes: the receiver answered a version-3 REQUEST UNSUPPORTED.
+var errNoStripes = errors.New("the receiver does not speak file protocol 3")
+
 // sendStream runs the sender's side of the file protocol on str (a QUIC
-// stream or a TCP file stream).
-func (t *Transport) sendStream(ctx context.Context, str fileStream, req request, src ports.FileSource, progress func(int64)) error {
+// stream or a TCP file stream). A version-3 request stripes the data over
+// connections dial makes.
+func (t *Transport) sendStream(ctx context.Context, str fileStream, req request, src ports.FileSource, progress func(int64), dial stripeDialer) error {
 	// ctx cancels both directions at once, even while we block in src.ReadAt.
 	stop := context.AfterFunc(ctx, func() {
 		str.CancelWrite(codeCancelled)
@@ -123,8 +143,20 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 		fail(codeProtocol)
 		return &beforeStartError{fmt.Errorf("read answer: %w", ctxErr(err))}
 	}
+	granted := 0
 	switch code {
 	case answerReady:
+		if req.Version == protocolStriped {
+			var g [1]byte
+			if _, err := io.ReadFull(str, g[:]); err != nil {
+				fail(codeProtocol)
+				return &beforeStartError{fmt.Errorf("read answer: %w", ctxErr(err))}
+			}
+			if granted = int(g[0]); granted < 1 || granted > req.Stripes {
+				fail(codeProtocol)
+				return fmt.Errorf("%w: %d stripes granted of %d", errProtocol, granted, req.Stripes)
+			}
+		}
 	case answerComplete:
 		// It has the file verified and committed; we did not hear it.
 		_ = str.Close()
@@ -139,6 +171,9 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 		return fmt.Errorf("%w: the receiver is busy with too many transfers", ports.ErrTransferRefused)
 	case answerUnsupported:
 		str.CancelWrite(codeRefused)
+		if req.Version == protocolStriped {
+			return errNoStripes
+		}
 		return fmt.Errorf("%w: the receiver does not speak file protocol %d", ports.ErrTransferRefused, protocolVersion)
 	case answerInvalid:
 		str.CancelWrite(codeProtocol)
@@ -162,7 +197,18 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	} else if offset == 0 {
 		decision = startResume
 	}
-	if _, err := str.Write(marshalStart(decision, start)); err != nil {
+	// Stripes: as many as granted, the units left and the connections
+	// we could make allow; START says how many (version 3).
+	stripes, extra := 0, []*quic.Conn(nil)
+	if req.Version == protocolStriped {
+		stripes = min(granted, max(1, unitsOf(req.Size-start)))
+		if stripes > 1 && dial != nil {
+			extra = dial(ctx, stripes-1)
+		}
+		stripes = 1 + len(extra)
+		defer closeStripeConns(extra) // after FINAL: their bytes arrived
+	}
+	if _, err := str.Write(marshalStart(decision, start, stripes)); err != nil {
 		fail(codeCancelled)
 		return fmt.Errorf("write start: %w", ctxErr(err))
 	}
@@ -183,7 +229,13 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}()
 	defer wg.Wait()
 
-	werr := t.copyData(str, src, start, req.Size, hasher)
+	var werr error
+	if len(extra) > 0 {
+		t.stripedOut.Add(1)
+		werr = t.copyStripes(ctx, str, extra, req, src, start, hasher)
+	} else {
+		werr = t.copyData(str, src, start, req.Size, hasher)
+	}
 	if werr == nil {
 		sum := hasher.Sum()
 		werr = writeAll(str, sum[:])

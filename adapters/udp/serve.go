@@ -154,9 +154,13 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 	stop := context.AfterFunc(ctx, func() { abort(codeShutdown) })
 	defer stop()
 	// The version byte first: another version may have another header.
-	hdr := make([]byte, requestSize)
+	n := requestSize
+	if first == protocolStriped {
+		n = requestSizeStriped
+	}
+	hdr := make([]byte, n)
 	hdr[0] = first
-	if hdr[0] != protocolVersion {
+	if first != protocolVersion && first != protocolStriped {
 		log.Info("file stream of unsupported version", "version", hdr[0])
 		answer(answerUnsupported)
 		return
@@ -191,7 +195,7 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 		answer(answerComplete)
 		return
 	}
-	res := t.receive(ctx, str, req, f, log)
+	res := t.receive(ctx, from, str, req, f, log)
 	if res.err != nil {
 		if ferr := f.Finish(res.err); ferr != nil {
 			log.Warn("finishing interrupted file", "err", ferr)
@@ -228,7 +232,7 @@ type receiveResult struct {
 	code  quic.StreamErrorCode
 }
 
-func (t *Transport) receive(ctx context.Context, str fileStream, req request, f ports.IncomingFile, log *slog.Logger) receiveResult {
+func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileStream, req request, f ports.IncomingFile, log *slog.Logger) receiveResult {
 	interrupted := func(what string, err error) receiveResult {
 		switch {
 		case ctx.Err() != nil:
@@ -253,20 +257,57 @@ func (t *Transport) receive(ctx context.Context, str fileStream, req request, f 
 	if offset < 0 {
 		offset = 0
 	}
-	if _, err := str.Write(marshalReady(offset, f.PrefixHash())); err != nil {
+	// Version 3: grant stripes (QUIC only: JOINs ride stripe connections)
+	// and take their JOIN streams from now on.
+	granted, sb := 0, make([]byte, startSize)
+	var joins *joinWait
+	if req.Version == protocolStriped {
+		granted, sb = 1, make([]byte, startSize+1)
+		if _, isQUIC := str.(*quic.Stream); isQUIC {
+			granted = t.cfg.grantStripes(req.Stripes, req.Size-offset)
+		}
+		if granted > 1 {
+			key := joinKey{peer: string(from.PublicKey()), id: req.ID, index: req.Index, session: req.Session}
+			joins = t.joins.open(key, granted)
+			defer t.joins.close(key, joins)
+		}
+	}
+	if _, err := str.Write(marshalReady(offset, f.PrefixHash(), granted)); err != nil {
 		return interrupted("write answer", err)
 	}
-	// The sender hashes the first offset bytes of its source before START.
+	// The sender hashes the first offset bytes of its source before START
+	// (and dials its stripe connections).
 	if err := str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout + hashTime(offset))); err != nil {
 		return interrupted("set deadline", err)
 	}
-	sb := make([]byte, startSize)
 	if _, err := io.ReadFull(str, sb); err != nil {
 		return interrupted("read start", err)
 	}
 	decision, start, err := parseStart(sb, offset, req.Size)
 	if err != nil {
 		return interrupted("read start", err)
+	}
+	var data dataStream = str
+	if granted > 0 {
+		used := int(sb[startSize])
+		if used < 1 || used > granted || (used > 1 && used > unitsOf(req.Size-start)) {
+			return interrupted("read start", fmt.Errorf("%w: %d stripes used of %d granted", errProtocol, used, granted))
+		}
+		if used > 1 {
+			strs, err := t.awaitJoins(ctx, str, joins, used)
+			if err != nil {
+				return interrupted("wait for stripes", err)
+			}
+			t.stripedIn.Add(1)
+			sr := t.newStripedReader(ctx, strs, start, req.Size)
+			defer sr.stop()
+			data = sr
+			defer func() {
+				for _, s := range strs[1:] {
+					s.CancelRead(codeCancelled) // a no-op after their FIN was read
+				}
+			}()
+		}
 	}
 	if decision == startRestart {
 		log.Info("part file differs from the source: restarting", "offset", offset)
@@ -316,7 +357,7 @@ func (t *Transport) receive(ctx context.Context, str fileStream, req request, f 
 			stopWriter()
 			return writeFailed()
 		}
-		n, err := t.fill(str, b[:min(int64(len(b)), remaining)])
+		n, err := t.fill(data, b[:min(int64(len(b)), remaining)])
 		if n > 0 {
 			remaining -= int64(n)
 			full <- b[:n]
@@ -352,6 +393,11 @@ func (t *Transport) receive(ctx context.Context, str fileStream, req request, f 
 	if err := readEOF(str); err != nil {
 		return interrupted("read end", err)
 	}
+	if sr, ok := data.(*stripedReader); ok {
+		if err := sr.finish(); err != nil {
+			return interrupted("read stripes", err)
+		}
+	}
 	stopWriter()
 	if writeErr != nil {
 		return writeFailed()
@@ -377,9 +423,16 @@ func readEOF(str fileStream) error {
 	}
 }
 
+// dataStream is where a file's data is read from: its stream, or the
+// stripes of a striped one in file order.
+type dataStream interface {
+	io.Reader
+	SetReadDeadline(t time.Time) error
+}
+
 // fill reads until b is full, the stream ends or fails. The stall deadline
 // moves forward at most once a second (setting it costs a lock and a timer).
-func (t *Transport) fill(str fileStream, b []byte) (int, error) {
+func (t *Transport) fill(str dataStream, b []byte) (int, error) {
 	n := 0
 	var set time.Time
 	for n < len(b) {

@@ -208,7 +208,7 @@ func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id
 		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)
 	}
 	defer s.end()
-	err = t.sendStream(ctx, s, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress)
+	err = t.sendStream(ctx, s, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress, nil)
 	if err != nil {
 		s.abort()
 		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)

@@ -73,6 +73,10 @@ type Transport struct {
 	active      activeStreams
 	sent        sentStates    // hash states of interrupted sends, for their resume
 	perPeer     peerCounts    // incoming connections by the peer's key
+	stripeConns peerCounts    // incoming stripe connections by the peer's key
+	joins       stripeJoins   // striped file streams waiting for their JOIN streams
+	stripedOut  atomic.Int64  // file streams we sent on more than one stripe
+	stripedIn   atomic.Int64  // file streams we received on more than one stripe
 	tcpPerPeer  peerCounts    // incoming TCP file connections by the peer's key
 	tcpIncoming chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
 	links       chan *pathConn
@@ -151,7 +155,7 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	armed, arm := context.WithCancel(context.Background())
 	arm()
 	_, _, _ = t.qt.ReadNonQUICPacket(armed, nil)
-	t.listener, err = t.qt.Listen(serverTLS(cert), t.qconf)
+	t.listener, err = t.qt.Listen(quicServerTLS(cert), t.qconf)
 	if err != nil {
 		_ = udp.Close()
 		t.cancel()

@@ -114,3 +114,6 @@ func SocketBuffers(t *Transport) (rcv, snd int, err error) { return socketBuffer
 func StripedStreams(t *Transport) (sent, received int64) {
 	return t.stripedOut.Load(), t.stripedIn.Load()
 }
+
+// SpeakOnlyVersion2 makes t answer stream version 3 as an older peer does.
+func SpeakOnlyVersion2(t *Transport) { t.version2Only = true }

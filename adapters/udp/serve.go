@@ -160,7 +160,7 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 	}
 	hdr := make([]byte, n)
 	hdr[0] = first
-	if first != protocolVersion && first != protocolStriped {
+	if first != protocolVersion && (first != protocolStriped || t.version2Only) {
 		log.Info("file stream of unsupported version", "version", hdr[0])
 		answer(answerUnsupported)
 		return

@@ -71,17 +71,20 @@ type Transport struct {
 	serving     sync.Mutex // held while Serve runs: one Serve at a time
 	files       fileServer
 	active      activeStreams
-	sent        sentStates    // hash states of interrupted sends, for their resume
-	perPeer     peerCounts    // incoming connections by the peer's key
-	stripeConns peerCounts    // incoming stripe connections by the peer's key
-	joins       stripeJoins   // striped file streams waiting for their JOIN streams
-	stripedOut  atomic.Int64  // file streams we sent on more than one stripe
-	stripedIn   atomic.Int64  // file streams we received on more than one stripe
-	tcpPerPeer  peerCounts    // incoming TCP file connections by the peer's key
-	tcpIncoming chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
-	links       chan *pathConn
-	linkCnt     peerCounts // open incoming link streams by the peer's key
-	incoming    chan struct{}
+	sent        sentStates   // hash states of interrupted sends, for their resume
+	perPeer     peerCounts   // incoming connections by the peer's key
+	stripeConns peerCounts   // incoming stripe connections by the peer's key
+	joins       stripeJoins  // striped file streams waiting for their JOIN streams
+	stripedOut  atomic.Int64 // file streams we sent on more than one stripe
+	stripedIn   atomic.Int64 // file streams we received on more than one stripe
+	// version2Only makes us answer version 3 as a peer of stream version
+	// 2 does (UNSUPPORTED); tests set it.
+	version2Only bool
+	tcpPerPeer   peerCounts    // incoming TCP file connections by the peer's key
+	tcpIncoming  chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
+	links        chan *pathConn
+	linkCnt      peerCounts // open incoming link streams by the peer's key
+	incoming     chan struct{}
 
 	stun     stunWaiters
 	stunKick chan struct{} // wakes the STUN loop (awaitSTUN)

@@ -134,7 +134,9 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 
 	t.Run("sender cancel propagates", func(t *testing.T) {
 		p := ftStart(t, newEnds, AcceptAll{})
-		content := ftRandom(t, 4<<20)
+		// More than one 4 MiB chunk: a transport that stripes a file
+		// cancels every stripe.
+		content := ftRandom(t, 2*domain.HashChunkSize+1)
 		f := p.recv.Add(p.id, 0, content, nil)
 		src := NewMemorySource(content)
 		release := src.GateAfter(1 << 20)

@@ -59,6 +59,16 @@ func main() {
 }
 
 func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
+	if *stripeChild != "" {
+		return runStripeChild(dir)
+	}
+	if *stripesFlag != "" {
+		size, err := parseSize(sizeFlag)
+		if err != nil {
+			return err
+		}
+		return stripeBench(size, dir, repeat)
+	}
 	if child != "" {
 		size, err := parseSize(child)
 		if err != nil {

@@ -1,0 +1,294 @@
+package main
+
+// The striping benchmark (issue 15 item 2): sender and receiver as two
+// processes of this binary, optionally pinned to one core each with
+// taskset (sender core 0, receiver core 1), for each stripe count, in
+// interleaved rounds. Each child reports its own CPU time (user + system,
+// getrusage) over the transfer; the sender's wall time runs from Send to
+// its return (the receiver verified the file and gave it its name).
+//
+//	go run ./adapters/udp/internal/filebench -stripes 1,2,4 -size 1GiB -repeat 5 -pin both
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/adapters/udp/internal/diskfile"
+	"github.com/chatx/chatx/domain"
+)
+
+var (
+	stripesFlag  = flag.String("stripes", "", "run the two-process striping benchmark for these stripe counts (e.g. 1,2,4) instead of the other runs")
+	pinFlag      = flag.String("pin", "both", "striping benchmark: yes (sender on core 0, receiver on core 1, taskset), no, or both (interleaved)")
+	stripeChild  = flag.String("stripe-child", "", "internal: send or recv, one process of the striping benchmark")
+	childStripes = flag.Int("child-stripes", 1, "internal: udp.Config.Stripes of a striping child")
+	childPeer    = flag.String("child-peer", "", "internal: the receiver's endpoint and key (sender child)")
+	childID      = flag.String("child-id", "", "internal: the transfer ID of a striping child")
+	childSrc     = flag.String("child-src", "", "internal: the source file (sender) or its hash (receiver)")
+)
+
+// stripeResult is one transfer of the striping benchmark.
+type stripeResult struct {
+	wall           time.Duration
+	sendCPU, rcCPU time.Duration
+}
+
+func stripeBench(size int64, dir string, repeat int) error {
+	var counts []int
+	for _, s := range strings.Split(*stripesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 8 {
+			return fmt.Errorf("-stripes %q: want counts 1..8", *stripesFlag)
+		}
+		counts = append(counts, n)
+	}
+	var pins []bool
+	switch *pinFlag {
+	case "yes":
+		pins = []bool{true}
+	case "no":
+		pins = []bool{false}
+	case "both":
+		pins = []bool{true, false}
+	default:
+		return fmt.Errorf("-pin %q: want yes, no or both", *pinFlag)
+	}
+	if len(pins) > 0 && pins[0] {
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return fmt.Errorf("pinning needs taskset: %w", err)
+		}
+	}
+	work, err := os.MkdirTemp(dir, "stripebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "source.bin")
+	fmt.Printf("machine: %d CPUs, %s, %s; load %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(), loadAvg())
+	fmt.Printf("generating %s of random data...\n", human(size))
+	sum, err := diskfile.WriteRandom(src, size, uint64(time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	type cell struct {
+		pin     bool
+		stripes int
+	}
+	results := map[cell][]stripeResult{}
+	for round := range repeat {
+		for _, pin := range pins {
+			for _, n := range counts {
+				r, err := stripeRun(src, sum, size, filepath.Join(work, "recv"), n, pin)
+				if err != nil {
+					return fmt.Errorf("round %d, %d stripes, pinned %v: %w", round+1, n, pin, err)
+				}
+				results[cell{pin, n}] = append(results[cell{pin, n}], r)
+				fmt.Printf("round %d: pinned %-5v %d stripes: %4.0f MB/s, CPU s/GiB sender %.2f receiver %.2f\n", round+1, pin, n,
+					mbs(size, r.wall), perGiB(r.sendCPU, size), perGiB(r.rcCPU, size))
+			}
+		}
+	}
+	fmt.Printf("\nload after: %s\n", loadAvg())
+	fmt.Printf("\n| %s, loopback, 2 processes, median of %d | stripes | MB/s | CPU s per GiB, sender | receiver | sum |\n|---|---|---|---|---|---|\n", human(size), repeat)
+	for _, pin := range pins {
+		for _, n := range counts {
+			rs := results[cell{pin, n}]
+			var wall, s, r, both []time.Duration
+			for _, x := range rs {
+				wall, s, r, both = append(wall, x.wall), append(s, x.sendCPU), append(r, x.rcCPU), append(both, x.sendCPU+x.rcCPU)
+			}
+			where := "no taskset"
+			if pin {
+				where = "taskset: sender core 0, receiver core 1"
+			}
+			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.2f |\n", where, n, mbs(size, median(wall)),
+				perGiB(median(s), size), perGiB(median(r), size), perGiB(median(both), size))
+		}
+	}
+	return nil
+}
+
+func perGiB(d time.Duration, size int64) float64 { return d.Seconds() / (float64(size) / (1 << 30)) }
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// childCommand runs this binary as a striping child, pinned to core when
+// pin.
+func childCommand(pin bool, core int, args ...string) *exec.Cmd {
+	if pin {
+		return exec.Command("taskset", append([]string{"-c", strconv.Itoa(core), os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
+}
+
+// stripeRun runs one transfer: a receiver child, then a sender child.
+func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int, pin bool) (stripeResult, error) {
+	if err := os.MkdirAll(recvDir, 0o700); err != nil {
+		return stripeResult{}, err
+	}
+	id := domain.NewTransferID()
+	n := strconv.Itoa(stripes)
+	recv := childCommand(pin, 1, "-stripe-child", "recv", "-child-stripes", n, "-child-id", id.String(),
+		"-child-src", hex.EncodeToString(sum[:]), "-dir", recvDir)
+	recv.Stderr = os.Stderr
+	out, err := recv.StdoutPipe()
+	if err != nil {
+		return stripeResult{}, err
+	}
+	if err := recv.Start(); err != nil {
+		return stripeResult{}, err
+	}
+	defer func() { _ = recv.Process.Kill(); _ = recv.Wait() }()
+	lines := bufio.NewScanner(out)
+	ready, err := childLine(lines, "READY ")
+	if err != nil {
+		return stripeResult{}, fmt.Errorf("receiver: %w", err)
+	}
+	send := childCommand(pin, 0, "-stripe-child", "send", "-child-stripes", n, "-child-id", id.String(),
+		"-child-src", src, "-child-peer", ready)
+	send.Stderr = os.Stderr
+	sout, err := send.Output()
+	if err != nil {
+		return stripeResult{}, fmt.Errorf("sender: %w", err)
+	}
+	sent, err := childLine(bufio.NewScanner(strings.NewReader(string(sout))), "SENT ")
+	if err != nil {
+		return stripeResult{}, fmt.Errorf("sender: %w", err)
+	}
+	got, err := childLine(lines, "RECEIVED ")
+	if err != nil {
+		return stripeResult{}, fmt.Errorf("receiver: %w", err)
+	}
+	var r stripeResult
+	var wallS, sendS, recvS float64
+	if _, err := fmt.Sscanf(sent, "%g %g", &wallS, &sendS); err != nil {
+		return r, fmt.Errorf("sender said %q: %w", sent, err)
+	}
+	if _, err := fmt.Sscanf(got, "%g", &recvS); err != nil {
+		return r, fmt.Errorf("receiver said %q: %w", got, err)
+	}
+	r.wall, r.sendCPU, r.rcCPU = seconds(wallS), seconds(sendS), seconds(recvS)
+	return r, recv.Wait()
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// childLine returns the rest of the next line starting with prefix.
+func childLine(sc *bufio.Scanner, prefix string) (string, error) {
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+			return rest, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("ended without %q", strings.TrimSpace(prefix))
+}
+
+// runStripeChild is one process of the striping benchmark.
+func runStripeChild(dir string) error {
+	id, err := domain.ParseTransferID(*childID)
+	if err != nil {
+		return err
+	}
+	me, err := identity(map[string]string{"send": "alice", "recv": "bob"}[*stripeChild])
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize, Stripes: *childStripes, StripeMinSize: 1, NoTCPFiles: true}
+	tr, closeT, err := udp.NewTransport(me, acceptAll{}, nil, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeT()
+	switch *stripeChild {
+	case "recv":
+		return stripeReceiver(tr, me.Identity, id, dir)
+	case "send":
+		return stripeSender(tr, id)
+	}
+	return fmt.Errorf("-stripe-child %q: want send or recv", *stripeChild)
+}
+
+func stripeReceiver(tr *udp.Transport, me domain.Identity, id domain.TransferID, dir string) error {
+	b, err := hex.DecodeString(*childSrc)
+	if err != nil || len(b) != 32 {
+		return errors.New("-child-src: want the source's hash in hex")
+	}
+	var sum [32]byte
+	copy(sum[:], b)
+	recv := diskfile.New(dir)
+	e := recv.Expect(id, 0, "received.bin", sum)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- tr.Serve(ctx, recv) }()
+	defer func() { cancel(); <-served }()
+	c0 := cpuTime()
+	fmt.Printf("READY %s %s\n", tr.Endpoints()[0], hex.EncodeToString(me.PublicKey()))
+	select {
+	case <-e.Finished():
+	case <-time.After(10 * time.Minute):
+		return errors.New("no file within 10 minutes")
+	}
+	cpu := cpuTime() - c0
+	s := e.Sessions()
+	if len(s) == 0 || s[len(s)-1].Result != nil {
+		return fmt.Errorf("the file was not received: %+v", s)
+	}
+	_ = os.Remove(recv.Path(e))
+	fmt.Printf("RECEIVED %.4f\n", cpu.Seconds())
+	return nil
+}
+
+func stripeSender(tr *udp.Transport, id domain.TransferID) error {
+	f := strings.Fields(*childPeer)
+	if len(f) != 2 {
+		return errors.New("-child-peer: want endpoint and key")
+	}
+	key, err := hex.DecodeString(f[1])
+	if err != nil {
+		return err
+	}
+	bob, err := domain.NewIdentity(domain.MustUsername("bob"), key)
+	if err != nil {
+		return err
+	}
+	src, err := diskfile.Open(*childSrc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	peer := domain.Peer{Identity: bob, Endpoints: domain.Endpoints{File: []string{f[0]}}}
+	c0, t0 := cpuTime(), time.Now()
+	if err := tr.Send(context.Background(), peer, id, 0, src, nil); err != nil {
+		return err
+	}
+	fmt.Printf("SENT %.4f %.4f\n", time.Since(t0).Seconds(), (cpuTime() - c0).Seconds())
+	return nil
+}

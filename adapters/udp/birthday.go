@@ -327,7 +327,7 @@ func (t *Transport) dialFromSocket(ctx context.Context, c *net.UDPConn, addr net
 		release()
 		return nil, net.ErrClosed
 	}
-	pc := &pconn{conn: conn, peer: peer, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false)}
+	pc := &pconn{conn: conn, peer: peer, dialledByMe: true, kind: kindOf(net.UDPAddrFromAddrPort(addr), false), qt: qt}
 	t.adopt(pc)
 	t.log.Debug("birthday: dialled", "peer", peer.Name().String(), "addr", addr.String(), "local", c.LocalAddr().String())
 	return pc, nil

@@ -33,6 +33,9 @@ type pconn struct {
 	kind        domain.PathKind
 	born        time.Time
 	streams     atomic.Int32 // streams of ours and theirs now open on it
+	// qt is the socket the connection runs on when it is not the main one
+	// (a birthday-punching socket): stripe connections are dialled from it.
+	qt *quic.Transport
 	// unstriped: the peer answered a version-3 REQUEST UNSUPPORTED (an
 	// older peer): its files go as version 2.
 	unstriped atomic.Bool

@@ -247,7 +247,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 		if errors.Is(err, errProtocol) {
 			return receiveResult{err: fmt.Errorf("%s: %w", what, err), final: -1, code: codeProtocol}
 		}
-		if isTimeout(err) {
+		if isTimeout(err) || errors.Is(err, errStalled) {
 			return receiveResult{err: fmt.Errorf("%s: %w", what, errStalled), final: -1, code: codeStalled}
 		}
 		return receiveResult{err: fmt.Errorf("%s: %w", what, err), final: -1, code: codeCancelled}

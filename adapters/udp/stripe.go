@@ -44,6 +44,9 @@ const (
 	defaultStripeMinSize = 64 << 20
 )
 
+// stripeDialTimeout bounds dialing the stripe connections of one file.
+const stripeDialTimeout = 3 * time.Second
+
 // joinSize: version(1) | transfer id(16) | file index(4) | session(8) |
 // stripe number(1).
 const joinSize = 1 + 16 + 4 + 8 + 1
@@ -124,12 +127,19 @@ type stripeDialer func(ctx context.Context, n int) []*quic.Conn
 // then uses fewer stripes).
 func (t *Transport) dialStripes(c *pconn) stripeDialer {
 	return func(ctx context.Context, n int) []*quic.Conn {
-		addr := c.conn.RemoteAddr()
+		addr, qt := c.conn.RemoteAddr(), t.qt
+		if c.qt != nil {
+			qt = c.qt // through the same NAT mapping
+		}
+		// The path is known to work: a handshake slower than this is not
+		// worth the receiver's wait for START.
+		ctx, cancel := context.WithTimeout(ctx, stripeDialTimeout)
+		defer cancel()
 		conns := make([]*quic.Conn, n)
 		var wg sync.WaitGroup
 		for i := range conns {
 			wg.Go(func() {
-				conn, err := t.dialALPN(ctx, t.qt, addr, c.peer, ALPNStripe)
+				conn, err := t.dialALPN(ctx, qt, addr, c.peer, ALPNStripe)
 				if err != nil {
 					t.log.Debug("stripe connection failed", "peer", c.peer.Name().String(), "err", err)
 					return
@@ -177,6 +187,15 @@ func (t *Transport) copyStripes(ctx context.Context, main fileStream, conns []*q
 			return fmt.Errorf("open stripe %d: %w", i+1, err)
 		}
 	}
+	// The sender's cancellation ends every stripe at once (the main
+	// stream's own is sendStream's).
+	stop := context.AfterFunc(ctx, func() {
+		for _, s := range strs[1:] {
+			s.CancelWrite(codeCancelled)
+			s.CancelRead(codeCancelled)
+		}
+	})
+	defer stop()
 	units := unitsOf(req.Size - start)
 	sums := make([][32]byte, units)
 	hashed := make([]bool, units)

@@ -25,6 +25,12 @@ import (
 // and speaks the stream protocol byte by byte.
 func rawClient(t *testing.T, me domain.LocalIdentity, addr string) *quic.Conn {
 	t.Helper()
+	return rawClientFor(t, me, addr, udp.ALPN)
+}
+
+// rawClientFor is rawClient for the application protocol alpn.
+func rawClientFor(t *testing.T, me domain.LocalIdentity, addr, alpn string) *quic.Conn {
+	t.Helper()
 	priv := me.PrivateKey()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: me.Name().String()},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -36,7 +42,7 @@ func rawClient(t *testing.T, me domain.LocalIdentity, addr string) *quic.Conn {
 	defer cancel()
 	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
 		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
-		InsecureSkipVerify: true, NextProtos: []string{udp.ALPN}, MinVersion: tls.VersionTLS13,
+		InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +83,9 @@ func TestHostileSender(t *testing.T) {
 		// a failed integrity check (FINAL INTEGRITY).
 		finishResult bool
 	}{
-		{name: "unknown version", send: [][]byte{header(3, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "unknown version", send: [][]byte{header(4, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "version 3 asking for 9 stripes", send: [][]byte{append(header(3, domain.TransferID{}, 0, 10), 9, 1, 2, 3, 4, 5, 6, 7, 8)}, wantAnswer: 4},
+		{name: "version 3 asking for 1 stripe", send: [][]byte{append(header(3, domain.TransferID{}, 0, 10), 1, 1, 2, 3, 4, 5, 6, 7, 8)}, wantAnswer: 4},
 		{name: "version 1 (no file hash after the data)", send: [][]byte{header(1, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
 		{name: "index out of range", send: [][]byte{header(2, domain.TransferID{}, 10000, 10)}, wantAnswer: 4},
 		{name: "size out of range", send: [][]byte{header(2, domain.TransferID{}, 0, 1<<44+1)}, wantAnswer: 4},
@@ -149,4 +157,54 @@ func trailer(t *testing.T, b []byte) []byte {
 	h.Write(b)
 	sum := h.Sum()
 	return sum[:]
+}
+
+// A JOIN stream that names no striped file stream is refused (0x11), one
+// that is malformed is a protocol reset (0x12), and neither disturbs the
+// receiver; a stripe connection carries nothing else.
+func TestHostileJoin(t *testing.T) {
+	mallory := newLocalIdentity(t, "mallory")
+	bob := newLocalIdentity(t, "bob")
+	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: 5 * time.Second})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- receiver.Serve(ctx, recv) }()
+	defer func() { cancel(); <-served }()
+	conn := rawClientFor(t, mallory, receiver.Endpoints()[0], udp.ALPNStripe)
+
+	id := domain.NewTransferID()
+	join := append([]byte{3}, id[:]...)
+	join = binary.BigEndian.AppendUint32(join, 0)
+	join = append(join, 1, 2, 3, 4, 5, 6, 7, 8, 1) // session, stripe 1
+	for _, c := range []struct {
+		name string
+		b    []byte
+		code quic.StreamErrorCode
+	}{
+		{"unknown session", join, 0x11},
+		{"a file REQUEST on a stripe connection", append(header(2, id, 0, 10), 0), 0x12},
+		{"stripe number 0", append(join[:len(join)-1:len(join)-1], 0), 0x12},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sctx, scancel := context.WithTimeout(context.Background(), wait)
+			defer scancel()
+			str, err := conn.OpenStreamSync(sctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = str.SetDeadline(time.Now().Add(wait))
+			if _, err := str.Write(c.b); err != nil {
+				t.Fatal(err)
+			}
+			_, err = io.ReadAll(str)
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != c.code {
+				t.Fatalf("stream ended with %v, want the receiver's reset %#x", err, c.code)
+			}
+		})
+	}
+	if n := recv.Calls(); n != 0 {
+		t.Fatalf("the receiver opened %d files for JOIN streams", n)
+	}
 }

@@ -394,8 +394,6 @@ func (t *Transport) serveJoin(from domain.Identity, str *quic.Stream) {
 		str.CancelWrite(codeProtocol)
 		return
 	}
-	// Nothing travels back on a JOIN stream.
-	_ = str.Close()
 	w, ok := t.joins.join(joinKey{peer: string(from.PublicKey()), id: j.id, index: j.index, session: j.session}, j.stripe, str)
 	if !ok {
 		t.log.Info("JOIN stream of no striped file", "peer", from.Name().String(), "transfer", j.id.Short(), "file", j.index, "stripe", j.stripe)
@@ -403,6 +401,8 @@ func (t *Transport) serveJoin(from domain.Identity, str *quic.Stream) {
 		str.CancelWrite(codeRefused)
 		return
 	}
+	// Nothing travels back on a JOIN stream.
+	_ = str.Close()
 	<-w.done
 }
 

@@ -45,6 +45,7 @@ var (
 type stripeResult struct {
 	wall           time.Duration
 	sendCPU, rcCPU time.Duration
+	sendRSS, rcRSS int64 // peak RSS (VmHWM) of each process, bytes
 }
 
 func stripeBench(size int64, dir string, repeat int) error {
@@ -103,20 +104,22 @@ func stripeBench(size int64, dir string, repeat int) error {
 		}
 	}
 	fmt.Printf("\nload after: %s\n", loadAvg())
-	fmt.Printf("\n| %s, loopback, 2 processes, median of %d | stripes | MB/s | CPU s per GiB, sender | receiver | sum |\n|---|---|---|---|---|---|\n", human(size), repeat)
+	fmt.Printf("\n| %s, loopback, 2 processes, median of %d | stripes | MB/s | CPU s per GiB, sender | receiver | sum | peak RSS sender / receiver (max) |\n|---|---|---|---|---|---|---|\n", human(size), repeat)
 	for _, pin := range pins {
 		for _, n := range counts {
 			rs := results[cell{pin, n}]
 			var wall, s, r, both []time.Duration
+			var sRSS, rRSS int64
 			for _, x := range rs {
 				wall, s, r, both = append(wall, x.wall), append(s, x.sendCPU), append(r, x.rcCPU), append(both, x.sendCPU+x.rcCPU)
+				sRSS, rRSS = max(sRSS, x.sendRSS), max(rRSS, x.rcRSS)
 			}
 			where := "no taskset"
 			if pin {
 				where = "taskset: sender core 0, receiver core 1"
 			}
-			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.2f |\n", where, n, mbs(size, median(wall)),
-				perGiB(median(s), size), perGiB(median(r), size), perGiB(median(both), size))
+			fmt.Printf("| %s | %d | %.0f | %.2f | %.2f | %.2f | %.0f / %.0f MiB |\n", where, n, mbs(size, median(wall)),
+				perGiB(median(s), size), perGiB(median(r), size), perGiB(median(both), size), float64(sRSS)/(1<<20), float64(rRSS)/(1<<20))
 		}
 	}
 	return nil
@@ -185,10 +188,10 @@ func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int
 	}
 	var r stripeResult
 	var wallS, sendS, recvS float64
-	if _, err := fmt.Sscanf(sent, "%g %g", &wallS, &sendS); err != nil {
+	if _, err := fmt.Sscanf(sent, "%g %g %d", &wallS, &sendS, &r.sendRSS); err != nil {
 		return r, fmt.Errorf("sender said %q: %w", sent, err)
 	}
-	if _, err := fmt.Sscanf(got, "%g", &recvS); err != nil {
+	if _, err := fmt.Sscanf(got, "%g %d", &recvS, &r.rcRSS); err != nil {
 		return r, fmt.Errorf("receiver said %q: %w", got, err)
 	}
 	r.wall, r.sendCPU, r.rcCPU = seconds(wallS), seconds(sendS), seconds(recvS)
@@ -262,7 +265,11 @@ func stripeReceiver(tr *udp.Transport, me domain.Identity, id domain.TransferID,
 		return fmt.Errorf("the file was not received: %+v", s)
 	}
 	_ = os.Remove(recv.Path(e))
-	fmt.Printf("RECEIVED %.4f\n", cpu.Seconds())
+	hwm, err := vmHWM()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("RECEIVED %.4f %d\n", cpu.Seconds(), hwm)
 	return nil
 }
 
@@ -289,6 +296,11 @@ func stripeSender(tr *udp.Transport, id domain.TransferID) error {
 	if err := tr.Send(context.Background(), peer, id, 0, src, nil); err != nil {
 		return err
 	}
-	fmt.Printf("SENT %.4f %.4f\n", time.Since(t0).Seconds(), (cpuTime() - c0).Seconds())
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	hwm, err := vmHWM()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("SENT %.4f %.4f %d\n", wall.Seconds(), cpu.Seconds(), hwm)
 	return nil
 }

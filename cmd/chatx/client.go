@@ -184,7 +184,7 @@ func clientConfig(f *clientFlags, opts app.Options) chatx.ClientConfig {
 		Profile:   storage.ProfileDir(f.profile),
 		Downloads: files.DownloadDir(f.downloads),
 		Link:      link,
-		Files:     udp.Config{ListenAddr: udp.ListenAddr(f.listenUDP)},
+		Files:     udp.Config{ListenAddr: udp.ListenAddr(f.listenUDP), Stripes: f.fileStripes},
 		Directory: registry.ClientConfig{URL: registry.RegistryURL(f.registry), Profile: registry.ProfileDir(f.profile)},
 		LAN:       chatx.LANConfig{Enabled: lan.Enabled(f.lan)},
 		Options:   opts,

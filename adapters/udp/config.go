@@ -68,8 +68,8 @@ type Config struct {
 	NoTCPFiles bool
 	// Stripes is the most QUIC connections one file is striped over
 	// (stream version 3, docs/file-protocol.md section 11): 0 takes
-	// min(4, GOMAXPROCS), 1 turns striping off, at most 8. A receiver
-	// grants at most its own Stripes.
+	// min(4, GOMAXPROCS), 1 turns striping off, at most 4 (more is cut to
+	// 4). A receiver grants at most its own Stripes.
 	Stripes int
 	// StripeMinSize is the least size of a file we stripe when sending
 	// (default 64 MiB).
@@ -156,7 +156,7 @@ func (c Config) withDefaults() Config {
 	if c.Stripes <= 0 {
 		c.Stripes = autoStripes()
 	}
-	c.Stripes = min(c.Stripes, maxStripes)
+	c.Stripes = min(c.Stripes, maxUsedStripes)
 	if c.StripeMinSize <= 0 {
 		c.StripeMinSize = defaultStripeMinSize
 	}

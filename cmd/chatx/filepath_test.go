@@ -52,7 +52,7 @@ func TestFileStripesFlag(t *testing.T) {
 		{nil, 0, true},
 		{[]string{"-file-stripes", "1"}, 1, true},
 		{[]string{"--file-stripes=4"}, 4, true},
-		{[]string{"-file-stripes", "9"}, 0, false},
+		{[]string{"-file-stripes", "5"}, 0, false},
 		{[]string{"-file-stripes", "-1"}, 0, false},
 	} {
 		f, err := resolveNetworkFlags(t, tt.args)

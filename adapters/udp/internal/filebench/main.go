@@ -60,7 +60,7 @@ func main() {
 
 func run(sizeFlag, rssFlag, dir, cpuprofile, child string, repeat int) error {
 	if *stripeChild != "" {
-		return runStripeChild(dir)
+		return runStripeChild(dir, cpuprofile)
 	}
 	if *stripesFlag != "" {
 		size, err := parseSize(sizeFlag)

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ var (
 	childPeer    = flag.String("child-peer", "", "internal: the receiver's endpoint and key (sender child)")
 	childID      = flag.String("child-id", "", "internal: the transfer ID of a striping child")
 	childSrc     = flag.String("child-src", "", "internal: the source file (sender) or its hash (receiver)")
+	stripeProf   = flag.String("stripe-profile", "", "striping benchmark: write CPU profiles of every sender and receiver process into this `dir` (send-N-pinned.pprof, recv-…)")
 )
 
 // stripeResult is one transfer of the striping benchmark.
@@ -155,8 +157,14 @@ func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int
 	}
 	id := domain.NewTransferID()
 	n := strconv.Itoa(stripes)
+	prof := func(side string) string {
+		if *stripeProf == "" {
+			return ""
+		}
+		return filepath.Join(*stripeProf, fmt.Sprintf("%s-%d-pinned-%v.pprof", side, stripes, pin))
+	}
 	recv := childCommand(pin, 1, "-stripe-child", "recv", "-child-stripes", n, "-child-id", id.String(),
-		"-child-src", hex.EncodeToString(sum[:]), "-dir", recvDir)
+		"-child-src", hex.EncodeToString(sum[:]), "-dir", recvDir, "-cpuprofile", prof("recv"))
 	recv.Stderr = os.Stderr
 	out, err := recv.StdoutPipe()
 	if err != nil {
@@ -172,7 +180,7 @@ func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int
 		return stripeResult{}, fmt.Errorf("receiver: %w", err)
 	}
 	send := childCommand(pin, 0, "-stripe-child", "send", "-child-stripes", n, "-child-id", id.String(),
-		"-child-src", src, "-child-peer", ready)
+		"-child-src", src, "-child-peer", ready, "-cpuprofile", prof("send"))
 	send.Stderr = os.Stderr
 	sout, err := send.Output()
 	if err != nil {
@@ -213,8 +221,19 @@ func childLine(sc *bufio.Scanner, prefix string) (string, error) {
 	return "", fmt.Errorf("ended without %q", strings.TrimSpace(prefix))
 }
 
-// runStripeChild is one process of the striping benchmark.
-func runStripeChild(dir string) error {
+// runStripeChild is one process of the striping benchmark; a non-empty
+// profile gets its CPU profile.
+func runStripeChild(dir, profile string) error {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	id, err := domain.ParseTransferID(*childID)
 	if err != nil {
 		return err

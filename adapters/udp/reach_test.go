@@ -473,21 +473,29 @@ func TestRelayAllocatedAnewAfterTheServerRestarted(t *testing.T) {
 // rendezvous, on one signalling hub.
 func relayedPair(t *testing.T, turnAddr string) (a, b *udp.Transport, bob domain.LocalIdentity) {
 	t.Helper()
+	a, b, _, bob = relayedPairWith(t, turnAddr, udp.Config{})
+	return a, b, bob
+}
+
+// relayedPairWith is relayedPair with cfg for both transports, also
+// returning alice.
+func relayedPairWith(t *testing.T, turnAddr string, cfg udp.Config) (a, b *udp.Transport, alice, bob domain.LocalIdentity) {
+	t.Helper()
 	const key = "k"
 	at := func(port int) func(*net.UDPAddr) *net.UDPAddr {
 		return func(*net.UDPAddr) *net.UDPAddr { return &net.UDPAddr{IP: net.IPv4(198, 51, 100, 7), Port: port} }
 	}
 	s1, s2 := startSTUN(t, key, key, at(41001)), startSTUN(t, key, key, at(41002))
 	h := newHub()
-	alice := newLocalIdentity(t, "alice")
+	alice = newLocalIdentity(t, "alice")
 	bob = newLocalIdentity(t, "bob")
 	a = newRdvTransport(t, alice, contract.AcceptAll{}, h, &fakeRendezvous{
 		stun:   ports.STUNBinding{Servers: []string{s1.addr(), s2.addr()}, Username: "u", Key: []byte(key)},
 		relays: []ports.RelayServer{udp.TestRelayServer("turn:"+turnAddr+"?transport=udp", "alice", time.Hour)},
-	}, udp.Config{})
-	b = newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, udp.Config{})
+	}, cfg)
+	b = newRdvTransport(t, bob, contract.AcceptAll{}, h, nil, cfg)
 	waitFor(t, "alice to measure her NAT", func() bool { return a.NAT() == domain.NATEndpointDependent })
-	return a, b, bob
+	return a, b, alice, bob
 }
 
 // When the peer cannot reach our relay (here: the relay only lets in an

@@ -101,3 +101,23 @@ func TestStripedSenderFallsBackForAnOlderReceiver(t *testing.T) {
 		t.Fatalf("the receiver opened %d files, want 2", n)
 	}
 }
+
+// Over a relay a file is never striped (every stripe would cross the same
+// relay allocation): it goes as version 2 on the relayed connection.
+func TestRelayedFileIsNotStriped(t *testing.T) {
+	turnAddr, _ := udp.StartPionTURN(t)
+	a, b, alice, bob := relayedPairWith(t, turnAddr, udp.Config{Stripes: 4, StripeMinSize: 1})
+	recv := contract.NewRecordingReceiver(alice.Identity)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(ctx, recv) }()
+	defer func() { cancel(); <-served }()
+	bobPeer := domain.Peer{Identity: bob.Identity, Online: true, Endpoints: domain.Endpoints{File: []string{"127.0.0.1:9"}, NAT: domain.NATEndpointDependent}}
+	sendAndCheck(t, a, bobPeer, recv, 0, randomBytes(t, 2*domain.HashChunkSize+1))
+	if sent, _ := udp.StripedStreams(a); sent != 0 {
+		t.Fatalf("%d files striped over the relay", sent)
+	}
+	if p := a.Path(bob.Identity); p.Kind != domain.PathRelayed {
+		t.Fatalf("the file went over %v, want the relay", p)
+	}
+}

@@ -267,6 +267,14 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 			granted = t.cfg.grantStripes(req.Stripes, req.Size-offset)
 		}
 		if granted > 1 {
+			select {
+			case t.stripedSlots <- struct{}{}:
+				defer func() { <-t.stripedSlots }()
+			default:
+				granted = 1 // enough files are striped at once
+			}
+		}
+		if granted > 1 {
 			key := joinKey{peer: string(from.PublicKey()), id: req.ID, index: req.Index, session: req.Session}
 			joins = t.joins.open(key, granted)
 			defer t.joins.close(key, joins)

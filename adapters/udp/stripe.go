@@ -53,6 +53,11 @@ const (
 // stripeDialTimeout bounds dialing the stripe connections of one file.
 const stripeDialTimeout = 3 * time.Second
 
+// maxStripedIncoming bounds the files received striped at once: each one
+// holds up to a unit of read-ahead per stripe; beyond it a file is granted
+// one stripe.
+const maxStripedIncoming = 2
+
 // joinSize: version(1) | transfer id(16) | file index(4) | session(8) |
 // stripe number(1).
 const joinSize = 1 + 16 + 4 + 8 + 1
@@ -424,6 +429,7 @@ type stripedReader struct {
 	free   []chan []byte // per stripe: empty buffers
 	start  int64
 	size   int64
+	per    int           // buffers per stripe, made as they are needed
 	failed chan struct{} // closed with the first error of any stripe
 	errMu  sync.Mutex
 	err    error
@@ -440,14 +446,10 @@ type stripedReader struct {
 // src[start:size].
 func (t *Transport) newStripedReader(ctx context.Context, strs []fileStream, start, size int64) *stripedReader {
 	r := &stripedReader{t: t, ctx: ctx, strs: strs, start: start, size: size, failed: make(chan struct{})}
-	per := domain.HashChunkSize/t.cfg.BufferSize + 1
+	r.per = domain.HashChunkSize/t.cfg.BufferSize + 1
 	for range strs {
-		free := make(chan []byte, per)
-		for range per {
-			free <- make([]byte, t.cfg.BufferSize)
-		}
-		r.free = append(r.free, free)
-		r.in = append(r.in, make(chan []byte, per))
+		r.free = append(r.free, make(chan []byte, r.per))
+		r.in = append(r.in, make(chan []byte, r.per))
 	}
 	r.left = r.unitLen(0)
 	for s := range strs {
@@ -481,14 +483,22 @@ func (r *stripedReader) error() error {
 func (r *stripedReader) readAhead(s int) {
 	str, n := r.strs[s], len(r.strs)
 	units := unitsOf(r.size - r.start)
-	eof := false
+	eof, made := false, 0
 	for j := s; j < units; j += n {
 		for left := r.unitLen(j); left > 0; {
 			var b []byte
 			select {
 			case b = <-r.free[s]:
-			case <-r.failed:
-				return
+			default:
+				if made < r.per {
+					b, made = make([]byte, r.t.cfg.BufferSize), made+1
+					break
+				}
+				select {
+				case b = <-r.free[s]:
+				case <-r.failed:
+					return
+				}
 			}
 			want := min(int64(len(b)), left)
 			k, err := r.t.fill(str, b[:want])

@@ -77,6 +77,8 @@ type Transport struct {
 	joins       stripeJoins  // striped file streams waiting for their JOIN streams
 	stripedOut  atomic.Int64 // file streams we sent on more than one stripe
 	stripedIn   atomic.Int64 // file streams we received on more than one stripe
+	// stripedSlots: files being received striped (maxStripedIncoming).
+	stripedSlots chan struct{}
 	// version2Only makes us answer version 3 as a peer of stream version
 	// 2 does (UNSUPPORTED); tests set it.
 	version2Only bool
@@ -145,6 +147,7 @@ func NewTransport(me domain.LocalIdentity, verifier ports.PeerVerifier, rdv port
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.active.m = make(map[activeKey]*activeStream)
 	t.files.slots = make(chan struct{}, cfg.MaxIncomingTransfers)
+	t.stripedSlots = make(chan struct{}, maxStripedIncoming)
 	t.punch.init()
 	// 8 MiB socket buffers each way (quic-go would stop at 7 MiB, below
 	// the 7.5 MB its wiki asks for); it leaves larger ones alone.

@@ -15,7 +15,10 @@
 // peer, whoever dialled it — directly, after punching, or through a TURN
 // relay (turn.go, on a socket of its own) — and both sides open streams on
 // it: a file stream (binary header, resume check, bytes, final status) or a
-// LINK stream for the message link. docs/file-protocol.md and
+// LINK stream for the message link. A large file may be striped over
+// extra stripe connections (ALPN "chatx-file-stripe/1", JOIN streams only,
+// never the peer's connection; stripe.go), so several cores carry it.
+// docs/file-protocol.md and
 // docs/reachability.md are the references for the wire formats.
 //
 // The package must not decide anything a user consents to: offers, accept,

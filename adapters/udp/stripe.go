@@ -554,8 +554,17 @@ func (r *stripedReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// SetReadDeadline: each stripe's read-ahead keeps its own stall deadline.
-func (r *stripedReader) SetReadDeadline(time.Time) error { return nil }
+// SetReadDeadline sets d on every stripe: each read-ahead also moves its
+// own stall deadline while bytes come (fill), and a deadline in the past
+// ends them all, and so the Read waiting for them.
+func (r *stripedReader) SetReadDeadline(d time.Time) error {
+	for _, s := range r.strs {
+		if err := s.SetReadDeadline(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // finish waits for the read-ahead to end and returns its error: nil when
 // every JOIN stream ended right after its last byte.
@@ -568,9 +577,7 @@ func (r *stripedReader) finish() error {
 // for it.
 func (r *stripedReader) stop() {
 	r.fail(errors.New("striped read stopped"))
-	for _, s := range r.strs {
-		_ = s.SetReadDeadline(time.Now())
-	}
+	_ = r.SetReadDeadline(time.Now())
 	r.wg.Wait()
 }
 

@@ -88,6 +88,9 @@ type Store struct {
 	// up first.
 	unindexed atomic.Bool
 	rs        *readStmts
+	// outRows and inRows write consecutive SaveOutgoing and SaveIncoming
+	// of one transaction in one statement (newRowBatches).
+	outRows, inRows *rowBatch
 
 	closeOnce sync.Once
 	closeErr  error
@@ -216,6 +219,7 @@ func open(dir string, logger *slog.Logger) (*Store, error) {
 	s := &Store{log: logger, writeDB: writeDB, readDB: readDB, ws: ws, rs: rs, wal: wal,
 		indexDirty: true} // a crash may have left messages past the index
 	s.unindexed.Store(true)
+	s.newRowBatches()
 	s.w = startWriter(conn, wal, s.indexNewMessages, s.indexRolledBack, logger)
 	s.cp = startCheckpointer(cpConn, s.w.kick, logger)
 	logger.Debug("store opened", "path", path)

@@ -355,15 +355,7 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()
-	m, err := w.send.Handle(ctx, app.SendMessageInput{To: w.bob.Name(), Text: "quick"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the message written", func() bool { return len(w.link.envelopes(ports.KindChat)) == 1 })
-	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
-		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	sendAndAcknowledge(t, w, "quick")
 	waitFor(t, "delivered", func() bool {
 		box, err := store.Outbox(ctx, w.bob.Name())
 		return err == nil && len(box) == 0
@@ -384,15 +376,7 @@ func TestAnAcknowledgedMessageIsNotWrittenAgainBeforeItsMarkIsStored(t *testing.
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()
-	m, err := w.send.Handle(ctx, app.SendMessageInput{To: w.bob.Name(), Text: "once"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the message written", func() bool { return len(w.link.envelopes(ports.KindChat)) == 1 })
-	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
-		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	m := sendAndAcknowledge(t, w, "once")
 	// A repeated acknowledgement (bob answers every copy) changes nothing.
 	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
 		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
@@ -418,4 +402,21 @@ func TestAnAcknowledgedMessageIsNotWrittenAgainBeforeItsMarkIsStored(t *testing.
 	if delivered != 1 {
 		t.Fatalf("%d delivered events, want 1", delivered)
 	}
+}
+
+// sendAndAcknowledge sends text to bob, the first message of w, waits
+// until it is written and hands w bob's acknowledgement of it.
+func sendAndAcknowledge(t *testing.T, w *world, text string) domain.Message {
+	t.Helper()
+	ctx := context.Background()
+	m, err := w.send.Handle(ctx, app.SendMessageInput{To: w.bob.Name(), Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message written", func() bool { return len(w.link.envelopes(ports.KindChat)) == 1 })
+	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
+		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -107,15 +107,22 @@ func rowArgs(args []any, r *messageRow) []any {
 // INSERT (which pays the statement's setup — cursors on the table and
 // each index, the CHECKs' lookup tables — once instead of per message).
 func (s *Store) newRowBatches() {
-	var args []any
-	s.outRows = &rowBatch{max: maxRowsPerInsert, write: func(ctx context.Context, items []any) error {
-		st, err := s.ws.insertRows(ctx, len(items), false)
+	var args []any // writer goroutine only
+	bind := func(ctx context.Context, items []any, incoming bool, row func(any) *messageRow) (*sql.Stmt, error) {
+		st, err := s.ws.insertRows(ctx, len(items), incoming)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		args = args[:0]
 		for _, it := range items {
-			args = rowArgs(args, it.(*messageRow))
+			args = rowArgs(args, row(it))
+		}
+		return st, nil
+	}
+	s.outRows = &rowBatch{max: maxRowsPerInsert, write: func(ctx context.Context, items []any) error {
+		st, err := bind(ctx, items, false, func(it any) *messageRow { return it.(*messageRow) })
+		if err != nil {
+			return err
 		}
 		_, err = st.ExecContext(ctx, args...)
 		clear(args)
@@ -128,13 +135,9 @@ func (s *Store) newRowBatches() {
 		return nil
 	}}
 	s.inRows = &rowBatch{max: maxRowsPerInsert, write: func(ctx context.Context, items []any) error {
-		st, err := s.ws.insertRows(ctx, len(items), true)
+		st, err := bind(ctx, items, true, func(it any) *messageRow { return &it.(*incomingRow).row })
 		if err != nil {
 			return err
-		}
-		args = args[:0]
-		for _, it := range items {
-			args = rowArgs(args, &it.(*incomingRow).row)
 		}
 		rows, err := st.QueryContext(ctx, args...)
 		clear(args)

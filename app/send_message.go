@@ -556,23 +556,24 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 	var batch []stateChange
 	var next time.Time
 	kept := s.changeList[:0]
-	for _, c := range s.changeList {
-		_, busy := s.applyingIDs[c.id]
-		if _, unreleased := s.intakeIDs[c.id]; unreleased {
-			busy = true // its MessageEvent comes first; store1 wakes us
-		}
-		switch {
-		case len(batch) < maxStateBatch && !busy && (all || !c.due.After(now)):
+	// Called at every wake with every queued change in the list (the
+	// "sent" ones wait a while): the map lookups are made only where they
+	// decide something.
+	for i, c := range s.changeList {
+		later := c.due.After(now)
+		if (all || !later) && len(batch) < maxStateBatch && !s.busyLocked(c.id) {
 			batch = append(batch, c)
 			s.applyingIDs[c.id] = struct{}{}
 			delete(s.changes, c.id)
-		default:
-			if !busy && c.due.After(now) && (next.IsZero() || c.due.Before(next)) {
-				next = c.due
-			}
-			s.changes[c.id] = len(kept)
-			kept = append(kept, c)
+			continue
 		}
+		if later && (next.IsZero() || c.due.Before(next)) && !s.busyLocked(c.id) {
+			next = c.due
+		}
+		if len(kept) != i {
+			s.changes[c.id] = len(kept) // moved down past the ones taken
+		}
+		kept = append(kept, c)
 	}
 	clear(s.changeList[len(kept):])
 	s.changeList = kept
@@ -580,6 +581,17 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 		s.changeList = nil // let a burst's backing array go
 	}
 	return batch, next
+}
+
+// busyLocked reports whether id's message has a change being applied, or
+// is not yet released (its MessageEvent comes first; store1 wakes the
+// applier then).
+func (s *SendMessage) busyLocked(id domain.MessageID) bool {
+	if _, ok := s.applyingIDs[id]; ok {
+		return true
+	}
+	_, unreleased := s.intakeIDs[id]
+	return unreleased
 }
 
 // applyStates applies queued state changes until ctx is done: a batch is

@@ -28,6 +28,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -41,10 +42,16 @@ var (
 	splitFlag  = flag.Bool("split", false, "run the two-process CPU comparison (chatx Send vs bare quic-go, each side its own process)")
 	splitChild = flag.String("split-child", "", "internal: chatx-recv, chatx-send, bare-recv or bare-send")
 	splitArg   = flag.String("split-arg", "", "internal: the child's parameters")
+	// splitAltBuffer adds a third kind of run: chatx with another buffer size.
+	splitAltBuffer = flag.Int("split-alt-buffer", 0, "with -split: also run chatx with this udp.Config.BufferSize, interleaved")
 )
 
 // sideCost is what one child reports: CPU and wall time of its side.
-type sideCost struct{ cpu, wall time.Duration }
+type sideCost struct {
+	cpu, wall time.Duration
+	// the sender's connection counters: packets and bytes sent, lost
+	packets, bytes, lost uint64
+}
 
 // splitRun is the -split comparison.
 func splitRun(size int64, dir, cpuprofile string, repeat int) error {
@@ -61,39 +68,48 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 	}
 	gib := float64(size) / (1 << 30)
 	type runs struct{ send, recv, wall []time.Duration }
-	var chatx, bare runs
+	variants := []splitVariant{{"chatx", "chatx", bufferSize}, {"bare", "bare", 0}}
+	if *splitAltBuffer > 0 {
+		variants = append(variants, splitVariant{fmt.Sprintf("chatx-%dKiB", *splitAltBuffer>>10), "chatx", *splitAltBuffer})
+	}
+	got := make([]runs, len(variants))
 	for round := range repeat {
 		prof := ""
 		if cpuprofile != "" && round == 0 {
 			prof = cpuprofile
 		}
-		order := []string{"chatx", "bare"}
-		if round%2 == 1 {
-			order = []string{"bare", "chatx"}
-		}
-		for _, which := range order {
-			s, r, err := splitPair(which, src, sum, size, work, prof)
+		for k := range variants { // rotate the order from round to round
+			i := (k + round) % len(variants)
+			v := variants[i]
+			s, r, err := splitPair(v, src, sum, size, work, prof)
 			if err != nil {
-				return fmt.Errorf("round %d %s: %w", round+1, which, err)
+				return fmt.Errorf("round %d %s: %w", round+1, v.name, err)
 			}
-			to := &chatx
-			if which == "bare" {
-				to = &bare
-			}
-			to.send, to.recv, to.wall = append(to.send, s.cpu), append(to.recv, r.cpu), append(to.wall, s.wall)
-			fmt.Printf("round %d %-5s: %4.0f MB/s, CPU s/GiB sender %.2f receiver %.2f\n", round+1, which,
-				mbs(size, s.wall), s.cpu.Seconds()/gib, r.cpu.Seconds()/gib)
+			g := &got[i]
+			g.send, g.recv, g.wall = append(g.send, s.cpu), append(g.recv, r.cpu), append(g.wall, s.wall)
+			fmt.Printf("round %d %-11s: %4.0f MB/s, CPU s/GiB sender %.2f receiver %.2f; sender: %d packets of %.0f bytes, %d lost\n", round+1, v.name,
+				mbs(size, s.wall), s.cpu.Seconds()/gib, r.cpu.Seconds()/gib, s.packets, float64(s.bytes)/float64(max(s.packets, 1)), s.lost)
 		}
 	}
-	row := func(name string, r runs) (float64, float64, float64) {
-		m, s, v := mbs(size, median(r.wall)), median(r.send).Seconds()/gib, median(r.recv).Seconds()/gib
-		fmt.Printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", name, m, s, v, s+v)
-		return m, s, v
-	}
+	type med struct{ mbs, send, recv float64 }
+	meds := make([]med, len(variants))
 	fmt.Printf("\n| run (%s, loopback, two processes, median of %d) | MB/s | CPU s/GiB sender | CPU s/GiB receiver | both |\n|---|---|---|---|---|\n", human(size), repeat)
-	cm, cs, cr := row("chatx Send → verified file (SHA-256 both sides, disk)", chatx)
-	bm, bs, br := row("bare quic-go, one stream, memory to memory", bare)
-	fmt.Printf("| ratio chatx/bare | %.2f | %.2f | %.2f | %.2f |\n", cm/bm, cs/bs, cr/br, (cs+cr)/(bs+br))
+	for i, v := range variants {
+		m := med{mbs(size, median(got[i].wall)), median(got[i].send).Seconds() / gib, median(got[i].recv).Seconds() / gib}
+		meds[i] = m
+		what := "bare quic-go, one stream, memory to memory"
+		if v.role == "chatx" {
+			what = v.name + " Send → verified file (SHA-256 both sides, disk)"
+		}
+		fmt.Printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", what, m.mbs, m.send, m.recv, m.send+m.recv)
+	}
+	b := meds[1]
+	for i, v := range variants {
+		if v.role == "chatx" {
+			m := meds[i]
+			fmt.Printf("| ratio %s/bare | %.2f | %.2f | %.2f | %.2f |\n", v.name, m.mbs/b.mbs, m.send/b.send, m.recv/b.recv, (m.send+m.recv)/(b.send+b.recv))
+		}
+	}
 
 	// The floors: what the bytes cost us besides QUIC, measured alone.
 	hashCPU, err := cpuOf(func() error { return hashMemory(size) })
@@ -117,7 +133,14 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 }
 
 // splitPair runs one transfer with its sender and receiver as two children.
-func splitPair(which, src string, sum [32]byte, size int64, work, prof string) (send, recv sideCost, err error) {
+// splitVariant is one kind of run: role chatx or bare, and the buffer size
+// of chatx's copy loops (0: the default).
+type splitVariant struct {
+	name, role string
+	buffer     int
+}
+
+func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof string) (send, recv sideCost, err error) {
 	recvDir := filepath.Join(work, "recv")
 	if err := os.MkdirAll(recvDir, 0o700); err != nil {
 		return send, recv, err
@@ -125,9 +148,10 @@ func splitPair(which, src string, sum [32]byte, size int64, work, prof string) (
 	id := domain.NewTransferID()
 	rprof, sprof := "", ""
 	if prof != "" {
-		rprof, sprof = prof+"."+which+"-recv", prof+"."+which+"-send"
+		rprof, sprof = prof+"."+v.name+"-recv", prof+"."+v.name+"-send"
 	}
-	rc := exec.Command(os.Args[0], "-split-child", which+"-recv",
+	buf := "-buffer=" + strconv.Itoa(v.buffer)
+	rc := exec.Command(os.Args[0], buf, "-split-child", v.role+"-recv",
 		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), hex.EncodeToString(sum[:]), recvDir, rprof}, ","))
 	rc.Stderr = os.Stderr
 	out, err := rc.StdoutPipe()
@@ -148,7 +172,7 @@ func splitPair(which, src string, sum [32]byte, size int64, work, prof string) (
 		_ = rc.Process.Kill()
 		return send, recv, fmt.Errorf("receiver: %q", lines.Text())
 	}
-	sout, err := exec.Command(os.Args[0], "-split-child", which+"-send",
+	sout, err := exec.Command(os.Args[0], buf, "-split-child", v.role+"-send",
 		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), addr, src, sprof}, ",")).Output()
 	if err != nil {
 		_ = rc.Process.Kill()
@@ -166,10 +190,12 @@ func splitPair(which, src string, sum [32]byte, size int64, work, prof string) (
 
 func parseCost(s string) (sideCost, error) {
 	var cpu, wall int64
-	if _, err := fmt.Sscanf(s, "COST %d %d", &cpu, &wall); err != nil {
+	var c sideCost
+	if _, err := fmt.Sscanf(s, "COST %d %d %d %d %d", &cpu, &wall, &c.packets, &c.bytes, &c.lost); err != nil {
 		return sideCost{}, fmt.Errorf("child answered %q: %w", s, err)
 	}
-	return sideCost{time.Duration(cpu), time.Duration(wall)}, nil
+	c.cpu, c.wall = time.Duration(cpu), time.Duration(wall)
+	return c, nil
 }
 
 // splitChildRun is one side of one transfer; it prints COST cpu wall (ns).
@@ -212,7 +238,7 @@ func splitChildRun(role, arg string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("COST %d %d\n", c.cpu.Nanoseconds(), c.wall.Nanoseconds())
+	fmt.Printf("COST %d %d %d %d %d\n", c.cpu.Nanoseconds(), c.wall.Nanoseconds(), c.packets, c.bytes, c.lost)
 	return nil
 }
 
@@ -223,6 +249,34 @@ func fixedIdentity(name string) (domain.LocalIdentity, error) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// statsHandler keeps the uint64 attributes of the transport's "file sent"
+// debug record (its connection counters) and drops every other record.
+type statsHandler struct {
+	mu sync.Mutex
+	v  map[string]uint64
+}
+
+func (h *statsHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *statsHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *statsHandler) WithGroup(string) slog.Handler            { return h }
+func (h *statsHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "file sent" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.v = make(map[string]uint64)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindUint64 {
+			h.v[a.Key] = a.Value.Uint64()
+		}
+		return true
+	})
+	return nil
+}
+
+func (h *statsHandler) get(k string) uint64 { h.mu.Lock(); defer h.mu.Unlock(); return h.v[k] }
 
 func chatxRecv(size int64, id domain.TransferID, sumHex, dir string) (sideCost, error) {
 	var sum [32]byte
@@ -249,7 +303,7 @@ func chatxRecv(size int64, id domain.TransferID, sumHex, dir string) (sideCost, 
 	c0, t0 := cpuTime(), time.Now()
 	fmt.Printf("ADDR %s\n", tr.Endpoints()[0])
 	<-e.Finished()
-	c := sideCost{cpuTime() - c0, time.Since(t0)}
+	c := sideCost{cpu: cpuTime() - c0, wall: time.Since(t0)}
 	s := e.Sessions()
 	if len(s) == 0 || s[len(s)-1].Result != nil || s[len(s)-1].FinishErr != nil || s[len(s)-1].Written != size {
 		return c, fmt.Errorf("receiver: file not verified: %+v", s)
@@ -266,7 +320,8 @@ func chatxSend(size int64, id domain.TransferID, addr, src string) (sideCost, er
 	if err != nil {
 		return sideCost{}, err
 	}
-	tr, closeT, err := udp.NewTransport(alice, acceptAll{}, nil, udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize, NoTCPFiles: true}, quietLog())
+	stats := &statsHandler{}
+	tr, closeT, err := udp.NewTransport(alice, acceptAll{}, nil, udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize, NoTCPFiles: true}, slog.New(stats))
 	if err != nil {
 		return sideCost{}, err
 	}
@@ -284,7 +339,9 @@ func chatxSend(size int64, id domain.TransferID, addr, src string) (sideCost, er
 	if err := tr.Send(context.Background(), peer, id, 0, f, nil); err != nil {
 		return sideCost{}, err
 	}
-	return sideCost{cpuTime() - c0, time.Since(t0)}, nil
+	c := sideCost{cpu: cpuTime() - c0, wall: time.Since(t0)}
+	c.packets, c.bytes, c.lost = stats.get("conn_packets_sent"), stats.get("conn_bytes_sent"), stats.get("conn_packets_lost")
+	return c, nil
 }
 
 // benchQUICConfig is the bare copy's config: adapters/udp's windows.
@@ -325,7 +382,7 @@ func bareRecv(size int64) (sideCost, error) {
 	}
 	_, _ = str.Write([]byte{0})
 	_ = str.Close()
-	c := sideCost{cpuTime() - c0, time.Since(t0)}
+	c := sideCost{cpu: cpuTime() - c0, wall: time.Since(t0)}
 	select { // the sender closes once it read the byte
 	case <-conn.Context().Done():
 	case <-time.After(5 * time.Second):
@@ -354,7 +411,8 @@ func bareSend(size int64, addr string) (sideCost, error) {
 	if _, err := io.ReadFull(str, make([]byte, 1)); err != nil {
 		return sideCost{}, err
 	}
-	return sideCost{cpuTime() - c0, time.Since(t0)}, nil
+	st := conn.ConnectionStats()
+	return sideCost{cpu: cpuTime() - c0, wall: time.Since(t0), packets: st.PacketsSent, bytes: st.BytesSent, lost: st.PacketsLost}, nil
 }
 
 func cpuOf(fn func() error) (time.Duration, error) {

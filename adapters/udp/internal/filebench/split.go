@@ -44,6 +44,7 @@ var (
 	splitArg   = flag.String("split-arg", "", "internal: the child's parameters")
 	// splitAltBuffer adds a third kind of run: chatx with another buffer size.
 	splitAltBuffer = flag.Int("split-alt-buffer", 0, "with -split: also run chatx with this udp.Config.BufferSize, interleaved")
+	splitAltEnv    = flag.String("split-alt-env", "", "with -split: also run chatx with these environment variables (K=V,K=V), interleaved")
 )
 
 // sideCost is what one child reports: CPU and wall time of its side.
@@ -68,9 +69,17 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 	}
 	gib := float64(size) / (1 << 30)
 	type runs struct{ send, recv, wall []time.Duration }
-	variants := []splitVariant{{"chatx", "chatx", bufferSize}, {"bare", "bare", 0}}
-	if *splitAltBuffer > 0 {
-		variants = append(variants, splitVariant{fmt.Sprintf("chatx-%dKiB", *splitAltBuffer>>10), "chatx", *splitAltBuffer})
+	variants := []splitVariant{{"chatx", "chatx", bufferSize, nil}, {"bare", "bare", 0, nil}}
+	if *splitAltBuffer > 0 || *splitAltEnv != "" {
+		alt := splitVariant{"chatx-alt", "chatx", bufferSize, nil}
+		if *splitAltBuffer > 0 {
+			alt.buffer = *splitAltBuffer
+		}
+		if *splitAltEnv != "" {
+			alt.env = strings.Split(*splitAltEnv, ",")
+		}
+		fmt.Printf("chatx-alt: buffer %d, environment %q\n", alt.buffer, alt.env)
+		variants = append(variants, alt)
 	}
 	got := make([]runs, len(variants))
 	for round := range repeat {
@@ -138,6 +147,7 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 type splitVariant struct {
 	name, role string
 	buffer     int
+	env        []string // added to both children's environment
 }
 
 func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof string) (send, recv sideCost, err error) {
@@ -154,6 +164,7 @@ func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof 
 	rc := exec.Command(os.Args[0], buf, "-split-child", v.role+"-recv",
 		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), hex.EncodeToString(sum[:]), recvDir, rprof}, ","))
 	rc.Stderr = os.Stderr
+	rc.Env = append(os.Environ(), v.env...)
 	out, err := rc.StdoutPipe()
 	if err != nil {
 		return send, recv, err
@@ -172,8 +183,10 @@ func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof 
 		_ = rc.Process.Kill()
 		return send, recv, fmt.Errorf("receiver: %q", lines.Text())
 	}
-	sout, err := exec.Command(os.Args[0], buf, "-split-child", v.role+"-send",
-		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), addr, src, sprof}, ",")).Output()
+	sc := exec.Command(os.Args[0], buf, "-split-child", v.role+"-send",
+		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), addr, src, sprof}, ","))
+	sc.Env = append(os.Environ(), v.env...)
+	sout, err := sc.Output()
 	if err != nil {
 		_ = rc.Process.Kill()
 		return send, recv, fmt.Errorf("sender: %w", err)

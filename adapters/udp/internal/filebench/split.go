@@ -121,22 +121,20 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 	}
 
 	// The floors: what the bytes cost us besides QUIC, measured alone.
-	hashCPU, err := cpuOf(func() error { return hashMemory(size) })
-	if err != nil {
-		return err
+	floors := append([]floor{
+		{"SHA-256 (domain.FileHasher) of bytes in memory", func() error { return hashMemory(size) }},
+		{"pread of the source from the page cache, 256 KiB reads", func() error { return readFile(src) }},
+		{"write to disk as the receiver does: 256 KiB writes, 8 MiB write-back + drop, fsync", func() error { return writeFile(filepath.Join(work, "floor.bin"), size) }},
+	}, otherWriteFloors(work, size)...)
+	fmt.Printf("\n| floor (this process, %s) | CPU s/GiB | MB/s |\n|---|---|---|\n", human(size))
+	for _, f := range floors {
+		t0 := time.Now()
+		c, err := cpuOf(f.run)
+		if err != nil {
+			return fmt.Errorf("floor %q: %w", f.name, err)
+		}
+		fmt.Printf("| %s | %.2f | %.0f |\n", f.name, c.Seconds()/gib, mbs(size, time.Since(t0)))
 	}
-	readCPU, err := cpuOf(func() error { return readFile(src) })
-	if err != nil {
-		return err
-	}
-	writeCPU, err := cpuOf(func() error { return writeFile(filepath.Join(work, "floor.bin"), size) })
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\n| floor (this process, %s) | CPU s/GiB |\n|---|---|\n", human(size))
-	fmt.Printf("| SHA-256 (domain.FileHasher) of bytes in memory | %.2f |\n", hashCPU.Seconds()/gib)
-	fmt.Printf("| pread of the source from the page cache, 256 KiB reads | %.2f |\n", readCPU.Seconds()/gib)
-	fmt.Printf("| write to disk, 256 KiB writes, 8 MiB write-back + drop, fsync | %.2f |\n", writeCPU.Seconds()/gib)
 	fmt.Printf("load after: %s\n", loadAvg())
 	return nil
 }
@@ -426,6 +424,12 @@ func bareSend(size int64, addr string) (sideCost, error) {
 	}
 	st := conn.ConnectionStats()
 	return sideCost{cpu: cpuTime() - c0, wall: time.Since(t0), packets: st.PacketsSent, bytes: st.BytesSent, lost: st.PacketsLost}, nil
+}
+
+// floor is one cost measured alone.
+type floor struct {
+	name string
+	run  func() error
 }
 
 func cpuOf(fn func() error) (time.Duration, error) {

@@ -388,7 +388,7 @@ func readEOF(str fileStream) error {
 
 // fill reads until b is full, the stream ends or fails, telling w (when
 // not nil) of every byte that arrived.
-func fill(str fileStream, b []byte, w *stallWatch) (int, error) {
+func fill(str deadlineReader, b []byte, w *stallWatch) (int, error) {
 	if w != nil {
 		w.reading.Store(true)
 		defer w.reading.Store(false)
@@ -415,7 +415,7 @@ func fill(str fileStream, b []byte, w *stallWatch) (int, error) {
 // a timer each time one waits, which is most reads of a fast stream). Time
 // spent waiting for our own writer (a slow disk) is not the peer's stall.
 type stallWatch struct {
-	str     fileStream
+	str     deadlineReader
 	timeout time.Duration
 	read    atomic.Int64 // reads that brought bytes
 	reading atomic.Bool  // fill is reading
@@ -427,7 +427,13 @@ type stallWatch struct {
 	stopped bool
 }
 
-func watchStall(str fileStream, timeout time.Duration) *stallWatch {
+// deadlineReader is what fill and the stall watch need of a stream.
+type deadlineReader interface {
+	io.Reader
+	SetReadDeadline(t time.Time) error
+}
+
+func watchStall(str deadlineReader, timeout time.Duration) *stallWatch {
 	w := &stallWatch{str: str, timeout: timeout, quiet: time.Now()}
 	_ = str.SetReadDeadline(time.Time{})
 	w.mu.Lock()

@@ -22,6 +22,23 @@ type gatedStore struct {
 	gates   map[domain.MessageID]chan error // nil: not gated
 	waiting map[domain.MessageID]bool
 	states  map[domain.MessageState]int
+	// marks, if set, holds every MarkStates until it is closed; outboxReads
+	// counts Outbox calls.
+	marks       chan struct{}
+	outboxReads int
+}
+
+func (s *gatedStore) Outbox(ctx context.Context, peer domain.Username) ([]domain.Message, error) {
+	s.mu.Lock()
+	s.outboxReads++
+	s.mu.Unlock()
+	return s.MessageStore.Outbox(ctx, peer)
+}
+
+func (s *gatedStore) reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outboxReads
 }
 
 func newGatedStore() *gatedStore {
@@ -83,6 +100,13 @@ func (s *gatedStore) SetState(ctx context.Context, id domain.MessageID, st domai
 }
 
 func (s *gatedStore) MarkStates(ctx context.Context, marks []ports.StateMark) ([]ports.StateMark, error) {
+	if s.marks != nil {
+		select {
+		case <-s.marks:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	for _, mk := range marks {
 		s.states[mk.State]++
@@ -292,24 +316,27 @@ func TestConcurrentSendsAreWrittenInOrderAndDelivered(t *testing.T) {
 		box, err := store.Outbox(ctx, w.bob.Name())
 		return err == nil && len(box) == 0
 	})
-	last := map[domain.MessageID]domain.MessageState{}
-	for _, e := range w.events.all() {
-		se, ok := e.(ports.MessageStateEvent)
-		if !ok {
-			continue
-		}
-		if prev, seen := last[se.ID]; seen && se.State <= prev {
-			t.Fatalf("message %s: state event %s after %s", se.ID, se.State, prev)
-		}
-		last[se.ID] = se.State
-	}
-	for g := range senders {
-		for _, id := range ids[g] {
-			if last[id] != domain.MessageDelivered {
-				t.Fatalf("message %s: last state event %v, want delivered", id, last[id])
+	// The events of a batch of marks follow its store write.
+	var last map[domain.MessageID]domain.MessageState
+	waitFor(t, "every message reported delivered", func() bool {
+		last = map[domain.MessageID]domain.MessageState{}
+		for _, e := range w.events.all() {
+			if se, ok := e.(ports.MessageStateEvent); ok {
+				if prev, seen := last[se.ID]; seen && se.State <= prev {
+					t.Fatalf("message %s: state event %s after %s", se.ID, se.State, prev)
+				}
+				last[se.ID] = se.State
 			}
 		}
-	}
+		for g := range senders {
+			for _, id := range ids[g] {
+				if last[id] != domain.MessageDelivered {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	if n := store.setStates(domain.MessageDelivered); n != senders*each {
 		t.Fatalf("%d SetState(delivered), want %d", n, senders*each)
 	}
@@ -331,15 +358,7 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()
-	m, err := w.send.Handle(ctx, app.SendMessageInput{To: w.bob.Name(), Text: "quick"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the message written", func() bool { return len(w.link.envelopes(ports.KindChat)) == 1 })
-	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
-		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
-		t.Fatal(err)
-	}
+	sendAndAcknowledge(t, w, "quick")
 	waitFor(t, "delivered", func() bool {
 		box, err := store.Outbox(ctx, w.bob.Name())
 		return err == nil && len(box) == 0
@@ -347,4 +366,65 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	if n := store.setStates(domain.MessageSent); n != 0 {
 		t.Fatalf("%d SetState(sent) for a message acknowledged at once", n)
 	}
+}
+
+// A message acknowledged whose "delivered" has not reached the store yet
+// is still in the outbox the flusher reads every retry interval: it is not
+// written again (which made the peer store and acknowledge it again, and
+// at thousands a second made the pipeline fall behind for good).
+func TestAnAcknowledgedMessageIsNotWrittenAgainBeforeItsMarkIsStored(t *testing.T) {
+	store := newGatedStore()
+	store.marks = make(chan struct{})
+	w := worldWithStore(t, store)
+	run(t, w.send.Run)
+	run(t, w.receive.Run)
+	ctx := context.Background()
+	m := sendAndAcknowledge(t, w, "once")
+	// A repeated acknowledgement (bob answers every copy) changes nothing.
+	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
+		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	// Once a round has begun after the acknowledgement (a round that read
+	// the outbox before it may still write it: that is a retry, 10 ms
+	// after the last write), several more (10 ms apart) read the
+	// message, still sent, and none writes it.
+	after := store.reads()
+	waitFor(t, "a round after the acknowledgement", func() bool { return store.reads() >= after+1 })
+	written := len(w.link.envelopes(ports.KindChat))
+	waitFor(t, "three more outbox reads", func() bool { return store.reads() >= after+4 })
+	if n := len(w.link.envelopes(ports.KindChat)); n != written {
+		t.Fatalf("the acknowledged message was written %d times more", n-written)
+	}
+	close(store.marks)
+	waitFor(t, "delivered", func() bool {
+		box, err := store.MessageStore.Outbox(ctx, w.bob.Name())
+		return err == nil && len(box) == 0
+	})
+	delivered := 0
+	for _, e := range w.events.all() {
+		if se, ok := e.(ports.MessageStateEvent); ok && se.ID == m.ID() && se.State == domain.MessageDelivered {
+			delivered++
+		}
+	}
+	if delivered != 1 {
+		t.Fatalf("%d delivered events, want 1", delivered)
+	}
+}
+
+// sendAndAcknowledge sends text to bob, the first message of w, waits
+// until it is written and hands w bob's acknowledgement of it.
+func sendAndAcknowledge(t *testing.T, w *world, text string) domain.Message {
+	t.Helper()
+	ctx := context.Background()
+	m, err := w.send.Handle(ctx, app.SendMessageInput{To: w.bob.Name(), Text: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message written", func() bool { return len(w.link.envelopes(ports.KindChat)) >= 1 })
+	if err := w.receive.Pipeline(ctx, app.ReceiveMessageInput{From: w.bob.Identity,
+		Envelope: ports.Envelope{Kind: ports.KindDelivered, MessageID: m.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

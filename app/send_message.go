@@ -12,10 +12,13 @@ import (
 )
 
 // maxAwaitingAcks bounds the IDs remembered as sent and not yet acknowledged
-// (per client), and recentAcked the delivered IDs kept for read receipts.
+// (per client), and recentAcked the delivered IDs kept for read receipts
+// and to recognise a repeated acknowledgement (and a message acknowledged
+// whose "delivered" is not yet in the store, which a full round of the
+// outbox still reads) without a store read.
 const (
 	maxAwaitingAcks = 1 << 20
-	recentAcked     = 4096
+	recentAcked     = 1 << 15
 )
 
 // maxStateBatch bounds the state changes in one batch of the applier (one
@@ -62,6 +65,7 @@ type SendMessage struct {
 	awaiting map[domain.MessageID]awaitingAck
 	acked    []ackedID // ring of recently acknowledged IDs, for read receipts
 	ackedPos int
+	ackedAt  map[domain.MessageID]int // the ring's IDs, by position
 
 	// State changes waiting for the applier (see applyStates): one entry
 	// per message, the furthest state asked for, in the order first asked.
@@ -156,6 +160,7 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 	return &SendMessage{me: me, link: link, store: store, verify: verify, clock: clock, events: events,
 		backoff: backoff.orDefault(), reach: newReachability(link, events), queues: make(map[string]*outboxQueue),
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
+		ackedAt: make(map[domain.MessageID]int, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}),
 		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
@@ -433,6 +438,12 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			s.mu.Unlock()
 			return false, false
 		}
+		if !written && s.ackedLocked(m.ID(), q.name) {
+			// Acknowledged already; its "delivered" is still on its way
+			// to the store, which is why the outbox read it.
+			s.mu.Unlock()
+			continue
+		}
 		s.awaiting[m.ID()] = awaitingAck{peer: q.name, at: now, marked: a.marked}
 		s.mu.Unlock()
 		env := ports.Envelope{Kind: ports.KindChat, MessageID: m.ID(), SentAt: m.SentAt(), Body: m.Body()}
@@ -545,23 +556,24 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 	var batch []stateChange
 	var next time.Time
 	kept := s.changeList[:0]
-	for _, c := range s.changeList {
-		_, busy := s.applyingIDs[c.id]
-		if _, unreleased := s.intakeIDs[c.id]; unreleased {
-			busy = true // its MessageEvent comes first; store1 wakes us
-		}
-		switch {
-		case len(batch) < maxStateBatch && !busy && (all || !c.due.After(now)):
+	// Called at every wake with every queued change in the list (the
+	// "sent" ones wait a while): the map lookups are made only where they
+	// decide something.
+	for i, c := range s.changeList {
+		later := c.due.After(now)
+		if (all || !later) && len(batch) < maxStateBatch && !s.busyLocked(c.id) {
 			batch = append(batch, c)
 			s.applyingIDs[c.id] = struct{}{}
 			delete(s.changes, c.id)
-		default:
-			if !busy && c.due.After(now) && (next.IsZero() || c.due.Before(next)) {
-				next = c.due
-			}
-			s.changes[c.id] = len(kept)
-			kept = append(kept, c)
+			continue
 		}
+		if later && (next.IsZero() || c.due.Before(next)) && !s.busyLocked(c.id) {
+			next = c.due
+		}
+		if len(kept) != i {
+			s.changes[c.id] = len(kept) // moved down past the ones taken
+		}
+		kept = append(kept, c)
 	}
 	clear(s.changeList[len(kept):])
 	s.changeList = kept
@@ -569,6 +581,17 @@ func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.T
 		s.changeList = nil // let a burst's backing array go
 	}
 	return batch, next
+}
+
+// busyLocked reports whether id's message has a change being applied, or
+// is not yet released (its MessageEvent comes first; store1 wakes the
+// applier then).
+func (s *SendMessage) busyLocked(id domain.MessageID) bool {
+	if _, ok := s.applyingIDs[id]; ok {
+		return true
+	}
+	_, unreleased := s.intakeIDs[id]
+	return unreleased
 }
 
 // applyStates applies queued state changes until ctx is done: a batch is
@@ -697,15 +720,22 @@ func (s *SendMessage) Delivered(ctx context.Context, from domain.Username, id do
 func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id domain.MessageID, queue bool) {
 	s.mu.Lock()
 	a, ok := s.awaiting[id]
+	repeat := false
 	if ok && a.peer.Equal(from) {
 		delete(s.awaiting, id)
-		s.acked[s.ackedPos] = ackedID{id: id, peer: from}
-		s.ackedPos = (s.ackedPos + 1) % len(s.acked)
+		s.recordAckedLocked(id, from)
 		if q, ok := s.queues[from.Key()]; ok {
 			q.acks++
 		}
+	} else {
+		// A repeat (the peer answers every copy it gets): its state
+		// change is queued or stored already.
+		repeat = s.ackedLocked(id, from)
 	}
 	s.mu.Unlock()
+	if repeat {
+		return
+	}
 	if !ok || !a.peer.Equal(from) {
 		if s.mail != nil {
 			// Written before a restart, or parked in the peer's mailbox:
@@ -733,13 +763,7 @@ func (s *SendMessage) Read(ctx context.Context, from domain.Username, id domain.
 // read is Read; with queue, the state change goes to the applier.
 func (s *SendMessage) read(ctx context.Context, from domain.Username, id domain.MessageID, queue bool) {
 	s.mu.Lock()
-	known := false
-	for _, a := range s.acked {
-		if a.id == id && a.peer.Equal(from) {
-			known = true
-			break
-		}
-	}
+	known := s.ackedLocked(id, from)
 	if a, ok := s.awaiting[id]; ok && a.peer.Equal(from) {
 		known = true
 	}
@@ -752,4 +776,21 @@ func (s *SendMessage) read(ctx context.Context, from domain.Username, id domain.
 		return
 	}
 	s.setState(ctx, id, from, domain.MessageRead)
+}
+
+// recordAckedLocked puts id, acknowledged by peer, in the ring of recent
+// acknowledgements (s.mu held).
+func (s *SendMessage) recordAckedLocked(id domain.MessageID, peer domain.Username) {
+	if old := s.acked[s.ackedPos]; !old.peer.IsZero() && s.ackedAt[old.id] == s.ackedPos {
+		delete(s.ackedAt, old.id)
+	}
+	s.acked[s.ackedPos] = ackedID{id: id, peer: peer}
+	s.ackedAt[id] = s.ackedPos
+	s.ackedPos = (s.ackedPos + 1) % len(s.acked)
+}
+
+// ackedLocked reports whether peer acknowledged id recently (s.mu held).
+func (s *SendMessage) ackedLocked(id domain.MessageID, peer domain.Username) bool {
+	i, ok := s.ackedAt[id]
+	return ok && s.acked[i].peer.Equal(peer)
 }

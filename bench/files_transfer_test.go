@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -53,7 +54,8 @@ import (
 //     registry and the bare copies together), so CHATX_BENCH_FILE_MIB=4096
 //     shows whether memory grows with the file.
 //
-// CHATX_BENCH_CPUPROFILE=path writes a CPU profile of the first chatx round.
+// CHATX_BENCH_CPUPROFILE=path writes a CPU profile of the first chatx round;
+// CHATX_BENCH_FILE_PATH=auto|udp|tcp is alice's --file-path (default udp).
 func BenchmarkFileTransfer(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_MIB")); err == nil && v > 0 {
@@ -153,7 +155,7 @@ func newFilesPair(tb testing.TB, base string) *filesPair {
 	tb.Helper()
 	c := newCluster(tb, base)
 	p := &filesPair{
-		alice:        c.start("alice", app.Options{}),
+		alice:        c.start("alice", app.Options{FilePath: benchFilePath(tb)}),
 		bobName:      domain.MustUsername("bob"),
 		bobDownloads: filepath.Join(base, "bob-downloads"),
 		done:         make(map[domain.TransferID]time.Time),
@@ -161,10 +163,21 @@ func newFilesPair(tb testing.TB, base string) *filesPair {
 		changed:      make(chan struct{}),
 		stop:         c.stop,
 	}
-	bob := c.start("bob", app.Options{AutoAccept: true})
+	bob := c.start("bob", app.Options{AutoAccept: true, AcceptFromAnyone: true})
 	go p.follow(bob.Subscribe(c.ctx))
 	c.firstSend(p.alice, p.bobName)
 	return p
+}
+
+// benchFilePath is alice's --file-path: CHATX_BENCH_FILE_PATH, default udp
+// (QUIC, the path these benchmarks compare with bare quic-go; auto would take
+// the TCP file stream beside the loopback TCP message link).
+func benchFilePath(tb testing.TB) app.FilePath {
+	m, err := domain.ParseFilePathMode(cmp.Or(os.Getenv("CHATX_BENCH_FILE_PATH"), string(domain.FilePathOnlyUDP)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
 
 // follow records when bob saw each transfer Completed (or why it failed).

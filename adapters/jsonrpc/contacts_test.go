@@ -16,9 +16,9 @@ func TestContactMethods(t *testing.T) {
 	t.Parallel()
 	f := newFake()
 	eve, bob := identity("eve"), identity("bob")
-	f.requests = []ports.RequestView{{Request: domain.Request{From: eve, Items: 3, Offers: 1, Bytes: 300, First: t0, Last: t0},
-		Preview: "hi [red]x"}}
-	f.contacts = []domain.Contact{{Identity: bob, Relation: domain.RelationContact, Nickname: "Bobby", Verified: true}}
+	f.SetRequests(ports.RequestView{Request: domain.Request{From: eve, Items: 3, Offers: 1, Bytes: 300, First: t0, Last: t0},
+		Preview: "hi [red]x"})
+	f.SetContacts(domain.Contact{Identity: bob, Relation: domain.RelationContact, Nickname: "Bobby", Verified: true})
 	h := start(t, f, jsonrpc.Options{})
 
 	var reqs []map[string]any
@@ -48,8 +48,8 @@ func TestContactMethods(t *testing.T) {
 	} {
 		var ok bool
 		h.result(c.method, map[string]any{"name": "Eve"}, &ok)
-		if !ok || !slices.Contains(f.contactCalls(), c.call) {
-			t.Errorf("%s: result %v, calls %v", c.method, ok, f.contactCalls())
+		if !ok || !slices.Contains(f.ContactCalls(), c.call) {
+			t.Errorf("%s: result %v, calls %v", c.method, ok, f.ContactCalls())
 		}
 		if code := h.errCode(c.method, nil); code != jsonrpc.CodeInvalidParams {
 			t.Errorf("%s without a name: code %d", c.method, code)
@@ -57,8 +57,8 @@ func TestContactMethods(t *testing.T) {
 	}
 	var ok bool
 	h.result("setNickname", map[string]any{"name": "bob", "nickname": "B."}, &ok)
-	if !slices.Contains(f.contactCalls(), "SetNickname bob B.") {
-		t.Errorf("setNickname calls %v", f.contactCalls())
+	if !slices.Contains(f.ContactCalls(), "SetNickname bob B.") {
+		t.Errorf("setNickname calls %v", f.ContactCalls())
 	}
 	h.result("setStatus", map[string]any{"status": "busy", "text": "in a meeting"}, &ok)
 	if s := f.Status(); s.Availability != domain.Busy || s.Text != "in a meeting" {
@@ -75,7 +75,7 @@ func TestContactMethods(t *testing.T) {
 func TestContactErrorsAndNotifications(t *testing.T) {
 	t.Parallel()
 	f := newFake()
-	f.cErr = domain.ErrBlocked
+	f.FailContacts(domain.ErrBlocked)
 	h := start(t, f, jsonrpc.Options{})
 	if code := h.errCode("addContact", map[string]any{"name": "eve"}); code != jsonrpc.CodeBlocked {
 		t.Errorf("addContact of a blocked name: code %d, want %d", code, jsonrpc.CodeBlocked)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"github.com/chatx/chatx/internal/contactsfake"
 	"github.com/chatx/chatx/internal/groupsfake"
 	"strconv"
 	"sync"
@@ -40,7 +41,7 @@ type fakeClient struct {
 
 	events chan ports.Event
 
-	contactsFake // contacts_fake_test.go
+	contactsfake.Recorder
 }
 
 func newFake() *fakeClient {

@@ -3,7 +3,6 @@ package jsonrpc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"time"
 )
 
@@ -50,9 +49,11 @@ func (s *Server) runOrdered(ctx context.Context, ordered <-chan []byte) {
 // returns what writes its answer; ok is false for any other line.
 func (s *Server) startSendLine(ctx context.Context, line []byte) (answer func(), ok bool) {
 	line = bytes.TrimSpace(line)
-	if len(line) == 0 || line[0] != '{' || !json.Valid(line) {
+	if len(line) == 0 || line[0] != '{' {
 		return nil, false
 	}
+	// parseCall refuses a line that is not valid JSON (json.Unmarshal
+	// checks it first): handleLine then answers it with the parse error.
 	c, errResp := parseCall(line)
 	if errResp != nil || c.method != "send" {
 		return nil, false

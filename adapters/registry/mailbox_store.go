@@ -8,13 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -34,25 +32,17 @@ const maxMailLine = 4*ports.MaxMailSize/3 + 4096
 // FileMailboxStore keeps parked mail in an append-only JSON-lines log
 // under the data directory — a "put" line per deposit and a "del" line per
 // deletion — fsynced before Put or Delete returns (concurrent callers share
-// one fsync, like FileAccountStore), and in memory for reads. Opening replays the log (a torn last line is cut off) and
-// rewrites it with only the live mail when most of it is garbage; so does
-// Expire. The blobs are sealed by the senders: the file holds ciphertext,
-// recipients' names, sizes and times, never content.
+// one fsync: appendLog), and in memory for reads. Opening replays the log
+// (a torn last line is cut off) and rewrites it with only the live mail
+// when most of it is garbage; so does Expire. The blobs are sealed by the
+// senders: the file holds ciphertext, recipients' names, sizes and times,
+// never content.
 type FileMailboxStore struct {
-	mu      sync.Mutex
-	path    string
-	f       *os.File
-	boxes   map[string][]ports.Mail // by recipient Username.Key, oldest first
-	lines   int                     // lines in the log
-	live    int                     // mails held
-	failed  error
-	closed  bool
-	dirSync func() error
-	written uint64 // sequence number of the last line appended
-
-	// syncMu: one fsync (or compaction) at a time; taken before mu.
-	syncMu sync.Mutex
-	synced atomic.Uint64 // every line up to this sequence number is on disk
+	mu    sync.Mutex // taken before the log's
+	log   *appendLog
+	boxes map[string][]ports.Mail // by recipient Username.Key, oldest first
+	lines int                     // lines in the log
+	live  int                     // mails held
 }
 
 var _ ports.MailboxStore = (*FileMailboxStore)(nil)
@@ -67,6 +57,11 @@ type mailRecord struct {
 	Expires   time.Time `json:"expires,omitzero"`
 }
 
+func putRecord(m ports.Mail) mailRecord {
+	return mailRecord{Op: "put", ID: hex.EncodeToString(m.ID[:]), To: m.To.String(),
+		Blob: base64.StdEncoding.EncodeToString(m.Blob), Deposited: m.Deposited.UTC(), Expires: m.Expires.UTC()}
+}
+
 // NewFileMailboxStore opens (creating) the mailbox log in dir. The cleanup
 // closes it.
 func NewFileMailboxStore(dir DataDir) (*FileMailboxStore, func(), error) {
@@ -76,83 +71,27 @@ func NewFileMailboxStore(dir DataDir) (*FileMailboxStore, func(), error) {
 	if err := os.MkdirAll(string(dir), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("mailbox store: %w", err)
 	}
-	s := &FileMailboxStore{path: filepath.Join(string(dir), mailboxFile), boxes: make(map[string][]ports.Mail),
-		dirSync: func() error { return syncDir(string(dir)) }}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o600)
+	s := &FileMailboxStore{boxes: make(map[string][]ports.Mail)}
+	now := time.Now() // mail already expired at open is dropped
+	log, lines, err := openAppendLog(filepath.Join(string(dir), mailboxFile), "mailbox log", maxMailLine,
+		func(line []byte) error {
+			var rec mailRecord
+			if err := json.Unmarshal(line, &rec); err != nil {
+				return err
+			}
+			return s.apply(rec, now)
+		})
 	if err != nil {
-		return nil, nil, fmt.Errorf("mailbox store: %w", err)
+		return nil, nil, err
 	}
-	s.f = f
-	if err := s.load(time.Now()); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("mailbox store %s: %w", s.path, err)
-	}
+	s.log, s.lines = log, lines
 	if s.lines > 2*s.live+64 {
 		if err := s.compactLocked(); err != nil {
-			s.f.Close()
-			return nil, nil, fmt.Errorf("mailbox store %s: %w", s.path, err)
+			log.Close()
+			return nil, nil, fmt.Errorf("mailbox store: %w", err)
 		}
 	}
 	return s, func() { _ = s.Close() }, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// load replays the log; mail already expired at now is dropped.
-func (s *FileMailboxStore) load(now time.Time) error {
-	r := bufio.NewReaderSize(s.f, 64<<10)
-	var good int64
-	for {
-		line, err := readLogLine(r, maxMailLine)
-		if errors.Is(err, io.EOF) {
-			break // a partial last line (no newline) is a torn write
-		}
-		if err != nil {
-			return fmt.Errorf("line at offset %d: %w", good, err)
-		}
-		var rec mailRecord
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return fmt.Errorf("line at offset %d: %w", good, err)
-		}
-		if err := s.apply(rec, now); err != nil {
-			return fmt.Errorf("line at offset %d: %w", good, err)
-		}
-		s.lines++
-		good += int64(len(line))
-	}
-	if err := s.f.Truncate(good); err != nil {
-		return fmt.Errorf("cut torn tail: %w", err)
-	}
-	_, err := s.f.Seek(good, io.SeekStart)
-	return err
-}
-
-// readLogLine reads one line with its newline, at most max bytes; io.EOF
-// for a last line without one.
-func readLogLine(r *bufio.Reader, max int) ([]byte, error) {
-	var buf []byte
-	for {
-		part, err := r.ReadSlice('\n')
-		buf = append(buf, part...)
-		if len(buf) > max {
-			return nil, fmt.Errorf("longer than %d bytes", max)
-		}
-		switch {
-		case err == nil:
-			return buf, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			return nil, err
-		}
-	}
 }
 
 func parseMailID(s string) (ports.MailID, error) {
@@ -222,53 +161,19 @@ func (s *FileMailboxStore) removeLocked(to domain.Username, drop func(ports.Mail
 	return before - len(box)
 }
 
-// appendLocked writes rec (not yet durable: see durable) and returns its
-// sequence number. Callers hold s.mu.
+// appendLocked writes rec (not yet durable: see appendLog.durable) and
+// returns its sequence number. Callers hold s.mu.
 func (s *FileMailboxStore) appendLocked(rec mailRecord) (uint64, error) {
-	switch {
-	case s.closed:
-		return 0, os.ErrClosed
-	case s.failed != nil:
-		return 0, fmt.Errorf("mailbox log unusable after an earlier error: %w", s.failed)
-	}
 	line, err := json.Marshal(rec)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.f.Write(append(line, '\n')); err != nil {
-		s.failed = err
-		return 0, fmt.Errorf("write mailbox log: %w", err)
+	seq, err := s.log.append(line)
+	if err != nil {
+		return 0, err
 	}
 	s.lines++
-	s.written++
-	return s.written, nil
-}
-
-// durable returns once line seq is on disk; whoever syncs first syncs
-// every line written so far.
-func (s *FileMailboxStore) durable(seq uint64) error {
-	if s.synced.Load() >= seq {
-		return nil
-	}
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if s.synced.Load() >= seq {
-		return nil
-	}
-	s.mu.Lock()
-	upTo, failed, f := s.written, s.failed, s.f
-	s.mu.Unlock()
-	if failed != nil {
-		return fmt.Errorf("sync mailbox log: %w", failed)
-	}
-	if err := f.Sync(); err != nil {
-		s.mu.Lock()
-		s.failed = err
-		s.mu.Unlock()
-		return fmt.Errorf("sync mailbox log: %w", err)
-	}
-	s.synced.Store(upTo)
-	return nil
+	return seq, nil
 }
 
 // Put parks m durably unless it would exceed q.
@@ -278,9 +183,7 @@ func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQu
 		s.mu.Unlock()
 		return err
 	}
-	rec := mailRecord{Op: "put", ID: hex.EncodeToString(m.ID[:]), To: m.To.String(),
-		Blob: base64.StdEncoding.EncodeToString(m.Blob), Deposited: m.Deposited.UTC(), Expires: m.Expires.UTC()}
-	seq, err := s.appendLocked(rec)
+	seq, err := s.appendLocked(putRecord(m))
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("put mail for %s: %w", m.To, err)
@@ -288,7 +191,7 @@ func (s *FileMailboxStore) Put(ctx context.Context, m ports.Mail, q ports.MailQu
 	m.Blob = slices.Clone(m.Blob)
 	s.insertLocked(m)
 	s.mu.Unlock()
-	if err := s.durable(seq); err != nil {
+	if err := s.log.durable(seq); err != nil {
 		return fmt.Errorf("put mail for %s: %w", m.To, err)
 	}
 	return nil
@@ -321,7 +224,7 @@ func (s *FileMailboxStore) Delete(ctx context.Context, to domain.Username, ids [
 	}
 	s.removeLocked(to, func(m ports.Mail) bool { return slices.Contains(ids, m.ID) })
 	s.mu.Unlock()
-	if err := s.durable(seq); err != nil {
+	if err := s.log.durable(seq); err != nil {
 		return fmt.Errorf("delete mail of %s: %w", to, err)
 	}
 	return nil
@@ -331,8 +234,6 @@ func (s *FileMailboxStore) Delete(ctx context.Context, to domain.Username, ids [
 // is garbage (expired mail is not written as deletions: the log is
 // rewritten without it).
 func (s *FileMailboxStore) Expire(ctx context.Context, now time.Time) (int, error) {
-	s.syncMu.Lock() // the compaction replaces the file a sync would use
-	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -349,73 +250,39 @@ func (s *FileMailboxStore) Expire(ctx context.Context, now time.Time) (int, erro
 	return n, nil
 }
 
-// compactLocked rewrites the log with the live mail only: a new file,
-// fsynced, renamed over the old one, the directory fsynced.
+// compactLocked rewrites the log with the live mail only.
 func (s *FileMailboxStore) compactLocked() error {
-	if s.closed {
-		return os.ErrClosed
-	}
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	lines, err := s.log.rewrite(func(w *bufio.Writer) (int, error) {
+		n := 0
+		for _, box := range s.boxes {
+			for _, m := range box {
+				line, err := json.Marshal(putRecord(m))
+				if err != nil {
+					return 0, err
+				}
+				w.Write(append(line, '\n'))
+				n++
+			}
+		}
+		return n, nil
+	})
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(f)
-	lines := 0
-	for _, box := range s.boxes {
-		for _, m := range box {
-			line, err := json.Marshal(mailRecord{Op: "put", ID: hex.EncodeToString(m.ID[:]), To: m.To.String(),
-				Blob: base64.StdEncoding.EncodeToString(m.Blob), Deposited: m.Deposited.UTC(), Expires: m.Expires.UTC()})
-			if err != nil {
-				f.Close()
-				return err
-			}
-			w.Write(append(line, '\n'))
-			lines++
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		f.Close()
-		return err
-	}
-	if err := s.dirSync(); err != nil {
-		f.Close()
-		return err
-	}
-	s.f.Close()
-	s.f, s.lines, s.failed = f, lines, nil
-	s.synced.Store(s.written) // everything held is in the new, synced file
+	s.lines = lines
 	return nil
 }
 
 // Close closes the log.
-func (s *FileMailboxStore) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return s.f.Close()
-}
+func (s *FileMailboxStore) Close() error { return s.log.Close() }
 
 // FilePrekeyStore keeps each user's current mailbox key in an append-only
 // JSON-lines log (the last line of a name wins), fsynced before PutPrekey
 // returns; opening rewrites it with one line per name.
 type FilePrekeyStore struct {
-	mu     sync.Mutex
-	path   string
-	f      *os.File
-	keys   map[string]ports.SignedPrekey
-	closed bool
+	mu   sync.Mutex // taken before the log's
+	log  *appendLog
+	keys map[string]ports.SignedPrekey
 }
 
 var _ ports.PrekeyStore = (*FilePrekeyStore)(nil)
@@ -459,91 +326,56 @@ func NewFilePrekeyStore(dir DataDir) (*FilePrekeyStore, func(), error) {
 	if err := os.MkdirAll(string(dir), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("prekey store: %w", err)
 	}
-	s := &FilePrekeyStore{path: filepath.Join(string(dir), prekeysFile), keys: make(map[string]ports.SignedPrekey)}
-	if err := s.load(); err != nil {
-		return nil, nil, fmt.Errorf("prekey store %s: %w", s.path, err)
+	s := &FilePrekeyStore{keys: make(map[string]ports.SignedPrekey)}
+	log, _, err := openAppendLog(filepath.Join(string(dir), prekeysFile), "prekey log", 4*ports.MaxPrekeySize,
+		func(line []byte) error {
+			var rec prekeyRecord
+			if err := json.Unmarshal(line, &rec); err != nil {
+				return err
+			}
+			k, err := rec.prekey()
+			if err != nil {
+				return err
+			}
+			s.keys[k.Name.Key()] = k
+			return nil
+		})
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := s.rewrite(string(dir)); err != nil {
-		return nil, nil, fmt.Errorf("prekey store %s: %w", s.path, err)
+	s.log = log
+	if _, err := log.rewrite(s.writeKeys); err != nil {
+		log.Close()
+		return nil, nil, fmt.Errorf("prekey store: %w", err)
 	}
 	return s, func() { _ = s.Close() }, nil
 }
 
-func (s *FilePrekeyStore) load() error {
-	f, err := os.Open(s.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	for {
-		line, err := readLogLine(r, 4*ports.MaxPrekeySize)
-		if errors.Is(err, io.EOF) {
-			return nil // a torn last line is dropped by the rewrite
-		}
-		if err != nil {
-			return err
-		}
-		var rec prekeyRecord
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return err
-		}
-		k, err := rec.prekey()
-		if err != nil {
-			return err
-		}
-		s.keys[k.Name.Key()] = k
-	}
-}
-
-// rewrite writes one line per name to a new file and renames it over the
-// log, which stays open for appending.
-func (s *FilePrekeyStore) rewrite(dir string) error {
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
+// writeKeys writes one line per name.
+func (s *FilePrekeyStore) writeKeys(w *bufio.Writer) (int, error) {
 	for _, k := range s.keys {
-		line, _ := json.Marshal(toPrekeyRecord(k))
+		line, err := json.Marshal(toPrekeyRecord(k))
+		if err != nil {
+			return 0, err
+		}
 		w.Write(append(line, '\n'))
 	}
-	if err := w.Flush(); err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		f.Close()
-		return err
-	}
-	s.f = f
-	return nil
+	return len(s.keys), nil
 }
 
 // PutPrekey stores k as its name's current key, durably.
 func (s *FilePrekeyStore) PutPrekey(ctx context.Context, k ports.SignedPrekey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return fmt.Errorf("put prekey of %s: %w", k.Name, os.ErrClosed)
-	}
 	line, err := json.Marshal(toPrekeyRecord(k))
 	if err != nil {
 		return err
 	}
-	if _, err := s.f.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("put prekey of %s: %w", k.Name, err)
+	seq, err := s.log.append(line)
+	if err == nil {
+		err = s.log.durable(seq)
 	}
-	if err := s.f.Sync(); err != nil {
+	if err != nil {
 		return fmt.Errorf("put prekey of %s: %w", k.Name, err)
 	}
 	k.Public, k.Signature = slices.Clone(k.Public), slices.Clone(k.Signature)
@@ -564,12 +396,4 @@ func (s *FilePrekeyStore) GetPrekey(ctx context.Context, name domain.Username) (
 }
 
 // Close closes the log.
-func (s *FilePrekeyStore) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return s.f.Close()
-}
+func (s *FilePrekeyStore) Close() error { return s.log.Close() }

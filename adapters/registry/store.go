@@ -1,19 +1,16 @@
 package registry
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -30,20 +27,14 @@ const maxAccountLine = 4096
 // under the data directory, fsynced before Bind returns, and in memory for
 // reads. A binding is never changed or removed, so the log is the whole
 // history and needs no compaction; a torn last line (crash mid-write) is
-// cut off on open. Concurrent binds share one fsync (group commit). An
-// embedded SQL database would add nothing a write-once map needs, and a
-// shared store (Redis) can replace this one behind ports.AccountStore when
-// the registry scales out.
+// cut off on open. Concurrent binds share one fsync (group commit, see
+// appendLog). An embedded SQL database would add nothing a write-once map
+// needs, and a shared store (Redis) replaces this one behind
+// ports.AccountStore when the registry scales out.
 type FileAccountStore struct {
-	mu      sync.RWMutex
-	f       *os.File
-	byKey   map[string]account
-	written uint64 // sequence number of the last line appended
-	failed  error  // a write or sync failed: the log's tail is uncertain
-	closed  bool
-
-	syncMu sync.Mutex    // one fsync at a time
-	synced atomic.Uint64 // every line up to this sequence number is on disk
+	mu    sync.RWMutex // taken before the log's
+	log   *appendLog
+	byKey map[string]account
 }
 
 type account struct {
@@ -68,51 +59,26 @@ func NewFileAccountStore(dir DataDir) (*FileAccountStore, func(), error) {
 	if err := os.MkdirAll(string(dir), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("account store: %w", err)
 	}
-	path := filepath.Join(string(dir), accountsFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	s := &FileAccountStore{byKey: make(map[string]account)}
+	log, _, err := openAppendLog(filepath.Join(string(dir), accountsFile), "account log", maxAccountLine, s.replay)
 	if err != nil {
-		return nil, nil, fmt.Errorf("account store: %w", err)
+		return nil, nil, err
 	}
-	s := &FileAccountStore{f: f, byKey: make(map[string]account)}
-	if err := s.load(); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("account store %s: %w", path, err)
-	}
+	s.log = log
 	return s, func() { _ = s.Close() }, nil
 }
 
-func (s *FileAccountStore) load() error {
-	r := bufio.NewReaderSize(s.f, maxAccountLine)
-	var good int64
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, io.EOF) {
-			break // a partial last line (no newline) is a torn write
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return fmt.Errorf("line at offset %d longer than %d bytes", good, maxAccountLine)
-		}
-		if err != nil {
-			return err
-		}
-		var rec accountRecord
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return fmt.Errorf("line at offset %d: %w", good, err)
-		}
-		id, err := rec.identity()
-		if err != nil {
-			return fmt.Errorf("line at offset %d: %w", good, err)
-		}
-		if _, dup := s.byKey[id.Name().Key()]; !dup {
-			s.byKey[id.Name().Key()] = account{id: id}
-		}
-		good += int64(len(line))
-	}
-	if err := s.f.Truncate(good); err != nil {
-		return fmt.Errorf("cut torn tail: %w", err)
-	}
-	if _, err := s.f.Seek(good, io.SeekStart); err != nil {
+func (s *FileAccountStore) replay(line []byte) error {
+	var rec accountRecord
+	if err := json.Unmarshal(line, &rec); err != nil {
 		return err
+	}
+	id, err := rec.identity()
+	if err != nil {
+		return err
+	}
+	if _, dup := s.byKey[id.Name().Key()]; !dup {
+		s.byKey[id.Name().Key()] = account{id: id}
 	}
 	return nil
 }
@@ -139,57 +105,27 @@ func (s *FileAccountStore) Bind(ctx context.Context, id domain.Identity, now tim
 		if err := sameOrTaken(have.id, id); err != nil {
 			return err
 		}
-		return s.durable(have.seq)
-	}
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return fmt.Errorf("bind %s: %w", id.Name(), os.ErrClosed)
-	case s.failed != nil:
-		s.mu.Unlock()
-		return fmt.Errorf("bind %s: account log unusable after an earlier error: %w", id.Name(), s.failed)
+		return s.durable(id, have.seq)
 	}
 	line, err := json.Marshal(accountRecord{Name: id.Name().String(), Key: base64.StdEncoding.EncodeToString(id.PublicKey()), BoundAt: now.UTC()})
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("bind %s: %w", id.Name(), err)
 	}
-	if _, err := s.f.Write(append(line, '\n')); err != nil {
-		s.failed = err
+	seq, err := s.log.append(line)
+	if err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("bind %s: write account log: %w", id.Name(), err)
+		return fmt.Errorf("bind %s: %w", id.Name(), err)
 	}
-	s.written++
-	seq := s.written
 	s.byKey[k] = account{id: id, seq: seq}
 	s.mu.Unlock()
-	return s.durable(seq)
+	return s.durable(id, seq)
 }
 
-// durable returns once line seq is on disk. Whoever syncs first syncs
-// every line written so far, so concurrent binds share one fsync.
-func (s *FileAccountStore) durable(seq uint64) error {
-	if s.synced.Load() >= seq {
-		return nil
+func (s *FileAccountStore) durable(id domain.Identity, seq uint64) error {
+	if err := s.log.durable(seq); err != nil {
+		return fmt.Errorf("bind %s: %w", id.Name(), err)
 	}
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if s.synced.Load() >= seq {
-		return nil
-	}
-	s.mu.RLock()
-	upTo, failed := s.written, s.failed
-	s.mu.RUnlock()
-	if failed != nil {
-		return fmt.Errorf("sync account log: %w", failed)
-	}
-	if err := s.f.Sync(); err != nil {
-		s.mu.Lock()
-		s.failed = err
-		s.mu.Unlock()
-		return fmt.Errorf("sync account log: %w", err)
-	}
-	s.synced.Store(upTo)
 	return nil
 }
 
@@ -219,15 +155,7 @@ func (s *FileAccountStore) Count(ctx context.Context) (int, error) {
 }
 
 // Close closes the log file.
-func (s *FileAccountStore) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	return s.f.Close()
-}
+func (s *FileAccountStore) Close() error { return s.log.Close() }
 
 // PresenceStore keeps online sessions in this process's memory. It is the
 // registry server's default; a shared store replaces it when several

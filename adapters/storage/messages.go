@@ -47,7 +47,7 @@ func (s *Store) SaveOutgoingStaged(ctx context.Context, m domain.Message, commit
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
-	err = s.w.doStaged(ctx, func(ctx context.Context) error {
+	err = s.w.doRow(ctx, s.outRows, &row, func(ctx context.Context) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
@@ -71,23 +71,109 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 	if err != nil {
 		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
 	}
-	var added bool
-	err = s.w.do(ctx, func(ctx context.Context) error {
+	in := &incomingRow{row: row}
+	err = s.w.doRow(ctx, s.inRows, in, func(ctx context.Context) error {
 		res, err := s.ws.insertIncoming.ExecContext(ctx, row.args()...)
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
-		added = n == 1
-		if added {
+		in.added = n == 1
+		if in.added {
 			s.messageStored()
 		}
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
 	}
-	return added, nil
+	return in.added, nil
+}
+
+// incomingRow is a received message on its way into a multi-row insert,
+// and whether it was new.
+type incomingRow struct {
+	row   messageRow
+	added bool
+}
+
+// rowArgs appends the parameters of rows to args.
+func rowArgs(args []any, r *messageRow) []any {
+	return append(args, r.ID, r.Dir, r.Sender, r.SenderKey, r.Recipient, r.PeerKey, r.SentSec, r.SentNsec, r.Body, r.State)
+}
+
+// newRowBatches makes the multi-row writers of SaveOutgoing(Staged) and
+// SaveIncoming: the writer stores consecutive saves of a batch in one
+// INSERT (which pays the statement's setup — cursors on the table and
+// each index, the CHECKs' lookup tables — once instead of per message).
+func (s *Store) newRowBatches() {
+	var args []any // writer goroutine only
+	bind := func(ctx context.Context, items []any, incoming bool, row func(any) *messageRow) (*sql.Stmt, error) {
+		st, err := s.ws.insertRows(ctx, len(items), incoming)
+		if err != nil {
+			return nil, err
+		}
+		args = args[:0]
+		for _, it := range items {
+			args = rowArgs(args, row(it))
+		}
+		return st, nil
+	}
+	s.outRows = &rowBatch{max: maxRowsPerInsert, write: func(ctx context.Context, items []any) error {
+		st, err := bind(ctx, items, false, func(it any) *messageRow { return it.(*messageRow) })
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, args...)
+		clear(args)
+		if err != nil {
+			return err
+		}
+		for range items {
+			s.messageStored()
+		}
+		return nil
+	}}
+	s.inRows = &rowBatch{max: maxRowsPerInsert, write: func(ctx context.Context, items []any) error {
+		st, err := bind(ctx, items, true, func(it any) *messageRow { return &it.(*incomingRow).row })
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		clear(args)
+		if err != nil {
+			return err
+		}
+		// The rows inserted, by sender and ID: the first of the batch
+		// with that pair is the new one (a repeat of it in the same
+		// batch is not).
+		inserted := make(map[string]int, len(items))
+		var key string
+		var id []byte
+		for rows.Next() {
+			if err := rows.Scan(&key, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			inserted[key+"\x00"+string(id)]++
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, it := range items {
+			in := it.(*incomingRow)
+			k := in.row.SenderKey + "\x00" + string(in.row.ID)
+			in.added = inserted[k] > 0
+			if in.added {
+				inserted[k]--
+				s.messageStored()
+			}
+		}
+		return nil
+	}}
 }
 
 // SetState moves one of our messages to state next if the domain's rules

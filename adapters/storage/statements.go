@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -16,6 +17,24 @@ const messageColumns = "m.id, m.dir, m.sender, m.recipient, m.sent_sec, m.sent_n
 const insertMessageSQL = `INSERT INTO messages
 	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// maxRowsPerInsert bounds the rows of one multi-row INSERT (10 parameters
+// each, far below SQLite's 32,766).
+const maxRowsPerInsert = 256
+
+// multiInsert is the INSERT of n messages in one statement, incoming ones
+// deduplicated (returning the rows it inserted).
+func multiInsert(n int, incoming bool) string {
+	var b strings.Builder
+	b.WriteString(insertMessageSQL)
+	for range n - 1 {
+		b.WriteString(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	if incoming {
+		b.WriteString(" ON CONFLICT DO NOTHING RETURNING sender_key, id")
+	}
+	return b.String()
+}
 
 // writeStmts are prepared on the writer's connection and used only by the
 // writer goroutine.
@@ -33,10 +52,42 @@ type writeStmts struct {
 	indexNew       *sql.Stmt
 	indexProgress  *sql.Stmt
 	all            []*sql.Stmt
+
+	// Multi-row inserts (multiInsert), prepared when first needed: by
+	// log2 of the rows, outgoing [0] and incoming [1].
+	conn  *sql.Conn
+	multi [2][]*sql.Stmt
+}
+
+// insertRows returns the statement inserting n messages (a power of two,
+// at most maxRowsPerInsert), preparing it the first time. Writer
+// goroutine only.
+func (ws *writeStmts) insertRows(ctx context.Context, n int, incoming bool) (*sql.Stmt, error) {
+	dir := 0
+	if incoming {
+		dir = 1
+	}
+	k := bits.Len(uint(n)) - 1
+	if n < 1 || n > maxRowsPerInsert || 1<<k != n {
+		return nil, fmt.Errorf("insert %d rows: not a power of two up to %d", n, maxRowsPerInsert)
+	}
+	for len(ws.multi[dir]) <= k {
+		ws.multi[dir] = append(ws.multi[dir], nil)
+	}
+	if st := ws.multi[dir][k]; st != nil {
+		return st, nil
+	}
+	st, err := ws.conn.PrepareContext(ctx, multiInsert(n, incoming))
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert of %d messages: %w", n, err)
+	}
+	ws.multi[dir][k] = st
+	ws.all = append(ws.all, st)
+	return st, nil
 }
 
 func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
-	ws := &writeStmts{}
+	ws := &writeStmts{conn: conn}
 	var err error
 	prep := func(dst **sql.Stmt, query string) {
 		if err != nil {

@@ -703,3 +703,117 @@ func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
 		t.Fatalf("a refused save: err %v, committed called %v", err, called)
 	}
 }
+
+// Received messages stored at once (the writer puts them in one INSERT)
+// are deduplicated as one by one: of the copies of a message, whichever
+// comes first is new and the others are not, the same ID from two senders
+// is two messages, and each is stored once.
+func TestConcurrentSaveIncomingDeduplicates(t *testing.T) {
+	t.Parallel()
+	const n, copies = 2000, 3
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	var msgs []domain.Message
+	for i := range n {
+		m := in(t, bob, fmt.Sprintf("from bob %05d", i), t0.Add(time.Duration(i)*time.Millisecond))
+		msgs = append(msgs, m)
+		// carol picks the same ID: a message of her own.
+		c, err := domain.NewIncomingMessage(m.ID(), carol, alice, m.SentAt(), fmt.Sprintf("from carol %05d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, c)
+	}
+	news := make([]int, len(msgs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, len(msgs)*copies)
+	for range copies {
+		for i, m := range msgs {
+			wg.Go(func() {
+				isNew, err := s.SaveIncoming(ctx, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if isNew {
+					mu.Lock()
+					news[i]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("SaveIncoming: %v", err)
+	}
+	for i, k := range news {
+		if k != 1 {
+			t.Fatalf("message %q reported new %d times, want once", msgs[i].Body(), k)
+		}
+	}
+	st := s.Stats()
+	t.Logf("%d writes in %d commits, %d in multi-row statements", st.Writes, st.Commits, st.RowWrites)
+	if st.RowWrites == 0 {
+		t.Fatalf("writer stats %+v: no write shared a statement", st)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	for _, peer := range []domain.Username{bob, carol} {
+		h, err := s.History(ctx, peer, time.Time{}, storage.MaxHistory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != n {
+			t.Fatalf("history with %s holds %d messages, want %d", peer, len(h), n)
+		}
+		for i, m := range h {
+			if want := fmt.Sprintf("from %s %05d", peer, i); m.Body() != want {
+				t.Fatalf("message %d with %s is %q, want %q", i, peer, m.Body(), want)
+			}
+		}
+	}
+}
+
+// Of outgoing messages stored at once, one with an ID stored already fails
+// alone: the writer stores its neighbours all the same.
+func TestConcurrentSaveOutgoingRefusesOnlyTheRepeat(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	ctx := ctxFor(t)
+	s := openStore(t, t.TempDir())
+	msgs := make([]domain.Message, n)
+	for i := range msgs {
+		msgs[i] = out(t, bob, fmt.Sprintf("message %05d", i), t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	// Every tenth one is stored first, then everything at once.
+	for i := 0; i < n; i += 10 {
+		if err := s.SaveOutgoing(ctx, msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := make([]bool, n)
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		wg.Go(func() { failed[i] = s.SaveOutgoing(ctx, m) != nil })
+	}
+	wg.Wait()
+	for i, f := range failed {
+		if f != (i%10 == 0) {
+			t.Fatalf("message %d: failed %v, want %v", i, f, i%10 == 0)
+		}
+	}
+	h, err := s.History(ctx, bob, time.Time{}, storage.MaxHistory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != n {
+		t.Fatalf("history holds %d messages, want %d", len(h), n)
+	}
+	if st := s.Stats(); st.RowWrites == 0 {
+		t.Logf("writer stats %+v: no write shared a statement (the refusals were not tried in one)", st)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,23 @@ type writeOp struct {
 	// transaction is committed (visible, not yet durable), if the op
 	// succeeded; the op is answered later, when durable, as usual.
 	committed func()
+	// rows, if set, may write this op together with the ops of the same
+	// rows next to it in the batch, in one statement (see rowBatch); item
+	// is this op's part of it. fn is still the op alone.
+	rows *rowBatch
+	item any
+}
+
+// A rowBatch writes the items of several consecutive ops of one kind (a
+// received chat each, say) in one statement, which costs far less than a
+// statement each: SQLite prepares its cursors, constraint checks and
+// journal once. write either writes every item and records each op's
+// result for its caller, or fails having written nothing (a statement is
+// atomic); the writer then runs each op's own fn, so that one op's
+// failure is its own and not its neighbours'.
+type rowBatch struct {
+	max   int // items per statement at most
+	write func(ctx context.Context, items []any) error
 }
 
 // writer funnels every write of the store through two goroutines, a
@@ -79,6 +97,7 @@ type writer struct {
 	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
 	syncFn atomic.Pointer[func(*os.File) error]
 	writes atomic.Int64 // operations in the committed transactions
+	rowOps atomic.Int64 // operations written by multi-row statements (rowBatch)
 	// syncFailed holds the syncer's first fsync error: lazy writes, which
 	// do not wait for the syncer, are refused with it too.
 	syncFailed atomic.Pointer[error]
@@ -90,6 +109,9 @@ type WriterStats struct {
 	Syncs    int64         // fsyncs of the write-ahead log
 	SyncTime time.Duration // time spent in them
 	Writes   int64         // write calls the transactions carried
+	// RowWrites counts the write calls stored together with others in one
+	// statement (a multi-row INSERT of messages), committed or not.
+	RowWrites int64
 }
 
 // Stats reports how many writes the writer committed, in how many
@@ -97,7 +119,7 @@ type WriterStats struct {
 // callers one fsync answered.
 func (s *Store) Stats() WriterStats {
 	return WriterStats{Commits: s.w.commits.Load(), Syncs: s.w.syncs.Load(), Writes: s.w.writes.Load(),
-		SyncTime: time.Duration(s.w.syncDur.Load())}
+		SyncTime: time.Duration(s.w.syncDur.Load()), RowWrites: s.w.rowOps.Load()}
 }
 
 func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
@@ -124,20 +146,30 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 // do runs fn in the writer and waits until its transaction is durable.
 // When ctx ends first, do returns ctx's error; the write may still be
 // committed later.
-func (w *writer) do(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, false, nil) }
+func (w *writer) do(ctx context.Context, fn writeFn) error {
+	return w.run(ctx, fn, false, nil, nil, nil)
+}
+
+// doRow is do for an op that rows may write together with its neighbours
+// (item is its part); fn writes it alone.
+func (w *writer) doRow(ctx context.Context, rows *rowBatch, item any, fn writeFn, committed func()) error {
+	return w.run(ctx, fn, false, committed, rows, item)
+}
 
 // doStaged is do, calling committed (from the writer's goroutine: it must
 // not wait for the store) once the write is committed and before it is
 // durable, if it succeeded.
 func (w *writer) doStaged(ctx context.Context, fn writeFn, committed func()) error {
-	return w.run(ctx, fn, false, committed)
+	return w.run(ctx, fn, false, committed, nil, nil)
 }
 
 // doLazy runs fn in the writer and waits until its transaction is
 // committed, not until it is durable: see the writer's doc comment.
-func (w *writer) doLazy(ctx context.Context, fn writeFn) error { return w.run(ctx, fn, true, nil) }
+func (w *writer) doLazy(ctx context.Context, fn writeFn) error {
+	return w.run(ctx, fn, true, nil, nil, nil)
+}
 
-func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func()) error {
+func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func(), rows *rowBatch, item any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -147,7 +179,7 @@ func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func(
 		}
 	}
 	op := w.opPool.Get().(*writeOp)
-	op.fn, op.lazy, op.committed = fn, lazy, committed
+	op.fn, op.lazy, op.committed, op.rows, op.item = fn, lazy, committed, rows, item
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
@@ -165,7 +197,7 @@ func (w *writer) run(ctx context.Context, fn writeFn, lazy bool, committed func(
 	}
 	select {
 	case err := <-op.done:
-		op.fn, op.err, op.committed = nil, nil, nil
+		op.fn, op.err, op.committed, op.rows, op.item = nil, nil, nil, nil, nil
 		w.opPool.Put(op) // only reused once its answer was received
 		return err
 	case <-ctx.Done():
@@ -239,9 +271,7 @@ func (w *writer) commit(batch []*writeOp) bool {
 		w.answerAll(batch, fmt.Errorf("begin transaction: %w", err))
 		return false
 	}
-	for _, op := range batch {
-		op.err = op.fn(ctx)
-	}
+	w.runOps(ctx, batch)
 	if w.beforeCommit != nil {
 		if err := w.beforeCommit(ctx); err != nil {
 			err = fmt.Errorf("finish transaction of %d writes: %w", len(batch), err)
@@ -267,6 +297,45 @@ func (w *writer) commit(batch []*writeOp) bool {
 	w.commits.Add(1)
 	w.writes.Add(int64(len(batch)))
 	return true
+}
+
+// runOps runs the ops of a batch in order: a run of consecutive ops of
+// one rowBatch in statements of a power of two items, at most its max (so
+// that a rowBatch needs few distinct statements), the others (and a run
+// whose statement failed) one by one.
+func (w *writer) runOps(ctx context.Context, batch []*writeOp) {
+	var items []any
+	for i := 0; i < len(batch); {
+		op := batch[i]
+		j := i + 1
+		if op.rows != nil {
+			for j < len(batch) && batch[j].rows == op.rows && j-i < op.rows.max {
+				j++
+			}
+			j = i + 1<<(bits.Len(uint(j-i))-1)
+		}
+		if j-i > 1 {
+			items = items[:0]
+			for _, o := range batch[i:j] {
+				items = append(items, o.item)
+			}
+			if err := op.rows.write(ctx, items); err == nil {
+				for _, o := range batch[i:j] {
+					o.err = nil
+				}
+				w.rowOps.Add(int64(j - i))
+				i = j
+				continue
+			} else {
+				w.log.Debug("store rows written one by one", "rows", j-i, "err", err)
+			}
+		}
+		for _, o := range batch[i:j] {
+			o.err = o.fn(ctx)
+		}
+		i = j
+	}
+	clear(items)
 }
 
 func (w *writer) rollback() {

@@ -15,22 +15,23 @@ import (
 
 func waitCall(t *testing.T, f *fakeClient, call string) {
 	t.Helper()
-	waitUntil(t, "the call "+call, func() bool { return slices.Contains(f.contactCalls(), call) })
+	waitUntil(t, "the call "+call, func() bool { return slices.Contains(f.ContactCalls(), call) })
 }
 
 func TestRequestsScreenAcceptDeclineBlock(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, "alice", peer(t, "bob", true))
 	eve, mal, oscar := identity(t, "eve"), identity(t, "mal"), identity(t, "oscar")
-	fake.requests = []ports.RequestView{
+	requests := []ports.RequestView{
 		{Request: domain.Request{From: eve, Items: 2, First: time.Now(), Last: time.Now()}, Preview: "hi [red]evil[-] \x1b[2J\u202eyo"},
 		{Request: domain.Request{From: mal, Items: 3, Offers: 1}, Preview: "buy now"},
 		{Request: domain.Request{From: oscar, Items: 1}, Preview: "hello?"},
 	}
+	fake.SetRequests(requests...)
 	s := start(t, fake, tui.Options{}, 140, 40)
 	s.waitText("● bob")
 	// A request arrives: the user is told, with the count in the status bar.
-	fake.emit(t, ports.RequestEvent{Request: fake.requests[0]})
+	fake.emit(t, ports.RequestEvent{Request: requests[0]})
 	s.waitText("message request from eve", "3 requests (F3)")
 
 	s.key(tcell.KeyF3)

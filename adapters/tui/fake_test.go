@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"github.com/chatx/chatx/internal/contactsfake"
 	"github.com/chatx/chatx/internal/groupsfake"
 	"slices"
 	"sync"
@@ -22,7 +23,7 @@ type fakeClient struct {
 	me     domain.Identity
 	events chan ports.Event
 
-	contactsFake // contacts_fake_test.go
+	contactsfake.Recorder
 
 	mu          sync.Mutex
 	acceptErr   error // what AcceptTransfer returns

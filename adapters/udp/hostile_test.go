@@ -67,10 +67,7 @@ func TestHostileSender(t *testing.T) {
 	bob := newLocalIdentity(t, "bob")
 	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: 5 * time.Second})
 	recv := contract.NewRecordingReceiver(mallory.Identity)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- receiver.Serve(ctx, recv) }()
-	defer func() { cancel(); <-served }()
+	serveUntilCleanup(t, receiver, recv)
 	conn := rawClient(t, mallory, receiver.Endpoints()[0])
 
 	content := []byte("0123456789")

@@ -57,7 +57,11 @@ func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.Transfer
 			}
 			return fmt.Errorf("send file %d of %s to %s: %w", index, id.Short(), to.Name(), err)
 		}
-		log.Debug("file sent", "bytes", size)
+		// The connection's counters (since it opened) show packet sizes
+		// and loss when a transfer costs more than it should.
+		st := c.conn.ConnectionStats()
+		log.Debug("file sent", "bytes", size, "conn_packets_sent", st.PacketsSent, "conn_bytes_sent", st.BytesSent,
+			"conn_packets_lost", st.PacketsLost, "conn_bytes_lost", st.BytesLost)
 		return nil
 	}
 }

@@ -295,7 +295,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 	if err != nil {
 		return interrupted("read start", err)
 	}
-	var data dataStream = str
+	var data deadlineReader = str
 	if granted > 0 {
 		used := int(sb[startSize])
 		if used < 1 || used > granted || (used > 1 && used > unitsOf(req.Size-start)) {
@@ -357,6 +357,11 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 
 	remaining := req.Size - start
 	last := time.Now()
+	// The data reads run without a read deadline (quic-go would arm a timer
+	// for every Read that waits); the watch ends a read that waits longer
+	// than StallTimeout instead.
+	watch := watchStall(data, t.cfg.StallTimeout)
+	defer watch.stop()
 	for remaining > 0 {
 		var b []byte
 		select {
@@ -365,7 +370,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 			stopWriter()
 			return writeFailed()
 		}
-		n, err := t.fill(data, b[:min(int64(len(b)), remaining)])
+		n, err := fill(data, b[:min(int64(len(b)), remaining)], watch)
 		if n > 0 {
 			remaining -= int64(n)
 			full <- b[:n]
@@ -391,8 +396,12 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 		}
 	}
 	// The sender's hash of the whole file, then the end of the stream.
+	watch.stop()
+	if err := str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout)); err != nil {
+		return interrupted("set deadline", err)
+	}
 	var sum [trailerSize]byte
-	if n, err := t.fill(str, sum[:]); n < trailerSize {
+	if n, err := fill(str, sum[:], nil); n < trailerSize {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: no file hash after the last byte", ErrShortStream)
 		}
@@ -431,32 +440,86 @@ func readEOF(str fileStream) error {
 	}
 }
 
-// dataStream is where a file's data is read from: its stream, or the
-// stripes of a striped one in file order.
-type dataStream interface {
-	io.Reader
-	SetReadDeadline(t time.Time) error
-}
-
-// fill reads until b is full, the stream ends or fails. The stall deadline
-// moves forward at most once a second (setting it costs a lock and a timer).
-func (t *Transport) fill(str dataStream, b []byte) (int, error) {
+// fill reads until b is full, the stream ends or fails, telling w (when
+// not nil) of every byte that arrived.
+func fill(str deadlineReader, b []byte, w *stallWatch) (int, error) {
+	if w != nil {
+		w.reading.Store(true)
+		defer w.reading.Store(false)
+	}
 	n := 0
-	var set time.Time
 	for n < len(b) {
-		if now := time.Now(); now.Sub(set) >= time.Second {
-			set = now
-			if err := str.SetReadDeadline(now.Add(t.cfg.StallTimeout)); err != nil {
-				return n, err
-			}
-		}
 		k, err := str.Read(b[n:])
 		n += k
+		if k > 0 && w != nil {
+			w.read.Add(1)
+		}
 		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// stallWatch ends the reads of a stream that brings nothing for a whole
+// timeout: it looks every quarter of it whether a read brought bytes since
+// it looked last, and after a timeout without any while a read waited it
+// sets the read deadline in the past, so that the waiting Read fails with a
+// timeout error as if it had had a deadline (a deadline on every Read costs
+// a timer each time one waits, which is most reads of a fast stream). Time
+// spent waiting for our own writer (a slow disk) is not the peer's stall.
+type stallWatch struct {
+	str     deadlineReader
+	timeout time.Duration
+	read    atomic.Int64 // reads that brought bytes
+	reading atomic.Bool  // fill is reading
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	seen    int64     // read when it looked last
+	quiet   time.Time // since when nothing came
+	stopped bool
+}
+
+// deadlineReader is what fill and the stall watch need of a stream.
+type deadlineReader interface {
+	io.Reader
+	SetReadDeadline(t time.Time) error
+}
+
+func watchStall(str deadlineReader, timeout time.Duration) *stallWatch {
+	w := &stallWatch{str: str, timeout: timeout, quiet: time.Now()}
+	_ = str.SetReadDeadline(time.Time{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(w.period(), w.look)
+	return w
+}
+
+func (w *stallWatch) period() time.Duration { return max(w.timeout/4, time.Millisecond) }
+
+func (w *stallWatch) look() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	now := time.Now()
+	if r := w.read.Load(); r != w.seen || !w.reading.Load() {
+		w.seen, w.quiet = r, now
+	} else if now.Sub(w.quiet) >= w.timeout {
+		_ = w.str.SetReadDeadline(now) // the waiting Read times out
+		return
+	}
+	w.timer.Reset(w.period())
+}
+
+// stop ends the watch; once it returns, the watch touches the stream no more.
+func (w *stallWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
 }
 
 func isTimeout(err error) bool {

@@ -501,7 +501,7 @@ func (r *stripedReader) readAhead(s int) {
 				}
 			}
 			want := min(int64(len(b)), left)
-			k, err := r.t.fill(str, b[:want])
+			k, err := fill(str, b[:want], nil) // the receive loop's stall watch covers every stripe
 			left -= int64(k)
 			if k > 0 {
 				r.in[s] <- b[:k]
@@ -554,9 +554,9 @@ func (r *stripedReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// SetReadDeadline sets d on every stripe: each read-ahead also moves its
-// own stall deadline while bytes come (fill), and a deadline in the past
-// ends them all, and so the Read waiting for them.
+// SetReadDeadline sets d on every stripe (the receive loop's stall watch
+// clears it, then sets it in the past when nothing came for too long:
+// that ends every read-ahead, and so the Read waiting for them).
 func (r *stripedReader) SetReadDeadline(d time.Time) error {
 	for _, s := range r.strs {
 		if err := s.SetReadDeadline(d); err != nil {
@@ -567,8 +567,10 @@ func (r *stripedReader) SetReadDeadline(d time.Time) error {
 }
 
 // finish waits for the read-ahead to end and returns its error: nil when
-// every JOIN stream ended right after its last byte.
+// every JOIN stream ended right after its last byte (within the stall
+// timeout).
 func (r *stripedReader) finish() error {
+	_ = r.SetReadDeadline(time.Now().Add(r.t.cfg.StallTimeout))
 	r.wg.Wait()
 	return r.error()
 }

@@ -198,8 +198,8 @@ func (f *file) Write(p []byte) (int, error) {
 	if f.f != nil && !f.noWriteback && f.size-f.from >= writebackChunk {
 		// Only a head start: Finish's fsync decides, so errors just switch
 		// it off.
-		if startWriteback(f.f, f.from, f.size-f.from) != nil ||
-			(f.prevN > 0 && settleWriteback(f.f, f.prevOff, f.prevN) != nil) {
+		if StartWriteback(f.f, f.from, f.size-f.from) != nil ||
+			(f.prevN > 0 && SettleWriteback(f.f, f.prevOff, f.prevN) != nil) {
 			f.noWriteback = true
 		}
 		f.prevOff, f.prevN, f.from = f.from, f.size-f.from, f.size

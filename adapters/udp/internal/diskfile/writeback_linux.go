@@ -8,16 +8,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startWriteback asks the kernel to start writing n bytes of f at off to
+// StartWriteback asks the kernel to start writing n bytes of f at off to
 // disk without waiting (SYNC_FILE_RANGE_WRITE); fsync still makes them
 // durable.
-func startWriteback(f *os.File, off, n int64) error {
+func StartWriteback(f *os.File, off, n int64) error {
 	return control(f, func(fd int) error { return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE) })
 }
 
-// settleWriteback waits until n bytes of f at off were written out and drops
+// SettleWriteback waits until n bytes of f at off were written out and drops
 // them from the page cache.
-func settleWriteback(f *os.File, off, n int64) error {
+func SettleWriteback(f *os.File, off, n int64) error {
 	return control(f, func(fd int) error {
 		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 		if err := unix.SyncFileRange(fd, off, n, wait); err != nil {

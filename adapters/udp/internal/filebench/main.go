@@ -52,6 +52,13 @@ func main() {
 	flag.IntVar(&bufferSize, "buffer", 0, "udp.Config.BufferSize for the chatx runs (0: the default)")
 	repeat := flag.Int("repeat", 3, "rounds of the three throughput runs, interleaved; medians are reported")
 	flag.Parse()
+	if *splitChild != "" || *splitFlag {
+		if err := splitMain(*sizeFlag, *dir, *cpuprofile, max(*repeat, 1)); err != nil {
+			fmt.Fprintln(os.Stderr, "filebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*sizeFlag, *rssFlag, *dir, *cpuprofile, *child, max(*repeat, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "filebench:", err)
 		os.Exit(1)

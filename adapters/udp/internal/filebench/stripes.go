@@ -129,18 +129,6 @@ func stripeBench(size int64, dir string, repeat int) error {
 
 func perGiB(d time.Duration, size int64) float64 { return d.Seconds() / (float64(size) / (1 << 30)) }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // childCommand runs this binary as a striping child, pinned to core when
 // pin.
 func childCommand(pin bool, core int, args ...string) *exec.Cmd {

@@ -205,3 +205,66 @@ func TestHostileJoin(t *testing.T) {
 		t.Fatalf("the receiver opened %d files for JOIN streams", n)
 	}
 }
+
+// A striped stream whose JOIN never comes, or whose JOIN goes silent, ends
+// as STALLED (0x15) within the stall timeout, and the file is finished
+// with an error (its part kept for a resume).
+func TestStripeThatStallsEndsTheStream(t *testing.T) {
+	mallory := newLocalIdentity(t, "mallory")
+	bob := newLocalIdentity(t, "bob")
+	receiver := newTransport(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: time.Second, Stripes: 4})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- receiver.Serve(ctx, recv) }()
+	defer func() { cancel(); <-served }()
+	conn := rawClient(t, mallory, receiver.Endpoints()[0])
+	stripes := rawClientFor(t, mallory, receiver.Endpoints()[0], udp.ALPNStripe)
+	content := make([]byte, 2*domain.HashChunkSize)
+	session := []byte{9, 8, 7, 6, 5, 4, 3, 2}
+
+	for _, joins := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no JOIN", true: "a JOIN that goes silent"}[joins], func(t *testing.T) {
+			id := domain.NewTransferID()
+			f := recv.Add(id, 0, content, nil)
+			str, err := conn.OpenStreamSync(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = str.SetDeadline(time.Now().Add(wait))
+			req := append(header(3, id, 0, uint64(len(content))), 2)
+			if _, err := str.Write(append(req, session...)); err != nil {
+				t.Fatal(err)
+			}
+			ready := make([]byte, 42)
+			if _, err := io.ReadFull(str, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
+				t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
+			}
+			if _, err := str.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: resume at 0, 2 stripes
+				t.Fatal(err)
+			}
+			if joins {
+				js, err := stripes.OpenStreamSync(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				join := append([]byte{3}, id[:]...)
+				join = binary.BigEndian.AppendUint32(join, 0)
+				join = append(append(join, session...), 1)
+				if _, err := js.Write(append(join, content[:1000]...)); err != nil { // then silence
+					t.Fatal(err)
+				}
+			}
+			_, _ = str.Write(content[:domain.HashChunkSize]) // stripe 0's unit, complete
+			_, err = io.ReadAll(str)
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != 0x15 {
+				t.Fatalf("stream ended with %v, want the receiver's reset 0x15 (STALLED)", err)
+			}
+			f.WaitFinished(t)
+			if f.FinishErr() == nil {
+				t.Fatal("the file was finished without an error")
+			}
+		})
+	}
+}

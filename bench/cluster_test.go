@@ -117,6 +117,24 @@ func (c *cluster) firstSend(from *app.Client, to domain.Username) {
 	}
 }
 
+// addContact makes name a contact of who, retrying until name is known
+// to the registry (a stranger's messages, offers and groups wait as
+// requests).
+func (c *cluster) addContact(who *app.Client, name domain.Username) {
+	c.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := who.AddContact(c.ctx, name)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.fail("%s adds %s: %v", who.Whoami().Name(), name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // stop ends every client, then the registry; it may be called again.
 func (c *cluster) stop() {
 	c.stopOnce.Do(func() {

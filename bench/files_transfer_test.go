@@ -163,6 +163,9 @@ func newFilesPair(tb testing.TB, base string) *filesPair {
 	}
 	bob := c.start("bob", app.Options{AutoAccept: true})
 	go p.follow(bob.Subscribe(c.ctx))
+	// bob has alice as a contact: a stranger's offer waits as a request
+	// and is not accepted automatically.
+	c.addContact(bob, domain.MustUsername("alice"))
 	c.firstSend(p.alice, p.bobName)
 	return p
 }

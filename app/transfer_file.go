@@ -128,7 +128,9 @@ func (h *TransferFile) sendOffer(ctx context.Context, t domain.Transfer) error {
 
 // Accepted takes the receiver's KindAccept and starts streaming.
 func (h *TransferFile) Accepted(ctx context.Context, from domain.Identity, id domain.TransferID) error {
-	t, err := h.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error {
+	// Not waited for on the disk: lost, the offer is sent again and the
+	// receiver answers again.
+	t, err := h.book.updateSoon(ctx, id, func(t *domain.Transfer, now time.Time) error {
 		if t.Direction() != domain.Outgoing || !t.Peer().Equal(from.Name()) {
 			return fmt.Errorf("%w: transfer %s is not ours to %s", domain.ErrNotFound, id.Short(), from.Name())
 		}
@@ -335,7 +337,9 @@ func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer, sent ma
 		base += m.Files[first].Size
 		first++
 	}
-	if _, err := h.book.updateQuietly(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
+	// Not waited for on the disk either: lost, an accepted transfer starts
+	// again after a restart, from what the receiver says it has.
+	if _, err := h.book.updateQuietlySoon(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
 		return err
 	}
 	report := func(ctx context.Context, done int64) {

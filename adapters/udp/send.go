@@ -183,7 +183,12 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}()
 	defer wg.Wait()
 
-	werr := t.copyData(str, src, start, req.Size, hasher)
+	werr := t.copyData(&firstWrite{fileStream: str, first: func() {
+		// The moment the first data byte leaves (BENCHMARKS.md measures
+		// the start of a transfer from it).
+		t.log.Debug(LogFirstDataByte, "transfer", req.ID.Short(), "file", req.Index,
+			"path", string(streamPath(str)), "offset", start)
+	}}, src, start, req.Size, hasher)
 	if werr == nil {
 		sum := hasher.Sum()
 		werr = writeAll(str, sum[:])
@@ -226,6 +231,25 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 	progress(req.Size)
 	return nil
+}
+
+// LogFirstDataByte is the message of the debug record logged as the first
+// data byte of a file stream is written (after the answer and START): the
+// record's time is when a transfer's bytes start to leave.
+const LogFirstDataByte = "first data byte sent"
+
+// firstWrite calls first before the first Write to the stream.
+type firstWrite struct {
+	fileStream
+	first func()
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	if w.first != nil {
+		w.first()
+		w.first = nil
+	}
+	return w.fileStream.Write(p)
 }
 
 // copyData streams src[start:size], hashing what it reads into h. A

@@ -135,7 +135,7 @@ func partPath(m domain.Manifest, index int) string {
 }
 
 // Incoming opens file index of transfer id for the stream from the peer.
-func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (ports.IncomingFile, error) {
 	t, err := r.book.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -172,7 +172,13 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 	}
 	// The answer to the sender does not wait for the disk: the part file
 	// itself says where a resume starts.
-	if _, err := r.book.updateQuietlySoon(ctx, id, func(t *domain.Transfer, now time.Time) error { return startAt(t, base+f.written, now) }); err != nil {
+	// The path the stream rides is shown as the sender shows its own.
+	if _, err := r.book.updateQuietlySoon(ctx, id, func(t *domain.Transfer, now time.Time) error {
+		if path != domain.FilePathNone {
+			*t = t.WithFilePath(path)
+		}
+		return startAt(t, base+f.written, now)
+	}); err != nil {
 		part.Close()
 		return nil, err
 	}

@@ -57,8 +57,10 @@ type FileTransport interface {
 type FileReceiver interface {
 	// Incoming returns where file index of transfer id from the peer goes,
 	// or an error (wrapped in ErrTransferRefused by the transport) when the
-	// transfer is unknown, not accepted, or from another peer.
-	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (IncomingFile, error)
+	// transfer is unknown, not accepted, or from another peer. path is the
+	// carrier the stream rides (domain.FilePathUDP or FilePathTCP;
+	// FilePathNone from a transport without one, such as memory's).
+	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (IncomingFile, error)
 }
 
 // IncomingFile is one file being received.

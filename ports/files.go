@@ -146,3 +146,13 @@ type TCPFiles interface {
 	// on over Send, which resumes what arrived.
 	SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src FileSource, progress func(done int64)) error
 }
+
+// FileWarmer is a FileTransport that can ready the way to a peer before
+// the first stream: the app calls it as an offer leaves, so that the
+// connection (for QUIC: its handshake, a punched hole) is up when the
+// answer comes and the first byte need not wait for it.
+type FileWarmer interface {
+	// Warm connects to the peer unless a connection is up. Its error is
+	// only informative: Send meets the same trouble again.
+	Warm(ctx context.Context, to domain.Peer) error
+}

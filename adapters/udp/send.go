@@ -63,6 +63,17 @@ func (t *Transport) Send(ctx context.Context, to domain.Peer, id domain.Transfer
 	}
 }
 
+// Warm connects to the peer unless a connection is up
+// (ports.FileWarmer), so that the first file stream need not wait for the
+// QUIC handshake or the hole punching: the app calls it while an offer
+// waits for its answer.
+func (t *Transport) Warm(ctx context.Context, to domain.Peer) error {
+	if _, _, err := t.connect(ctx, to); err != nil {
+		return fmt.Errorf("warm the way to %s: %w", to.Name(), err)
+	}
+	return nil
+}
+
 // hashRateFloor is the slowest hashing of a file prefix a peer allows for
 // (bytes per second) before it calls the other side stalled.
 const hashRateFloor = 50 << 20

@@ -111,7 +111,15 @@ func (r *ReceiveFile) Handle(ctx context.Context, in ReceiveFileInput) (domain.T
 	if err != nil {
 		return domain.Transfer{}, false, err
 	}
-	if err := r.book.create(ctx, t); err != nil {
+	// An offer on the link is stored without waiting for the disk: lost on
+	// a power cut, it is offered again until we answer (and answering
+	// makes it durable). One from the mailbox is deleted there once this
+	// returns: durable first.
+	create := r.book.createSoon
+	if isDurable(ctx) {
+		create = r.book.create
+	}
+	if err := create(ctx, t); err != nil {
 		return domain.Transfer{}, false, err
 	}
 	slog.Info("file offered", "peer", from.String(), "transfer", t.ID().Short(), "files", len(m.Files), "bytes", m.TotalSize())
@@ -127,7 +135,7 @@ func partPath(m domain.Manifest, index int) string {
 }
 
 // Incoming opens file index of transfer id for the stream from the peer.
-func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (ports.IncomingFile, error) {
 	t, err := r.book.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -162,7 +170,15 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 		part.Close()
 		return nil, err
 	}
-	if _, err := r.book.updateQuietly(ctx, id, func(t *domain.Transfer, now time.Time) error { return startAt(t, base+f.written, now) }); err != nil {
+	// The answer to the sender does not wait for the disk: the part file
+	// itself says where a resume starts.
+	// The path the stream rides is shown as the sender shows its own.
+	if _, err := r.book.updateQuietlySoon(ctx, id, func(t *domain.Transfer, now time.Time) error {
+		if path != domain.FilePathNone {
+			*t = t.WithFilePath(path)
+		}
+		return startAt(t, base+f.written, now)
+	}); err != nil {
 		part.Close()
 		return nil, err
 	}

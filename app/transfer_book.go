@@ -31,12 +31,22 @@ func newTransferBook(store ports.TransferStore, clock ports.Clock, events ports.
 
 // create stores a new transfer and announces it.
 func (b *transferBook) create(ctx context.Context, t domain.Transfer) error {
+	return b.createAs(ctx, t, false)
+}
+
+// createSoon is create with SaveSoon: for an offer received, which the
+// sender offers again until it hears an answer.
+func (b *transferBook) createSoon(ctx context.Context, t domain.Transfer) error {
+	return b.createAs(ctx, t, true)
+}
+
+func (b *transferBook) createAs(ctx context.Context, t domain.Transfer, soon bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, err := b.store.Get(ctx, t.ID()); err == nil {
 		return fmt.Errorf("transfer %s exists already", t.ID().Short())
 	}
-	if err := b.store.Save(ctx, t); err != nil {
+	if err := b.save(ctx, t, soon); err != nil {
 		return fmt.Errorf("store transfer %s: %w: %w", t.ID().Short(), errNotStored, err)
 	}
 	b.events.Publish(ports.TransferEvent{Transfer: t})
@@ -54,17 +64,37 @@ func (b *transferBook) get(ctx context.Context, id domain.TransferID) (domain.Tr
 // update loads a transfer, lets change move it and stores and announces the
 // result. change sees the time to use; an error from it stores nothing.
 func (b *transferBook) update(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
-	return b.apply(ctx, id, change, false)
+	return b.applyAs(ctx, id, change, false, false)
 }
 
 // updateQuietly is update for bookkeeping between progress ticks: a change
 // that leaves the transfer in progress is stored but not announced (the
 // progress ticker announces it, at most every progressEvery).
 func (b *transferBook) updateQuietly(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
-	return b.apply(ctx, id, change, true)
+	return b.applyAs(ctx, id, change, true, false)
 }
 
-func (b *transferBook) apply(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error, quiet bool) (domain.Transfer, error) {
+// updateSoon is update with SaveSoon, for a change whose loss on a power
+// cut only repeats a step (ports.TransferStore): it does not wait for the
+// disk, so the first byte of a file need not wait for one fsync per step
+// on the way to it. The next durable change carries it to the disk.
+func (b *transferBook) updateSoon(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
+	return b.applyAs(ctx, id, change, false, true)
+}
+
+// updateQuietlySoon is updateQuietly with SaveSoon.
+func (b *transferBook) updateQuietlySoon(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error) (domain.Transfer, error) {
+	return b.applyAs(ctx, id, change, true, true)
+}
+
+func (b *transferBook) save(ctx context.Context, t domain.Transfer, soon bool) error {
+	if soon {
+		return b.store.SaveSoon(ctx, t)
+	}
+	return b.store.Save(ctx, t)
+}
+
+func (b *transferBook) applyAs(ctx context.Context, id domain.TransferID, change func(t *domain.Transfer, now time.Time) error, quiet, soon bool) (domain.Transfer, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, err := b.store.Get(ctx, id)
@@ -75,7 +105,7 @@ func (b *transferBook) apply(ctx context.Context, id domain.TransferID, change f
 	if err := change(&t, b.clock.Now()); err != nil {
 		return t, err
 	}
-	if err := b.store.Save(context.WithoutCancel(ctx), t); err != nil {
+	if err := b.save(context.WithoutCancel(ctx), t, soon); err != nil {
 		return t, fmt.Errorf("store transfer %s: %w", id.Short(), err)
 	}
 	if !quiet || before != domain.TransferInProgress || t.State() != domain.TransferInProgress {

@@ -33,6 +33,7 @@ type TransferFile struct {
 	runCtx  context.Context
 	wg      sync.WaitGroup
 	running map[domain.TransferID]*outgoingRun
+	warming map[string]bool // peers being warmed (ports.FileWarmer), by name key
 }
 
 // maxRefusals is how many refused streams in a row fail a transfer.
@@ -71,7 +72,7 @@ func NewTransferFile(me domain.LocalIdentity, local ports.LocalFiles, files port
 		return nil, errNilPort("event sink")
 	}
 	return &TransferFile{me: me, local: local, files: files, link: link, book: newTransferBook(store, clock, events),
-		verify: verify, backoff: backoff.orDefault(), running: make(map[domain.TransferID]*outgoingRun),
+		verify: verify, backoff: backoff.orDefault(), running: make(map[domain.TransferID]*outgoingRun), warming: make(map[string]bool),
 		paths: newFilePaths(domain.FilePathAuto, files, link)}, nil
 }
 
@@ -123,12 +124,51 @@ func (h *TransferFile) sendOffer(ctx context.Context, t domain.Transfer) error {
 		}
 		return err
 	}
-	return sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()})
+	if err := sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindOffer, TransferID: t.ID(), Manifest: t.Manifest()}); err != nil {
+		return err
+	}
+	h.warm(peer)
+	return nil
+}
+
+// warm readies the way of the first stream to peer while the offer waits
+// for its answer, when the file will ride QUIC and the transport can
+// (ports.FileWarmer): the connection is then up when the accept comes.
+// One warm-up per peer at a time; before Run, none.
+func (h *TransferFile) warm(peer domain.Peer) {
+	w, ok := h.files.(ports.FileWarmer)
+	if !ok {
+		return
+	}
+	if path, _ := domain.ChooseFilePath(h.paths.mode, h.paths.link.Path(peer.Identity)); path == domain.FilePathTCP && h.paths.tcp != nil {
+		return // a TCP file connection is one per file: nothing to keep ready
+	}
+	key := peer.Name().Key()
+	h.mu.Lock()
+	ctx := h.runCtx
+	if ctx == nil || h.warming[key] {
+		h.mu.Unlock()
+		return
+	}
+	h.warming[key] = true
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.wg.Done()
+		if err := w.Warm(ctx, peer); err != nil {
+			slog.Debug("file path not warmed", "peer", peer.Name().String(), "err", err)
+		}
+		h.mu.Lock()
+		delete(h.warming, key)
+		h.mu.Unlock()
+	}()
 }
 
 // Accepted takes the receiver's KindAccept and starts streaming.
 func (h *TransferFile) Accepted(ctx context.Context, from domain.Identity, id domain.TransferID) error {
-	t, err := h.book.update(ctx, id, func(t *domain.Transfer, now time.Time) error {
+	// Not waited for on the disk: lost, the offer is sent again and the
+	// receiver answers again.
+	t, err := h.book.updateSoon(ctx, id, func(t *domain.Transfer, now time.Time) error {
 		if t.Direction() != domain.Outgoing || !t.Peer().Equal(from.Name()) {
 			return fmt.Errorf("%w: transfer %s is not ours to %s", domain.ErrNotFound, id.Short(), from.Name())
 		}
@@ -335,7 +375,9 @@ func (h *TransferFile) sendFiles(ctx context.Context, t domain.Transfer, sent ma
 		base += m.Files[first].Size
 		first++
 	}
-	if _, err := h.book.updateQuietly(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
+	// Not waited for on the disk either: lost, an accepted transfer starts
+	// again after a restart, from what the receiver says it has.
+	if _, err := h.book.updateQuietlySoon(ctx, t.ID(), func(t *domain.Transfer, now time.Time) error { return startAt(t, base, now) }); err != nil {
 		return err
 	}
 	report := func(ctx context.Context, done int64) {

@@ -81,7 +81,7 @@ func (h *TransferFile) sendOver(ctx context.Context, peer domain.Peer, id domain
 var errSamePath = errors.New("same file path")
 
 func (h *TransferFile) recordPath(ctx context.Context, id domain.TransferID, p domain.FilePath) {
-	_, _ = h.book.update(ctx, id, func(t *domain.Transfer, _ time.Time) error {
+	_, _ = h.book.updateSoon(ctx, id, func(t *domain.Transfer, _ time.Time) error {
 		if t.FilePath() == p {
 			return errSamePath
 		}

@@ -111,3 +111,76 @@ func TestTransferFileChoosesThePath(t *testing.T) {
 		})
 	}
 }
+
+// warmingTransport is a twoPathTransport that records Warm calls
+// (ports.FileWarmer).
+type warmingTransport struct {
+	twoPathTransport
+	wmu    sync.Mutex
+	warmed []domain.Username
+}
+
+func (s *warmingTransport) Warm(_ context.Context, to domain.Peer) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.warmed = append(s.warmed, to.Name())
+	return nil
+}
+
+func (s *warmingTransport) warmedPeers() []domain.Username {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return append([]domain.Username(nil), s.warmed...)
+}
+
+// An offer that will ride QUIC readies the connection to the peer as it
+// leaves, before the answer; one that will ride TCP (a connection per
+// file) does not.
+func TestTransferFileWarmsTheQUICPathWhileTheOfferWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link domain.Path
+		warm bool
+	}{
+		{"beside a QUIC link", domain.Path{Kind: domain.PathDirect, Transport: domain.TransportQUIC, Remote: "203.0.113.9:5000"}, true},
+		{"beside a direct TCP link", domain.Path{Kind: domain.PathLAN, Transport: domain.TransportTCP, Remote: "192.168.1.5:4100"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			local := memory.NewLocalFiles()
+			local.Put("/docs/film.mkv", []byte("moving pictures"))
+			transport := &warmingTransport{}
+			tf, err := app.NewTransferFile(w.me, local, transport, pathLink{w.link, tc.link}, w.transfers, w.verify, w.clock, w.events, fastRetry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, tf.Run)
+			ctx := context.Background()
+			// A first transfer that completes shows Run is up (before it,
+			// nothing is started or warmed).
+			first, err := tf.Handle(ctx, app.TransferFileInput{To: w.bob.Name(), Path: "/docs/film.mkv"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the first transfer completed", func() bool {
+				_ = tf.Accepted(ctx, w.bob.Identity, first.ID())
+				got, err := w.transfers.Get(ctx, first.ID())
+				return err == nil && got.State() == domain.TransferCompleted
+			})
+			if _, err := tf.Handle(ctx, app.TransferFileInput{To: w.bob.Name(), Path: "/docs/film.mkv"}); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.warm {
+				// The choice is made before Handle returns.
+				if got := transport.warmedPeers(); len(got) != 0 {
+					t.Fatalf("warmed %v for files that ride TCP", got)
+				}
+				return
+			}
+			waitFor(t, "the connection to bob warmed", func() bool {
+				got := transport.warmedPeers()
+				return len(got) > 0 && got[len(got)-1].Equal(w.bob.Name())
+			})
+		})
+	}
+}

@@ -529,7 +529,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	content := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog. "), 2*domain.HashChunkSize/45+3)
 	w := newTransferWorld(t, 0)
 	id := w.offer(t, "../../etc/fox.txt", content)
-	if _, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0); err == nil {
+	if _, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP); err == nil {
 		t.Fatal("a stream for an offer not accepted yet was let in")
 	}
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
@@ -539,11 +539,11 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 		t.Fatalf("accept envelopes: %v", a)
 	}
 	eve := mkLocal(t, "eve")
-	if _, err := w.receive.Incoming(ctx, eve.Identity, id, 0); err == nil {
+	if _, err := w.receive.Incoming(ctx, eve.Identity, id, 0, domain.FilePathUDP); err == nil {
 		t.Fatal("a stream from another peer was let in")
 	}
 	// First attempt: a chunk and a torn bit of the next, then the link breaks.
-	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0)
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 		t.Fatalf("part kept for resume: %q, %v (a peer's path must be reduced to its base name)", part, ok)
 	}
 	// Resume: the receiver says what it has, up to its last whole chunk.
-	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0)
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +596,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id2}); err != nil {
 		t.Fatal(err)
 	}
-	f, err = w.receive.Incoming(ctx, w.bob.Identity, id2, 0)
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id2, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +723,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0)
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +738,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err = again.Incoming(ctx, w.bob.Identity, id, 0)
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -757,7 +757,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	}
 	// The sender did not hear it: a stream for the same file now says the
 	// file is there already and takes nothing.
-	f, err = again.Incoming(ctx, w.bob.Identity, id, 0)
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
 	if err != nil {
 		t.Fatal(err)
 	}

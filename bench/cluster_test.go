@@ -70,6 +70,12 @@ func newCluster(tb testing.TB, base string) *cluster {
 // start builds and runs one client with a fresh identity.
 func (c *cluster) start(name string, opts app.Options) *app.Client {
 	c.tb.Helper()
+	return c.startLogged(name, opts, c.logger.With("client", name))
+}
+
+// startLogged is start with the client's own logger.
+func (c *cluster) startLogged(name string, opts app.Options, logger *slog.Logger) *app.Client {
+	c.tb.Helper()
 	profile := filepath.Join(c.base, name)
 	downloads := filepath.Join(c.base, name+"-downloads")
 	if err := os.MkdirAll(downloads, 0o700); err != nil {
@@ -85,7 +91,7 @@ func (c *cluster) start(name string, opts app.Options) *app.Client {
 		Directory: registry.ClientConfig{URL: c.url, Profile: registry.ProfileDir(profile)},
 		Options:   opts,
 	}
-	client, cleanup, err := chatx.InitClient(cfg, newIdentity(c.tb, name), c.logger.With("client", name))
+	client, cleanup, err := chatx.InitClient(cfg, newIdentity(c.tb, name), logger)
 	if err != nil {
 		c.fail("client %s: %v", name, err)
 	}
@@ -112,6 +118,24 @@ func (c *cluster) firstSend(from *app.Client, to domain.Username) {
 		}
 		if time.Now().After(deadline) {
 			c.fail("first send: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// addContact makes name a contact of who, retrying until name is known
+// to the registry (a stranger's messages, offers and groups wait as
+// requests).
+func (c *cluster) addContact(who *app.Client, name domain.Username) {
+	c.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := who.AddContact(c.ctx, name)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.fail("%s adds %s: %v", who.Whoami().Name(), name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

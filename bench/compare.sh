@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench-compare: installs what the side-by-side benchmark needs — croc
 # (CROC=PATH brings one; otherwise github.com/schollz/croc/v10 v10.7.0, the
-# version the module proxy serves, is built into $CHATX_BENCH_TOOLS) and
+# version the module proxy serves, is built into $CHATX_BENCH_TOOLS; croc
+# 11.x, the reference, is built from its repository as BENCHMARKS.md
+# says and passed as CROC=/path/to/croc11) and
 # magic-wormhole with a mailbox server and a transit relay (Debian
 # packages, when root) — then runs e2e's TestCompare. Never run by make test.
 set -euo pipefail

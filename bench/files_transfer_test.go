@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
 	"os"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -153,9 +156,20 @@ type filesPair struct {
 
 func newFilesPair(tb testing.TB, base string) *filesPair {
 	tb.Helper()
+	return newFilesPairWith(tb, base, app.Options{FilePath: benchFilePath(tb)}, nil)
+}
+
+// newFilesPairWith starts alice with opts and, unless nil, her log going
+// to log.
+func newFilesPairWith(tb testing.TB, base string, opts app.Options, log slog.Handler) *filesPair {
+	tb.Helper()
 	c := newCluster(tb, base)
+	alice := c.start
+	if log != nil {
+		alice = func(name string, opts app.Options) *app.Client { return c.startLogged(name, opts, slog.New(log)) }
+	}
 	p := &filesPair{
-		alice:        c.start("alice", app.Options{FilePath: benchFilePath(tb)}),
+		alice:        alice("alice", opts),
 		bobName:      domain.MustUsername("bob"),
 		bobDownloads: filepath.Join(base, "bob-downloads"),
 		done:         make(map[domain.TransferID]time.Time),
@@ -165,6 +179,9 @@ func newFilesPair(tb testing.TB, base string) *filesPair {
 	}
 	bob := c.start("bob", app.Options{AutoAccept: true, AcceptFromAnyone: true})
 	go p.follow(bob.Subscribe(c.ctx))
+	// bob has alice as a contact: a stranger's offer waits as a request
+	// and is not accepted automatically.
+	c.addContact(bob, domain.MustUsername("alice"))
 	c.firstSend(p.alice, p.bobName)
 	return p
 }
@@ -207,25 +224,39 @@ func (p *filesPair) follow(events <-chan ports.Event) {
 	}
 }
 
+// waitEnded returns when bob saw transfer id end: cancelled, declined,
+// failed, or completed (a small file may be whole before the cancel).
+func (p *filesPair) waitEnded(id domain.TransferID, timeout time.Duration) error {
+	_, _, err := p.waitEnd(id, timeout)
+	return err
+}
+
 // waitCompleted returns when bob saw transfer id Completed.
 func (p *filesPair) waitCompleted(id domain.TransferID, timeout time.Duration) (time.Time, error) {
+	at, reason, err := p.waitEnd(id, timeout)
+	if err == nil && reason != "" {
+		err = fmt.Errorf("transfer %s at bob: %s", id.Short(), reason)
+	}
+	return at, err
+}
+
+// waitEnd returns when bob saw transfer id completed (at) or end otherwise
+// (reason).
+func (p *filesPair) waitEnd(id domain.TransferID, timeout time.Duration) (at time.Time, reason string, err error) {
 	deadline := time.After(timeout)
 	for {
 		p.mu.Lock()
-		at, ok := p.done[id]
+		at, done := p.done[id]
 		reason, failed := p.failed[id]
 		ch := p.changed
 		p.mu.Unlock()
-		switch {
-		case ok:
-			return at, nil
-		case failed:
-			return time.Time{}, fmt.Errorf("transfer %s at bob: %s", id.Short(), reason)
+		if done || failed {
+			return at, reason, nil
 		}
 		select {
 		case <-ch:
 		case <-deadline:
-			return time.Time{}, fmt.Errorf("transfer %s not completed at bob within %s", id.Short(), timeout)
+			return time.Time{}, "", fmt.Errorf("transfer %s not ended at bob within %s", id.Short(), timeout)
 		}
 	}
 }
@@ -372,26 +403,45 @@ func medianFloat(fs []float64) float64 {
 }
 
 // BenchmarkSendFileFirstByte measures how soon a transfer starts: from
-// alice's Client.SendFile of a CHATX_BENCH_FILE_MIB file (default 1024 MiB)
-// to the first byte in bob's part file (bob accepts automatically), i.e.
-// offer, accept, QUIC stream, answer and the first data byte written at
-// the receiver. Since stream version 2 nothing is read before the offer,
-// so this does not grow with the file's size. The transfer is cancelled
-// after the first byte. Reported: the median and the slowest round.
+// alice's Client.SendFile of a CHATX_BENCH_FILE_MIB file (default 1024 MiB;
+// CHATX_BENCH_FILE_SPARSE=1: a sparse file, nothing written) until
+//
+//   - sent-ms: the first data byte leaves alice: the debug record
+//     udp.LogFirstDataByte of alice's file transport, logged as the first
+//     data is written to the stream (after offer, bob's automatic accept,
+//     the stream, its header, bob's answer and START);
+//   - at-bob-ms: the first byte is in bob's part file.
+//
+// Nothing is read before the offer (stream version 2), so neither grows
+// with the file's size. Each round cancels the transfer after its first
+// byte and waits until bob has it cancelled, so that no round starts while
+// the last one still streams. CHATX_BENCH_FILE_PATH=udp|tcp chooses
+// alice's --file-path (default auto: TCP beside the direct TCP link).
+// Reported: medians and the slowest round of each.
 func BenchmarkSendFileFirstByte(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_MIB")); err == nil && v > 0 {
 		size = int64(v) << 20
 	}
-	dir := b.TempDir()
-	src := filepath.Join(dir, "first.bin")
-	if err := writeRandomFile(src, size); err != nil {
+	mode, err := domain.ParseFilePathMode(os.Getenv("CHATX_BENCH_FILE_PATH"))
+	if err != nil {
 		b.Fatal(err)
 	}
-	p := newFilesPair(b, dir)
+	dir := b.TempDir()
+	src := filepath.Join(dir, "first.bin")
+	if os.Getenv("CHATX_BENCH_FILE_SPARSE") != "" {
+		err = writeSparseFile(src, size)
+	} else {
+		err = writeRandomFile(src, size)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	sent := newFirstByteLog()
+	p := newFilesPairWith(b, dir, app.Options{FilePath: mode}, sent)
 	defer p.stop()
 	ctx := context.Background()
-	var firsts []time.Duration
+	var sents, firsts []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		started := time.Now()
@@ -411,14 +461,97 @@ func BenchmarkSendFileFirstByte(b *testing.B) {
 			}
 			time.Sleep(200 * time.Microsecond) // polling the file system, not waiting for an outcome
 		}
-		firsts = append(firsts, first)
-		b.Logf("round %d: first byte at bob %.1f ms after SendFile", i+1, float64(first.Microseconds())/1000)
+		at, ok := sent.at(t.ID())
+		if !ok {
+			b.Fatalf("no %q record for transfer %s at alice", udp.LogFirstDataByte, t.ID().Short())
+		}
+		sents, firsts = append(sents, at.Sub(started)), append(firsts, first)
+		b.Logf("round %d: first data byte sent %.1f ms after SendFile, at bob %.1f ms", i+1, ms(at.Sub(started)), ms(first))
 		if err := p.alice.CancelTransfer(ctx, t.ID()); err != nil {
 			b.Fatalf("cancel: %v", err)
 		}
+		if err := p.waitEnded(t.ID(), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(p.bobDownloads, "first.bin")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(medianDuration(firsts).Microseconds())/1000, "first-byte-ms")
-	b.ReportMetric(float64(slices.Max(firsts).Microseconds())/1000, "slowest-ms")
+	b.ReportMetric(ms(medianDuration(sents)), "sent-ms")
+	b.ReportMetric(ms(slices.Max(sents)), "slowest-sent-ms")
+	b.ReportMetric(ms(medianDuration(firsts)), "at-bob-ms")
+	b.ReportMetric(ms(slices.Max(firsts)), "slowest-at-bob-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// writeSparseFile makes a file of size bytes that holds no data (reads
+// give zeros and touch no disk).
+func writeSparseFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return fmt.Errorf("truncate %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// firstByteLog is a slog handler that keeps the time of each
+// udp.LogFirstDataByte record by transfer, passing every record on to next
+// as far as next wants it.
+type firstByteLog struct {
+	next  slog.Handler
+	attrs []slog.Attr
+	mu    *sync.Mutex
+	times map[string]time.Time // by short transfer ID
+}
+
+func newFirstByteLog() *firstByteLog {
+	return &firstByteLog{next: slog.NewTextHandler(io.Discard, nil), mu: new(sync.Mutex), times: make(map[string]time.Time)}
+}
+
+func (h *firstByteLog) Enabled(ctx context.Context, l slog.Level) bool { return true }
+
+func (h *firstByteLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == udp.LogFirstDataByte {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "transfer" {
+				h.mu.Lock()
+				if _, seen := h.times[a.Value.String()]; !seen {
+					h.times[a.Value.String()] = r.Time
+				}
+				h.mu.Unlock()
+				return false
+			}
+			return true
+		})
+	}
+	if h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *firstByteLog) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(as)
+	return &c
+}
+
+func (h *firstByteLog) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
+}
+
+func (h *firstByteLog) at(id domain.TransferID) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.times[id.Short()]
+	return t, ok
 }

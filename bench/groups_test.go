@@ -86,6 +86,11 @@ func benchGroup(b *testing.B, c *cluster, start func(string, app.Options) *app.C
 			}
 		}
 	}()
+	// Only a contact brings one into a group: every member has the
+	// creator as a contact, as people invited to a group do.
+	for _, cl := range clients[1:] {
+		c.addContact(cl, domain.MustUsername("member00"))
+	}
 	// Every member must be online (known to the registry) to be added.
 	var g domain.Group
 	deadline := time.Now().Add(2 * time.Minute)

@@ -117,9 +117,7 @@ func newMsgPair(tb testing.TB) *msgPair {
 	go p.track.follow(p.alice.Subscribe(c.ctx))
 	// Contacts both ways, as people who write this much are (a stranger's
 	// messages would wait as a request).
-	if err := p.bob.AddContact(c.ctx, domain.MustUsername("alice")); err != nil {
-		tb.Fatalf("bob adds alice: %v", err)
-	}
+	c.addContact(p.bob, domain.MustUsername("alice"))
 	c.firstSend(p.alice, p.bobName)
 	p.track.waitCount(tb, 1, 30*time.Second)
 	return p

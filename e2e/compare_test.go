@@ -364,8 +364,12 @@ func waitPort(t *testing.T, port string) {
 // crocTool: croc through a relay of its own on loopback (the sender's
 // built-in local relay is off, so every byte goes through the relay, as
 // between two machines), compression off, the receiver started right after
-// the sender with the same code. croc v10.7.0 compresses by default.
+// the sender with the same code. Both croc v10.7.0 (the module proxy's,
+// which compresses by default) and croc 11.x (built from its repository:
+// BENCHMARKS.md) take the same flags and the code from CROC_SECRET; they
+// differ in what the sender prints once it waits for the receiver.
 func crocTool(t *testing.T, croc string) compareTool {
+	version := crocVersion(t, croc)
 	port := freePortRun(t, 5)
 	ports := make([]string, 5)
 	for i := range ports {
@@ -374,19 +378,39 @@ func crocTool(t *testing.T, croc string) compareTool {
 	daemon(t, croc, "relay", "--host", "127.0.0.1", "--ports", strings.Join(ports, ","))
 	waitPort(t, ports[0])
 	relay := "127.0.0.1:" + ports[0]
+	// v10: "Code is: …"; v11: "On the other computer, run: …".
+	ready := "Code is"
+	if !strings.HasPrefix(version, "v10.") && !strings.HasPrefix(version, "10.") {
+		ready = "On the other computer"
+	}
 	n := 0
-	return compareTool{name: "croc (relay, no compression)", run: func(ctx context.Context, t *testing.T, src, to string) (toolRun, error) {
+	return compareTool{name: "croc " + version + " (relay, no compression)", run: func(ctx context.Context, t *testing.T, src, to string) (toolRun, error) {
 		n++
 		code := fmt.Sprintf("chatx-compare-%d-%d", os.Getpid(), n)
-		// croc v10 takes a chosen code only from CROC_SECRET on Unix. It
+		// croc takes a chosen code only from CROC_SECRET on Unix. It
 		// hashes the file first, then joins the relay and prints the code;
 		// a receiver that comes first would take the sender's role.
 		send := exec.Command(croc, "--relay", relay, "--no-compress", "--yes", "send", "--no-local", src)
 		recv := exec.Command(croc, "--relay", relay, "--no-compress", "--yes", "--quiet", "--overwrite", "--out", to)
 		send.Env = append(os.Environ(), "CROC_SECRET="+code)
 		recv.Env = send.Env
-		return pair(ctx, send, recv, "Code is")
+		return pair(ctx, send, recv, ready)
 	}}
+}
+
+// crocVersion is what croc --version says after "croc version ", e.g.
+// "v10.7.0" or "11.2.5".
+func crocVersion(t *testing.T, croc string) string {
+	t.Helper()
+	out, err := exec.Command(croc, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --version: %v: %s", croc, err, out)
+	}
+	v := strings.TrimSpace(string(out))
+	if i := strings.LastIndex(v, " "); i >= 0 {
+		v = v[i+1:]
+	}
+	return v
 }
 
 // wormholeTool: magic-wormhole 0.12 with a mailbox server and a transit

@@ -58,10 +58,33 @@ func TestFilePathChosenAndShown(t *testing.T) {
 			if path != tc.want {
 				t.Fatalf("--file-path %s: the completed transfer rode %q, want %q", tc.mode, path, tc.want)
 			}
+			// The receiver names the path too (its port is told the carrier).
+			var bobPath string
 			bob.waitNote(ctx, "transfer", func(p json.RawMessage) bool {
-				var tr struct{ ID, State string }
-				return json.Unmarshal(p, &tr) == nil && tr.ID == offer.ID && tr.State == "completed"
+				var tr struct{ ID, State, Path string }
+				if json.Unmarshal(p, &tr) != nil || tr.ID != offer.ID || tr.State != "completed" {
+					return false
+				}
+				bobPath = tr.Path
+				return true
 			})
+			if bobPath != tc.want {
+				t.Fatalf("--file-path %s: bob's completed transfer rode %q, want %q", tc.mode, bobPath, tc.want)
+			}
+			var listed []struct{ ID, Path string }
+			bob.call("transfers", map[string]any{}, &listed)
+			found := false
+			for _, tr := range listed {
+				if tr.ID == offer.ID {
+					found = true
+					if tr.Path != tc.want {
+						t.Fatalf("bob's transfers lists path %q, want %q", tr.Path, tc.want)
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("bob's transfers does not list %s", offer.ID)
+			}
 			got, err := os.ReadFile(filepath.Join(bobDirs.downloads, "data.bin"))
 			if err != nil {
 				t.Fatalf("received file: %v", err)

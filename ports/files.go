@@ -57,8 +57,10 @@ type FileTransport interface {
 type FileReceiver interface {
 	// Incoming returns where file index of transfer id from the peer goes,
 	// or an error (wrapped in ErrTransferRefused by the transport) when the
-	// transfer is unknown, not accepted, or from another peer.
-	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (IncomingFile, error)
+	// transfer is unknown, not accepted, or from another peer. path is the
+	// carrier the stream rides (domain.FilePathUDP or FilePathTCP;
+	// FilePathNone from a transport without one, such as memory's).
+	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (IncomingFile, error)
 }
 
 // IncomingFile is one file being received.
@@ -143,4 +145,14 @@ type TCPFiles interface {
 	// a dial or handshake failure, a lost connection) lets the caller go
 	// on over Send, which resumes what arrived.
 	SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src FileSource, progress func(done int64)) error
+}
+
+// FileWarmer is a FileTransport that can ready the way to a peer before
+// the first stream: the app calls it as an offer leaves, so that the
+// connection (for QUIC: its handshake, a punched hole) is up when the
+// answer comes and the first byte need not wait for it.
+type FileWarmer interface {
+	// Warm connects to the peer unless a connection is up. Its error is
+	// only informative: Send meets the same trouble again.
+	Warm(ctx context.Context, to domain.Peer) error
 }

@@ -66,8 +66,14 @@ type TrustStore interface {
 
 // TransferStore keeps transfers so they survive restarts and can resume.
 type TransferStore interface {
-	// Save inserts or replaces a transfer.
+	// Save inserts or replaces a transfer; it is durable when it returns.
 	Save(ctx context.Context, t domain.Transfer) error
+	// SaveSoon is Save for a change whose loss only repeats a step of the
+	// protocol (an acceptance heard, a stream started): it may return before
+	// the change is durable. It is visible to Get and List at once and
+	// becomes durable no later than the store's next durable write; only a
+	// power cut (not a killed process) may lose it.
+	SaveSoon(ctx context.Context, t domain.Transfer) error
 	// Get returns one transfer; domain.ErrNotFound if none.
 	Get(ctx context.Context, id domain.TransferID) (domain.Transfer, error)
 	// List returns every transfer, newest first.

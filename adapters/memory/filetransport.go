@@ -209,7 +209,7 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 	if err := st.broken(ctx); err != nil {
 		return err
 	}
-	inc, err := st.fi.r.Incoming(st.ctx, st.h.me.Identity, id, index)
+	inc, err := st.fi.r.Incoming(st.ctx, st.h.me.Identity, id, index, domain.FilePathNone)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %v", st.what, ports.ErrTransferRefused, err)
 	}

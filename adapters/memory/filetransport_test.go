@@ -33,7 +33,7 @@ type receiver struct {
 
 const rel = "file.bin"
 
-func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, _ domain.FilePath) (ports.IncomingFile, error) {
 	if r.refuse != nil {
 		return nil, r.refuse
 	}

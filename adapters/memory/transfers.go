@@ -61,6 +61,9 @@ func (s *TransferStore) Save(ctx context.Context, t domain.Transfer) error {
 	return nil
 }
 
+// SaveSoon is Save: nothing here is durable anyway.
+func (s *TransferStore) SaveSoon(ctx context.Context, t domain.Transfer) error { return s.Save(ctx, t) }
+
 // Get returns one transfer; domain.ErrNotFound if none.
 func (s *TransferStore) Get(ctx context.Context, id domain.TransferID) (domain.Transfer, error) {
 	if err := ctx.Err(); err != nil {

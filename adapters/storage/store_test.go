@@ -817,3 +817,38 @@ func TestConcurrentSaveOutgoingRefusesOnlyTheRepeat(t *testing.T) {
 		t.Logf("writer stats %+v: no write shared a statement (the refusals were not tried in one)", st)
 	}
 }
+
+// TestTransferSaveSoon: SaveSoon costs no fsync of its own, and the next
+// durable write carries it (both are there after a reopen).
+func TestTransferSaveSoon(t *testing.T) {
+	t.Parallel()
+	ctx, dir := ctxFor(t), t.TempDir()
+	s := mustOpen(t, dir)
+	trs := storage.NewTransfers(s)
+	man, _ := domain.NewManifest("f.bin", []domain.FileEntry{{Path: "f.bin", Size: 10}})
+	tr, _ := domain.NewTransfer(domain.NewTransferID(), bob, domain.Outgoing, man, t0)
+	if err := trs.Save(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats().Syncs
+	if err := tr.Accept(t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := trs.SaveSoon(ctx, tr); err != nil {
+		t.Fatalf("SaveSoon: %v", err)
+	}
+	if got := s.Stats().Syncs; got != before {
+		t.Fatalf("SaveSoon waited for %d fsyncs, want none", got-before)
+	}
+	other, _ := domain.NewTransfer(domain.NewTransferID(), bob, domain.Incoming, man, t0)
+	if err := trs.Save(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	s = mustOpen(t, dir)
+	defer mustClose(t, s)
+	got, err := storage.NewTransfers(s).Get(ctx, tr.ID())
+	if err != nil || got.State() != domain.TransferAccepted {
+		t.Fatalf("after reopen: %v %v, want accepted", got.State(), err)
+	}
+}

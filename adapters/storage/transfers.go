@@ -20,6 +20,17 @@ func NewTransfers(s *Store) *Transfers { return &Transfers{s: s} }
 // manifest is written with the first save; a transfer's manifest never
 // changes afterwards, so later saves rewrite only the small columns.
 func (t *Transfers) Save(ctx context.Context, tr domain.Transfer) error {
+	return t.save(ctx, tr, false)
+}
+
+// SaveSoon is Save answered once the transaction is committed (visible),
+// before the write-ahead log is synced: it becomes durable with the next
+// durable write's fsync (or the checkpointer's).
+func (t *Transfers) SaveSoon(ctx context.Context, tr domain.Transfer) error {
+	return t.save(ctx, tr, true)
+}
+
+func (t *Transfers) save(ctx context.Context, tr domain.Transfer, lazy bool) error {
 	if tr.IsZero() {
 		return errors.New("save transfer: zero transfer ID")
 	}
@@ -27,10 +38,15 @@ func (t *Transfers) Save(ctx context.Context, tr domain.Transfer) error {
 	if err != nil {
 		return fmt.Errorf("save transfer %s: %w", tr.ID().Short(), err)
 	}
-	err = t.s.w.do(ctx, func(ctx context.Context) error {
+	write := func(ctx context.Context) error {
 		_, err := t.s.ws.upsertTransfer.ExecContext(ctx, row.args()...)
 		return err
-	})
+	}
+	if lazy {
+		err = t.s.w.doLazy(ctx, write)
+	} else {
+		err = t.s.w.do(ctx, write)
+	}
 	if err != nil {
 		return fmt.Errorf("save transfer %s: %w", tr.ID().Short(), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/chatx/chatx/adapters/udp"
+	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
 	"github.com/chatx/chatx/ports/contract"
 )
@@ -16,6 +17,7 @@ func TestFileTransportContract(t *testing.T) {
 		return contract.FileTransportEnds{
 			Sender: sender, SenderIdentity: alice.Identity,
 			Receiver: receiver, ReceiverPeer: peerOf(bob.Identity, receiver),
+			Path: domain.FilePathUDP,
 		}
 	})
 }

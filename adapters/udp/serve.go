@@ -184,7 +184,7 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 	me := t.active.take(key, str)
 	defer t.active.release(key, me)
 
-	f, err := r.Incoming(ctx, from, req.ID, req.Index)
+	f, err := r.Incoming(ctx, from, req.ID, req.Index, streamPath(str))
 	if err != nil {
 		log.Info("file stream refused", "err", err)
 		answer(answerRefused)

@@ -43,6 +43,15 @@ var (
 	_ fileStream = (*tcpStream)(nil)
 )
 
+// streamPath is the path str rides: TCP for a TLS connection of the TCP
+// file listener, else a QUIC stream over UDP.
+func streamPath(str fileStream) domain.FilePath {
+	if _, ok := str.(*tcpStream); ok {
+		return domain.FilePathTCP
+	}
+	return domain.FilePathUDP
+}
+
 // tcpStream is a file stream on one TLS connection. TCP has no stream
 // reset with a code: where QUIC resets the stream (CancelWrite), the
 // connection is aborted (an RST, SO_LINGER 0); stopping to read alone

@@ -50,6 +50,7 @@ func TestFileTransportContractOverTCP(t *testing.T) {
 		return contract.FileTransportEnds{
 			Sender: tcpPath{sender}, SenderIdentity: alice.Identity,
 			Receiver: receiver, ReceiverPeer: peerOf(bob.Identity, receiver),
+			Path: domain.FilePathTCP,
 		}
 	})
 }

@@ -24,6 +24,9 @@ type FileTransportEnds struct {
 	// Receiver is served by the suite; ReceiverPeer is how Sender reaches it.
 	Receiver     ports.FileTransport
 	ReceiverPeer domain.Peer
+	// Path is the carrier the receiver's FileReceiver must be told
+	// (FilePathNone: a transport without one; not checked).
+	Path domain.FilePath
 }
 
 // FileTransportFactory builds a fresh pair for one test and registers their
@@ -50,6 +53,9 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 				f.mustFinish(t, true)
 				if got := f.Data(); !bytes.Equal(got, content) {
 					t.Fatalf("received %d bytes differing from the %d sent", len(got), len(content))
+				}
+				if got := p.recv.Path(); p.ends.Path != domain.FilePathNone && got != p.ends.Path {
+					t.Fatalf("the receiver was told the stream rides %q, want %q", got, p.ends.Path)
 				}
 				if f.Written() != int64(size) || f.Restarted() {
 					t.Fatalf("wrote %d bytes (restarted %v), want %d", f.Written(), f.Restarted(), size)
@@ -353,6 +359,7 @@ type RecordingReceiver struct {
 	mu    sync.Mutex
 	files map[ftKey]*RecordingFile
 	calls int
+	path  domain.FilePath // of the last Incoming
 }
 
 type ftKey struct {
@@ -390,10 +397,18 @@ func (r *RecordingReceiver) Calls() int {
 	return r.calls
 }
 
-func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+// Path is the carrier the last Incoming was told.
+func (r *RecordingReceiver) Path() domain.FilePath {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.path
+}
+
+func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (ports.IncomingFile, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
+	r.path = path
 	if !r.from.SameKey(from.PublicKey()) {
 		return nil, errors.New("transfer from another peer")
 	}

@@ -105,6 +105,35 @@ func TransferStore(t *testing.T, open func(t *testing.T) ports.TransferStore) {
 		}
 	})
 
+	t.Run("save soon is visible at once", func(t *testing.T) {
+		ctx, s := ctxFor(t), open(t)
+		tr := newTransfer(t, "bob", domain.Outgoing, 1)
+		if err := s.Save(ctx, tr); err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		if err := tr.Accept(at(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveSoon(ctx, tr); err != nil {
+			t.Fatalf("SaveSoon: %v", err)
+		}
+		got, err := s.Get(ctx, tr.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameTransfer(t, got, tr)
+		if got.State() != domain.TransferAccepted {
+			t.Fatalf("Get after SaveSoon: %s, want accepted", got.State())
+		}
+		fresh := newTransfer(t, "carol", domain.Incoming, 3)
+		if err := s.SaveSoon(ctx, fresh); err != nil {
+			t.Fatalf("SaveSoon of a new transfer: %v", err)
+		}
+		if l, err := s.List(ctx); err != nil || len(l) != 2 {
+			t.Fatalf("List after SaveSoon of a new transfer: %d, %v; want 2", len(l), err)
+		}
+	})
+
 	t.Run("rate and average survive a reload at every tick", func(t *testing.T) {
 		// The use-cases load, move and save the transfer at every progress
 		// tick; a store that drops the tick fields measures from the zero

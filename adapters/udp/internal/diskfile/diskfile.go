@@ -97,7 +97,7 @@ func (r *Receiver) Path(e *Expected) string { return filepath.Join(r.dir, e.Name
 func (r *Receiver) PartPath(e *Expected) string { return filepath.Join(r.dir, e.Name+".part") }
 
 // Incoming opens (or resumes) the part file.
-func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.TransferID, index int) (ports.IncomingFile, error) {
+func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.TransferID, index int, _ domain.FilePath) (ports.IncomingFile, error) {
 	r.mu.Lock()
 	e := r.files[key{id, index}]
 	r.mu.Unlock()

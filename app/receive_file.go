@@ -297,8 +297,18 @@ func (f *incomingFile) Write(p []byte) (int, error) {
 	if int64(len(p)) > f.entry.Size-f.written {
 		return 0, fmt.Errorf("%w: more bytes than the %d offered for %s", ports.ErrIntegrity, f.entry.Size, f.entry.Path)
 	}
+	// Hash while the part writes: the two cost about the same per byte and
+	// this call is the receiving pipeline's slowest stage. A short write
+	// leaves the hash ahead of the part; it is then never used: the
+	// transfer fails (writeErr), and a hash state kept by a cancellation
+	// beyond the part's size is not taken up again (begin rehashes).
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		f.hash.Write(p)
+	}()
 	n, err := f.part.Write(p)
-	f.hash.Write(p[:n])
+	<-hashed
 	f.written += int64(n)
 	f.ticker.set(f.base + f.written)
 	if err != nil {

@@ -28,7 +28,10 @@ if ! command -v wormhole >/dev/null || ! { command -v twist || command -v twist3
 		echo "magic-wormhole, its mailbox server or transit relay missing and not root: it is skipped" >&2
 	fi
 fi
+# go test runs in e2e/: the table's file is named from here.
+out=${CHATX_COMPARE_OUT:-bench/results-compare.md}
+case $out in /*) ;; *) out="$PWD/$out" ;; esac
 echo "machine: $(nproc) CPUs, $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 exec "$GO" test -count=1 -timeout 3h -v -run '^TestCompare$' ./e2e/ -args -compare \
 	-compare.croc "$croc" -compare.mib "${CHATX_COMPARE_MIB:-1024}" -compare.rounds "${CHATX_COMPARE_ROUNDS:-4}" \
-	-compare.out "${CHATX_COMPARE_OUT:-bench/results-compare.md}"
+	-compare.out "$out"

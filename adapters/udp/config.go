@@ -85,17 +85,22 @@ const (
 	defaultMaxStreamReceiveWindow     = 16 << 20
 	defaultMaxConnectionReceiveWindow = 48 << 20
 	defaultBufferSize                 = 256 << 10
-	defaultHandshakeTimeout           = 10 * time.Second
-	defaultConnectTimeout             = 15 * time.Second
-	defaultDialStagger                = 200 * time.Millisecond
-	defaultPunchAfter                 = 300 * time.Millisecond
-	defaultRelayAfter                 = 1200 * time.Millisecond
-	defaultMaxLinksPerPeer            = 4
-	defaultMaxPendingLinks            = 32
-	defaultIdleTimeout                = 15 * time.Second
-	defaultStallTimeout               = 60 * time.Second
-	defaultFinishTimeout              = 5 * time.Minute
-	maxBufferSize                     = 8 << 20
+	// pipelineBuffers is how many BufferSize buffers each file stream's
+	// two stages (read and hash | write to the stream at the sender; read
+	// from the stream | hash and write to disk at the receiver) pass
+	// between them.
+	pipelineBuffers         = 4
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultConnectTimeout   = 15 * time.Second
+	defaultDialStagger      = 200 * time.Millisecond
+	defaultPunchAfter       = 300 * time.Millisecond
+	defaultRelayAfter       = 1200 * time.Millisecond
+	defaultMaxLinksPerPeer  = 4
+	defaultMaxPendingLinks  = 32
+	defaultIdleTimeout      = 15 * time.Second
+	defaultStallTimeout     = 60 * time.Second
+	defaultFinishTimeout    = 5 * time.Minute
+	maxBufferSize           = 8 << 20
 )
 
 func (c Config) withDefaults() Config {

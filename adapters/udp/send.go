@@ -329,9 +329,11 @@ func (t *Transport) copyData(str fileStream, src ports.FileSource, start, size i
 		b   []byte
 		err error
 	}
-	free, full := make(chan []byte, 2), make(chan chunk, 3) // full: room for both buffers and an error, so the reader never blocks on it
-	free <- make([]byte, t.cfg.BufferSize)
-	free <- make([]byte, t.cfg.BufferSize)
+	// full: room for every buffer and an error, so the reader never blocks on it
+	free, full := make(chan []byte, pipelineBuffers), make(chan chunk, pipelineBuffers+1)
+	for range pipelineBuffers {
+		free <- make([]byte, t.cfg.BufferSize)
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

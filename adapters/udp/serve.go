@@ -324,13 +324,14 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 		}
 	}
 
-	// Two buffers: while the use-case writes and hashes one, the next one
+	// pipelineBuffers buffers: while the use-case writes and hashes one, the next ones
 	// fills from the stream. Progress reports count written bytes.
 	var written atomic.Int64
 	written.Store(start)
-	free, full := make(chan []byte, 2), make(chan []byte, 2)
-	free <- make([]byte, t.cfg.BufferSize)
-	free <- make([]byte, t.cfg.BufferSize)
+	free, full := make(chan []byte, pipelineBuffers), make(chan []byte, pipelineBuffers)
+	for range pipelineBuffers {
+		free <- make([]byte, t.cfg.BufferSize)
+	}
 	var writeErr error
 	failed, writerDone := make(chan struct{}), make(chan struct{})
 	go func() {

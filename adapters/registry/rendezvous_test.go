@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
@@ -379,9 +380,13 @@ func TestSignals(t *testing.T) {
 	ctx := t.Context()
 	hc, base := rawClient(ts)
 
-	// An anonymous stream, to show signals never reach it.
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events", nil)
-	resp, err := hc.Do(req)
+	// An anonymous stream, to show signals never reach it. It stays open
+	// for the whole test, longer than hc's 10 s timeout under a loaded
+	// -race run: it is bounded by a context of its own instead.
+	streamCtx, cancelStream := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelStream()
+	req, _ := http.NewRequestWithContext(streamCtx, "GET", base+"/v1/events", nil)
+	resp, err := (&http.Client{Transport: hc.Transport}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,6 +172,12 @@ func (c *Client) Register(ctx context.Context, me domain.LocalIdentity, eps doma
 	}
 	c.sess = s
 	c.relays = relayCache{}
+	// A stream loop started here reads the session just set; kicking it
+	// too would open a second session stream right behind the first, and
+	// the server, taking them in either order, could keep the first as
+	// the newest and end the session when the client closed it (a fresh
+	// registration answered 401 session_invalid).
+	running := c.streamStarted
 	c.ensureStreamLocked()
 	// Started under c.mu, after the closed check, so Close's Wait sees it.
 	c.wg.Go(func() {
@@ -179,7 +185,9 @@ func (c *Client) Register(ctx context.Context, me domain.LocalIdentity, eps doma
 		c.sessionLoop(sctx, s)
 	})
 	c.mu.Unlock()
-	c.kickStream()
+	if running {
+		c.kickStream() // reconnect the running stream with the session
+	}
 	return nil
 }
 

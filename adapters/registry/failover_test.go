@@ -28,7 +28,7 @@ func TestClientSkipsADeadNode(t *testing.T) {
 	pin := strings.SplitN(string(ts.url), "#", 2)[1]
 	wrongPin := strings.SplitN(string(other.url), "#", 2)[1]
 	otherHost := strings.TrimPrefix(strings.SplitN(string(other.url), "/#", 2)[0], "https://")
-	urls := "https://" + dead + "/#" + pin + ", https://" + otherHost + "/#" + strings.Replace(wrongPin, wrongPin[7:9], flip(wrongPin[7:9]), 1) + "," + string(ts.url)
+	urls := "https://" + dead + "/#" + pin + ", https://" + otherHost + "/#" + wrongPin[:7] + flip(wrongPin[7:9]) + wrongPin[9:] + "," + string(ts.url)
 	c := newClient(t, registry.RegistryURL(urls), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

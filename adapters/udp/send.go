@@ -322,7 +322,7 @@ func (w *firstWrite) Write(p []byte) (int, error) {
 
 // copyData streams src[start:size], hashing what it reads into h. A
 // reader goroutine reads and hashes the next buffer while this one is
-// written to the stream (two buffers), so hashing costs no time of its own
+// written to the stream (pipelineBuffers buffers), so hashing costs no time of its own
 // when two cores are free. Every write pushes the stall deadline forward.
 func (t *Transport) copyData(str fileStream, src ports.FileSource, start, size int64, h *domain.FileHasher) error {
 	type chunk struct {

@@ -257,15 +257,12 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 	if offset < 0 {
 		offset = 0
 	}
-	// Version 3: grant stripes (QUIC only: JOINs ride stripe connections)
-	// and take their JOIN streams from now on.
+	// Version 3: grant stripes and take their JOIN streams from now on
+	// (on stripe connections of the main stream's carrier, stripe.go).
 	granted, sb := 0, make([]byte, startSize)
 	var joins *joinWait
 	if req.Version == protocolStriped {
-		granted, sb = 1, make([]byte, startSize+1)
-		if _, isQUIC := str.(*quic.Stream); isQUIC {
-			granted = t.cfg.grantStripes(req.Stripes, req.Size-offset)
-		}
+		granted, sb = t.cfg.grantStripes(req.Stripes, req.Size-offset), make([]byte, startSize+1)
 		if granted > 1 {
 			select {
 			case t.stripedSlots <- struct{}{}:

@@ -75,6 +75,15 @@ func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 	return nil
 }
 
+// Serving reports whether a FileReceiver is being served now (a Serve
+// call has taken it and not returned): file streams arriving before are
+// answered busy.
+func (t *Transport) Serving() bool {
+	t.files.mu.Lock()
+	defer t.files.mu.Unlock()
+	return t.files.r != nil
+}
+
 // serve runs one incoming file stream whose first byte was read.
 func (f *fileServer) serve(t *Transport, peer domain.Identity, str fileStream, first byte) {
 	r, ctx, ok := f.begin()

@@ -31,6 +31,24 @@ func rawClient(t *testing.T, me domain.LocalIdentity, addr string) *quic.Conn {
 // rawClientFor is rawClient for the application protocol alpn.
 func rawClientFor(t *testing.T, me domain.LocalIdentity, addr, alpn string) *quic.Conn {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, rawTLS(t, &me, alpn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+	return conn
+}
+
+// rawTLS is a client configuration presenting a hand-made certificate of
+// me (none when me is nil) and checking nothing of the server's.
+func rawTLS(t *testing.T, me *domain.LocalIdentity, alpn string) *tls.Config {
+	t.Helper()
+	c := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13}
+	if me == nil {
+		return c
+	}
 	priv := me.PrivateKey()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: me.Name().String()},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -38,17 +56,8 @@ func rawClientFor(t *testing.T, me domain.LocalIdentity, addr, alpn string) *qui
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
-		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
-		InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
-	return conn
+	c.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}
+	return c
 }
 
 func header(version byte, id domain.TransferID, index uint32, size uint64) []byte {

@@ -21,13 +21,15 @@ import (
 // Striping (stream version 3, docs/file-protocol.md section 11): one large
 // file travels on several streams, each on its own QUIC connection to the
 // peer, because quic-go handles each connection's packets (AEAD, framing)
-// on its own goroutine — streams of one connection share one core. The
-// data from the start offset is cut into units of one hash chunk (4 MiB);
-// unit j travels on stripe j mod n. Stripe 0 is the file's stream (REQUEST
-// … FINAL); stripes 1..n-1 are JOIN streams on stripe connections (ALPN
-// chatx-file-stripe/1). The receiver puts the units back in file order
-// before they reach the IncomingFile, so the part file, the hashes, the
-// resume rule and the final name work as with one stream.
+// on its own goroutine — streams of one connection share one core. On the
+// TCP file path each stripe is a TLS connection of its own (section 11.9,
+// tcpfile.go). The data from the start offset is cut into units of one
+// hash chunk (4 MiB); unit j travels on stripe j mod n. Stripe 0 is the
+// file's stream (REQUEST … FINAL); stripes 1..n-1 are JOIN streams on
+// stripe connections (ALPN chatx-file-stripe/1 over QUIC,
+// chatx-file-tcp-stripe/1 over TCP). The receiver puts the units back in
+// file order before they reach the IncomingFile, so the part file, the
+// hashes, the resume rule and the final name work as with one stream.
 
 // ALPNStripe is the application protocol of a stripe connection: it
 // carries JOIN streams only and is never a peer's connection for other

@@ -313,6 +313,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 				return interrupted("wait for stripes", err)
 			}
 			t.stripedIn.Add(1)
+			log.Debug("receiving striped", "path", string(streamPath(str)), "stripes", used, "offset", start)
 			sr := t.newStripedReader(ctx, strs, start, req.Size)
 			defer sr.stop()
 			data = sr

@@ -30,10 +30,7 @@ func stripePairOf(t *testing.T, senderCfg udp.Config, old bool, newReceiver func
 		udp.SpeakOnlyVersion2(receiver)
 	}
 	recv = contract.NewRecordingReceiver(alice.Identity)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- receiver.Serve(ctx, recv) }()
-	t.Cleanup(func() { cancel(); <-served })
+	serveUntilCleanup(t, receiver, recv)
 	return sender, receiver, peerOf(bob.Identity, receiver), recv
 }
 

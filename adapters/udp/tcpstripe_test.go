@@ -70,10 +70,7 @@ func TestHostileTCPJoin(t *testing.T) {
 	bob := newLocalIdentity(t, "bob")
 	receiver := newTransportWithTCPFiles(t, bob, notKey{eve.Identity}, udp.Config{StallTimeout: 5 * time.Second, Stripes: 4})
 	recv := contract.NewRecordingReceiver(mallory.Identity)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- receiver.Serve(ctx, recv) }()
-	defer func() { cancel(); <-served }()
+	serveUntilCleanup(t, receiver, recv)
 	addr := receiver.TCPFileAddr()
 	id := domain.NewTransferID()
 	session := []byte{1, 2, 3, 4, 5, 6, 7, 8}
@@ -157,4 +154,41 @@ func (n notKey) VerifyPeer(_ context.Context, p domain.Identity) error {
 		return domain.ErrUnknownPeer
 	}
 	return nil
+}
+
+// TCP stripe connections count per identity (MaxIncomingStreams, with the
+// QUIC stripe connections), not with the TCP file connections: one beyond
+// the cap is aborted before any JOIN byte, while a file connection of the
+// same identity is still taken, and another identity's stripe connection
+// too.
+func TestTCPStripeConnectionsAreCappedPerIdentity(t *testing.T) {
+	mallory, trent, bob := newLocalIdentity(t, "mallory"), newLocalIdentity(t, "trent"), newLocalIdentity(t, "bob")
+	receiver := newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, udp.Config{MaxIncomingStreams: 2, StallTimeout: 10 * time.Second})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	serveUntilCleanup(t, receiver, recv)
+	addr := receiver.TCPFileAddr()
+	// idle is a connection the receiver took: it waits for our first
+	// bytes (its read of them times out here, the receiver's wait is
+	// longer).
+	idle := func(me *domain.LocalIdentity, alpn string) {
+		t.Helper()
+		c, err := rawTCP(t, me, addr, alpn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		var ne net.Error
+		if _, err := c.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("%s connection (%s) ended with %v, want it open", me.Name(), alpn, err)
+		}
+	}
+	idle(&mallory, udp.ALPNTCPStripe)
+	idle(&mallory, udp.ALPNTCPStripe)
+	c, err := rawTCP(t, &mallory, addr, udp.ALPNTCPStripe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAfter(t, c, nil)
+	idle(&mallory, udp.ALPNTCP)
+	idle(&trent, udp.ALPNTCPStripe)
 }

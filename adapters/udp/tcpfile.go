@@ -19,7 +19,8 @@ import (
 
 // ALPNTCP is the application protocol of a file stream over TCP + TLS 1.3
 // (docs/file-protocol.md, "The TCP file stream"). The stream bytes are the
-// same as on a QUIC stream; one TLS connection carries one file.
+// same as on a QUIC stream; one TLS connection carries one file (and a
+// striped file adds TCP stripe connections, ALPNTCPStripe).
 const ALPNTCP = "chatx-file-tcp/1"
 
 // ALPNTCPStripe is the application protocol of a TCP stripe connection
@@ -215,9 +216,9 @@ func (s *expiringSet) set(k string, d time.Duration) {
 		s.until = make(map[string]time.Time)
 	}
 	now := time.Now()
-	for k, u := range s.until {
+	for old, u := range s.until {
 		if now.After(u) {
-			delete(s.until, k)
+			delete(s.until, old)
 		}
 	}
 	s.until[k] = now.Add(d)
@@ -254,7 +255,9 @@ func (t *Transport) serveTCPStripe(from domain.Identity, s *tcpStream) {
 // file listener of the peer at host (the host its direct TCP message link
 // reaches) and the port of its file endpoints. Errors are Send's; a failed
 // dial or handshake other than a refused key is a transport error, after
-// which the caller may fall back to Send.
+// which the caller may fall back to Send. A file of StripeMinSize bytes
+// or more is striped over TCP stripe connections (stream version 3) unless
+// the peer refused version 3 over TCP in the last tcpVersion2For.
 func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src ports.FileSource, progress func(done int64)) error {
 	if index < 0 || index >= domain.MaxTransferFiles {
 		return fmt.Errorf("send file %d of %s over tcp: index out of range", index, id.Short())

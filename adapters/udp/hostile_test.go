@@ -156,6 +156,24 @@ func TestHostileSender(t *testing.T) {
 	}
 }
 
+// beginStriped writes a version-3 REQUEST asking for 2 stripes for size
+// bytes, expects READY at 0 granting 2, and writes START at 0 with 2
+// stripes.
+func beginStriped(t *testing.T, str io.ReadWriter, id domain.TransferID, size int, session []byte) {
+	t.Helper()
+	req := append(header(3, id, 0, uint64(size)), 2)
+	if _, err := str.Write(append(req, session...)); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 42)
+	if _, err := io.ReadFull(str, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
+		t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
+	}
+	if _, err := str.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: resume at 0, 2 stripes
+		t.Fatal(err)
+	}
+}
+
 // trailer is the file hash a sender puts after the last byte of b.
 func trailer(t *testing.T, b []byte) []byte {
 	t.Helper()
@@ -241,17 +259,7 @@ func TestStripeThatStallsEndsTheStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = str.SetDeadline(time.Now().Add(wait))
-			req := append(header(3, id, 0, uint64(len(content))), 2)
-			if _, err := str.Write(append(req, session...)); err != nil {
-				t.Fatal(err)
-			}
-			ready := make([]byte, 42)
-			if _, err := io.ReadFull(str, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
-				t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
-			}
-			if _, err := str.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: resume at 0, 2 stripes
-				t.Fatal(err)
-			}
+			beginStriped(t, str, id, len(content), session)
 			if joins {
 				js, err := stripes.OpenStreamSync(context.Background())
 				if err != nil {

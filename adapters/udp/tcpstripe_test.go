@@ -109,17 +109,7 @@ func TestHostileTCPJoin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := append(header(3, id, 0, uint64(len(content))), 2)
-		if _, err := main.Write(append(req, session...)); err != nil {
-			t.Fatal(err)
-		}
-		ready := make([]byte, 42)
-		if _, err := io.ReadFull(main, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
-			t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
-		}
-		if _, err := main.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: at 0, 2 stripes
-			t.Fatal(err)
-		}
+		beginStriped(t, main, id, len(content), session)
 		if conn, err := rawTCP(t, &trent, addr, udp.ALPNTCPStripe); err == nil {
 			refusedAfter(t, conn, append(join, content[domain.HashChunkSize:]...))
 		}
@@ -191,4 +181,51 @@ func TestTCPStripeConnectionsAreCappedPerIdentity(t *testing.T) {
 	refusedAfter(t, c, nil)
 	idle(&mallory, udp.ALPNTCP)
 	idle(&trent, udp.ALPNTCPStripe)
+}
+
+// A file striped over TCP whose JOIN never comes, or goes silent after a
+// few bytes, is cut off within the stall timeout: the receiver aborts the
+// file connection and finishes the file with an error (its part kept for
+// a resume).
+func TestTCPStripeThatStallsEndsTheStream(t *testing.T) {
+	mallory, bob := newLocalIdentity(t, "mallory"), newLocalIdentity(t, "bob")
+	receiver := newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: time.Second, Stripes: 4})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	serveUntilCleanup(t, receiver, recv)
+	addr := receiver.TCPFileAddr()
+	content := make([]byte, 2*domain.HashChunkSize)
+	session := []byte{9, 8, 7, 6, 5, 4, 3, 2}
+	for _, joins := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no JOIN", true: "a JOIN that goes silent"}[joins], func(t *testing.T) {
+			id := domain.NewTransferID()
+			f := recv.Add(id, 0, content, nil)
+			main, err := rawTCP(t, &mallory, addr, udp.ALPNTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			beginStriped(t, main, id, len(content), session)
+			if joins {
+				js, err := rawTCP(t, &mallory, addr, udp.ALPNTCPStripe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := js.Write(append(joinHeader(id, session, 1), content[:1000]...)); err != nil { // then silence
+					t.Fatal(err)
+				}
+			}
+			started := time.Now()
+			_, werr := main.Write(content[:domain.HashChunkSize]) // stripe 0's unit, complete
+			got, err := io.ReadAll(main)
+			if werr == nil && err == nil {
+				t.Fatalf("the file connection ended cleanly after % x, want it aborted", got)
+			}
+			f.WaitFinished(t)
+			if f.FinishErr() == nil {
+				t.Fatal("the file was finished without an error")
+			}
+			if d := time.Since(started); d > 10*time.Second {
+				t.Fatalf("cut off after %v, want about the 1 s stall timeout", d)
+			}
+		})
+	}
 }

@@ -99,10 +99,9 @@ func (e *beforeStartError) Unwrap() error { return e.err }
 func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports.FileSource, progress func(int64)) error {
 	var dial stripeDialer
 	if n := t.cfg.wantStripes(req.Size); n > 1 && c.kind != domain.PathRelayed && !c.unstriped.Load() {
-		req.Version, req.Stripes, req.Session = protocolStriped, n, newStripeSession()
-		dial = t.dialStripes(c)
+		req, dial = req.striped(n), t.dialStripes(c)
 	}
-	for {
+	return t.sendFallingBack(req, dial, func(req request, dial stripeDialer) error {
 		str, err := c.conn.OpenStreamSync(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -110,12 +109,23 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 			}
 			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
 		}
-		err = t.sendStream(ctx, str, req, src, progress, dial)
-		if !errors.Is(err, errNoStripes) {
-			return err
-		}
+		return t.sendStream(ctx, str, req, src, progress, dial)
+	}, func() {
 		t.log.Debug("peer does not speak file protocol 3: sending unstriped", "peer", c.peer.Name().String())
 		c.unstriped.Store(true)
+	})
+}
+
+// sendFallingBack runs send(req, dial) and, when the receiver answered a
+// version-3 REQUEST UNSUPPORTED, calls unstriped and sends again at once
+// as version 2 (nothing of the file was written).
+func (t *Transport) sendFallingBack(req request, dial stripeDialer, send func(request, stripeDialer) error, unstriped func()) error {
+	for {
+		err := send(req, dial)
+		if !errors.Is(err, errNoStripes) || req.Version != protocolStriped {
+			return err
+		}
+		unstriped()
 		req.Version, req.Stripes, dial = protocolVersion, 0, nil
 	}
 }
@@ -214,14 +224,15 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 	// Stripes: as many as granted, the units left and the connections
 	// we could make allow; START says how many (version 3).
-	stripes, extra := 0, []*quic.Conn(nil)
+	stripes, extra, sent := 0, []fileStream(nil), false
 	if req.Version == protocolStriped {
 		stripes = min(granted, max(1, unitsOf(req.Size-start)))
 		if stripes > 1 && dial != nil {
-			extra = dial(ctx, stripes-1)
+			var end func(ok bool)
+			extra, end = dial(ctx, stripes-1)
+			defer func() { end(sent) }() // after FINAL: their bytes arrived
 		}
 		stripes = 1 + len(extra)
-		defer closeStripeConns(extra) // after FINAL: their bytes arrived
 	}
 	if _, err := str.Write(marshalStart(decision, start, stripes)); err != nil {
 		fail(codeCancelled)
@@ -248,7 +259,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	// start of a transfer from it); striped, unit 0 rides the main stream.
 	out := &firstWrite{fileStream: str, first: func() {
 		t.log.Debug(LogFirstDataByte, "transfer", req.ID.Short(), "file", req.Index,
-			"path", string(streamPath(str)), "offset", start)
+			"path", string(streamPath(str)), "stripes", max(1, stripes), "offset", start)
 	}}
 	var werr error
 	if len(extra) > 0 {
@@ -297,6 +308,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	if err := rep.status(); err != nil {
 		return err
 	}
+	sent = true
 	progress(req.Size)
 	return nil
 }

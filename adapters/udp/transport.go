@@ -83,6 +83,7 @@ type Transport struct {
 	// 2 does (UNSUPPORTED); tests set it.
 	version2Only bool
 	tcpPerPeer   peerCounts    // incoming TCP file connections by the peer's key
+	tcpVersion2  expiringSet   // peers' keys whose TCP files go as version 2 for now (tcpVersion2For)
 	tcpIncoming  chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
 	links        chan *pathConn
 	linkCnt      peerCounts // open incoming link streams by the peer's key

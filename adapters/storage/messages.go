@@ -139,29 +139,36 @@ func (s *Store) newRowBatches() {
 		if err != nil {
 			return err
 		}
-		rows, err := st.QueryContext(ctx, args...)
+		res, err := st.ExecContext(ctx, args...)
 		clear(args)
 		if err != nil {
 			return err
 		}
-		// The rows inserted, by sender and ID: the first of the batch
-		// with that pair is the new one (a repeat of it in the same
-		// batch is not).
-		inserted := make(map[string]int, len(items))
-		var key string
-		var id []byte
-		for rows.Next() {
-			if err := rows.Scan(&key, &id); err != nil {
-				rows.Close()
+		added, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if int(added) == len(items) { // all new: the common case
+			for _, it := range items {
+				it.(*incomingRow).added = true
+				s.messageStored()
+			}
+			return nil
+		}
+		// Some were stored already (or repeated in the batch): the rows
+		// this statement inserted are the last `added` by seq. A new row's
+		// seq (INTEGER PRIMARY KEY, no AUTOINCREMENT) is the largest so
+		// far plus one, and nothing else writes during the statement, so
+		// they are the range up to the last inserted rowid.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		inserted := map[string]int{}
+		if added > 0 {
+			if inserted, err = s.insertedRows(ctx, last-added, last); err != nil {
 				return err
 			}
-			inserted[key+"\x00"+string(id)]++
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, it := range items {
 			in := it.(*incomingRow)
@@ -174,6 +181,26 @@ func (s *Store) newRowBatches() {
 		}
 		return nil
 	}}
+}
+
+// insertedRows counts the messages with from < seq <= to by sender key
+// and ID (joined by a NUL). Writer goroutine only.
+func (s *Store) insertedRows(ctx context.Context, from, to int64) (map[string]int, error) {
+	rows, err := s.ws.selectSeqs.QueryContext(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	inserted := make(map[string]int, to-from)
+	var key string
+	var id []byte
+	for rows.Next() {
+		if err := rows.Scan(&key, &id); err != nil {
+			return nil, err
+		}
+		inserted[key+"\x00"+string(id)]++
+	}
+	return inserted, rows.Err()
 }
 
 // SetState moves one of our messages to state next if the domain's rules

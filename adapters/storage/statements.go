@@ -23,7 +23,8 @@ const insertMessageSQL = `INSERT INTO messages
 const maxRowsPerInsert = 256
 
 // multiInsert is the INSERT of n messages in one statement, incoming ones
-// deduplicated (returning the rows it inserted).
+// deduplicated (no RETURNING: which rows were new is read only when some
+// were not, see newRowBatches).
 func multiInsert(n int, incoming bool) string {
 	var b strings.Builder
 	b.WriteString(insertMessageSQL)
@@ -31,7 +32,7 @@ func multiInsert(n int, incoming bool) string {
 		b.WriteString(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	if incoming {
-		b.WriteString(" ON CONFLICT DO NOTHING RETURNING sender_key, id")
+		b.WriteString(" ON CONFLICT DO NOTHING")
 	}
 	return b.String()
 }
@@ -42,6 +43,7 @@ type writeStmts struct {
 	insertOutgoing *sql.Stmt
 	insertIncoming *sql.Stmt
 	selectOutgoing *sql.Stmt
+	selectSeqs     *sql.Stmt // the rows of a range of seq
 	selectContact  *sql.Stmt
 	insertContact  *sql.Stmt
 	replaceContact *sql.Stmt
@@ -104,6 +106,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	}
 	prep(&ws.insertOutgoing, insertMessageSQL)
 	prep(&ws.insertIncoming, insertMessageSQL+" ON CONFLICT DO NOTHING")
+	prep(&ws.selectSeqs, "SELECT sender_key, id FROM messages WHERE seq > ? AND seq <= ?")
 	prep(&ws.selectOutgoing, "SELECT "+messageColumns+" FROM messages m WHERE m.dir = 'out' AND m.id = ?")
 	// For each target state, an UPDATE that matches only the states the
 	// domain lets move there (CanMove), the target itself excluded (a no-op

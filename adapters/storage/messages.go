@@ -262,38 +262,53 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 		return nil, fmt.Errorf("mark %d messages, at most %d: %w", len(marks), maxMarks, domain.ErrTooLarge)
 	}
 	type group struct {
-		st  *sql.Stmt
-		ids []byte // a JSON array of hex IDs
+		state domain.MessageState
+		ids   []byte // a JSON array of hex IDs
+		n     int    // distinct IDs
 	}
-	var groups []domain.MessageState
-	byState := make(map[domain.MessageState]*group)
+	var groups []*group
+	seen := make(map[ports.StateMark]struct{}, len(marks))
 	for _, mk := range marks {
-		g, ok := byState[mk.State]
-		if !ok {
-			st, known := s.ws.markTo[mk.State]
-			if !known {
-				return nil, fmt.Errorf("mark message %s: unknown state %d", mk.ID, int(mk.State))
-			}
-			g = &group{st: st, ids: make([]byte, 0, 2+35*len(marks))}
-			g.ids = append(g.ids, '[')
-			byState[mk.State] = g
-			groups = append(groups, mk.State)
+		if _, ok := s.ws.markTo[mk.State]; !ok {
+			return nil, fmt.Errorf("mark message %s: unknown state %d", mk.ID, int(mk.State))
 		}
-		if len(g.ids) > 1 {
+		if _, dup := seen[mk]; dup {
+			continue
+		}
+		seen[mk] = struct{}{}
+		var g *group
+		for _, h := range groups {
+			if h.state == mk.State {
+				g = h
+				break
+			}
+		}
+		if g == nil {
+			g = &group{state: mk.State, ids: make([]byte, 0, 2+35*len(marks))}
+			g.ids = append(g.ids, '[')
+			groups = append(groups, g)
+		}
+		if g.n > 0 {
 			g.ids = append(g.ids, ',')
 		}
 		g.ids = append(g.ids, '"')
 		g.ids = hex.AppendEncode(g.ids, mk.ID[:])
 		g.ids = append(g.ids, '"')
+		g.n++
 	}
 	moved := make(map[domain.MessageID]bool, len(marks))
-	for _, state := range groups {
-		g := byState[state]
+	for _, g := range groups {
 		g.ids = append(g.ids, ']')
 		var ids [][]byte
+		all := false
 		err := s.w.doLazy(ctx, func(ctx context.Context) error {
-			ids = ids[:0]
-			rows, err := g.st.QueryContext(ctx, string(g.ids))
+			ids, all = ids[:0], false
+			var err error
+			all, err = s.markAll(ctx, g.state, string(g.ids), g.n)
+			if err != nil || all {
+				return err
+			}
+			rows, err := s.ws.markTo[g.state].QueryContext(ctx, string(g.ids))
 			if err != nil {
 				return err
 			}
@@ -308,7 +323,15 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 			return rows.Err()
 		})
 		if err != nil {
-			return nil, fmt.Errorf("mark %d messages %s: %w", len(marks), state, err)
+			return nil, fmt.Errorf("mark %d messages %s: %w", len(marks), g.state, err)
+		}
+		if all {
+			for _, mk := range marks {
+				if mk.State == g.state {
+					moved[mk.ID] = true
+				}
+			}
+			continue
 		}
 		for _, b := range ids {
 			var id domain.MessageID
@@ -325,6 +348,33 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 		}
 	}
 	return out, nil
+}
+
+// markAll moves the n messages of ids (a JSON array of hex IDs) to next
+// when every one of them may move there, and reports whether they did; if
+// not, it has changed nothing (its UPDATE is undone), and the caller runs
+// the UPDATE … RETURNING that says which move. Most batches of marks move
+// every message, and an UPDATE that returns no rows costs less. Writer
+// goroutine only.
+func (s *Store) markAll(ctx context.Context, next domain.MessageState, ids string, n int) (bool, error) {
+	if _, err := s.ws.savepoint.ExecContext(ctx); err != nil {
+		return false, err
+	}
+	res, err := s.ws.markAll[next].ExecContext(ctx, ids)
+	if err == nil {
+		var k int64
+		if k, err = res.RowsAffected(); err == nil && int(k) == n {
+			_, err = s.ws.release.ExecContext(ctx)
+			return err == nil, err
+		}
+	}
+	if _, rerr := s.ws.rollbackTo.ExecContext(ctx); rerr != nil {
+		return false, rerr
+	}
+	if _, rerr := s.ws.release.ExecContext(ctx); rerr != nil {
+		return false, rerr
+	}
+	return false, err
 }
 
 // Outbox lists our messages to peer that are queued or sent, oldest first

@@ -51,6 +51,10 @@ type writeStmts struct {
 	upsertTransfer *sql.Stmt
 	moveTo         map[domain.MessageState]*sql.Stmt // UPDATE … RETURNING, one per target state
 	markTo         map[domain.MessageState]*sql.Stmt // the same for a JSON array of hex IDs (MarkStates)
+	markAll        map[domain.MessageState]*sql.Stmt // markTo without RETURNING
+	savepoint      *sql.Stmt
+	release        *sql.Stmt
+	rollbackTo     *sql.Stmt
 	indexNew       *sql.Stmt
 	indexProgress  *sql.Stmt
 	all            []*sql.Stmt
@@ -113,6 +117,7 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	// needs no write).
 	ws.moveTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
 	ws.markTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
+	ws.markAll = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
 	for next := range messageStateNames {
 		var from []string
 		for cur := range messageStateNames {
@@ -130,11 +135,16 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		ws.moveTo[next] = st
 		// One statement for a whole batch: the IDs come as a JSON array of
 		// hex strings, each looked up through messages_out_id.
-		var mark *sql.Stmt
-		prep(&mark, "UPDATE messages SET state = '"+next.String()+"' WHERE dir = 'out' AND id IN (SELECT unhex(value) FROM json_each(?)) AND state IN ("+
-			strings.Join(from, ", ")+") RETURNING id")
-		ws.markTo[next] = mark
+		var mark, markAll *sql.Stmt
+		update := "UPDATE messages SET state = '" + next.String() + "' WHERE dir = 'out' AND id IN (SELECT unhex(value) FROM json_each(?)) AND state IN (" +
+			strings.Join(from, ", ") + ")"
+		prep(&mark, update+" RETURNING id")
+		prep(&markAll, update)
+		ws.markTo[next], ws.markAll[next] = mark, markAll
 	}
+	prep(&ws.savepoint, "SAVEPOINT marks")
+	prep(&ws.release, "RELEASE marks")
+	prep(&ws.rollbackTo, "ROLLBACK TO marks")
 	prep(&ws.selectContact, "SELECT "+contactColumns+" FROM contacts WHERE name_key = ?")
 	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
 		VALUES (?, ?, ?, 0, ?, ?)`)

@@ -13,7 +13,8 @@ import (
 )
 
 // A writeFn runs inside the writer's transaction. It must make at most one
-// modifying statement (SQLite makes each statement atomic), so that a failing
+// modifying statement (SQLite makes each statement atomic), or undo what it
+// wrote with a savepoint before it fails (MarkStates), so that a failing
 // write leaves nothing behind and does not disturb the other writes of its
 // batch; business refusals (not found, invalid move) return before writing.
 type writeFn func(ctx context.Context) error

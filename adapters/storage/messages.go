@@ -47,7 +47,11 @@ func (s *Store) SaveOutgoingStaged(ctx context.Context, m domain.Message, commit
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
-	err = s.w.doRow(ctx, s.outRows, &row, func(ctx context.Context) error {
+	rows := s.outRows
+	if m.State() != rowState(false) {
+		rows = nil
+	}
+	err = s.w.doRow(ctx, rows, &row, func(ctx context.Context) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
@@ -72,7 +76,11 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
 	}
 	in := &incomingRow{row: row}
-	err = s.w.doRow(ctx, s.inRows, in, func(ctx context.Context) error {
+	rows := s.inRows
+	if m.State() != rowState(true) {
+		rows = nil
+	}
+	err = s.w.doRow(ctx, rows, in, func(ctx context.Context) error {
 		res, err := s.ws.insertIncoming.ExecContext(ctx, row.args()...)
 		if err != nil {
 			return err
@@ -97,9 +105,10 @@ type incomingRow struct {
 	added bool
 }
 
-// rowArgs appends the parameters of rows to args.
+// rowArgs appends the parameters of r in a multi-row insert to args
+// (direction and state are the statement's literals, see multiInsert).
 func rowArgs(args []any, r *messageRow) []any {
-	return append(args, r.ID, r.Dir, r.Sender, r.SenderKey, r.Recipient, r.PeerKey, r.SentSec, r.SentNsec, r.Body, r.State)
+	return append(args, r.ID, r.Sender, r.SenderKey, r.Recipient, r.PeerKey, r.SentSec, r.SentNsec, r.Body)
 }
 
 // newRowBatches makes the multi-row writers of SaveOutgoing(Staged) and

@@ -18,23 +18,46 @@ const insertMessageSQL = `INSERT INTO messages
 	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// maxRowsPerInsert bounds the rows of one multi-row INSERT (10 parameters
+// maxRowsPerInsert bounds the rows of one multi-row INSERT (8 parameters
 // each, far below SQLite's 32,766).
 const maxRowsPerInsert = 256
 
 // multiInsert is the INSERT of n messages in one statement, incoming ones
 // deduplicated (no RETURNING: which rows were new is read only when some
-// were not, see newRowBatches).
+// were not, see newRowBatches). Direction and state are literals — every
+// row of it is a new outgoing message (queued) or a received one
+// (delivered), see rowState — so a row binds 8 parameters, not 10 (the
+// driver copies each text into C memory and back).
 func multiInsert(n int, incoming bool) string {
+	dir, state := domain.Outgoing, rowState(false)
+	if incoming {
+		dir, state = domain.Incoming, rowState(true)
+	}
+	row := "(?, '" + dir.String() + "', ?, ?, ?, ?, ?, ?, ?, '" + state.String() + "')"
 	var b strings.Builder
-	b.WriteString(insertMessageSQL)
+	b.WriteString(`INSERT INTO messages
+	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
+	VALUES `)
+	b.WriteString(row)
 	for range n - 1 {
-		b.WriteString(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(", ")
+		b.WriteString(row)
 	}
 	if incoming {
 		b.WriteString(" ON CONFLICT DO NOTHING")
 	}
 	return b.String()
+}
+
+// rowState is the state of the messages a multi-row insert stores: a
+// new outgoing message is queued, a received one delivered (the domain's
+// NewOutgoingMessage and NewIncomingMessage). A save in another state is
+// written alone.
+func rowState(incoming bool) domain.MessageState {
+	if incoming {
+		return domain.MessageDelivered
+	}
+	return domain.MessageQueued
 }
 
 // writeStmts are prepared on the writer's connection and used only by the

@@ -825,6 +825,64 @@ func TestConcurrentSaveIncomingDeduplicates(t *testing.T) {
 	}
 }
 
+// Messages saved at once in states other than a new one's (an outgoing
+// message restored as sent, a received one as read) keep their state
+// beside the new ones the writer stores together.
+func TestConcurrentSavesKeepEveryState(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	defer mustClose(t, s)
+	const n = 512
+	want := map[domain.MessageID]domain.MessageState{}
+	var ms []domain.Message
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		m := out(t, bob, fmt.Sprint("out ", i), at)
+		if i%7 == 0 {
+			m = domain.RestoreMessage(m.ID(), alice, bob, at, m.Body(), domain.Outgoing, domain.MessageSent)
+		}
+		r := in(t, bob, fmt.Sprint("in ", i), at)
+		if i%5 == 0 {
+			r = domain.RestoreMessage(r.ID(), bob, alice, at, r.Body(), domain.Incoming, domain.MessageRead)
+		}
+		ms = append(ms, m, r)
+		want[m.ID()], want[r.ID()] = m.State(), r.State()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		wg.Go(func() {
+			var err error
+			if m.Direction() == domain.Outgoing {
+				err = s.SaveOutgoing(ctx, m)
+			} else {
+				_, err = s.SaveIncoming(ctx, m)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	h, err := s.History(ctx, bob, time.Time{}, storage.MaxHistory)
+	if err != nil || len(h) != len(ms) {
+		t.Fatalf("history holds %d messages (%v), want %d", len(h), err, len(ms))
+	}
+	for _, m := range h {
+		if m.State() != want[m.ID()] {
+			t.Errorf("%q is %s, want %s", m.Body(), m.State(), want[m.ID()])
+		}
+	}
+	if st := s.Stats(); st.RowWrites == 0 {
+		t.Fatalf("writer stats %+v: no save shared a statement", st)
+	}
+}
+
 // Of outgoing messages stored at once, one with an ID stored already fails
 // alone: the writer stores its neighbours all the same.
 func TestConcurrentSaveOutgoingRefusesOnlyTheRepeat(t *testing.T) {

@@ -164,6 +164,7 @@ func BenchmarkJSONRPCSend(b *testing.B) {
 			var answered, received time.Duration
 			total := 0
 			next := int64(0)
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for round := range b.N {
 				texts := make([]string, n)
@@ -194,6 +195,7 @@ func BenchmarkJSONRPCSend(b *testing.B) {
 				total += n
 			}
 			b.StopTimer()
+			reportCPU(b, cpuTime()-cpu0, total)
 			b.ReportMetric(float64(total)/answered.Seconds(), "answered/s")
 			b.ReportMetric(float64(total)/received.Seconds(), "received/s")
 			b.ReportMetric(0, "ns/op")

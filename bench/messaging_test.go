@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,7 @@ func BenchmarkMessagingPipelined(b *testing.B) {
 			total := 0
 			var elapsed, issuing time.Duration
 			probe := startFsyncProbe(b, b.TempDir())
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for range b.N {
 				base := p.track.count.Load()
@@ -168,6 +170,7 @@ func BenchmarkMessagingPipelined(b *testing.B) {
 				total += msgs
 			}
 			b.StopTimer()
+			reportCPU(b, cpuTime()-cpu0, total)
 			b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
 			// How fast Send returned (durable in the outbox): the rate the
 			// senders could issue, whatever the delivery behind it.
@@ -312,6 +315,25 @@ func (p *fsyncProbe) stop() []time.Duration {
 func quantileMs(ds []time.Duration, f float64) float64 {
 	slices.Sort(ds)
 	return float64(ds[min(len(ds)-1, int(f*float64(len(ds))))].Microseconds()) / 1000
+}
+
+// cpuTime is this process's user + system CPU time so far: both clients,
+// the registry and the benchmark's own goroutines.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per message of a timed section (the
+// steadier figure on a shared machine: it does not count waiting for
+// the disk or for other processes).
+func reportCPU(b *testing.B, cpu time.Duration, msgs int) {
+	if msgs > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(msgs), "cpu-µs/msg")
+	}
 }
 
 // reportFsync reports what the disk probe saw during the benchmark.

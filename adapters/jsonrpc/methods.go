@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/chatx/chatx/domain"
 )
@@ -62,6 +63,110 @@ func decodeParams(raw json.RawMessage, dst any) error {
 		return invalidParams("invalid params: " + strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
+}
+
+// sendParams are the params of send.
+type sendParams struct {
+	To    *string `json:"to"`
+	Group *string `json:"group"`
+	Text  *string `json:"text"`
+}
+
+// decodeSendParams is decodeParams for send, the method a script calls
+// thousands of times a second: params that are an object of only these
+// fields, each once, as strings without escapes are read in one pass
+// (plainSendParams); anything else goes through decodeParams, so every
+// result and every error are the same.
+func decodeSendParams(raw json.RawMessage, p *sendParams) error {
+	if plainSendParams(raw, p) {
+		return nil
+	}
+	*p = sendParams{}
+	return decodeParams(raw, p)
+}
+
+// plainSendParams reads raw into p if it is an object of "to", "group"
+// and "text" (exact names, each at most once) with plain string values,
+// and reports whether it did; p may be partly set when it did not.
+func plainSendParams(raw []byte, p *sendParams) bool {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	for {
+		key, j, ok := plainString(raw, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(raw, j)
+		if i >= len(raw) || raw[i] != ':' {
+			return false
+		}
+		val, j, ok := plainString(raw, skipSpace(raw, i+1))
+		if !ok {
+			return false
+		}
+		var dst **string
+		switch key {
+		case "to":
+			dst = &p.To
+		case "group":
+			dst = &p.Group
+		case "text":
+			dst = &p.Text
+		default:
+			return false
+		}
+		if *dst != nil {
+			return false // repeated: encoding/json keeps the last
+		}
+		*dst = &val
+		i = skipSpace(raw, j)
+		if i >= len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipSpace(raw, i+1)
+		case '}':
+			return skipSpace(raw, i+1) == len(raw)
+		default:
+			return false
+		}
+	}
+}
+
+// plainString reads the JSON string at raw[i:] if it holds no escape, no
+// control character and only valid UTF-8 (so its bytes are its value),
+// and returns it and the index after it.
+func plainString(raw []byte, i int) (string, int, bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return "", 0, false
+	}
+	n := bytes.IndexByte(raw[i+1:], '"')
+	if n < 0 {
+		return "", 0, false
+	}
+	body := raw[i+1 : i+1+n]
+	for _, c := range body {
+		if c < 0x20 || c == '\\' {
+			return "", 0, false
+		}
+	}
+	if !utf8.Valid(body) {
+		return "", 0, false
+	}
+	return string(body), i + 2 + n, true
+}
+
+// skipSpace returns the index of the first byte at or after i in raw that
+// is not JSON white space.
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func parseName(field string, raw *string) (domain.Username, error) {
@@ -140,12 +245,8 @@ func (s *Server) send(ctx context.Context, raw json.RawMessage) (any, error) {
 // startSend checks a send's params and starts it (ports.SendPipeline);
 // wait returns its result once the message is stored.
 func (s *Server) startSend(ctx context.Context, raw json.RawMessage) (wait func() (any, error), err error) {
-	var p struct {
-		To    *string `json:"to"`
-		Group *string `json:"group"`
-		Text  *string `json:"text"`
-	}
-	if err := decodeParams(raw, &p); err != nil {
+	var p sendParams
+	if err := decodeSendParams(raw, &p); err != nil {
 		return nil, err
 	}
 	if p.Group != nil && p.To == nil {

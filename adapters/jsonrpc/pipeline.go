@@ -1,7 +1,6 @@
 package jsonrpc
 
 import (
-	"bytes"
 	"context"
 	"time"
 )
@@ -22,7 +21,7 @@ const maxPendingSends = 1024
 // other ordered line (a batch, sendFile, acceptKeyChange…) first waits
 // until every send before it is answered, then runs: what it changes
 // cannot overtake, or be overtaken by, the sends around it.
-func (s *Server) runOrdered(ctx context.Context, ordered <-chan []byte) {
+func (s *Server) runOrdered(ctx context.Context, ordered <-chan parsedLine) {
 	answers := make(chan func(), maxPendingSends)
 	answered := make(chan struct{})
 	go func() { // owned by runOrdered, which waits for it
@@ -47,17 +46,11 @@ func (s *Server) runOrdered(ctx context.Context, ordered <-chan []byte) {
 
 // startSendLine starts line if it is a single valid `send` request and
 // returns what writes its answer; ok is false for any other line.
-func (s *Server) startSendLine(ctx context.Context, line []byte) (answer func(), ok bool) {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 || line[0] != '{' {
+func (s *Server) startSendLine(ctx context.Context, line parsedLine) (answer func(), ok bool) {
+	if line.batch || line.errResp != nil || line.c.method != "send" {
 		return nil, false
 	}
-	// parseCall refuses a line that is not valid JSON (json.Unmarshal
-	// checks it first): handleLine then answers it with the parse error.
-	c, errResp := parseCall(line)
-	if errResp != nil || c.method != "send" {
-		return nil, false
-	}
+	c := line.c
 	start := time.Now()
 	wait, err := s.startSend(ctx, c.params)
 	return func() {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -28,6 +29,7 @@ const (
 	DefaultMaxInFlight  = 32
 	maxBatch            = 100
 	outQueue            = 256
+	outBuffer           = 64 << 10 // lines written together at most, in bytes (a longer line is written alone)
 )
 
 // Options tune a Server. The zero value is usable.
@@ -114,20 +116,30 @@ var orderedMethods = map[string]bool{
 	"setVerified": true, "acceptKeyChange": true,
 }
 
-// isOrdered reports whether a line must be handled in arrival order: a
-// request of an ordered method, or a batch (which may hold one).
-func isOrdered(line []byte) bool {
+// parsedLine is a request line parsed once, as it is read: a batch (parsed
+// when it is handled), or one request object — its call, or the error
+// response that answers it — and whether it must be handled in arrival
+// order: a request of an ordered method, a batch (which may hold one), or
+// a line that is not a valid request (answered with an error, in order).
+type parsedLine struct {
+	line    []byte // without surrounding white space
+	batch   bool
+	c       call
+	errResp any
+	ordered bool
+}
+
+func parseLine(line []byte) parsedLine {
 	line = bytes.TrimSpace(line)
-	if len(line) == 0 || line[0] == '[' {
-		return true
+	p := parsedLine{line: line, ordered: true}
+	if len(line) > 0 && line[0] == '[' {
+		p.batch = true
+		return p
 	}
-	var m struct {
-		Method string `json:"method"`
-	}
-	if json.Unmarshal(line, &m) != nil {
-		return true // answered with an error, in order
-	}
-	return orderedMethods[m.Method]
+	var known bool
+	p.c, p.errResp, known = parseCall(line)
+	p.ordered = !known || orderedMethods[p.c.method]
+	return p
 }
 
 // Serve reads requests until the input ends (EOF) or ctx is done, then lets
@@ -173,7 +185,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var (
 		handlers sync.WaitGroup
 		sem      = make(chan struct{}, s.opts.MaxInFlight)
-		ordered  = make(chan []byte, s.opts.MaxInFlight)
+		ordered  = make(chan parsedLine, s.opts.MaxInFlight)
 		err      error
 		inputEnd bool
 	)
@@ -205,9 +217,10 @@ loop:
 					Message: fmt.Sprintf("request line longer than %d bytes", s.opts.MaxLineBytes)})
 				continue
 			}
-			if isOrdered(l.line) {
+			p := parseLine(l.line)
+			if p.ordered {
 				select {
-				case ordered <- l.line:
+				case ordered <- p:
 				case <-ctx.Done():
 					break loop
 				case <-s.failed:
@@ -224,7 +237,7 @@ loop:
 			go func() {
 				defer handlers.Done()
 				defer func() { <-sem }()
-				s.handleLine(ctx, l.line)
+				s.handleLine(ctx, p)
 			}()
 		}
 	}
@@ -313,11 +326,19 @@ func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) 
 }
 
 // writeLoop owns the output: it writes queued lines in order until the
-// queue is closed. After a write error it keeps draining without writing.
+// queue is closed, the lines queued together in one write (a script
+// pipelining thousands of sends gets their answers and notifications in
+// a few large writes, not a write each), flushed whenever the queue is
+// empty. After a write error it keeps draining without writing.
 func (s *Server) writeLoop() {
 	defer close(s.outDone)
+	bw := bufio.NewWriterSize(s.out, outBuffer)
 	for b := range s.outq {
-		if _, err := s.out.Write(b); err != nil {
+		_, err := bw.Write(b)
+		if err == nil && len(s.outq) == 0 {
+			err = bw.Flush()
+		}
+		if err != nil {
 			s.outErr = fmt.Errorf("write responses: %w", err)
 			close(s.broken)
 			s.logger.Warn("output failed; stopping", "err", err)
@@ -368,16 +389,20 @@ func (s *Server) notify(method string, params any) {
 }
 
 // handleLine answers one line: a request, a notification or a batch.
-func (s *Server) handleLine(ctx context.Context, line []byte) {
-	line = bytes.TrimSpace(line)
-	if !json.Valid(line) {
-		s.writeError(nil, &rpcError{Code: CodeParseError, Message: "parse error: the line is not valid JSON"})
-		return
-	}
-	if line[0] != '[' {
-		if resp := s.handleOne(ctx, line); resp != nil {
+func (s *Server) handleLine(ctx context.Context, p parsedLine) {
+	if !p.batch {
+		resp := p.errResp
+		if resp == nil {
+			resp = s.run(ctx, p.c)
+		}
+		if resp != nil {
 			s.write(resp)
 		}
+		return
+	}
+	line := p.line
+	if !json.Valid(line) {
+		s.writeError(nil, &rpcError{Code: CodeParseError, Message: "parse error: the line is not valid JSON"})
 		return
 	}
 	var batch []json.RawMessage
@@ -391,8 +416,12 @@ func (s *Server) handleLine(ctx context.Context, line []byte) {
 	}
 	out := make([]any, 0, len(batch))
 	for _, raw := range batch {
-		if resp := s.handleOne(ctx, raw); resp != nil {
-			out = append(out, resp)
+		c, errResp, _ := parseCall(raw)
+		if errResp == nil {
+			errResp = s.run(ctx, c)
+		}
+		if errResp != nil {
+			out = append(out, errResp)
 		}
 	}
 	if len(out) > 0 {
@@ -400,13 +429,9 @@ func (s *Server) handleLine(ctx context.Context, line []byte) {
 	}
 }
 
-// handleOne runs one request object and returns its response, or nil for a
+// run runs one valid request and returns its response, or nil for a
 // notification (a request without id).
-func (s *Server) handleOne(ctx context.Context, raw json.RawMessage) any {
-	c, errResp := parseCall(raw)
-	if errResp != nil {
-		return errResp
-	}
+func (s *Server) run(ctx context.Context, c call) any {
 	h, ok := s.handle[c.method]
 	if !ok {
 		if c.notification {
@@ -428,21 +453,44 @@ type call struct {
 	notification bool // no id: no response
 }
 
-// parseCall checks one request object; when it is not a valid request it
-// returns the error response instead.
-func parseCall(raw json.RawMessage) (call, any) {
+// parseCall parses and checks one request object, in one pass over raw
+// (json.Unmarshal checks that raw is valid JSON before it decodes). When
+// raw is not a valid request it returns the error response instead: a
+// parse error when raw is not JSON at all. known reports whether the
+// method name could be read (c.method is set then, even if the request is
+// refused for another reason).
+func parseCall(raw []byte) (c call, errResp any, known bool) {
 	var req request
 	if err := json.Unmarshal(raw, &req); err != nil {
+		if _, syntax := errors.AsType[*json.SyntaxError](err); syntax {
+			return call{}, errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+				Error: &rpcError{Code: CodeParseError, Message: "parse error: the line is not valid JSON"}}, false
+		}
 		return call{}, errorResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
-			Error: &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a request object"}}
+			Error: &rpcError{Code: CodeInvalidRequest, Message: "invalid request: not a request object"}}, false
 	}
+	method, known := methodName(req.Method)
 	id, idOK := checkID(req.ID)
-	var method string
-	if req.JSONRPC != "2.0" || !idOK || json.Unmarshal(req.Method, &method) != nil || method == "" {
-		return call{}, errorResponse{JSONRPC: "2.0", ID: id,
-			Error: &rpcError{Code: CodeInvalidRequest, Message: `invalid request: needs "jsonrpc":"2.0", a method name and an id that is a string, a number or null`}}
+	if req.JSONRPC != "2.0" || !idOK || !known || method == "" {
+		return call{method: method}, errorResponse{JSONRPC: "2.0", ID: id,
+			Error: &rpcError{Code: CodeInvalidRequest, Message: `invalid request: needs "jsonrpc":"2.0", a method name and an id that is a string, a number or null`}}, known
 	}
-	return call{id: id, method: method, params: req.Params, notification: req.ID == nil}, nil
+	return call{id: id, method: method, params: req.Params, notification: req.ID == nil}, nil, true
+}
+
+// methodName decodes the method of a request (raw is valid JSON): a
+// plain string is read directly, any other through encoding/json. ok is
+// false when it is not a string; absent or null reads as "".
+func methodName(raw json.RawMessage) (method string, ok bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		if body := raw[1 : n-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) {
+			return string(body), true
+		}
+	}
+	if raw == nil {
+		return "", true
+	}
+	return method, json.Unmarshal(raw, &method) == nil
 }
 
 // respond is the response to c given its handler's outcome (nil for a

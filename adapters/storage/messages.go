@@ -47,7 +47,11 @@ func (s *Store) SaveOutgoingStaged(ctx context.Context, m domain.Message, commit
 	if err != nil {
 		return fmt.Errorf("save outgoing message %s: %w", m.ID(), err)
 	}
-	err = s.w.doRow(ctx, s.outRows, &row, func(ctx context.Context) error {
+	rows := s.outRows
+	if m.State() != rowState(false) {
+		rows = nil
+	}
+	err = s.w.doRow(ctx, rows, &row, func(ctx context.Context) error {
 		if _, err := s.ws.insertOutgoing.ExecContext(ctx, row.args()...); err != nil {
 			return err
 		}
@@ -72,7 +76,11 @@ func (s *Store) SaveIncoming(ctx context.Context, m domain.Message) (bool, error
 		return false, fmt.Errorf("save incoming message %s: %w", m.ID(), err)
 	}
 	in := &incomingRow{row: row}
-	err = s.w.doRow(ctx, s.inRows, in, func(ctx context.Context) error {
+	rows := s.inRows
+	if m.State() != rowState(true) {
+		rows = nil
+	}
+	err = s.w.doRow(ctx, rows, in, func(ctx context.Context) error {
 		res, err := s.ws.insertIncoming.ExecContext(ctx, row.args()...)
 		if err != nil {
 			return err
@@ -97,9 +105,10 @@ type incomingRow struct {
 	added bool
 }
 
-// rowArgs appends the parameters of rows to args.
+// rowArgs appends the parameters of r in a multi-row insert to args
+// (direction and state are the statement's literals, see multiInsert).
 func rowArgs(args []any, r *messageRow) []any {
-	return append(args, r.ID, r.Dir, r.Sender, r.SenderKey, r.Recipient, r.PeerKey, r.SentSec, r.SentNsec, r.Body, r.State)
+	return append(args, r.ID, r.Sender, r.SenderKey, r.Recipient, r.PeerKey, r.SentSec, r.SentNsec, r.Body)
 }
 
 // newRowBatches makes the multi-row writers of SaveOutgoing(Staged) and
@@ -139,29 +148,36 @@ func (s *Store) newRowBatches() {
 		if err != nil {
 			return err
 		}
-		rows, err := st.QueryContext(ctx, args...)
+		res, err := st.ExecContext(ctx, args...)
 		clear(args)
 		if err != nil {
 			return err
 		}
-		// The rows inserted, by sender and ID: the first of the batch
-		// with that pair is the new one (a repeat of it in the same
-		// batch is not).
-		inserted := make(map[string]int, len(items))
-		var key string
-		var id []byte
-		for rows.Next() {
-			if err := rows.Scan(&key, &id); err != nil {
-				rows.Close()
+		added, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if int(added) == len(items) { // all new: the common case
+			for _, it := range items {
+				it.(*incomingRow).added = true
+				s.messageStored()
+			}
+			return nil
+		}
+		// Some were stored already (or repeated in the batch): the rows
+		// this statement inserted are the last `added` by seq. A new row's
+		// seq (INTEGER PRIMARY KEY, no AUTOINCREMENT) is the largest so
+		// far plus one, and nothing else writes during the statement, so
+		// they are the range up to the last inserted rowid.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		inserted := map[string]int{}
+		if added > 0 {
+			if inserted, err = s.insertedRows(ctx, last-added, last); err != nil {
 				return err
 			}
-			inserted[key+"\x00"+string(id)]++
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, it := range items {
 			in := it.(*incomingRow)
@@ -174,6 +190,26 @@ func (s *Store) newRowBatches() {
 		}
 		return nil
 	}}
+}
+
+// insertedRows counts the messages with from < seq <= to by sender key
+// and ID (joined by a NUL). Writer goroutine only.
+func (s *Store) insertedRows(ctx context.Context, from, to int64) (map[string]int, error) {
+	rows, err := s.ws.selectSeqs.QueryContext(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	inserted := make(map[string]int, to-from)
+	var key string
+	var id []byte
+	for rows.Next() {
+		if err := rows.Scan(&key, &id); err != nil {
+			return nil, err
+		}
+		inserted[key+"\x00"+string(id)]++
+	}
+	return inserted, rows.Err()
 }
 
 // SetState moves one of our messages to state next if the domain's rules
@@ -235,38 +271,53 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 		return nil, fmt.Errorf("mark %d messages, at most %d: %w", len(marks), maxMarks, domain.ErrTooLarge)
 	}
 	type group struct {
-		st  *sql.Stmt
-		ids []byte // a JSON array of hex IDs
+		state domain.MessageState
+		ids   []byte // a JSON array of hex IDs
+		n     int    // distinct IDs
 	}
-	var groups []domain.MessageState
-	byState := make(map[domain.MessageState]*group)
+	var groups []*group
+	seen := make(map[ports.StateMark]struct{}, len(marks))
 	for _, mk := range marks {
-		g, ok := byState[mk.State]
-		if !ok {
-			st, known := s.ws.markTo[mk.State]
-			if !known {
-				return nil, fmt.Errorf("mark message %s: unknown state %d", mk.ID, int(mk.State))
-			}
-			g = &group{st: st, ids: make([]byte, 0, 2+35*len(marks))}
-			g.ids = append(g.ids, '[')
-			byState[mk.State] = g
-			groups = append(groups, mk.State)
+		if _, ok := s.ws.markTo[mk.State]; !ok {
+			return nil, fmt.Errorf("mark message %s: unknown state %d", mk.ID, int(mk.State))
 		}
-		if len(g.ids) > 1 {
+		if _, dup := seen[mk]; dup {
+			continue
+		}
+		seen[mk] = struct{}{}
+		var g *group
+		for _, h := range groups {
+			if h.state == mk.State {
+				g = h
+				break
+			}
+		}
+		if g == nil {
+			g = &group{state: mk.State, ids: make([]byte, 0, 2+35*len(marks))}
+			g.ids = append(g.ids, '[')
+			groups = append(groups, g)
+		}
+		if g.n > 0 {
 			g.ids = append(g.ids, ',')
 		}
 		g.ids = append(g.ids, '"')
 		g.ids = hex.AppendEncode(g.ids, mk.ID[:])
 		g.ids = append(g.ids, '"')
+		g.n++
 	}
 	moved := make(map[domain.MessageID]bool, len(marks))
-	for _, state := range groups {
-		g := byState[state]
+	for _, g := range groups {
 		g.ids = append(g.ids, ']')
 		var ids [][]byte
+		all := false
 		err := s.w.doLazy(ctx, func(ctx context.Context) error {
-			ids = ids[:0]
-			rows, err := g.st.QueryContext(ctx, string(g.ids))
+			ids, all = ids[:0], false
+			var err error
+			all, err = s.markAll(ctx, g.state, string(g.ids), g.n)
+			if err != nil || all {
+				return err
+			}
+			rows, err := s.ws.markTo[g.state].QueryContext(ctx, string(g.ids))
 			if err != nil {
 				return err
 			}
@@ -281,7 +332,15 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 			return rows.Err()
 		})
 		if err != nil {
-			return nil, fmt.Errorf("mark %d messages %s: %w", len(marks), state, err)
+			return nil, fmt.Errorf("mark %d messages %s: %w", len(marks), g.state, err)
+		}
+		if all {
+			for _, mk := range marks {
+				if mk.State == g.state {
+					moved[mk.ID] = true
+				}
+			}
+			continue
 		}
 		for _, b := range ids {
 			var id domain.MessageID
@@ -298,6 +357,33 @@ func (s *Store) MarkStates(ctx context.Context, marks []ports.StateMark) ([]port
 		}
 	}
 	return out, nil
+}
+
+// markAll moves the n messages of ids (a JSON array of hex IDs) to next
+// when every one of them may move there, and reports whether they did; if
+// not, it has changed nothing (its UPDATE is undone), and the caller runs
+// the UPDATE … RETURNING that says which move. Most batches of marks move
+// every message, and an UPDATE that returns no rows costs less. Writer
+// goroutine only.
+func (s *Store) markAll(ctx context.Context, next domain.MessageState, ids string, n int) (bool, error) {
+	if _, err := s.ws.savepoint.ExecContext(ctx); err != nil {
+		return false, err
+	}
+	res, err := s.ws.markAll[next].ExecContext(ctx, ids)
+	if err == nil {
+		var k int64
+		if k, err = res.RowsAffected(); err == nil && int(k) == n {
+			_, err = s.ws.release.ExecContext(ctx)
+			return err == nil, err
+		}
+	}
+	if _, rerr := s.ws.rollbackTo.ExecContext(ctx); rerr != nil {
+		return false, rerr
+	}
+	if _, rerr := s.ws.release.ExecContext(ctx); rerr != nil {
+		return false, rerr
+	}
+	return false, err
 }
 
 // Outbox lists our messages to peer that are queued or sent, oldest first

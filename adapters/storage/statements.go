@@ -18,22 +18,46 @@ const insertMessageSQL = `INSERT INTO messages
 	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// maxRowsPerInsert bounds the rows of one multi-row INSERT (10 parameters
+// maxRowsPerInsert bounds the rows of one multi-row INSERT (8 parameters
 // each, far below SQLite's 32,766).
 const maxRowsPerInsert = 256
 
 // multiInsert is the INSERT of n messages in one statement, incoming ones
-// deduplicated (returning the rows it inserted).
+// deduplicated (no RETURNING: which rows were new is read only when some
+// were not, see newRowBatches). Direction and state are literals — every
+// row of it is a new outgoing message (queued) or a received one
+// (delivered), see rowState — so a row binds 8 parameters, not 10 (the
+// driver copies each text into C memory and back).
 func multiInsert(n int, incoming bool) string {
+	dir, state := domain.Outgoing, rowState(false)
+	if incoming {
+		dir, state = domain.Incoming, rowState(true)
+	}
+	row := "(?, '" + dir.String() + "', ?, ?, ?, ?, ?, ?, ?, '" + state.String() + "')"
 	var b strings.Builder
-	b.WriteString(insertMessageSQL)
+	b.WriteString(`INSERT INTO messages
+	(id, dir, sender, sender_key, recipient, peer_key, sent_sec, sent_nsec, body, state)
+	VALUES `)
+	b.WriteString(row)
 	for range n - 1 {
-		b.WriteString(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(", ")
+		b.WriteString(row)
 	}
 	if incoming {
-		b.WriteString(" ON CONFLICT DO NOTHING RETURNING sender_key, id")
+		b.WriteString(" ON CONFLICT DO NOTHING")
 	}
 	return b.String()
+}
+
+// rowState is the state of the messages a multi-row insert stores: a
+// new outgoing message is queued, a received one delivered (the domain's
+// NewOutgoingMessage and NewIncomingMessage). A save in another state is
+// written alone.
+func rowState(incoming bool) domain.MessageState {
+	if incoming {
+		return domain.MessageDelivered
+	}
+	return domain.MessageQueued
 }
 
 // writeStmts are prepared on the writer's connection and used only by the
@@ -42,6 +66,7 @@ type writeStmts struct {
 	insertOutgoing *sql.Stmt
 	insertIncoming *sql.Stmt
 	selectOutgoing *sql.Stmt
+	selectSeqs     *sql.Stmt // the rows of a range of seq
 	selectContact  *sql.Stmt
 	insertContact  *sql.Stmt
 	replaceContact *sql.Stmt
@@ -49,6 +74,10 @@ type writeStmts struct {
 	upsertTransfer *sql.Stmt
 	moveTo         map[domain.MessageState]*sql.Stmt // UPDATE … RETURNING, one per target state
 	markTo         map[domain.MessageState]*sql.Stmt // the same for a JSON array of hex IDs (MarkStates)
+	markAll        map[domain.MessageState]*sql.Stmt // markTo without RETURNING
+	savepoint      *sql.Stmt
+	release        *sql.Stmt
+	rollbackTo     *sql.Stmt
 	indexNew       *sql.Stmt
 	indexProgress  *sql.Stmt
 	all            []*sql.Stmt
@@ -104,12 +133,14 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 	}
 	prep(&ws.insertOutgoing, insertMessageSQL)
 	prep(&ws.insertIncoming, insertMessageSQL+" ON CONFLICT DO NOTHING")
+	prep(&ws.selectSeqs, "SELECT sender_key, id FROM messages WHERE seq > ? AND seq <= ?")
 	prep(&ws.selectOutgoing, "SELECT "+messageColumns+" FROM messages m WHERE m.dir = 'out' AND m.id = ?")
 	// For each target state, an UPDATE that matches only the states the
 	// domain lets move there (CanMove), the target itself excluded (a no-op
 	// needs no write).
 	ws.moveTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
 	ws.markTo = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
+	ws.markAll = make(map[domain.MessageState]*sql.Stmt, len(messageStateNames))
 	for next := range messageStateNames {
 		var from []string
 		for cur := range messageStateNames {
@@ -127,11 +158,16 @@ func prepareWrites(ctx context.Context, conn *sql.Conn) (*writeStmts, error) {
 		ws.moveTo[next] = st
 		// One statement for a whole batch: the IDs come as a JSON array of
 		// hex strings, each looked up through messages_out_id.
-		var mark *sql.Stmt
-		prep(&mark, "UPDATE messages SET state = '"+next.String()+"' WHERE dir = 'out' AND id IN (SELECT unhex(value) FROM json_each(?)) AND state IN ("+
-			strings.Join(from, ", ")+") RETURNING id")
-		ws.markTo[next] = mark
+		var mark, markAll *sql.Stmt
+		update := "UPDATE messages SET state = '" + next.String() + "' WHERE dir = 'out' AND id IN (SELECT unhex(value) FROM json_each(?)) AND state IN (" +
+			strings.Join(from, ", ") + ")"
+		prep(&mark, update+" RETURNING id")
+		prep(&markAll, update)
+		ws.markTo[next], ws.markAll[next] = mark, markAll
 	}
+	prep(&ws.savepoint, "SAVEPOINT marks")
+	prep(&ws.release, "RELEASE marks")
+	prep(&ws.rollbackTo, "ROLLBACK TO marks")
 	prep(&ws.selectContact, "SELECT "+contactColumns+" FROM contacts WHERE name_key = ?")
 	prep(&ws.insertContact, `INSERT INTO contacts (name_key, name, public_key, verified, pinned_sec, pinned_nsec)
 		VALUES (?, ?, ?, 0, ?, ?)`)

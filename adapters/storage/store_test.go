@@ -652,6 +652,53 @@ func TestMarksNeedNoFsyncAndSurviveReopen(t *testing.T) {
 	}
 }
 
+// MarkStates reports exactly the marks that moved a message — when every
+// mark of a batch moves one and when some do not (repeated, already there,
+// a move the domain refuses, unknown) — and changes nothing else.
+func TestMarkStatesReportsOnlyTheMovesMade(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	defer mustClose(t, s)
+	var ms []domain.Message
+	for i := range 8 {
+		m := out(t, bob, fmt.Sprint("m", i), t0.Add(time.Duration(i)*time.Second))
+		if err := s.SaveOutgoing(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	mark := func(i int, st domain.MessageState) ports.StateMark { return ports.StateMark{ID: ms[i].ID(), State: st} }
+	all := []ports.StateMark{mark(0, domain.MessageDelivered), mark(1, domain.MessageDelivered), mark(2, domain.MessageSent)}
+	if moved, err := s.MarkStates(ctx, all); err != nil || !slices.Equal(moved, all) {
+		t.Fatalf("every mark moving: moved %v (%v), want %v", moved, err, all)
+	}
+	some := []ports.StateMark{
+		mark(0, domain.MessageDelivered),                                   // there already
+		mark(3, domain.MessageDelivered),                                   // moves
+		mark(4, domain.MessageDelivered), mark(4, domain.MessageDelivered), // moves, asked twice
+		mark(1, domain.MessageSent),                                 // delivered → sent: refused
+		mark(2, domain.MessageDelivered),                            // sent → delivered: moves
+		{ID: domain.NewMessageID(), State: domain.MessageDelivered}, // not ours
+	}
+	moved, err := s.MarkStates(ctx, some)
+	want := []ports.StateMark{some[1], some[2], some[3], some[5]}
+	if err != nil || !slices.Equal(moved, want) {
+		t.Fatalf("some marks moving: moved %v (%v), want %v", moved, err, want)
+	}
+	h, err := s.History(ctx, bob, time.Time{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := []domain.MessageState{domain.MessageDelivered, domain.MessageDelivered, domain.MessageDelivered,
+		domain.MessageDelivered, domain.MessageDelivered, domain.MessageQueued, domain.MessageQueued, domain.MessageQueued}
+	for i, m := range h {
+		if m.State() != states[i] {
+			t.Errorf("message %s is %s, want %s", m.Body(), m.State(), states[i])
+		}
+	}
+}
+
 // SaveOutgoingStaged calls committed before the fsync that makes the
 // message durable, and the message is readable from then on.
 func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
@@ -775,6 +822,64 @@ func TestConcurrentSaveIncomingDeduplicates(t *testing.T) {
 				t.Fatalf("message %d with %s is %q, want %q", i, peer, m.Body(), want)
 			}
 		}
+	}
+}
+
+// Messages saved at once in states other than a new one's (an outgoing
+// message restored as sent, a received one as read) keep their state
+// beside the new ones the writer stores together.
+func TestConcurrentSavesKeepEveryState(t *testing.T) {
+	t.Parallel()
+	ctx := ctxFor(t)
+	s := mustOpen(t, t.TempDir())
+	defer mustClose(t, s)
+	const n = 512
+	want := map[domain.MessageID]domain.MessageState{}
+	var ms []domain.Message
+	for i := range n {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		m := out(t, bob, fmt.Sprint("out ", i), at)
+		if i%7 == 0 {
+			m = domain.RestoreMessage(m.ID(), alice, bob, at, m.Body(), domain.Outgoing, domain.MessageSent)
+		}
+		r := in(t, bob, fmt.Sprint("in ", i), at)
+		if i%5 == 0 {
+			r = domain.RestoreMessage(r.ID(), bob, alice, at, r.Body(), domain.Incoming, domain.MessageRead)
+		}
+		ms = append(ms, m, r)
+		want[m.ID()], want[r.ID()] = m.State(), r.State()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		wg.Go(func() {
+			var err error
+			if m.Direction() == domain.Outgoing {
+				err = s.SaveOutgoing(ctx, m)
+			} else {
+				_, err = s.SaveIncoming(ctx, m)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	h, err := s.History(ctx, bob, time.Time{}, storage.MaxHistory)
+	if err != nil || len(h) != len(ms) {
+		t.Fatalf("history holds %d messages (%v), want %d", len(h), err, len(ms))
+	}
+	for _, m := range h {
+		if m.State() != want[m.ID()] {
+			t.Errorf("%q is %s, want %s", m.Body(), m.State(), want[m.ID()])
+		}
+	}
+	if st := s.Stats(); st.RowWrites == 0 {
+		t.Fatalf("writer stats %+v: no save shared a statement", st)
 	}
 }
 

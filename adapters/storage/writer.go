@@ -13,7 +13,8 @@ import (
 )
 
 // A writeFn runs inside the writer's transaction. It must make at most one
-// modifying statement (SQLite makes each statement atomic), so that a failing
+// modifying statement (SQLite makes each statement atomic), or undo what it
+// wrote with a savepoint before it fails (MarkStates), so that a failing
 // write leaves nothing behind and does not disturb the other writes of its
 // batch; business refusals (not found, invalid move) return before writing.
 type writeFn func(ctx context.Context) error
@@ -78,6 +79,9 @@ type writer struct {
 	rolledBack func()
 
 	conn *sql.Conn
+	// tx holds BEGIN IMMEDIATE, COMMIT and ROLLBACK prepared on conn
+	// (writer goroutine only): each transaction would prepare them again.
+	tx   map[string]*sql.Stmt
 	wal  *os.File // the database's -wal file, opened only to fsync it
 	log  *slog.Logger
 	q    chan *writeOp
@@ -127,6 +131,7 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 		beforeCommit: beforeCommit,
 		rolledBack:   rolledBack,
 		conn:         conn,
+		tx:           make(map[string]*sql.Stmt, 3),
 		wal:          wal,
 		log:          logger,
 		q:            make(chan *writeOp, queueSize),
@@ -216,6 +221,27 @@ func (w *writer) close() {
 	close(w.q)
 	w.mu.Unlock()
 	<-w.stopped
+	for _, st := range w.tx {
+		if err := st.Close(); err != nil {
+			w.log.Debug("close statement", "err", err)
+		}
+	}
+}
+
+// exec runs one of the transaction statements (BEGIN IMMEDIATE, COMMIT,
+// ROLLBACK), prepared the first time. Writer goroutine only.
+func (w *writer) exec(ctx context.Context, query string) error {
+	st, ok := w.tx[query]
+	if !ok {
+		var err error
+		if st, err = w.conn.PrepareContext(ctx, query); err != nil {
+			_, err = w.conn.ExecContext(ctx, query)
+			return err
+		}
+		w.tx[query] = st
+	}
+	_, err := st.ExecContext(ctx)
+	return err
 }
 
 func (w *writer) commitLoop() {
@@ -267,7 +293,7 @@ func (w *writer) commit(batch []*writeOp) bool {
 	// The writer's context is not any caller's: a caller that gives up
 	// must not abort the others' transaction.
 	ctx := context.Background()
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		w.answerAll(batch, fmt.Errorf("begin transaction: %w", err))
 		return false
 	}
@@ -276,7 +302,7 @@ func (w *writer) commit(batch []*writeOp) bool {
 		if err := w.beforeCommit(ctx); err != nil {
 			err = fmt.Errorf("finish transaction of %d writes: %w", len(batch), err)
 			w.log.Error("store transaction failed", "writes", len(batch), "err", err)
-			if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+			if rerr := w.exec(ctx, "ROLLBACK"); rerr != nil {
 				w.log.Debug("rollback", "err", rerr)
 			}
 			w.rollback()
@@ -284,10 +310,10 @@ func (w *writer) commit(batch []*writeOp) bool {
 			return false
 		}
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if err := w.exec(ctx, "COMMIT"); err != nil {
 		err = fmt.Errorf("commit %d writes: %w", len(batch), err)
 		w.log.Error("store commit failed", "writes", len(batch), "err", err)
-		if _, rerr := w.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+		if rerr := w.exec(ctx, "ROLLBACK"); rerr != nil {
 			w.log.Debug("rollback after failed commit", "err", rerr)
 		}
 		w.rollback()

@@ -249,9 +249,9 @@ func (f *incomingFile) loadPrefix() error {
 		size = 0
 	}
 	off := domain.ResumeOffset(size, f.entry.Size)
-	f.hash = domain.NewFileHasher()
+	f.hash = domain.NewFileHasher(domain.FileHashSHA256)
 	if st, ok := f.r.hashed.Take(f.key()); ok && st.Offset <= off {
-		if h, err := domain.ResumeFileHasher(st); err == nil {
+		if h, err := domain.ResumeFileHasher(st, domain.FileHashSHA256); err == nil {
 			f.hash = h
 		}
 	}
@@ -282,7 +282,7 @@ func (f *incomingFile) Restart() error {
 	if err := f.part.Truncate(0); err != nil {
 		return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
 	}
-	f.hash = domain.NewFileHasher()
+	f.hash = domain.NewFileHasher(domain.FileHashSHA256)
 	f.offset, f.written = 0, 0
 	f.ticker.set(f.base)
 	_, err := f.r.book.updateQuietly(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })

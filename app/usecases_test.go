@@ -706,7 +706,7 @@ func TestReceiveMessageFilesAFutureTimeAtArrival(t *testing.T) {
 
 // fileHash is the file hash of b (domain.FileHasher).
 func fileHash(b []byte) [32]byte {
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	h.Write(b)
 	return h.Sum()
 }

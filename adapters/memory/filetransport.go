@@ -219,14 +219,14 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 		return nil
 	}
 	size, off := src.Size(), inc.Offset()
-	st.hash = domain.NewFileHasher()
+	st.hash = domain.NewFileHasher(domain.FileHashSHA256)
 	if off > 0 && off <= size {
 		if _, err := io.Copy(st.hash, io.NewSectionReader(src, 0, off)); err != nil {
 			_ = inc.Finish(err)
 			return fmt.Errorf("%s: read the first %d bytes: %w", st.what, off, err)
 		}
 		if st.hash.Sum() != inc.PrefixHash() {
-			off, st.hash = 0, domain.NewFileHasher()
+			off, st.hash = 0, domain.NewFileHasher(domain.FileHashSHA256)
 		}
 	} else {
 		off = 0

@@ -45,7 +45,7 @@ func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain
 	if err != nil {
 		return nil, err
 	}
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	if _, err := io.Copy(h, io.NewSectionReader(part, 0, size)); err != nil {
 		return nil, err
 	}

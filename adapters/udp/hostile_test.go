@@ -150,7 +150,7 @@ func TestHostileSender(t *testing.T) {
 // trailer is the file hash a sender puts after the last byte of b.
 func trailer(t *testing.T, b []byte) []byte {
 	t.Helper()
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	h.Write(b)
 	sum := h.Sum()
 	return sum[:]

@@ -199,7 +199,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 
 	key := sentKey{id: req.ID, index: req.Index, size: req.Size}
-	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher()
+	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher(domain.FileHashSHA256)
 	if offset > 0 && offset <= req.Size {
 		h, err := t.sent.prefix(ctx, key, src, offset, t.cfg.BufferSize)
 		if err != nil {
@@ -460,9 +460,9 @@ type sentStates struct{ domain.FileHashStates[sentKey] }
 // at or below n, reading only the rest.
 func (s *sentStates) prefix(ctx context.Context, k sentKey, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
 	st, ok := s.Take(k)
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	if ok && st.Offset <= n {
-		if r, err := domain.ResumeFileHasher(st); err == nil {
+		if r, err := domain.ResumeFileHasher(st, domain.FileHashSHA256); err == nil {
 			h = r
 		}
 	}

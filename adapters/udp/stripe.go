@@ -3,7 +3,6 @@ package udp
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -250,7 +249,7 @@ func (t *Transport) copyStripes(ctx context.Context, main fileStream, conns []*q
 // SHA-256 in sums (and hashed) as it is read.
 func (t *Transport) sendStripe(str fileStream, src ports.FileSource, start, size int64, s, n int, sums [][32]byte, hashed []bool) error {
 	buf := make([]byte, t.cfg.BufferSize)
-	ch := sha256.New()
+	ch := domain.FileHashSHA256.NewChunkHash()
 	for j := s; j < len(sums); j += n {
 		off := start + int64(j)*domain.HashChunkSize
 		end := min(off+domain.HashChunkSize, size)

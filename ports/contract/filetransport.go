@@ -375,7 +375,7 @@ func NewRecordingReceiver(from domain.Identity) *RecordingReceiver {
 // Add expects file index of transfer id with the given whole content (its
 // hash is checked at Finish) and an existing part prefix.
 func (r *RecordingReceiver) Add(id domain.TransferID, index int, content, prefix []byte) *RecordingFile {
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	h.Write(content)
 	f := &RecordingFile{
 		want:     h.Sum(),
@@ -460,7 +460,7 @@ func (f *RecordingFile) PrefixHash() [32]byte {
 func (f *RecordingFile) SourceHash(sum [32]byte) { f.mu.Lock(); f.source = &sum; f.mu.Unlock() }
 
 func fileHash(b []byte) [32]byte {
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	h.Write(b)
 	return h.Sum()
 }

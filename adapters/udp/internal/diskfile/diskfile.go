@@ -104,7 +104,7 @@ func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.Tran
 	if e == nil {
 		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
 	}
-	f := &file{r: r, e: e, h: domain.NewFileHasher()}
+	f := &file{r: r, e: e, h: domain.NewFileHasher(domain.FileHashSHA256)}
 	if !r.Discard {
 		var err error
 		f.f, err = os.OpenFile(r.PartPath(e), os.O_RDWR|os.O_CREATE, 0o600)
@@ -117,7 +117,7 @@ func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.Tran
 		if err == nil && f.h.Sum() != e.Hash {
 			var off int64
 			off, _ = f.h.Boundary()
-			f.h = domain.NewFileHasher()
+			f.h = domain.NewFileHasher(domain.FileHashSHA256)
 			if _, err = io.Copy(f.h, io.NewSectionReader(f.f, 0, off)); err == nil {
 				err = f.f.Truncate(off)
 			}
@@ -168,7 +168,7 @@ func (f *file) PrefixHash() [32]byte { return f.prefix }
 func (f *file) SourceHash(sum [32]byte) { f.source = &sum }
 
 func (f *file) Restart() error {
-	f.h = domain.NewFileHasher()
+	f.h = domain.NewFileHasher(domain.FileHashSHA256)
 	f.size, f.from, f.prevOff, f.prevN = 0, 0, 0, 0
 	f.update(func(s *Session) { s.Restarted = true })
 	if f.f == nil {

@@ -22,7 +22,7 @@ func WriteRandom(path string, size int64, seed uint64) ([32]byte, error) {
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
 	rng := rand.NewChaCha8(s)
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	if _, err := io.CopyN(w, rng, size); err != nil {
 		_ = f.Close()
@@ -46,7 +46,7 @@ func HashFile(path string) ([32]byte, error) {
 		return sum, err
 	}
 	defer f.Close()
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
 		return sum, err
 	}

@@ -441,7 +441,7 @@ func cpuOf(fn func() error) (time.Duration, error) {
 // hashMemory hashes size bytes of one 256 KiB buffer.
 func hashMemory(size int64) error {
 	buf := make([]byte, 256<<10)
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	for left := size; left > 0; left -= int64(len(buf)) {
 		h.Write(buf[:min(int64(len(buf)), left)])
 	}

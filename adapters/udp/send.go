@@ -92,16 +92,18 @@ type beforeStartError struct{ err error }
 func (e *beforeStartError) Error() string { return e.err.Error() }
 func (e *beforeStartError) Unwrap() error { return e.err }
 
-// sendOn sends on a new stream of c: striped (version 3) when the file is
-// large enough, the path is not relayed and the peer did not refuse
-// version 3 before; version 2 otherwise, and again at once when the peer
-// answers version 3 UNSUPPORTED.
+// sendOn sends on a new stream of c: striped (version 3 or 5) when the
+// file is large enough, the path is not relayed and the peer did not
+// refuse striping before; hashed with BLAKE3 (versions 4 and 5) unless the
+// peer refused it before; and again at once, one step down (hashver.go's
+// fallBack), when the peer answers UNSUPPORTED.
 func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports.FileSource, progress func(int64)) error {
 	var dial stripeDialer
 	if n := t.cfg.wantStripes(req.Size); n > 1 && c.kind != domain.PathRelayed && !c.unstriped.Load() {
 		req.Version, req.Stripes, req.Session = protocolStriped, n, newStripeSession()
 		dial = t.dialStripes(c)
 	}
+	req.Hash = t.hashFor(c.sha256Only.Load())
 	for {
 		str, err := c.conn.OpenStreamSync(ctx)
 		if err != nil {
@@ -111,17 +113,31 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
 		}
 		err = t.sendStream(ctx, str, req, src, progress, dial)
-		if !errors.Is(err, errNoStripes) {
+		next, ok := fallBack(req, err)
+		if !ok {
 			return err
 		}
-		t.log.Debug("peer does not speak file protocol 3: sending unstriped", "peer", c.peer.Name().String())
-		c.unstriped.Store(true)
-		req.Version, req.Stripes, dial = protocolVersion, 0, nil
+		t.log.Debug("peer does not speak this file protocol: asking again", "peer", c.peer.Name().String(),
+			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
+		if next.alg() != req.alg() {
+			c.sha256Only.Store(true)
+		}
+		if next.Version != req.Version {
+			c.unstriped.Store(true)
+			dial = nil
+		}
+		req = next
 	}
 }
 
-// errNoStripes: the receiver answered a version-3 REQUEST UNSUPPORTED.
-var errNoStripes = errors.New("the receiver does not speak file protocol 3")
+// hashFor is the chunk hash we ask a peer for: BLAKE3 unless it refused
+// it (sha256Only) or we play an older peer (tests).
+func (t *Transport) hashFor(sha256Only bool) domain.FileHashAlg {
+	if sha256Only || t.sendSHA256 {
+		return domain.FileHashSHA256
+	}
+	return domain.FileHashBLAKE3
+}
 
 // sendStream runs the sender's side of the file protocol on str (a QUIC
 // stream or a TCP file stream). A version-3 request stripes the data over
@@ -186,10 +202,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 		return fmt.Errorf("%w: the receiver is busy with too many transfers", ports.ErrTransferRefused)
 	case answerUnsupported:
 		str.CancelWrite(codeRefused)
-		if req.Version == protocolStriped {
-			return errNoStripes
-		}
-		return fmt.Errorf("%w: the receiver does not speak file protocol %d", ports.ErrTransferRefused, protocolVersion)
+		return &unsupportedError{version: wireVersion(req.Version, req.alg())}
 	case answerInvalid:
 		str.CancelWrite(codeProtocol)
 		return fmt.Errorf("%w: the receiver found the header malformed", errProtocol)
@@ -199,9 +212,9 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 
 	key := sentKey{id: req.ID, index: req.Index, size: req.Size}
-	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher(domain.FileHashSHA256)
+	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher(req.alg())
 	if offset > 0 && offset <= req.Size {
-		h, err := t.sent.prefix(ctx, key, src, offset, t.cfg.BufferSize)
+		h, err := t.sent.prefix(ctx, key, req.alg(), src, offset, t.cfg.BufferSize)
 		if err != nil {
 			fail(codeCancelled)
 			return fmt.Errorf("hash first %d bytes of the source: %w", offset, err)
@@ -456,13 +469,13 @@ type sentKey struct {
 // reads only the source beyond it to check the receiver's prefix hash.
 type sentStates struct{ domain.FileHashStates[sentKey] }
 
-// prefix is a hasher over src[0:n]: from the kept state when there is one
-// at or below n, reading only the rest.
-func (s *sentStates) prefix(ctx context.Context, k sentKey, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
+// prefix is a hasher (alg) over src[0:n]: from the kept state when there
+// is one of alg at or below n, reading only the rest.
+func (s *sentStates) prefix(ctx context.Context, k sentKey, alg domain.FileHashAlg, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
 	st, ok := s.Take(k)
-	h := domain.NewFileHasher(domain.FileHashSHA256)
+	h := domain.NewFileHasher(alg)
 	if ok && st.Offset <= n {
-		if r, err := domain.ResumeFileHasher(st, domain.FileHashSHA256); err == nil {
+		if r, err := domain.ResumeFileHasher(st, alg); err == nil {
 			h = r
 		}
 	}

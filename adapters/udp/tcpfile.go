@@ -212,15 +212,34 @@ func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id
 	if err != nil {
 		return fmt.Errorf("send file %d of %s over tcp: %w", index, id.Short(), err)
 	}
+	peer := string(to.Identity.PublicKey())
+	req := request{Version: protocolVersion, Hash: t.hashFor(t.tcpSHA256.has(peer)), ID: id, Index: index, Size: size}
+	for {
+		err := t.sendTCPOnce(ctx, to, addr, req, src, progress)
+		next, ok := fallBack(req, err)
+		if !ok {
+			return err
+		}
+		// One TLS connection carries one stream: ask again on a new one.
+		t.log.Debug("peer does not speak this file protocol over tcp: asking again", "peer", to.Name().String(),
+			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
+		if next.alg() != req.alg() {
+			t.tcpSHA256.mark(peer)
+		}
+		req = next
+	}
+}
+
+// sendTCPOnce sends req's stream on one new TLS connection to addr.
+func (t *Transport) sendTCPOnce(ctx context.Context, to domain.Peer, addr string, req request, src ports.FileSource, progress func(int64)) error {
 	s, err := t.dialTCP(ctx, to.Identity, addr)
 	if err != nil {
-		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)
+		return fmt.Errorf("send file %d of %s over tcp to %s: %w", req.Index, req.ID.Short(), to.Name(), err)
 	}
 	defer s.end()
-	err = t.sendStream(ctx, s, request{Version: protocolVersion, ID: id, Index: index, Size: size}, src, progress, nil)
-	if err != nil {
+	if err := t.sendStream(ctx, s, req, src, progress, nil); err != nil {
 		s.abort()
-		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)
+		return fmt.Errorf("send file %d of %s over tcp to %s: %w", req.Index, req.ID.Short(), to.Name(), err)
 	}
 	return nil
 }

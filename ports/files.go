@@ -83,8 +83,9 @@ type IncomingFile interface {
 	io.Writer
 	// Finish ends the file. With err == nil it flushes, checks the whole
 	// file's hash against SourceHash's (and the offer's, when the offer
-	// carried one: that one is always the chunked SHA-256) and gives the file its final name, returning
-	// ErrIntegrity when a hash differs or none came. With err != nil (link lost, cancelled) the
+	// carried one: that one is always the chunked SHA-256) and gives the
+	// file its final name, returning ErrIntegrity when a hash differs or
+	// none came. With err != nil (link lost, cancelled) the
 	// .part file is kept for a resume. It is called exactly once.
 	Finish(err error) error
 }

@@ -131,10 +131,10 @@ bench-files:
 	$(GO) test -run '^$$' -bench FileTransfer -benchtime 5x -timeout 30m ./bench/
 	$(GO) run ./adapters/udp/internal/filebench -size 1GiB -rss 1GiB,4GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
-## bench-stripes: one file striped over 1, 2 and 4 QUIC connections, sender and receiver as two processes, pinned to one core each (taskset) and not, interleaved rounds: MB/s and CPU s per GiB per side (issue 15 item 2)
+## bench-stripes: one file striped over 1, 2 and 4 connections (QUIC; STRIPE_PATH=tcp: TLS over TCP), sender and receiver as two processes, pinned to one core each (taskset) and not, interleaved rounds: MB/s and CPU s per GiB per side (issue 15 items 2, 3)
 .PHONY: bench-stripes
 bench-stripes:
-	$(GO) run ./adapters/udp/internal/filebench -stripes 1,2,4 -pin both -size 1GiB -repeat 5 -dir $${TMPDIR:-/tmp}
+	$(GO) run ./adapters/udp/internal/filebench -stripes 1,2,4 -stripe-path $(or $(STRIPE_PATH),udp) -pin both -size 1GiB -repeat 5 -dir $${TMPDIR:-/tmp}
 
 ## bench-compare: chatx beside croc and magic-wormhole, 1 GiB over loopback, 4 interleaved rounds, medians (installs croc v10.7.0 unless CROC=PATH, and magic-wormhole when root; never part of make test)
 .PHONY: bench-compare

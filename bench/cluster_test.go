@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,13 @@ func newCluster(tb testing.TB, base string) *cluster {
 	return c
 }
 
+// benchStripes is every client's udp.Config.Stripes (--file-stripes):
+// CHATX_BENCH_FILE_STRIPES, default 0 (automatic).
+func benchStripes() int {
+	n, _ := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_STRIPES"))
+	return n
+}
+
 // start builds and runs one client with a fresh identity.
 func (c *cluster) start(name string, opts app.Options) *app.Client {
 	c.tb.Helper()
@@ -87,7 +95,7 @@ func (c *cluster) startLogged(name string, opts app.Options, logger *slog.Logger
 		Profile:   storage.ProfileDir(profile),
 		Downloads: files.DownloadDir(downloads),
 		Link:      link,
-		Files:     udp.Config{ListenAddr: "127.0.0.1:0"},
+		Files:     udp.Config{ListenAddr: "127.0.0.1:0", Stripes: benchStripes()},
 		Directory: registry.ClientConfig{URL: c.url, Profile: registry.ProfileDir(profile)},
 		Options:   opts,
 	}

@@ -58,7 +58,8 @@ import (
 //     shows whether memory grows with the file.
 //
 // CHATX_BENCH_CPUPROFILE=path writes a CPU profile of the first chatx round;
-// CHATX_BENCH_FILE_PATH=auto|udp|tcp is alice's --file-path (default udp).
+// CHATX_BENCH_FILE_PATH=auto|udp|tcp is alice's --file-path (default udp);
+// CHATX_BENCH_FILE_STRIPES=N both clients' --file-stripes (default 0).
 func BenchmarkFileTransfer(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("CHATX_BENCH_FILE_MIB")); err == nil && v > 0 {

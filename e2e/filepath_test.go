@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,15 +16,28 @@ import (
 // between two processes on loopback, where the message link runs over
 // direct TCP: auto and tcp ride TCP + TLS 1.3, udp rides QUIC; the
 // sender's transfer object names the path and the file arrives identical.
+// A file of 64 MiB goes striped over 2 TLS connections with auto (stream
+// version 3 on the TCP path), as alice's debug log says.
 func TestFilePathChosenAndShown(t *testing.T) {
-	for _, tc := range []struct{ mode, want string }{{"auto", "tcp"}, {"udp", "udp"}, {"tcp", "tcp"}} {
-		t.Run(tc.mode, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, mode, want string
+		size             int
+		stripes          bool
+	}{
+		{"auto", "auto", "tcp", 3<<20 + 17, false},
+		{"udp", "udp", "udp", 3<<20 + 17, false},
+		{"tcp", "tcp", "tcp", 3<<20 + 17, false},
+		{"auto, 64 MiB striped", "auto", "tcp", 64 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			reg := startRegistry(t, t.TempDir(), "127.0.0.1:0")
 			aliceDirs, bobDirs := newDirs(t, "alice"), newDirs(t, "bob")
-			alice := startClient(t, "alice", reg.url, aliceDirs, "--file-path", tc.mode)
-			bob := startClient(t, "bob", reg.url, bobDirs, "--auto-accept")
+			// Two stripes whatever the machine's CPUs (the default is
+			// min(4, GOMAXPROCS)).
+			alice := startClient(t, "alice", reg.url, aliceDirs, "--file-path", tc.mode, "--file-stripes", "2", "-v")
+			bob := startClient(t, "bob", reg.url, bobDirs, "--auto-accept", "--file-stripes", "2")
 			alice.waitOnline(ctx, "bob")
 			bob.waitOnline(ctx, "alice")
 			// The message link up first, so that auto sees how it runs.
@@ -31,7 +45,7 @@ func TestFilePathChosenAndShown(t *testing.T) {
 			alice.waitNote(ctx, "delivered", func(json.RawMessage) bool { return true })
 
 			src := filepath.Join(t.TempDir(), "data.bin")
-			data := make([]byte, 3<<20+17)
+			data := make([]byte, tc.size)
 			if _, err := rand.Read(data); err != nil {
 				t.Fatal(err)
 			}
@@ -91,6 +105,13 @@ func TestFilePathChosenAndShown(t *testing.T) {
 			}
 			if !bytes.Equal(got, data) {
 				t.Fatal("the received file differs")
+			}
+			want := "path=" + tc.want + " stripes=1"
+			if tc.stripes {
+				want = "path=tcp stripes=2"
+			}
+			if logs := alice.logs.String(); !strings.Contains(logs, "first data byte sent") || !strings.Contains(logs, want) {
+				t.Fatalf("alice's log does not name %q for the first data byte:\n%s", want, logs)
 			}
 		})
 	}

@@ -146,7 +146,7 @@ type PartFile interface {
 type TCPFiles interface {
 	// SendTCP is Send over a TLS 1.3 connection to host (the host the
 	// direct TCP message link reaches) at the port of the peer's file
-	// endpoints. The same errors as Send; a transport error (no listener,
+	// endpoints — a large file over several, striped. The same errors as Send; a transport error (no listener,
 	// a dial or handshake failure, a lost connection) lets the caller go
 	// on over Send, which resumes what arrived.
 	SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src FileSource, progress func(done int64)) error

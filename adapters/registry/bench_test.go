@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -270,8 +271,15 @@ func BenchmarkFanout(b *testing.B) {
 					b.Fatal(err)
 				}
 				t0 := time.Now()
+				// The registry publishes only addresses it can justify (a DNS
+				// name never), so the change is told by a private address
+				// naming the iteration, and its start time goes to the
+				// watcher process on its stdin.
+				if _, err := fmt.Fprintf(stdin, "t0 %d %d\n", it, t0.UnixNano()); err != nil {
+					b.Fatal(err)
+				}
 				p := domain.RegistryProof{Action: domain.ActionRegister, Name: target.Name(), Key: target.PublicKey(), Challenge: ch,
-					Endpoints: domain.Endpoints{Link: []string{fmt.Sprintf("iter-%d-%d.bench:7000", it, t0.UnixNano())}}}
+					Endpoints: domain.Endpoints{Link: []string{fanoutEndpoint(it)}}}
 				sig := p.Sign(target)
 				if _, err := ts.svc.Register(ctx, ports.RegisterRequest{Proof: p, Signature: sig}); err != nil {
 					b.Fatal(err)
@@ -334,10 +342,10 @@ func TestHelperFanoutWatchers(t *testing.T) {
 	}
 	wg.Wait()
 	received := make([]atomic.Int64, iters+1)
-	lat := make([][]time.Duration, n)
-	marker := []byte(`"link":["iter-`)
+	arrived := make([][]time.Time, n) // per watcher, when it read each change
+	marker := []byte(`"link":["`)
 	for i := range n {
-		lat[i] = make([]time.Duration, 0, iters)
+		arrived[i] = make([]time.Time, iters+1)
 		wg.Go(func() {
 			r := readers[i]
 			for {
@@ -349,12 +357,16 @@ func TestHelperFanoutWatchers(t *testing.T) {
 				if j < 0 {
 					continue
 				}
-				var it int
-				var t0 int64
-				if _, err := fmt.Sscanf(string(line[j+len(marker):]), "%d-%d", &it, &t0); err != nil || it < 1 || it > iters {
+				rest := line[j+len(marker):]
+				k := bytes.IndexByte(rest, '"')
+				if k < 0 {
 					continue
 				}
-				lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-t0))
+				it := fanoutIteration(string(rest[:k]))
+				if it < 1 || it > iters || !arrived[i][it].IsZero() {
+					continue
+				}
+				arrived[i][it] = time.Now()
 				if received[it].Add(1) == int64(n) {
 					say("got %d ", it)
 				}
@@ -362,11 +374,27 @@ func TestHelperFanoutWatchers(t *testing.T) {
 		})
 	}
 	say("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	started := make([]int64, iters+1) // the parent's t0 of each change
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var it int
+		var t0 int64
+		if _, err := fmt.Sscanf(in.Text(), "t0 %d %d", &it, &t0); err == nil && it >= 1 && it <= iters {
+			started[it] = t0
+		}
+	}
 	for _, c := range conns {
 		c.Close()
 	}
 	wg.Wait()
+	lat := make([][]time.Duration, n)
+	for i := range n {
+		for it := 1; it <= iters; it++ {
+			if at := arrived[i][it]; !at.IsZero() && started[it] != 0 {
+				lat[i] = append(lat[i], time.Duration(at.UnixNano()-started[it]))
+			}
+		}
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -377,4 +405,23 @@ func TestHelperFanoutWatchers(t *testing.T) {
 		return
 	}
 	say("lat %d %d %d %d", all[len(all)/2], all[len(all)*99/100], all[len(all)-1], len(all))
+}
+
+// fanoutEndpoint names iteration it (1 ≤ it < 2^24) by a private address,
+// 10.a.b.c:7000, which the registry publishes as it is.
+func fanoutEndpoint(it int) string {
+	return fmt.Sprintf("10.%d.%d.%d:7000", it>>16&0xff, it>>8&0xff, it&0xff)
+}
+
+// fanoutIteration is the iteration a fanoutEndpoint names, or 0.
+func fanoutIteration(endpoint string) int {
+	ap, err := netip.ParseAddrPort(endpoint)
+	if err != nil || !ap.Addr().Is4() {
+		return 0
+	}
+	a := ap.Addr().As4()
+	if a[0] != 10 {
+		return 0
+	}
+	return int(a[1])<<16 | int(a[2])<<8 | int(a[3])
 }

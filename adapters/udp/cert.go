@@ -33,23 +33,24 @@ func peerFromState(cs tls.ConnectionState) (domain.Identity, error) {
 
 // quicServerTLS is serverTLS offering both protocols of the QUIC listener:
 // the peer's connection (ALPN) and stripe connections (ALPNStripe).
-func quicServerTLS(cert tls.Certificate) *tls.Config {
-	c := serverTLS(cert)
-	c.NextProtos = []string{ALPN, ALPNStripe}
-	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		_, err := peerFromQUICState(cs)
-		return err
-	}
-	return c
-}
+func quicServerTLS(cert tls.Certificate) *tls.Config { return serverTLSFor(cert, ALPN, ALPNStripe) }
 
 // peerFromQUICState is peerFromState for either protocol of the QUIC
 // listener.
 func peerFromQUICState(cs tls.ConnectionState) (domain.Identity, error) {
-	if cs.NegotiatedProtocol == ALPNStripe {
-		return peertls.PeerIdentity(cs, ALPNStripe)
+	return peerFromStateOf(cs, ALPN, ALPNStripe)
+}
+
+// peerFromStateOf is peerFromState for whichever of alpns the handshake
+// negotiated (the first when none).
+func peerFromStateOf(cs tls.ConnectionState, alpns ...string) (domain.Identity, error) {
+	want := alpns[0]
+	for _, a := range alpns[1:] {
+		if cs.NegotiatedProtocol == a {
+			want = a
+		}
 	}
-	return peertls.PeerIdentity(cs, ALPN)
+	return peertls.PeerIdentity(cs, want)
 }
 
 // serverTLS is the configuration for incoming connections: a client
@@ -59,17 +60,17 @@ func peerFromQUICState(cs tls.ConnectionState) (domain.Identity, error) {
 // handshake by the PeerVerifier (it may need the directory and a context).
 func serverTLS(cert tls.Certificate) *tls.Config { return serverTLSFor(cert, ALPN) }
 
-// serverTLSFor is serverTLS for the application protocol alpn.
-func serverTLSFor(cert tls.Certificate, alpn string) *tls.Config {
+// serverTLSFor is serverTLS offering the application protocols alpns.
+func serverTLSFor(cert tls.Certificate, alpns ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		MaxVersion:             tls.VersionTLS13,
 		Certificates:           []tls.Certificate{cert},
 		ClientAuth:             tls.RequireAnyClientCert,
-		NextProtos:             []string{alpn},
+		NextProtos:             alpns,
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := peertls.PeerIdentity(cs, alpn)
+			_, err := peerFromStateOf(cs, alpns...)
 			return err
 		},
 	}

@@ -66,8 +66,8 @@ type Config struct {
 	// the transport also listens on TCP at its UDP port's number for file
 	// streams over TLS 1.3.
 	NoTCPFiles bool
-	// Stripes is the most QUIC connections one file is striped over
-	// (stream version 3, docs/file-protocol.md section 11): 0 takes
+	// Stripes is the most connections one file is striped over, QUIC or
+	// TCP (stream version 3, docs/file-protocol.md section 11): 0 takes
 	// min(4, GOMAXPROCS), 1 turns striping off, at most 4 (more is cut to
 	// 4). A receiver grants at most its own Stripes.
 	Stripes int

@@ -3,7 +3,6 @@ package udp
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/chatx/chatx/domain"
@@ -98,38 +97,8 @@ func fallBack(req request, err error) (request, bool) {
 	return req, true
 }
 
-// sha256Retry is how long a peer that answered BLAKE3 UNSUPPORTED on a
-// TCP file stream gets SHA-256 streams over TCP without being asked
-// again (each TCP file stream is a new connection, so nothing else tells
-// when the peer was updated; on QUIC the connection carries it).
-const sha256Retry = 10 * time.Minute
-
-// sha256Peers remembers peers that refused BLAKE3 on TCP file streams,
-// by identity key, for sha256Retry. The zero value is ready.
-type sha256Peers struct {
-	mu sync.Mutex
-	at map[string]time.Time
-}
-
-// maxSHA256Peers bounds the table; beyond it, it starts afresh.
-const maxSHA256Peers = 1024
-
-func (p *sha256Peers) mark(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.at == nil || len(p.at) >= maxSHA256Peers {
-		p.at = make(map[string]time.Time)
-	}
-	p.at[key] = time.Now()
-}
-
-func (p *sha256Peers) has(key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	at, ok := p.at[key]
-	if ok && time.Since(at) > sha256Retry {
-		delete(p.at, key)
-		return false
-	}
-	return ok
-}
+// tcpSHA256For is how long TCP files to a peer that answered a BLAKE3
+// REQUEST UNSUPPORTED go with SHA-256 without asking again (each TCP file
+// stream is a new connection, so nothing else tells when the peer was
+// updated; on QUIC the connection carries it, pconn.sha256Only).
+const tcpSHA256For = 10 * time.Minute

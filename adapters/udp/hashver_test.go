@@ -18,7 +18,7 @@ func hashPair(t *testing.T, cfg udp.Config, oldSender, oldReceiver bool) (sender
 	t.Helper()
 	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
 	sender = newTransport(t, alice, contract.AcceptAll{}, cfg)
-	receiver = newTransportWithTCPFiles(t, bob, contract.AcceptAll{})
+	receiver = newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, cfg)
 	if oldSender {
 		udp.SpeakOnlySHA256(sender)
 	}
@@ -30,8 +30,8 @@ func hashPair(t *testing.T, cfg udp.Config, oldSender, oldReceiver bool) (sender
 	return sender, receiver, peerOf(bob.Identity, receiver), recv
 }
 
-// Every pairing of old and new peers, on QUIC (striped and not) and on
-// TCP, ends with the file verified, hashed with BLAKE3 only when both
+// Every pairing of old and new peers, on QUIC and on TCP, striped and
+// not, ends with the file verified, hashed with BLAKE3 only when both
 // sides speak it; bytes that differ from the offer still fail.
 func TestFileHashIsNegotiatedWithOlderPeers(t *testing.T) {
 	type send func(s *udp.Transport, peer domain.Peer, id domain.TransferID, index int, src ports.FileSource) error
@@ -55,7 +55,7 @@ func TestFileHashIsNegotiatedWithOlderPeers(t *testing.T) {
 			name    string
 			striped bool
 			send    send
-		}{{"quic", false, quicSend}, {"quic striped", true, quicSend}, {"tcp", false, tcpSend}} {
+		}{{"quic", false, quicSend}, {"quic striped", true, quicSend}, {"tcp", false, tcpSend}, {"tcp striped", true, tcpSend}} {
 			t.Run(tc.name+" over "+path.name, func(t *testing.T) {
 				cfg := udp.Config{Stripes: 1}
 				if path.striped {

@@ -31,6 +31,24 @@ func rawClient(t *testing.T, me domain.LocalIdentity, addr string) *quic.Conn {
 // rawClientFor is rawClient for the application protocol alpn.
 func rawClientFor(t *testing.T, me domain.LocalIdentity, addr, alpn string) *quic.Conn {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, rawTLS(t, &me, alpn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+	return conn
+}
+
+// rawTLS is a client configuration presenting a hand-made certificate of
+// me (none when me is nil) and checking nothing of the server's.
+func rawTLS(t *testing.T, me *domain.LocalIdentity, alpn string) *tls.Config {
+	t.Helper()
+	c := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13}
+	if me == nil {
+		return c
+	}
 	priv := me.PrivateKey()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: me.Name().String()},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -38,17 +56,8 @@ func rawClientFor(t *testing.T, me domain.LocalIdentity, addr, alpn string) *qui
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
-		Certificates:       []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}},
-		InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
-	return conn
+	c.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}
+	return c
 }
 
 func header(version byte, id domain.TransferID, index uint32, size uint64) []byte {
@@ -151,6 +160,24 @@ func TestHostileSender(t *testing.T) {
 	}
 }
 
+// beginStriped writes a version-3 REQUEST asking for 2 stripes for size
+// bytes, expects READY at 0 granting 2, and writes START at 0 with 2
+// stripes.
+func beginStriped(t *testing.T, str io.ReadWriter, id domain.TransferID, size int, session []byte) {
+	t.Helper()
+	req := append(header(3, id, 0, uint64(size)), 2)
+	if _, err := str.Write(append(req, session...)); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 42)
+	if _, err := io.ReadFull(str, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
+		t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
+	}
+	if _, err := str.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: resume at 0, 2 stripes
+		t.Fatal(err)
+	}
+}
+
 // trailer is the file hash a sender puts after the last byte of b.
 func trailer(t *testing.T, b []byte) []byte {
 	t.Helper()
@@ -236,17 +263,7 @@ func TestStripeThatStallsEndsTheStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = str.SetDeadline(time.Now().Add(wait))
-			req := append(header(3, id, 0, uint64(len(content))), 2)
-			if _, err := str.Write(append(req, session...)); err != nil {
-				t.Fatal(err)
-			}
-			ready := make([]byte, 42)
-			if _, err := io.ReadFull(str, ready); err != nil || ready[0] != 0 || ready[41] != 2 {
-				t.Fatalf("READY % x (%v), want 2 stripes granted", ready, err)
-			}
-			if _, err := str.Write([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil { // START: resume at 0, 2 stripes
-				t.Fatal(err)
-			}
+			beginStriped(t, str, id, len(content), session)
 			if joins {
 				js, err := stripes.OpenStreamSync(context.Background())
 				if err != nil {

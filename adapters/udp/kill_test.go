@@ -17,6 +17,7 @@ import (
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/adapters/udp/internal/diskfile"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 	"github.com/chatx/chatx/ports/contract"
 )
 
@@ -29,6 +30,7 @@ const (
 	envFile     = "CHATX_UDP_CHILD_FILE"
 	envID       = "CHATX_UDP_CHILD_TRANSFER"
 	envStripes  = "CHATX_UDP_CHILD_STRIPES"
+	envTCP      = "CHATX_UDP_CHILD_TCP" // "1": over the TCP file path (SendTCP to 127.0.0.1)
 )
 
 // stripedConfig is the transport configuration of both ends for a number
@@ -65,7 +67,11 @@ func TestChildSender(t *testing.T) {
 	tr := newTransport(t, me, contract.AcceptAll{}, stripedConfig(stripes))
 	peer := domain.Peer{Identity: bob, Endpoints: domain.Endpoints{File: []string{os.Getenv(envEndpoint)}}}
 	first := true
-	err = tr.Send(context.Background(), peer, id, 0, src, func(done int64) {
+	var sender ports.FileTransport = tr
+	if os.Getenv(envTCP) == "1" {
+		sender = tcpPath{tr}
+	}
+	err = sender.Send(context.Background(), peer, id, 0, src, func(done int64) {
 		if first {
 			first = false
 			fmt.Printf("START %d\n", done)
@@ -107,17 +113,24 @@ func startChild(t *testing.T, env []string) (*exec.Cmd, <-chan int64, <-chan str
 
 // A sender killed half way resumes at the last whole chunk, with one
 // stream and striped over 4 connections (stream version 3: the receiver
-// put the stripes' units in order, so its part holds a whole prefix).
+// put the stripes' units in order, so its part holds a whole prefix),
+// over QUIC and over the TCP file path.
 func TestSenderKilledResumes(t *testing.T) {
 	if os.Getenv(envChild) == "1" {
 		t.Skip("child process")
 	}
-	for _, stripes := range []int{1, 4} {
-		t.Run(fmt.Sprintf("%d stripes", stripes), func(t *testing.T) { senderKilledResumes(t, stripes) })
+	for _, tcp := range []bool{false, true} {
+		for _, stripes := range []int{1, 4} {
+			name := fmt.Sprintf("%d stripes", stripes)
+			if tcp {
+				name += " over tcp"
+			}
+			t.Run(name, func(t *testing.T) { senderKilledResumes(t, stripes, tcp) })
+		}
 	}
 }
 
-func senderKilledResumes(t *testing.T, stripes int) {
+func senderKilledResumes(t *testing.T, stripes int, tcp bool) {
 	const size = 64 << 20
 	seed := make([]byte, ed25519.SeedSize)
 	for i := range seed {
@@ -128,7 +141,12 @@ func senderKilledResumes(t *testing.T, stripes int) {
 		t.Fatal(err)
 	}
 	bob := newLocalIdentity(t, "bob")
-	receiver := newTransport(t, bob, onlyKey{alice.Identity}, stripedConfig(stripes))
+	var receiver *udp.Transport
+	if tcp {
+		receiver = newTransportWithTCPFiles(t, bob, onlyKey{alice.Identity}, stripedConfig(stripes))
+	} else {
+		receiver = newTransport(t, bob, onlyKey{alice.Identity}, stripedConfig(stripes))
+	}
 	recv := diskfile.New(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -157,6 +175,9 @@ func senderKilledResumes(t *testing.T, stripes int) {
 		envPeerKey + "=" + hex.EncodeToString(bob.PublicKey()),
 		envEndpoint + "=" + receiver.Endpoints()[0], envFile + "=" + path, envID + "=" + id.String(),
 		envStripes + "=" + strconv.Itoa(stripes)}
+	if tcp {
+		env = append(env, envTCP+"=1")
+	}
 
 	first, _, firstDone := startChild(t, env)
 	var atKill int64

@@ -100,11 +100,10 @@ func (e *beforeStartError) Unwrap() error { return e.err }
 func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports.FileSource, progress func(int64)) error {
 	var dial stripeDialer
 	if n := t.cfg.wantStripes(req.Size); n > 1 && c.kind != domain.PathRelayed && !c.unstriped.Load() {
-		req.Version, req.Stripes, req.Session = protocolStriped, n, newStripeSession()
-		dial = t.dialStripes(c)
+		req, dial = req.striped(n), t.dialStripes(c)
 	}
 	req.Hash = t.hashFor(c.sha256Only.Load())
-	for {
+	return t.sendFallingBack(req, dial, func(req request, dial stripeDialer) error {
 		str, err := c.conn.OpenStreamSync(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -112,11 +111,8 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 			}
 			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
 		}
-		err = t.sendStream(ctx, str, req, src, progress, dial)
-		next, ok := fallBack(req, err)
-		if !ok {
-			return err
-		}
+		return t.sendStream(ctx, str, req, src, progress, dial)
+	}, func(req, next request) {
 		t.log.Debug("peer does not speak this file protocol: asking again", "peer", c.peer.Name().String(),
 			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
 		if next.alg() != req.alg() {
@@ -124,6 +120,23 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 		}
 		if next.Version != req.Version {
 			c.unstriped.Store(true)
+		}
+	})
+}
+
+// sendFallingBack runs send(req, dial) and, when the receiver answered
+// UNSUPPORTED, calls fellBack and sends again at once one step down
+// (hashver.go's fallBack: BLAKE3 to SHA-256, then version 3 to 2; nothing
+// of the file was written).
+func (t *Transport) sendFallingBack(req request, dial stripeDialer, send func(request, stripeDialer) error, fellBack func(req, next request)) error {
+	for {
+		err := send(req, dial)
+		next, ok := fallBack(req, err)
+		if !ok {
+			return err
+		}
+		fellBack(req, next)
+		if next.Version != req.Version {
 			dial = nil
 		}
 		req = next
@@ -227,14 +240,15 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 	// Stripes: as many as granted, the units left and the connections
 	// we could make allow; START says how many (version 3).
-	stripes, extra := 0, []*quic.Conn(nil)
+	stripes, extra, sent := 0, []fileStream(nil), false
 	if req.Version == protocolStriped {
 		stripes = min(granted, max(1, unitsOf(req.Size-start)))
 		if stripes > 1 && dial != nil {
-			extra = dial(ctx, stripes-1)
+			var end func(ok bool)
+			extra, end = dial(ctx, stripes-1)
+			defer func() { end(sent) }() // after FINAL: their bytes arrived
 		}
 		stripes = 1 + len(extra)
-		defer closeStripeConns(extra) // after FINAL: their bytes arrived
 	}
 	if _, err := str.Write(marshalStart(decision, start, stripes)); err != nil {
 		fail(codeCancelled)
@@ -261,7 +275,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	// start of a transfer from it); striped, unit 0 rides the main stream.
 	out := &firstWrite{fileStream: str, first: func() {
 		t.log.Debug(LogFirstDataByte, "transfer", req.ID.Short(), "file", req.Index,
-			"path", string(streamPath(str)), "offset", start)
+			"path", string(streamPath(str)), "stripes", max(1, stripes), "offset", start)
 	}}
 	var werr error
 	if len(extra) > 0 {
@@ -310,6 +324,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	if err := rep.status(); err != nil {
 		return err
 	}
+	sent = true
 	progress(req.Size)
 	return nil
 }

@@ -75,6 +75,15 @@ func (t *Transport) Serve(ctx context.Context, r ports.FileReceiver) error {
 	return nil
 }
 
+// Serving reports whether a FileReceiver is being served now (a Serve
+// call has taken it and not returned): file streams arriving before are
+// answered busy.
+func (t *Transport) Serving() bool {
+	t.files.mu.Lock()
+	defer t.files.mu.Unlock()
+	return t.files.r != nil
+}
+
 // serve runs one incoming file stream whose first byte was read.
 func (f *fileServer) serve(t *Transport, peer domain.Identity, str fileStream, first byte) {
 	r, ctx, ok := f.begin()
@@ -257,15 +266,12 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 	if offset < 0 {
 		offset = 0
 	}
-	// Version 3: grant stripes (QUIC only: JOINs ride stripe connections)
-	// and take their JOIN streams from now on.
+	// Version 3: grant stripes and take their JOIN streams from now on
+	// (on stripe connections of the main stream's carrier, stripe.go).
 	granted, sb := 0, make([]byte, startSize)
 	var joins *joinWait
 	if req.Version == protocolStriped {
-		granted, sb = 1, make([]byte, startSize+1)
-		if _, isQUIC := str.(*quic.Stream); isQUIC {
-			granted = t.cfg.grantStripes(req.Stripes, req.Size-offset)
-		}
+		granted, sb = t.cfg.grantStripes(req.Stripes, req.Size-offset), make([]byte, startSize+1)
 		if granted > 1 {
 			select {
 			case t.stripedSlots <- struct{}{}:
@@ -307,6 +313,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 				return interrupted("wait for stripes", err)
 			}
 			t.stripedIn.Add(1)
+			log.Debug("receiving striped", "path", string(streamPath(str)), "stripes", used, "offset", start)
 			sr := t.newStripedReader(ctx, strs, start, req.Size)
 			defer sr.stop()
 			data = sr

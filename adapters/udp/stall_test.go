@@ -17,12 +17,18 @@ import (
 	"github.com/chatx/chatx/ports/contract"
 )
 
-// serveUntilCleanup serves r on tr until the test ends.
+// serveUntilCleanup serves r on tr until the test ends; it returns once
+// tr serves (a stream before that would be answered busy).
 func serveUntilCleanup(t *testing.T, tr *udp.Transport, r ports.FileReceiver) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- tr.Serve(ctx, r) }()
 	t.Cleanup(func() { cancel(); <-served })
+	for deadline := time.Now().Add(wait); !tr.Serving(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Serve did not start")
+		}
+	}
 }
 
 // A sender that stops sending in the middle of the data is cut off after

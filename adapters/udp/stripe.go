@@ -20,13 +20,15 @@ import (
 // Striping (stream version 3, docs/file-protocol.md section 11): one large
 // file travels on several streams, each on its own QUIC connection to the
 // peer, because quic-go handles each connection's packets (AEAD, framing)
-// on its own goroutine — streams of one connection share one core. The
-// data from the start offset is cut into units of one hash chunk (4 MiB);
-// unit j travels on stripe j mod n. Stripe 0 is the file's stream (REQUEST
-// … FINAL); stripes 1..n-1 are JOIN streams on stripe connections (ALPN
-// chatx-file-stripe/1). The receiver puts the units back in file order
-// before they reach the IncomingFile, so the part file, the hashes, the
-// resume rule and the final name work as with one stream.
+// on its own goroutine — streams of one connection share one core. On the
+// TCP file path each stripe is a TLS connection of its own (section 11.9,
+// tcpfile.go). The data from the start offset is cut into units of one
+// hash chunk (4 MiB); unit j travels on stripe j mod n. Stripe 0 is the
+// file's stream (REQUEST … FINAL); stripes 1..n-1 are JOIN streams on
+// stripe connections (ALPN chatx-file-stripe/1 over QUIC,
+// chatx-file-tcp-stripe/1 over TCP). The receiver puts the units back in
+// file order before they reach the IncomingFile, so the part file, the
+// hashes, the resume rule and the final name work as with one stream.
 
 // ALPNStripe is the application protocol of a stripe connection: it
 // carries JOIN streams only and is never a peer's connection for other
@@ -93,6 +95,13 @@ func (c Config) grantStripes(asked int, rest int64) int {
 	return max(1, min(asked, c.Stripes, unitsOf(rest)))
 }
 
+// striped is r as a version-3 REQUEST asking for n stripes, under a new
+// session.
+func (r request) striped(n int) request {
+	r.Version, r.Stripes, r.Session = protocolStriped, n, newStripeSession()
+	return r
+}
+
 func marshalJoin(req request, stripe int) []byte {
 	b := make([]byte, joinSize)
 	b[0] = protocolStriped
@@ -129,70 +138,85 @@ func parseJoin(b []byte) (joinHeader, error) {
 // --- sender ---
 
 // stripeDialer dials up to n stripe connections to the peer of the file's
-// stream; nil where the path cannot stripe (TCP).
-type stripeDialer func(ctx context.Context, n int) []*quic.Conn
+// stream, in parallel, and opens on each the stream its JOIN rides; those
+// that fail are left out (the file then uses fewer stripes). end closes
+// them: cleanly once the file's FINAL came (ok), at once otherwise. A nil
+// stripeDialer stripes nothing.
+type stripeDialer func(ctx context.Context, n int) (strs []fileStream, end func(ok bool))
 
-// dialStripes dials n stripe connections, in parallel, to the address the
-// peer's connection c leads to; those that fail are left out (the file
-// then uses fewer stripes).
+// dialEach runs dial n times at once, within stripeDialTimeout, and
+// returns those that succeeded, in order.
+func dialEach[T any](ctx context.Context, t *Transport, peer domain.Identity, n int, dial func(context.Context) (T, error)) []T {
+	// The path is known to work: a handshake slower than this is not
+	// worth the receiver's wait for START.
+	ctx, cancel := context.WithTimeout(ctx, stripeDialTimeout)
+	defer cancel()
+	got, ok := make([]T, n), make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			c, err := dial(ctx)
+			if err != nil {
+				t.log.Debug("stripe connection failed", "peer", peer.Name().String(), "err", err)
+				return
+			}
+			got[i], ok[i] = c, true
+		})
+	}
+	wg.Wait()
+	out := got[:0]
+	for i, c := range got {
+		if ok[i] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// dialStripes dials QUIC stripe connections to the address the peer's
+// connection c leads to.
 func (t *Transport) dialStripes(c *pconn) stripeDialer {
-	return func(ctx context.Context, n int) []*quic.Conn {
+	return func(ctx context.Context, n int) ([]fileStream, func(bool)) {
 		addr, qt := c.conn.RemoteAddr(), t.qt
 		if c.qt != nil {
 			qt = c.qt // through the same NAT mapping
 		}
-		// The path is known to work: a handshake slower than this is not
-		// worth the receiver's wait for START.
-		ctx, cancel := context.WithTimeout(ctx, stripeDialTimeout)
-		defer cancel()
-		conns := make([]*quic.Conn, n)
-		var wg sync.WaitGroup
-		for i := range conns {
-			wg.Go(func() {
-				conn, err := t.dialALPN(ctx, qt, addr, c.peer, ALPNStripe)
-				if err != nil {
-					t.log.Debug("stripe connection failed", "peer", c.peer.Name().String(), "err", err)
-					return
-				}
-				conns[i] = conn
-			})
+		conns := dialEach(ctx, t, c.peer, n, func(ctx context.Context) (*quic.Conn, error) {
+			return t.dialALPN(ctx, qt, addr, c.peer, ALPNStripe)
+		})
+		var strs []fileStream
+		open := conns[:0]
+		for _, conn := range conns {
+			s, err := conn.OpenStreamSync(ctx)
+			if err != nil {
+				t.log.Debug("stripe stream failed", "peer", c.peer.Name().String(), "err", err)
+				_ = conn.CloseWithError(connClosed, "no stream")
+				continue
+			}
+			strs, open = append(strs, s), append(open, conn)
 		}
-		wg.Wait()
-		out := conns[:0]
-		for _, c := range conns {
-			if c != nil {
-				out = append(out, c)
+		return strs, func(bool) {
+			for _, c := range open {
+				_ = c.CloseWithError(connClosed, "file sent")
 			}
 		}
-		return out
 	}
 }
 
-func closeStripeConns(conns []*quic.Conn) {
-	for _, c := range conns {
-		_ = c.CloseWithError(connClosed, "file sent")
-	}
-}
-
-// copyStripes sends src[start:size] on main and one JOIN stream on each of
-// conns, unit j on stripe j mod (1+len(conns)), each stripe reading and
+// copyStripes sends src[start:size] on main and the JOIN streams joins,
+// unit j on stripe j mod (1+len(joins)), each stripe reading and
 // hashing its own units. The units' hashes are added to h in file order:
 // all of them on success, the whole ones before the first missing one on
 // failure (so a resume in this process reads only what lies beyond).
-func (t *Transport) copyStripes(ctx context.Context, main fileStream, conns []*quic.Conn, req request, src ports.FileSource, start int64, h *domain.FileHasher) error {
-	strs := []fileStream{main}
+func (t *Transport) copyStripes(ctx context.Context, main fileStream, joins []fileStream, req request, src ports.FileSource, start int64, h *domain.FileHasher) error {
+	strs := append([]fileStream{main}, joins...)
 	abort := func() {
 		for _, s := range strs {
 			s.CancelWrite(codeCancelled)
 		}
 	}
-	for i, c := range conns {
-		s, err := c.OpenStreamSync(ctx)
-		if err == nil {
-			strs = append(strs, s)
-			err = writeAll(s, marshalJoin(req, i+1))
-		}
-		if err != nil {
+	for i, s := range joins {
+		if err := writeAll(s, marshalJoin(req, i+1)); err != nil {
 			abort()
 			return fmt.Errorf("open stripe %d: %w", i+1, err)
 		}
@@ -389,7 +413,7 @@ func (t *Transport) serveStripeConn(conn *quic.Conn, from domain.Identity) {
 
 // serveJoin reads a JOIN header and hands the stream to its file stream,
 // then waits until that one ended (it owns the stream meanwhile).
-func (t *Transport) serveJoin(from domain.Identity, str *quic.Stream) {
+func (t *Transport) serveJoin(from domain.Identity, str fileStream) {
 	_ = str.SetReadDeadline(time.Now().Add(t.cfg.StallTimeout))
 	hdr := make([]byte, joinSize)
 	if _, err := io.ReadFull(str, hdr); err != nil {

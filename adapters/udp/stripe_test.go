@@ -8,23 +8,29 @@ import (
 
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 	"github.com/chatx/chatx/ports/contract"
 )
 
 // stripePair is a sender and a served receiver with their configurations.
 func stripePair(t *testing.T, senderCfg, receiverCfg udp.Config, old bool) (sender, receiver *udp.Transport, peer domain.Peer, recv *contract.RecordingReceiver) {
 	t.Helper()
+	return stripePairOf(t, senderCfg, old, func(bob domain.LocalIdentity) *udp.Transport {
+		return newTransport(t, bob, contract.AcceptAll{}, receiverCfg)
+	})
+}
+
+// stripePairOf is stripePair with a receiver newReceiver makes.
+func stripePairOf(t *testing.T, senderCfg udp.Config, old bool, newReceiver func(bob domain.LocalIdentity) *udp.Transport) (sender, receiver *udp.Transport, peer domain.Peer, recv *contract.RecordingReceiver) {
+	t.Helper()
 	alice, bob := newLocalIdentity(t, "alice"), newLocalIdentity(t, "bob")
 	sender = newTransport(t, alice, contract.AcceptAll{}, senderCfg)
-	receiver = newTransport(t, bob, contract.AcceptAll{}, receiverCfg)
+	receiver = newReceiver(bob)
 	if old {
 		udp.SpeakOnlyVersion2(receiver)
 	}
 	recv = contract.NewRecordingReceiver(alice.Identity)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- receiver.Serve(ctx, recv) }()
-	t.Cleanup(func() { cancel(); <-served })
+	serveUntilCleanup(t, receiver, recv)
 	return sender, receiver, peerOf(bob.Identity, receiver), recv
 }
 
@@ -39,7 +45,7 @@ func randomBytes(t *testing.T, n int) []byte {
 
 // sendAndCheck sends content as file index of a new transfer and checks
 // that it arrived identical and verified.
-func sendAndCheck(t *testing.T, sender *udp.Transport, peer domain.Peer, recv *contract.RecordingReceiver, index int, content []byte) {
+func sendAndCheck(t *testing.T, sender ports.FileTransport, peer domain.Peer, recv *contract.RecordingReceiver, index int, content []byte) {
 	t.Helper()
 	id := domain.NewTransferID()
 	f := recv.Add(id, index, content, nil)

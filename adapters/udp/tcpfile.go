@@ -14,14 +14,23 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/chatx/chatx/domain"
-	"github.com/chatx/chatx/internal/peertls"
 	"github.com/chatx/chatx/ports"
 )
 
 // ALPNTCP is the application protocol of a file stream over TCP + TLS 1.3
 // (docs/file-protocol.md, "The TCP file stream"). The stream bytes are the
-// same as on a QUIC stream; one TLS connection carries one file.
+// same as on a QUIC stream; one TLS connection carries one file (and a
+// striped file adds TCP stripe connections, ALPNTCPStripe).
 const ALPNTCP = "chatx-file-tcp/1"
+
+// ALPNTCPStripe is the application protocol of a TCP stripe connection
+// (docs/file-protocol.md, "Striping over TCP"): one TLS connection to the
+// TCP file listener carrying one JOIN stream of a striped file.
+const ALPNTCPStripe = "chatx-file-tcp-stripe/1"
+
+// tcpVersion2For is how long TCP files to a peer that answered a
+// version-3 REQUEST UNSUPPORTED go as version 2 without asking again.
+const tcpVersion2For = 10 * time.Minute
 
 // fileStream is what the file protocol needs of a stream: a QUIC stream
 // (*quic.Stream) or one TLS connection over TCP (tcpStream).
@@ -146,9 +155,10 @@ func (t *Transport) acceptTCP(ctx context.Context, ln *net.TCPListener) {
 }
 
 // serveTCP runs one incoming TLS connection: the handshake (mutual, TLS
-// 1.3, ALPNTCP), the PeerVerifier, then one file stream.
+// 1.3, ALPNTCP or ALPNTCPStripe), the PeerVerifier, then one file stream
+// or one JOIN stream.
 func (t *Transport) serveTCP(ctx context.Context, c *net.TCPConn) {
-	tc := tls.Server(c, serverTLSFor(t.cert, ALPNTCP))
+	tc := tls.Server(c, serverTLSFor(t.cert, ALPNTCP, ALPNTCPStripe))
 	s := newTCPStream(tc, c)
 	stop := context.AfterFunc(ctx, s.abort)
 	defer stop()
@@ -167,6 +177,10 @@ func (t *Transport) serveTCP(ctx context.Context, c *net.TCPConn) {
 	if err != nil {
 		t.log.Warn("refusing tcp file connection", "remote", c.RemoteAddr().String(), "err", err)
 		s.abort()
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == ALPNTCPStripe {
+		t.serveTCPStripe(from, s)
 		return
 	}
 	// One connection per file: a peer may have as many as it may have
@@ -188,15 +202,62 @@ func (t *Transport) serveTCP(ctx context.Context, c *net.TCPConn) {
 	s.end()
 }
 
+// expiringSet holds keys, each until a time.
+type expiringSet struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// set holds k for d.
+func (s *expiringSet) set(k string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil {
+		s.until = make(map[string]time.Time)
+	}
+	now := time.Now()
+	for old, u := range s.until {
+		if now.After(u) {
+			delete(s.until, old)
+		}
+	}
+	s.until[k] = now.Add(d)
+}
+
+// has reports whether k is held.
+func (s *expiringSet) has(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.until[k]
+	return ok && time.Now().Before(u)
+}
+
 func peertlsIdentity(cs tls.ConnectionState) (domain.Identity, error) {
-	return peertls.PeerIdentity(cs, ALPNTCP)
+	return peerFromStateOf(cs, ALPNTCP, ALPNTCPStripe)
+}
+
+// serveTCPStripe serves a verified TCP stripe connection: one JOIN
+// stream. It counts with the peer's QUIC stripe connections (at most
+// MaxIncomingStreams of an identity), not with its TCP file connections.
+func (t *Transport) serveTCPStripe(from domain.Identity, s *tcpStream) {
+	release, ok := t.stripeConns.acquire(string(from.PublicKey()), t.cfg.MaxIncomingStreams)
+	if !ok {
+		t.log.Warn("refusing tcp stripe connection: too many from this peer", "peer", from.Name().String(), "limit", t.cfg.MaxIncomingStreams)
+		s.abort()
+		return
+	}
+	defer release()
+	t.serveJoin(from, s)
+	s.end()
 }
 
 // SendTCP streams one file like Send, over a TLS 1.3 connection to the TCP
 // file listener of the peer at host (the host its direct TCP message link
 // reaches) and the port of its file endpoints. Errors are Send's; a failed
 // dial or handshake other than a refused key is a transport error, after
-// which the caller may fall back to Send.
+// which the caller may fall back to Send. A file of StripeMinSize bytes
+// or more is striped over TCP stripe connections (stream version 3) unless
+// the peer refused version 3 over TCP in the last tcpVersion2For.
 func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id domain.TransferID, index int, src ports.FileSource, progress func(done int64)) error {
 	if index < 0 || index >= domain.MaxTransferFiles {
 		return fmt.Errorf("send file %d of %s over tcp: index out of range", index, id.Short())
@@ -212,36 +273,62 @@ func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id
 	if err != nil {
 		return fmt.Errorf("send file %d of %s over tcp: %w", index, id.Short(), err)
 	}
-	peer := string(to.Identity.PublicKey())
-	req := request{Version: protocolVersion, Hash: t.hashFor(t.tcpSHA256.has(peer)), ID: id, Index: index, Size: size}
-	for {
-		err := t.sendTCPOnce(ctx, to, addr, req, src, progress)
-		next, ok := fallBack(req, err)
-		if !ok {
+	req := request{Version: protocolVersion, ID: id, Index: index, Size: size}
+	var dial stripeDialer
+	key := string(to.Identity.PublicKey())
+	if n := t.cfg.wantStripes(size); n > 1 && !t.tcpVersion2.has(key) {
+		req, dial = req.striped(n), t.dialTCPStripes(to.Identity, addr)
+	}
+	req.Hash = t.hashFor(t.tcpSHA256.has(key))
+	// One TLS connection carries one stream: each attempt is a new one.
+	err = t.sendFallingBack(req, dial, func(req request, dial stripeDialer) error {
+		s, err := t.dialTCP(ctx, to.Identity, addr, ALPNTCP)
+		if err != nil {
 			return err
 		}
-		// One TLS connection carries one stream: ask again on a new one.
+		defer s.end()
+		err = t.sendStream(ctx, s, req, src, progress, dial)
+		if err != nil {
+			s.abort()
+		}
+		return err
+	}, func(req, next request) {
 		t.log.Debug("peer does not speak this file protocol over tcp: asking again", "peer", to.Name().String(),
 			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
 		if next.alg() != req.alg() {
-			t.tcpSHA256.mark(peer)
+			t.tcpSHA256.set(key, tcpSHA256For)
 		}
-		req = next
-	}
-}
-
-// sendTCPOnce sends req's stream on one new TLS connection to addr.
-func (t *Transport) sendTCPOnce(ctx context.Context, to domain.Peer, addr string, req request, src ports.FileSource, progress func(int64)) error {
-	s, err := t.dialTCP(ctx, to.Identity, addr)
+		if next.Version != req.Version {
+			t.tcpVersion2.set(key, tcpVersion2For)
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("send file %d of %s over tcp to %s: %w", req.Index, req.ID.Short(), to.Name(), err)
-	}
-	defer s.end()
-	if err := t.sendStream(ctx, s, req, src, progress, nil); err != nil {
-		s.abort()
-		return fmt.Errorf("send file %d of %s over tcp to %s: %w", req.Index, req.ID.Short(), to.Name(), err)
+		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)
 	}
 	return nil
+}
+
+// dialTCPStripes dials TCP stripe connections to addr, the peer's TCP file
+// listener; each is the stream of one JOIN.
+func (t *Transport) dialTCPStripes(want domain.Identity, addr string) stripeDialer {
+	return func(ctx context.Context, n int) ([]fileStream, func(bool)) {
+		conns := dialEach(ctx, t, want, n, func(ctx context.Context) (*tcpStream, error) {
+			return t.dialTCP(ctx, want, addr, ALPNTCPStripe)
+		})
+		strs := make([]fileStream, len(conns))
+		for i, c := range conns {
+			strs[i] = c
+		}
+		return strs, func(ok bool) {
+			for _, c := range conns {
+				if ok {
+					c.end() // the receiver ended its side at the JOIN: no wait
+				} else {
+					c.abort()
+				}
+			}
+		}
+	}
 }
 
 // tcpFileAddr is host with the port of the first of the peer's file
@@ -262,8 +349,9 @@ func tcpFileAddr(host string, file []string) (string, error) {
 	return "", errors.New("the peer advertises no file endpoint")
 }
 
-// dialTCP connects and runs the TLS handshake that proves want's key.
-func (t *Transport) dialTCP(ctx context.Context, want domain.Identity, addr string) (*tcpStream, error) {
+// dialTCP connects and runs the TLS handshake (ALPN alpn) that proves
+// want's key.
+func (t *Transport) dialTCP(ctx context.Context, want domain.Identity, addr, alpn string) (*tcpStream, error) {
 	dctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -273,7 +361,7 @@ func (t *Transport) dialTCP(ctx context.Context, want domain.Identity, addr stri
 	}
 	c := nc.(*net.TCPConn)
 	var refused certError
-	tc := tls.Client(c, clientTLSFor(t.cert, want, &refused, ALPNTCP))
+	tc := tls.Client(c, clientTLSFor(t.cert, want, &refused, alpn))
 	if err := tc.HandshakeContext(dctx); err != nil {
 		_ = c.Close()
 		if r := refused.get(); r != nil {

@@ -83,6 +83,7 @@ type Transport struct {
 	// get UNSUPPORTED, as from an older peer); tests set it.
 	onlyVersions []byte
 	tcpPerPeer   peerCounts    // incoming TCP file connections by the peer's key
+	tcpVersion2  expiringSet   // peers' keys whose TCP files go as version 2 for now (tcpVersion2For)
 	tcpIncoming  chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
 	links        chan *pathConn
 	linkCnt      peerCounts // open incoming link streams by the peer's key
@@ -101,7 +102,7 @@ type Transport struct {
 	// The file hash a stream asks for (hashver.go). sendSHA256 makes us
 	// send as a peer of versions 2 and 3 does (never BLAKE3); tests set it.
 	sendSHA256 bool
-	tcpSHA256  sha256Peers // peers that refused BLAKE3 on TCP file streams
+	tcpSHA256  expiringSet // peers' keys whose TCP files go with SHA-256 for now (tcpSHA256For)
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport

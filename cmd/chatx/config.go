@@ -64,7 +64,7 @@ func (c *clientFlags) registerNetwork(fs *flag.FlagSet) {
 	fs.StringVar(&c.listenTCP, "listen-tcp", ":0", "`addr` of the peer message listener (TCP); :0 lets the OS choose")
 	fs.StringVar(&c.listenUDP, "listen-udp", ":0", "`addr` of the file transfer listener (UDP/QUIC; files over TCP+TLS 1.3 arrive on the same port number over TCP); :0 lets the OS choose")
 	fs.StringVar(&c.filePath, "file-path", "auto", "`path` of files sent: auto (tcp when the peer's message link runs over direct TCP, else udp), udp (QUIC only) or tcp (TCP+TLS 1.3 when there is a direct TCP link, else udp with the reason logged)")
-	fs.IntVar(&c.fileStripes, "file-stripes", 0, "stripe a file of 64 MiB or more over at most `n` QUIC connections, so several cores carry it (0: min(4, CPUs); 1: never; at most 4)")
+	fs.IntVar(&c.fileStripes, "file-stripes", 0, "stripe a file of 64 MiB or more over at most `n` connections (QUIC, or TLS on the TCP path), so several cores carry it (0: min(4, CPUs); 1: never; at most 4)")
 	fs.StringVar(&c.logFile, "log", "", "write logs to `file` (default: <profile>/chatx.log for the terminal UI, send, receive and msg; stderr otherwise)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose (debug) logging")
 	fs.BoolVar(&c.acceptFromAnyone, "accept-from-anyone", false, "take messages and file offers from anyone as from a contact (no message requests; --auto-accept then applies to strangers' offers too)")

@@ -259,6 +259,15 @@ func ftStart(t *testing.T, newEnds FileTransportFactory, v ports.PeerVerifier) f
 			t.Error("Serve did not return after its context was cancelled")
 		}
 	})
+	// A receiver may answer "busy" to a stream that comes before Serve
+	// took recv: wait for that where the receiver says it.
+	if s, ok := ends.Receiver.(interface{ Serving() bool }); ok {
+		for deadline := time.Now().Add(ftWait); !s.Serving(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the receiver did not start serving")
+			}
+		}
+	}
 	return ftPair{ends: ends, recv: recv, id: domain.NewTransferID(), ctx: ctx}
 }
 

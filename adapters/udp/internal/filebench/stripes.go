@@ -8,6 +8,9 @@ package main
 // its return (the receiver verified the file and gave it its name).
 //
 //	go run ./adapters/udp/internal/filebench -stripes 1,2,4 -size 1GiB -repeat 5 -pin both
+//
+// -stripe-path tcp runs the same over the TCP file path (SendTCP: TLS 1.3
+// connections to the receiver's TCP file listener).
 
 import (
 	"bufio"
@@ -30,6 +33,7 @@ import (
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/adapters/udp/internal/diskfile"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 )
 
 var (
@@ -40,6 +44,7 @@ var (
 	childPeer    = flag.String("child-peer", "", "internal: the receiver's endpoint and key (sender child)")
 	childID      = flag.String("child-id", "", "internal: the transfer ID of a striping child")
 	childSrc     = flag.String("child-src", "", "internal: the source file (sender) or its hash (receiver)")
+	stripePath   = flag.String("stripe-path", "udp", "striping benchmark: the file path, udp (QUIC, Send) or tcp (TLS 1.3 over TCP, SendTCP)")
 	stripeProf   = flag.String("stripe-profile", "", "striping benchmark: write CPU profiles of every sender and receiver process into this `dir` (send-N-pinned.pprof, recv-…)")
 )
 
@@ -69,6 +74,9 @@ func stripeBench(size int64, dir string, repeat int) error {
 		pins = []bool{true, false}
 	default:
 		return fmt.Errorf("-pin %q: want yes, no or both", *pinFlag)
+	}
+	if *stripePath != "udp" && *stripePath != "tcp" {
+		return fmt.Errorf("-stripe-path %q: want udp or tcp", *stripePath)
 	}
 	if len(pins) > 0 && pins[0] {
 		if _, err := exec.LookPath("taskset"); err != nil {
@@ -106,7 +114,7 @@ func stripeBench(size int64, dir string, repeat int) error {
 		}
 	}
 	fmt.Printf("\nload after: %s\n", loadAvg())
-	fmt.Printf("\n| %s, loopback, 2 processes, median of %d | stripes | MB/s | CPU s per GiB, sender | receiver | sum | peak RSS sender / receiver (max) |\n|---|---|---|---|---|---|---|\n", human(size), repeat)
+	fmt.Printf("\n| %s over %s, loopback, 2 processes, median of %d | stripes | MB/s | CPU s per GiB, sender | receiver | sum | peak RSS sender / receiver (max) |\n|---|---|---|---|---|---|---|\n", human(size), *stripePath, repeat)
 	for _, pin := range pins {
 		for _, n := range counts {
 			rs := results[cell{pin, n}]
@@ -151,7 +159,7 @@ func stripeRun(src string, sum diskfile.Sums, size int64, recvDir string, stripe
 		}
 		return filepath.Join(*stripeProf, fmt.Sprintf("%s-%d-pinned-%v.pprof", side, stripes, pin))
 	}
-	recv := childCommand(pin, 1, "-stripe-child", "recv", "-child-stripes", n, "-child-id", id.String(),
+	recv := childCommand(pin, 1, "-stripe-child", "recv", "-stripe-path", *stripePath, "-child-stripes", n, "-child-id", id.String(),
 		"-child-src", sum.String(), "-dir", recvDir, "-cpuprofile", prof("recv"))
 	recv.Stderr = os.Stderr
 	out, err := recv.StdoutPipe()
@@ -167,7 +175,7 @@ func stripeRun(src string, sum diskfile.Sums, size int64, recvDir string, stripe
 	if err != nil {
 		return stripeResult{}, fmt.Errorf("receiver: %w", err)
 	}
-	send := childCommand(pin, 0, "-stripe-child", "send", "-child-stripes", n, "-child-id", id.String(),
+	send := childCommand(pin, 0, "-stripe-child", "send", "-stripe-path", *stripePath, "-child-stripes", n, "-child-id", id.String(),
 		"-child-src", src, "-child-peer", ready, "-cpuprofile", prof("send"))
 	send.Stderr = os.Stderr
 	sout, err := send.Output()
@@ -231,12 +239,21 @@ func runStripeChild(dir, profile string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize, Stripes: *childStripes, StripeMinSize: 1, NoTCPFiles: true}
+	cfg := udp.Config{ListenAddr: "127.0.0.1:0", BufferSize: bufferSize, Stripes: *childStripes, StripeMinSize: 1,
+		NoTCPFiles: *stripePath != "tcp" || *stripeChild != "recv"}
 	tr, closeT, err := udp.NewTransport(me, acceptAll{}, nil, cfg, log)
+	// The TCP port of the number picked for UDP may be taken: try others.
+	for try := 0; err == nil && !cfg.NoTCPFiles && tr.TCPFileAddr() == "" && try < 5; try++ {
+		closeT()
+		tr, closeT, err = udp.NewTransport(me, acceptAll{}, nil, cfg, log)
+	}
 	if err != nil {
 		return err
 	}
 	defer closeT()
+	if !cfg.NoTCPFiles && tr.TCPFileAddr() == "" {
+		return errors.New("no TCP file listener on six ephemeral ports")
+	}
 	switch *stripeChild {
 	case "recv":
 		return stripeReceiver(tr, me.Identity, id, dir)
@@ -298,7 +315,13 @@ func stripeSender(tr *udp.Transport, id domain.TransferID) error {
 	defer src.Close()
 	peer := domain.Peer{Identity: bob, Endpoints: domain.Endpoints{File: []string{f[0]}}}
 	c0, t0 := cpuTime(), time.Now()
-	if err := tr.Send(context.Background(), peer, id, 0, src, nil); err != nil {
+	send := tr.Send
+	if *stripePath == "tcp" {
+		send = func(ctx context.Context, to domain.Peer, id domain.TransferID, i int, src ports.FileSource, p func(int64)) error {
+			return tr.SendTCP(ctx, to, "127.0.0.1", id, i, src, p)
+		}
+	}
+	if err := send(context.Background(), peer, id, 0, src, nil); err != nil {
 		return err
 	}
 	wall, cpu := time.Since(t0), cpuTime()-c0

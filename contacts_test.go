@@ -432,7 +432,7 @@ func (f handlerFunc) HandleEnvelope(ctx context.Context, from domain.Identity, e
 
 type receiverFunc func(ctx context.Context, from domain.Identity) error
 
-func (f receiverFunc) Incoming(ctx context.Context, from domain.Identity, _ domain.TransferID, _ int, _ domain.FilePath) (ports.IncomingFile, error) {
+func (f receiverFunc) Incoming(ctx context.Context, from domain.Identity, _ domain.TransferID, _ int, _ domain.FilePath, _ domain.FileHashAlg) (ports.IncomingFile, error) {
 	return nil, f(ctx, from)
 }
 

@@ -25,7 +25,8 @@
 //   - Trust on first use: the first key seen for a name is pinned; another
 //     key later blocks sending (*domain.KeyChangedError, KeyChangedEvent)
 //     and links with it are refused until the user accepts it.
-//   - A transfer is offered (KindOffer) with every file's size and SHA-256,
+//   - A transfer is offered (KindOffer) with every file's size (and a hash
+//     field, zero since files are hashed while they are sent),
 //     streamed only after KindAccept, one file after the other, resumed from
 //     what the receiver holds after any interruption or restart; a file gets
 //     its final name only after its hash matched. Unanswered offers and

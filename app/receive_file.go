@@ -134,8 +134,12 @@ func partPath(m domain.Manifest, index int) string {
 	return m.Name
 }
 
-// Incoming opens file index of transfer id for the stream from the peer.
-func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (ports.IncomingFile, error) {
+// Incoming opens file index of transfer id for the stream from the peer,
+// whose hashes use alg.
+func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath, alg domain.FileHashAlg) (ports.IncomingFile, error) {
+	if !alg.Valid() {
+		return nil, fmt.Errorf("stream of transfer %s: unknown file hash %v", id.Short(), alg)
+	}
 	t, err := r.book.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -166,7 +170,7 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 	}
 	f := &incomingFile{r: r, id: id, index: index, last: index == len(m.Files)-1, entry: entry,
 		rel: partPath(m, index), base: base, part: part}
-	if err := f.loadPrefix(); err != nil {
+	if err := f.loadPrefix(alg); err != nil {
 		part.Close()
 		return nil, err
 	}
@@ -210,15 +214,19 @@ func (r *ReceiveFile) cancel(id domain.TransferID) {
 
 // incomingFile is one file being received into a part file.
 type incomingFile struct {
-	r      *ReceiveFile
-	id     domain.TransferID
-	index  int
-	last   bool
-	entry  domain.FileEntry
-	rel    string
-	base   int64
-	part   ports.PartFile
-	hash   *domain.FileHasher
+	r     *ReceiveFile
+	id    domain.TransferID
+	index int
+	last  bool
+	entry domain.FileEntry
+	rel   string
+	base  int64
+	part  ports.PartFile
+	hash  *domain.FileHasher // the stream's algorithm
+	// offer is the chunked SHA-256 of what is written, when the offer
+	// carried a hash and the stream hashes with another algorithm: the
+	// offer's hash field is always SHA-256 (docs/file-protocol.md §2).
+	offer  *domain.FileHasher
 	prefix [32]byte
 	source [32]byte // the sender's hash of the whole file
 	gotSrc bool
@@ -237,10 +245,12 @@ var _ ports.IncomingFile = (*incomingFile)(nil)
 
 // loadPrefix finds where an existing part resumes: at its last whole
 // chunk (or its end when it is complete), cutting off a torn tail, with the
-// hash of what is kept. A part this process wrote before is taken up from
-// the hash state kept when its stream broke; only what lies beyond that
-// state is read.
-func (f *incomingFile) loadPrefix() error {
+// hash (under alg) of what is kept. A part this process wrote before is
+// taken up from the hash state kept when its stream broke, when that state
+// is of the same algorithm; only what lies beyond that state is read. A
+// state of the other algorithm (the part was begun by a stream of another
+// version) is dropped and the part read again: a part is only bytes.
+func (f *incomingFile) loadPrefix(alg domain.FileHashAlg) error {
 	size, err := f.part.Size()
 	if err != nil {
 		return fmt.Errorf("size of part %s: %w", f.id.Short(), err)
@@ -249,14 +259,21 @@ func (f *incomingFile) loadPrefix() error {
 		size = 0
 	}
 	off := domain.ResumeOffset(size, f.entry.Size)
-	f.hash = domain.NewFileHasher()
+	f.hash = domain.NewFileHasher(alg)
 	if st, ok := f.r.hashed.Take(f.key()); ok && st.Offset <= off {
-		if h, err := domain.ResumeFileHasher(st); err == nil {
+		if h, err := domain.ResumeFileHasher(st, alg); err == nil {
 			f.hash = h
 		}
 	}
 	if from := f.hash.Written(); from < off {
 		if _, err := io.Copy(f.hash, io.NewSectionReader(f.part, from, off-from)); err != nil {
+			return fmt.Errorf("hash part %s: %w", f.id.Short(), err)
+		}
+	}
+	f.offer = nil
+	if f.entry.Hash != ([32]byte{}) && alg != domain.FileHashSHA256 {
+		f.offer = domain.NewFileHasher(domain.FileHashSHA256)
+		if _, err := io.Copy(f.offer, io.NewSectionReader(f.part, 0, off)); err != nil {
 			return fmt.Errorf("hash part %s: %w", f.id.Short(), err)
 		}
 	}
@@ -282,7 +299,10 @@ func (f *incomingFile) Restart() error {
 	if err := f.part.Truncate(0); err != nil {
 		return fmt.Errorf("truncate part %s: %w", f.id.Short(), err)
 	}
-	f.hash = domain.NewFileHasher()
+	f.hash = domain.NewFileHasher(f.hash.Alg())
+	if f.offer != nil {
+		f.offer = domain.NewFileHasher(domain.FileHashSHA256)
+	}
 	f.offset, f.written = 0, 0
 	f.ticker.set(f.base)
 	_, err := f.r.book.updateQuietly(context.Background(), f.id, func(t *domain.Transfer, now time.Time) error { return startAt(t, f.base, now) })
@@ -306,6 +326,9 @@ func (f *incomingFile) Write(p []byte) (int, error) {
 	go func() {
 		defer close(hashed)
 		f.hash.Write(p)
+		if f.offer != nil {
+			f.offer.Write(p)
+		}
 	}()
 	n, err := f.part.Write(p)
 	<-hashed
@@ -360,7 +383,11 @@ func (f *incomingFile) Finish(streamErr error) error {
 	if f.last {
 		_, _ = book.update(ctx, f.id, func(t *domain.Transfer, now time.Time) error { return t.Verify(now) })
 	}
-	if f.written != f.entry.Size || !f.gotSrc || sum != f.source || (f.entry.Hash != [32]byte{} && sum != f.entry.Hash) {
+	offered := sum // the offer's hash is SHA-256: so is sum, or offer holds it
+	if f.offer != nil {
+		offered = f.offer.Sum()
+	}
+	if f.written != f.entry.Size || !f.gotSrc || sum != f.source || (f.entry.Hash != [32]byte{} && offered != f.entry.Hash) {
 		f.part.Close()
 		_ = f.r.downloads.RemovePart(f.id, f.rel)
 		reason := fmt.Sprintf("%s: received %d of %d bytes, hash does not match the offer", f.entry.Path, f.written, f.entry.Size)

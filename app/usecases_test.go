@@ -529,7 +529,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	content := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog. "), 2*domain.HashChunkSize/45+3)
 	w := newTransferWorld(t, 0)
 	id := w.offer(t, "../../etc/fox.txt", content)
-	if _, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP); err == nil {
+	if _, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256); err == nil {
 		t.Fatal("a stream for an offer not accepted yet was let in")
 	}
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
@@ -539,11 +539,11 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 		t.Fatalf("accept envelopes: %v", a)
 	}
 	eve := mkLocal(t, "eve")
-	if _, err := w.receive.Incoming(ctx, eve.Identity, id, 0, domain.FilePathUDP); err == nil {
+	if _, err := w.receive.Incoming(ctx, eve.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256); err == nil {
 		t.Fatal("a stream from another peer was let in")
 	}
 	// First attempt: a chunk and a torn bit of the next, then the link breaks.
-	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 		t.Fatalf("part kept for resume: %q, %v (a peer's path must be reduced to its base name)", part, ok)
 	}
 	// Resume: the receiver says what it has, up to its last whole chunk.
-	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +596,7 @@ func TestReceiveFileVerifiesResumesAndRefuses(t *testing.T) {
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id2}); err != nil {
 		t.Fatal(err)
 	}
-	f, err = w.receive.Incoming(ctx, w.bob.Identity, id2, 0, domain.FilePathUDP)
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id2, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,11 +704,111 @@ func TestReceiveMessageFilesAFutureTimeAtArrival(t *testing.T) {
 	}
 }
 
-// fileHash is the file hash of b (domain.FileHasher).
-func fileHash(b []byte) [32]byte {
-	h := domain.NewFileHasher()
+// fileHash is the file hash of b (domain.FileHasher, SHA-256 chunks).
+func fileHash(b []byte) [32]byte { return fileHashOf(domain.FileHashSHA256, b) }
+
+func fileHashOf(alg domain.FileHashAlg, b []byte) [32]byte {
+	h := domain.NewFileHasher(alg)
 	h.Write(b)
 	return h.Sum()
+}
+
+// A part begun by a stream of one chunk hash is resumed by a stream of the
+// other: the hash state kept at the interruption is of the wrong kind, so
+// the part is hashed again under the new stream's algorithm (never its
+// state reused), and the file is verified under that one.
+func TestReceiveFileResumesAcrossTheFileHash(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("0123456789abcdef"), (3*domain.HashChunkSize+999)/16)
+	for _, tc := range []struct{ first, then domain.FileHashAlg }{
+		{domain.FileHashSHA256, domain.FileHashBLAKE3},
+		{domain.FileHashBLAKE3, domain.FileHashSHA256},
+	} {
+		w := newTransferWorld(t, 0)
+		id := w.offer(t, "across.bin", content)
+		if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, tc.first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(content[:2*domain.HashChunkSize+77]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Finish(errors.New("link lost")); err != nil { // keeps a tc.first state at 2 chunks
+			t.Fatal(err)
+		}
+		f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, tc.then)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := content[:2*domain.HashChunkSize]
+		if f.Offset() != int64(len(prefix)) || f.PrefixHash() != fileHashOf(tc.then, prefix) {
+			t.Fatalf("%v after %v: resume at %d with prefix %x, want %d with the %v hash %x",
+				tc.then, tc.first, f.Offset(), f.PrefixHash(), len(prefix), tc.then, fileHashOf(tc.then, prefix))
+		}
+		if _, err := f.Write(content[len(prefix):]); err != nil {
+			t.Fatal(err)
+		}
+		f.SourceHash(fileHashOf(tc.then, content))
+		if err := f.Finish(nil); err != nil {
+			t.Fatalf("%v after %v: %v", tc.then, tc.first, err)
+		}
+		if got := w.downloads.committed["across.bin"]; !bytes.Equal(got, content) {
+			t.Fatalf("committed %d bytes, want the %d sent", len(got), len(content))
+		}
+	}
+}
+
+// An offer's non-zero hash field is the chunked SHA-256 whatever the
+// stream hashes with: a BLAKE3 stream's file is checked against both.
+func TestReceiveFileChecksTheOfferedSHA256UnderABLAKE3Stream(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("offered "), domain.HashChunkSize/8+100) // a chunk and 800 bytes
+	for _, tc := range []struct {
+		name    string
+		offered [32]byte
+		ok      bool
+	}{
+		{"the offer's SHA-256 matches", fileHash(content), true},
+		{"the offer's SHA-256 differs", fileHash(content[1:]), false},
+		{"a BLAKE3 hash in the offer is no SHA-256", fileHashOf(domain.FileHashBLAKE3, content), false},
+	} {
+		w := newTransferWorld(t, 0)
+		id := domain.NewTransferID()
+		env := ports.Envelope{Kind: ports.KindOffer, TransferID: id, Manifest: domain.Manifest{Name: "o.bin",
+			Files: []domain.FileEntry{{Path: "o.bin", Size: int64(len(content)), Hash: tc.offered}}}}
+		if _, _, err := w.receive.Handle(ctx, app.ReceiveFileInput{From: w.bob.Identity, Envelope: env}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		// A resumed part, so the offer's hash covers bytes of two streams.
+		f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashBLAKE3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(content[:domain.HashChunkSize+3]); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Finish(errors.New("link lost"))
+		if f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashBLAKE3); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(content[f.Offset():]); err != nil {
+			t.Fatal(err)
+		}
+		f.SourceHash(fileHashOf(domain.FileHashBLAKE3, content))
+		err = f.Finish(nil)
+		if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ports.ErrIntegrity)) {
+			t.Fatalf("%s: Finish = %v", tc.name, err)
+		}
+		if _, got := w.downloads.committed["o.bin"]; got != tc.ok {
+			t.Fatalf("%s: committed %v", tc.name, got)
+		}
+	}
 }
 
 // TestReceiveFileResumesAfterARestart: a receiver started again (nothing
@@ -723,7 +823,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +838,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -757,7 +857,7 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 	}
 	// The sender did not hear it: a stream for the same file now says the
 	// file is there already and takes nothing.
-	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP)
+	f, err = again.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}

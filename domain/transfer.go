@@ -42,7 +42,9 @@ func (id TransferID) String() string { return hex.EncodeToString(id[:]) }
 func (id TransferID) Short() string { return id.String()[:8] }
 
 // FileEntry is one file of an offer: its path relative to the offer's root
-// (slash-separated, every part a safe name), its size and SHA-256.
+// (slash-separated, every part a safe name), its size and a hash: all
+// zeros (the file is hashed while it is sent), or its chunked SHA-256
+// (FileHasher with FileHashSHA256) whatever chunk hash its stream uses.
 type FileEntry struct {
 	Path string
 	Size int64

@@ -29,8 +29,8 @@ type FileSource interface {
 // cancellation travel as envelopes on the MessageLink; this port only streams.
 type FileTransport interface {
 	// Send streams file number index of transfer id to the peer, hashing
-	// src as it reads it (domain.FileHasher) and sending that hash after
-	// the last byte. The receiver first says how many bytes it already has
+	// src as it reads it (domain.FileHasher, with the chunk hash the two
+	// ends agree on per stream) and sending that hash after the last byte. The receiver first says how many bytes it already has
 	// and their prefix hash; Send checks them against src and sends only
 	// the rest (or all of it when they differ). progress is called with the
 	// bytes of this file at the receiver so far, at most every 100 ms and
@@ -59,19 +59,23 @@ type FileReceiver interface {
 	// or an error (wrapped in ErrTransferRefused by the transport) when the
 	// transfer is unknown, not accepted, or from another peer. path is the
 	// carrier the stream rides (domain.FilePathUDP or FilePathTCP;
-	// FilePathNone from a transport without one, such as memory's).
-	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (IncomingFile, error)
+	// FilePathNone from a transport without one, such as memory's). alg is
+	// the chunk hash the stream's format names (docs/file-protocol.md
+	// §5.0): the IncomingFile's PrefixHash, its hash of what it writes and
+	// the SourceHash it is given all use it.
+	Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath, alg domain.FileHashAlg) (IncomingFile, error)
 }
 
 // IncomingFile is one file being received.
 type IncomingFile interface {
 	// Offset is how many bytes are already there (a resumed .part file,
 	// cut to domain.ResumeOffset) and PrefixHash their hash
-	// (domain.FileHasher over those bytes).
+	// (domain.FileHasher over those bytes, under Incoming's alg).
 	Offset() int64
 	PrefixHash() [32]byte
-	// SourceHash is the sender's hash of the whole file (domain.FileHasher),
-	// which arrives after the last byte and before Finish(nil).
+	// SourceHash is the sender's hash of the whole file (domain.FileHasher,
+	// under Incoming's alg), which arrives after the last byte and before
+	// Finish(nil).
 	SourceHash(sum [32]byte)
 	// Restart drops what was there: the sender's first bytes differ.
 	Restart() error
@@ -79,8 +83,9 @@ type IncomingFile interface {
 	io.Writer
 	// Finish ends the file. With err == nil it flushes, checks the whole
 	// file's hash against SourceHash's (and the offer's, when the offer
-	// carried one) and gives the file its final name, returning
-	// ErrIntegrity when a hash differs or none came. With err != nil (link lost, cancelled) the
+	// carried one: that one is always the chunked SHA-256) and gives the
+	// file its final name, returning ErrIntegrity when a hash differs or
+	// none came. With err != nil (link lost, cancelled) the
 	// .part file is kept for a resume. It is called exactly once.
 	Finish(err error) error
 }

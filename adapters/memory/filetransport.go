@@ -209,7 +209,7 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 	if err := st.broken(ctx); err != nil {
 		return err
 	}
-	inc, err := st.fi.r.Incoming(st.ctx, st.h.me.Identity, id, index, domain.FilePathNone)
+	inc, err := st.fi.r.Incoming(st.ctx, st.h.me.Identity, id, index, domain.FilePathNone, memoryFileHash)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %v", st.what, ports.ErrTransferRefused, err)
 	}
@@ -219,14 +219,14 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 		return nil
 	}
 	size, off := src.Size(), inc.Offset()
-	st.hash = domain.NewFileHasher()
+	st.hash = domain.NewFileHasher(memoryFileHash)
 	if off > 0 && off <= size {
 		if _, err := io.Copy(st.hash, io.NewSectionReader(src, 0, off)); err != nil {
 			_ = inc.Finish(err)
 			return fmt.Errorf("%s: read the first %d bytes: %w", st.what, off, err)
 		}
 		if st.hash.Sum() != inc.PrefixHash() {
-			off, st.hash = 0, domain.NewFileHasher()
+			off, st.hash = 0, domain.NewFileHasher(memoryFileHash)
 		}
 	} else {
 		off = 0
@@ -248,6 +248,10 @@ func (st *stream) open(ctx context.Context, id domain.TransferID, index int, src
 	st.result = make(chan error, 1)
 	return nil
 }
+
+// memoryFileHash is the chunk hash of every memory stream: the one the
+// newest stream versions use (there is no older peer in memory).
+const memoryFileHash = domain.FileHashBLAKE3
 
 // streamBuffers is how many chunks may be in flight between the two sides.
 const streamBuffers = 4

@@ -33,7 +33,7 @@ type receiver struct {
 
 const rel = "file.bin"
 
-func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, _ domain.FilePath) (ports.IncomingFile, error) {
+func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain.TransferID, index int, _ domain.FilePath, alg domain.FileHashAlg) (ports.IncomingFile, error) {
 	if r.refuse != nil {
 		return nil, r.refuse
 	}
@@ -45,7 +45,7 @@ func (r *receiver) Incoming(ctx context.Context, from domain.Identity, id domain
 	if err != nil {
 		return nil, err
 	}
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(alg)
 	if _, err := io.Copy(h, io.NewSectionReader(part, 0, size)); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,9 @@ type pconn struct {
 	// unstriped: the peer answered a version-3 REQUEST UNSUPPORTED (an
 	// older peer): its files go as version 2.
 	unstriped atomic.Bool
+	// sha256Only: the peer answered a BLAKE3 REQUEST (version 4 or 5)
+	// UNSUPPORTED: its files are hashed with SHA-256 (versions 2 and 3).
+	sha256Only atomic.Bool
 }
 
 func (c *pconn) alive() bool { return c != nil && c.conn.Context().Err() == nil }

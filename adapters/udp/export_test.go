@@ -116,4 +116,11 @@ func StripedStreams(t *Transport) (sent, received int64) {
 }
 
 // SpeakOnlyVersion2 makes t answer stream version 3 as an older peer does.
-func SpeakOnlyVersion2(t *Transport) { t.version2Only = true }
+func SpeakOnlyVersion2(t *Transport) { t.onlyVersions = []byte{protocolVersion} }
+
+// SpeakOnlySHA256 makes t a peer of stream versions 2 and 3 (before
+// BLAKE3): it answers versions 4 and 5 UNSUPPORTED and sends only 2 and 3.
+func SpeakOnlySHA256(t *Transport) {
+	t.onlyVersions = []byte{protocolVersion, protocolStriped}
+	t.sendSHA256 = true
+}

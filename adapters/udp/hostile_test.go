@@ -88,8 +88,9 @@ func TestHostileSender(t *testing.T) {
 		// finishResult: finished without error, but the receiver reports
 		// a failed integrity check (FINAL INTEGRITY).
 		finishResult bool
+		version      byte // of the REQUEST of a registered file; 0: 2
 	}{
-		{name: "unknown version", send: [][]byte{header(4, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
+		{name: "unknown version", send: [][]byte{header(6, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
 		{name: "version 3 asking for 9 stripes", send: [][]byte{append(header(3, domain.TransferID{}, 0, 10), 9, 1, 2, 3, 4, 5, 6, 7, 8)}, wantAnswer: 4},
 		{name: "version 3 asking for 1 stripe", send: [][]byte{append(header(3, domain.TransferID{}, 0, 10), 1, 1, 2, 3, 4, 5, 6, 7, 8)}, wantAnswer: 4},
 		{name: "version 1 (no file hash after the data)", send: [][]byte{header(1, domain.TransferID{}, 0, 10)}, wantAnswer: 2},
@@ -100,6 +101,9 @@ func TestHostileSender(t *testing.T) {
 		{name: "too few bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content[:4]}, wantAnswer: 0, finishErr: true},
 		{name: "no file hash after the bytes", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content}, wantAnswer: 0, finishErr: true},
 		{name: "a wrong file hash", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content, trailer(t, []byte("something else"))}, wantAnswer: 0, finishResult: true},
+		// Version 4 hashes with BLAKE3: a SHA-256 TRAILER (the other kind of
+		// hash of the very same bytes) is no match.
+		{name: "version 4 with a SHA-256 file hash", version: 4, send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 0}, content, trailer(t, content)}, wantAnswer: 0, finishResult: true},
 		{name: "resume at an offset the receiver does not have", send: [][]byte{{0, 0, 0, 0, 0, 0, 0, 0, 5}, content[5:]}, wantAnswer: 0, finishErr: true},
 	}
 	for _, c := range cases {
@@ -109,7 +113,7 @@ func TestHostileSender(t *testing.T) {
 			if c.wantAnswer == 0 {
 				id := domain.NewTransferID()
 				f = recv.Add(id, 0, content, nil)
-				send = append([][]byte{header(2, id, 0, uint64(len(content)))}, send...)
+				send = append([][]byte{header(max(c.version, 2), id, 0, uint64(len(content)))}, send...)
 			}
 			sctx, scancel := context.WithTimeout(context.Background(), wait)
 			defer scancel()
@@ -177,7 +181,7 @@ func beginStriped(t *testing.T, str io.ReadWriter, id domain.TransferID, size in
 // trailer is the file hash a sender puts after the last byte of b.
 func trailer(t *testing.T, b []byte) []byte {
 	t.Helper()
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(domain.FileHashSHA256)
 	h.Write(b)
 	sum := h.Sum()
 	return sum[:]

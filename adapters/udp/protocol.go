@@ -25,6 +25,16 @@ const protocolVersion = 2
 // asks for stripes, READY grants them, START says how many are used.
 const protocolStriped = 3
 
+// Versions 4 and 5 are versions 2 and 3 byte for byte, with every hash of
+// the stream (prefix, TRAILER) chunked with BLAKE3 instead of SHA-256
+// (domain.FileHashBLAKE3): request.Version keeps the layout (2 or 3) and
+// request.Hash the algorithm; only the wire byte combines them
+// (hashver.go).
+const (
+	protocolBLAKE3        = 4
+	protocolStripedBLAKE3 = 5
+)
+
 // requestSize: version(1) | transfer id(16) | file index(4) | size(8).
 const requestSize = 1 + 16 + 4 + 8
 
@@ -33,7 +43,7 @@ const requestSizeStriped = requestSize + 1 + 8
 
 // Answer codes (receiver → sender, first byte of the answer).
 const (
-	answerReady       byte = 0 // followed by offset(8) | prefix SHA-256(32)
+	answerReady       byte = 0 // followed by offset(8) | prefix hash(32)
 	answerRefused     byte = 1 // the use-case refused the file
 	answerUnsupported byte = 2 // unknown protocol version
 	answerBusy        byte = 3 // too many incoming transfers
@@ -87,7 +97,8 @@ const (
 
 // request is the header of a file stream.
 type request struct {
-	Version byte
+	Version byte               // the layout: protocolVersion or protocolStriped
+	Hash    domain.FileHashAlg // the stream's chunk hash (zero: SHA-256)
 	ID      domain.TransferID
 	Index   int
 	Size    int64
@@ -103,7 +114,7 @@ func (r request) marshal() []byte {
 		n = requestSizeStriped
 	}
 	b := make([]byte, n)
-	b[0] = r.Version
+	b[0] = wireVersion(r.Version, r.Hash)
 	copy(b[1:17], r.ID[:])
 	binary.BigEndian.PutUint32(b[17:21], uint32(r.Index))
 	binary.BigEndian.PutUint64(b[21:29], uint64(r.Size))
@@ -121,14 +132,13 @@ func parseRequest(b []byte) (request, error) {
 		return request{}, errors.New("empty request")
 	}
 	var r request
-	r.Version = b[0]
-	want := requestSize
-	switch r.Version {
-	case protocolVersion:
-	case protocolStriped:
-		want = requestSizeStriped
-	default:
+	var ok bool
+	if r.Version, r.Hash, ok = splitVersion(b[0]); !ok {
 		return r, errUnsupported
+	}
+	want := requestSize
+	if r.Version == protocolStriped {
+		want = requestSizeStriped
 	}
 	if len(b) != want {
 		return request{}, fmt.Errorf("request of %d bytes, want %d", len(b), want)

@@ -92,15 +92,17 @@ type beforeStartError struct{ err error }
 func (e *beforeStartError) Error() string { return e.err.Error() }
 func (e *beforeStartError) Unwrap() error { return e.err }
 
-// sendOn sends on a new stream of c: striped (version 3) when the file is
-// large enough, the path is not relayed and the peer did not refuse
-// version 3 before; version 2 otherwise, and again at once when the peer
-// answers version 3 UNSUPPORTED.
+// sendOn sends on a new stream of c: striped (version 3 or 5) when the
+// file is large enough, the path is not relayed and the peer did not
+// refuse striping before; hashed with BLAKE3 (versions 4 and 5) unless the
+// peer refused it before; and again at once, one step down (hashver.go's
+// fallBack), when the peer answers UNSUPPORTED.
 func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports.FileSource, progress func(int64)) error {
 	var dial stripeDialer
 	if n := t.cfg.wantStripes(req.Size); n > 1 && c.kind != domain.PathRelayed && !c.unstriped.Load() {
 		req, dial = req.striped(n), t.dialStripes(c)
 	}
+	req.Hash = t.hashFor(c.sha256Only.Load())
 	return t.sendFallingBack(req, dial, func(req request, dial stripeDialer) error {
 		str, err := c.conn.OpenStreamSync(ctx)
 		if err != nil {
@@ -110,28 +112,45 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
 		}
 		return t.sendStream(ctx, str, req, src, progress, dial)
-	}, func() {
-		t.log.Debug("peer does not speak file protocol 3: sending unstriped", "peer", c.peer.Name().String())
-		c.unstriped.Store(true)
+	}, func(req, next request) {
+		t.log.Debug("peer does not speak this file protocol: asking again", "peer", c.peer.Name().String(),
+			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
+		if next.alg() != req.alg() {
+			c.sha256Only.Store(true)
+		}
+		if next.Version != req.Version {
+			c.unstriped.Store(true)
+		}
 	})
 }
 
-// sendFallingBack runs send(req, dial) and, when the receiver answered a
-// version-3 REQUEST UNSUPPORTED, calls unstriped and sends again at once
-// as version 2 (nothing of the file was written).
-func (t *Transport) sendFallingBack(req request, dial stripeDialer, send func(request, stripeDialer) error, unstriped func()) error {
+// sendFallingBack runs send(req, dial) and, when the receiver answered
+// UNSUPPORTED, calls fellBack and sends again at once one step down
+// (hashver.go's fallBack: BLAKE3 to SHA-256, then version 3 to 2; nothing
+// of the file was written).
+func (t *Transport) sendFallingBack(req request, dial stripeDialer, send func(request, stripeDialer) error, fellBack func(req, next request)) error {
 	for {
 		err := send(req, dial)
-		if !errors.Is(err, errNoStripes) || req.Version != protocolStriped {
+		next, ok := fallBack(req, err)
+		if !ok {
 			return err
 		}
-		unstriped()
-		req.Version, req.Stripes, dial = protocolVersion, 0, nil
+		fellBack(req, next)
+		if next.Version != req.Version {
+			dial = nil
+		}
+		req = next
 	}
 }
 
-// errNoStripes: the receiver answered a version-3 REQUEST UNSUPPORTED.
-var errNoStripes = errors.New("the receiver does not speak file protocol 3")
+// hashFor is the chunk hash we ask a peer for: BLAKE3 unless it refused
+// it (sha256Only) or we play an older peer (tests).
+func (t *Transport) hashFor(sha256Only bool) domain.FileHashAlg {
+	if sha256Only || t.sendSHA256 {
+		return domain.FileHashSHA256
+	}
+	return domain.FileHashBLAKE3
+}
 
 // sendStream runs the sender's side of the file protocol on str (a QUIC
 // stream or a TCP file stream). A version-3 request stripes the data over
@@ -196,10 +215,7 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 		return fmt.Errorf("%w: the receiver is busy with too many transfers", ports.ErrTransferRefused)
 	case answerUnsupported:
 		str.CancelWrite(codeRefused)
-		if req.Version == protocolStriped {
-			return errNoStripes
-		}
-		return fmt.Errorf("%w: the receiver does not speak file protocol %d", ports.ErrTransferRefused, protocolVersion)
+		return &unsupportedError{version: wireVersion(req.Version, req.alg())}
 	case answerInvalid:
 		str.CancelWrite(codeProtocol)
 		return fmt.Errorf("%w: the receiver found the header malformed", errProtocol)
@@ -209,9 +225,9 @@ func (t *Transport) sendStream(ctx context.Context, str fileStream, req request,
 	}
 
 	key := sentKey{id: req.ID, index: req.Index, size: req.Size}
-	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher()
+	start, decision, hasher := int64(0), startRestart, domain.NewFileHasher(req.alg())
 	if offset > 0 && offset <= req.Size {
-		h, err := t.sent.prefix(ctx, key, src, offset, t.cfg.BufferSize)
+		h, err := t.sent.prefix(ctx, key, req.alg(), src, offset, t.cfg.BufferSize)
 		if err != nil {
 			fail(codeCancelled)
 			return fmt.Errorf("hash first %d bytes of the source: %w", offset, err)
@@ -468,13 +484,13 @@ type sentKey struct {
 // reads only the source beyond it to check the receiver's prefix hash.
 type sentStates struct{ domain.FileHashStates[sentKey] }
 
-// prefix is a hasher over src[0:n]: from the kept state when there is one
-// at or below n, reading only the rest.
-func (s *sentStates) prefix(ctx context.Context, k sentKey, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
+// prefix is a hasher (alg) over src[0:n]: from the kept state when there
+// is one of alg at or below n, reading only the rest.
+func (s *sentStates) prefix(ctx context.Context, k sentKey, alg domain.FileHashAlg, src ports.FileSource, n int64, bufSize int) (*domain.FileHasher, error) {
 	st, ok := s.Take(k)
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(alg)
 	if ok && st.Offset <= n {
-		if r, err := domain.ResumeFileHasher(st); err == nil {
+		if r, err := domain.ResumeFileHasher(st, alg); err == nil {
 			h = r
 		}
 	}

@@ -164,12 +164,12 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 	defer stop()
 	// The version byte first: another version may have another header.
 	n := requestSize
-	if first == protocolStriped {
+	if layout, _, _ := splitVersion(first); layout == protocolStriped {
 		n = requestSizeStriped
 	}
 	hdr := make([]byte, n)
 	hdr[0] = first
-	if first != protocolVersion && (first != protocolStriped || t.version2Only) {
+	if !t.speaks(first) {
 		log.Info("file stream of unsupported version", "version", hdr[0])
 		answer(answerUnsupported)
 		return
@@ -193,7 +193,7 @@ func (t *Transport) serveStream(ctx context.Context, from domain.Identity, str f
 	me := t.active.take(key, str)
 	defer t.active.release(key, me)
 
-	f, err := r.Incoming(ctx, from, req.ID, req.Index, streamPath(str))
+	f, err := r.Incoming(ctx, from, req.ID, req.Index, streamPath(str), req.alg())
 	if err != nil {
 		log.Info("file stream refused", "err", err)
 		answer(answerRefused)

@@ -3,7 +3,6 @@ package udp
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -239,7 +238,7 @@ func (t *Transport) copyStripes(ctx context.Context, main fileStream, joins []fi
 	var wg sync.WaitGroup
 	for s, str := range strs {
 		wg.Go(func() {
-			err := t.sendStripe(str, src, start, req.Size, s, len(strs), sums, hashed)
+			err := t.sendStripe(str, src, req.alg(), start, req.Size, s, len(strs), sums, hashed)
 			if err == nil && s > 0 {
 				err = str.Close()
 			}
@@ -271,10 +270,10 @@ func (t *Transport) copyStripes(ctx context.Context, main fileStream, joins []fi
 }
 
 // sendStripe sends the units of stripe s of n, recording each unit's
-// SHA-256 in sums (and hashed) as it is read.
-func (t *Transport) sendStripe(str fileStream, src ports.FileSource, start, size int64, s, n int, sums [][32]byte, hashed []bool) error {
+// chunk hash (alg) in sums (and hashed) as it is read.
+func (t *Transport) sendStripe(str fileStream, src ports.FileSource, alg domain.FileHashAlg, start, size int64, s, n int, sums [][32]byte, hashed []bool) error {
 	buf := make([]byte, t.cfg.BufferSize)
-	ch := sha256.New()
+	ch := alg.NewChunkHash()
 	for j := s; j < len(sums); j += n {
 		off := start + int64(j)*domain.HashChunkSize
 		end := min(off+domain.HashChunkSize, size)

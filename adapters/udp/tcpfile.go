@@ -279,6 +279,8 @@ func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id
 	if n := t.cfg.wantStripes(size); n > 1 && !t.tcpVersion2.has(key) {
 		req, dial = req.striped(n), t.dialTCPStripes(to.Identity, addr)
 	}
+	req.Hash = t.hashFor(t.tcpSHA256.has(key))
+	// One TLS connection carries one stream: each attempt is a new one.
 	err = t.sendFallingBack(req, dial, func(req request, dial stripeDialer) error {
 		s, err := t.dialTCP(ctx, to.Identity, addr, ALPNTCP)
 		if err != nil {
@@ -290,9 +292,15 @@ func (t *Transport) SendTCP(ctx context.Context, to domain.Peer, host string, id
 			s.abort()
 		}
 		return err
-	}, func() {
-		t.log.Debug("peer does not speak file protocol 3 over tcp: sending unstriped", "peer", to.Name().String())
-		t.tcpVersion2.set(key, tcpVersion2For)
+	}, func(req, next request) {
+		t.log.Debug("peer does not speak this file protocol over tcp: asking again", "peer", to.Name().String(),
+			"version", wireVersion(req.Version, req.alg()), "then", wireVersion(next.Version, next.alg()))
+		if next.alg() != req.alg() {
+			t.tcpSHA256.set(key, tcpSHA256For)
+		}
+		if next.Version != req.Version {
+			t.tcpVersion2.set(key, tcpVersion2For)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("send file %d of %s over tcp to %s: %w", index, id.Short(), to.Name(), err)

@@ -79,9 +79,9 @@ type Transport struct {
 	stripedIn   atomic.Int64 // file streams we received on more than one stripe
 	// stripedSlots: files being received striped (maxStripedIncoming).
 	stripedSlots chan struct{}
-	// version2Only makes us answer version 3 as a peer of stream version
-	// 2 does (UNSUPPORTED); tests set it.
-	version2Only bool
+	// onlyVersions, when set, are the only stream versions we answer (others
+	// get UNSUPPORTED, as from an older peer); tests set it.
+	onlyVersions []byte
 	tcpPerPeer   peerCounts    // incoming TCP file connections by the peer's key
 	tcpVersion2  expiringSet   // peers' keys whose TCP files go as version 2 for now (tcpVersion2For)
 	tcpIncoming  chan struct{} // slots of incoming TCP file connections (MaxConnections, apart from QUIC's)
@@ -98,6 +98,11 @@ type Transport struct {
 	diag     diagnostics
 	drops    dropCounter
 	refused  sendRefusals // datagrams the system refused to send (sendloss.go)
+
+	// The file hash a stream asks for (hashver.go). sendSHA256 makes us
+	// send as a peer of versions 2 and 3 does (never BLAKE3); tests set it.
+	sendSHA256 bool
+	tcpSHA256  expiringSet // peers' keys whose TCP files go with SHA-256 for now (tcpSHA256For)
 }
 
 // NewTransport listens on cfg.ListenAddr (UDP) and returns the transport

@@ -124,7 +124,7 @@ func answerAsBot(ctx context.Context, c *app.Client, logger *slog.Logger) {
 				continue
 			}
 			to = t.Peer()
-			text = fmt.Sprintf("Received %q: %d bytes, SHA-256 verified.", t.Manifest().Name, t.Total())
+			text = fmt.Sprintf("Received %q: %d bytes, hash verified.", t.Manifest().Name, t.Total())
 		default:
 			continue
 		}

@@ -118,7 +118,7 @@ func FileTransport(t *testing.T, newEnds FileTransportFactory) {
 		p := ftStart(t, newEnds, AcceptAll{})
 		content := ftRandom(t, 100<<10)
 		f := p.recv.Add(p.id, 0, content, nil)
-		f.want[0] ^= 1 // the offer's hash differs from the bytes
+		f.content[0] ^= 1 // the offer differs from the bytes sent
 		err := p.ends.Sender.Send(p.ctx, p.ends.ReceiverPeer, p.id, 0, NewMemorySource(content), nil)
 		if !errors.Is(err, ports.ErrIntegrity) {
 			t.Fatalf("Send = %v, want ErrIntegrity", err)
@@ -368,7 +368,8 @@ type RecordingReceiver struct {
 	mu    sync.Mutex
 	files map[ftKey]*RecordingFile
 	calls int
-	path  domain.FilePath // of the last Incoming
+	path  domain.FilePath    // of the last Incoming
+	alg   domain.FileHashAlg // of the last Incoming
 }
 
 type ftKey struct {
@@ -384,10 +385,8 @@ func NewRecordingReceiver(from domain.Identity) *RecordingReceiver {
 // Add expects file index of transfer id with the given whole content (its
 // hash is checked at Finish) and an existing part prefix.
 func (r *RecordingReceiver) Add(id domain.TransferID, index int, content, prefix []byte) *RecordingFile {
-	h := domain.NewFileHasher()
-	h.Write(content)
 	f := &RecordingFile{
-		want:     h.Sum(),
+		content:  bytes.Clone(content),
 		size:     int64(len(content)),
 		data:     bytes.Clone(prefix),
 		first:    make(chan struct{}),
@@ -413,11 +412,21 @@ func (r *RecordingReceiver) Path() domain.FilePath {
 	return r.path
 }
 
-func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath) (ports.IncomingFile, error) {
+// Hash is the chunk hash the last Incoming was told.
+func (r *RecordingReceiver) Hash() domain.FileHashAlg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.alg
+}
+
+func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id domain.TransferID, index int, path domain.FilePath, alg domain.FileHashAlg) (ports.IncomingFile, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
-	r.path = path
+	r.path, r.alg = path, alg
+	if !alg.Valid() {
+		return nil, fmt.Errorf("file hash %v", alg)
+	}
 	if !r.from.SameKey(from.PublicKey()) {
 		return nil, errors.New("transfer from another peer")
 	}
@@ -425,13 +434,17 @@ func (r *RecordingReceiver) Incoming(_ context.Context, from domain.Identity, id
 	if f == nil {
 		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
 	}
+	f.mu.Lock()
+	f.alg = alg
+	f.mu.Unlock()
 	return f, nil
 }
 
 // RecordingFile is a ports.IncomingFile in memory.
 type RecordingFile struct {
 	mu        sync.Mutex
-	want      [32]byte // the file's hash (domain.FileHasher)
+	content   []byte             // the whole file, checked at Finish
+	alg       domain.FileHashAlg // the chunk hash of the current stream
 	size      int64
 	source    *[32]byte // the sender's hash, once it came
 	data      []byte
@@ -463,13 +476,13 @@ func (f *RecordingFile) Offset() int64 {
 func (f *RecordingFile) PrefixHash() [32]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fileHash(f.data)
+	return fileHash(f.alg, f.data)
 }
 
 func (f *RecordingFile) SourceHash(sum [32]byte) { f.mu.Lock(); f.source = &sum; f.mu.Unlock() }
 
-func fileHash(b []byte) [32]byte {
-	h := domain.NewFileHasher()
+func fileHash(alg domain.FileHashAlg, b []byte) [32]byte {
+	h := domain.NewFileHasher(alg)
 	h.Write(b)
 	return h.Sum()
 }
@@ -507,7 +520,7 @@ func (f *RecordingFile) Finish(err error) error {
 	if err != nil {
 		return nil
 	}
-	if got := fileHash(f.data); got != f.want || f.source == nil || *f.source != got {
+	if got := fileHash(f.alg, f.data); !bytes.Equal(f.data, f.content) || got != fileHash(f.alg, f.content) || f.source == nil || *f.source != got {
 		return ports.ErrIntegrity
 	}
 	return nil

@@ -43,7 +43,7 @@ func New(dir string) *Receiver { return &Receiver{dir: dir, files: make(map[key]
 // Expected is one file the receiver waits for, and what happened to it.
 type Expected struct {
 	Name string
-	Hash [32]byte
+	Hash Sums // under either chunk hash: a stream brings its own
 
 	mu        sync.Mutex
 	onWrite   func(size int64)
@@ -54,7 +54,8 @@ type Expected struct {
 
 // Session is one stream's use of the file.
 type Session struct {
-	Offset    int64 // part size when the stream began
+	Offset    int64              // part size when the stream began
+	Hash      domain.FileHashAlg // the stream's chunk hash
 	Restarted bool
 	Written   int64
 	FinishErr error // the error Finish was given
@@ -65,7 +66,7 @@ type Session struct {
 }
 
 // Expect registers a file; the returned value reports on it.
-func (r *Receiver) Expect(id domain.TransferID, index int, name string, sum [32]byte) *Expected {
+func (r *Receiver) Expect(id domain.TransferID, index int, name string, sum Sums) *Expected {
 	e := &Expected{Name: name, Hash: sum, finished: make(chan struct{}, 64)}
 	r.mu.Lock()
 	r.files[key{id, index}] = e
@@ -97,14 +98,17 @@ func (r *Receiver) Path(e *Expected) string { return filepath.Join(r.dir, e.Name
 func (r *Receiver) PartPath(e *Expected) string { return filepath.Join(r.dir, e.Name+".part") }
 
 // Incoming opens (or resumes) the part file.
-func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.TransferID, index int, _ domain.FilePath) (ports.IncomingFile, error) {
+func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.TransferID, index int, _ domain.FilePath, alg domain.FileHashAlg) (ports.IncomingFile, error) {
 	r.mu.Lock()
 	e := r.files[key{id, index}]
 	r.mu.Unlock()
 	if e == nil {
 		return nil, fmt.Errorf("transfer %s file %d: %w", id.Short(), index, domain.ErrNotFound)
 	}
-	f := &file{r: r, e: e, h: domain.NewFileHasher()}
+	if !alg.Valid() {
+		return nil, fmt.Errorf("transfer %s file %d: file hash %v", id.Short(), index, alg)
+	}
+	f := &file{r: r, e: e, h: domain.NewFileHasher(alg), want: e.Hash.Of(alg)}
 	if !r.Discard {
 		var err error
 		f.f, err = os.OpenFile(r.PartPath(e), os.O_RDWR|os.O_CREATE, 0o600)
@@ -114,10 +118,10 @@ func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.Tran
 		// Resume at the last chunk boundary (all of it when it is all
 		// there: the expected hash tells the size apart from a torn tail).
 		n, err := io.Copy(f.h, f.f)
-		if err == nil && f.h.Sum() != e.Hash {
+		if err == nil && f.h.Sum() != f.want {
 			var off int64
 			off, _ = f.h.Boundary()
-			f.h = domain.NewFileHasher()
+			f.h = domain.NewFileHasher(alg)
 			if _, err = io.Copy(f.h, io.NewSectionReader(f.f, 0, off)); err == nil {
 				err = f.f.Truncate(off)
 			}
@@ -135,7 +139,7 @@ func (r *Receiver) Incoming(_ context.Context, _ domain.Identity, id domain.Tran
 	f.prefix = f.h.Sum()
 	e.mu.Lock()
 	f.session = len(e.sessions)
-	e.sessions = append(e.sessions, Session{Offset: f.size})
+	e.sessions = append(e.sessions, Session{Offset: f.size, Hash: alg})
 	e.mu.Unlock()
 	return f, nil
 }
@@ -145,6 +149,7 @@ type file struct {
 	e       *Expected
 	f       *os.File
 	h       *domain.FileHasher
+	want    [32]byte // the whole file's hash under h's algorithm
 	size    int64
 	prefix  [32]byte
 	source  *[32]byte
@@ -168,7 +173,7 @@ func (f *file) PrefixHash() [32]byte { return f.prefix }
 func (f *file) SourceHash(sum [32]byte) { f.source = &sum }
 
 func (f *file) Restart() error {
-	f.h = domain.NewFileHasher()
+	f.h = domain.NewFileHasher(f.h.Alg())
 	f.size, f.from, f.prevOff, f.prevN = 0, 0, 0, 0
 	f.update(func(s *Session) { s.Restarted = true })
 	if f.f == nil {
@@ -233,7 +238,7 @@ func (f *file) Finish(ferr error) (err error) {
 	if closeErr != nil {
 		return closeErr
 	}
-	if sum := f.h.Sum(); sum != f.e.Hash || f.source == nil || *f.source != sum {
+	if sum := f.h.Sum(); sum != f.want || f.source == nil || *f.source != sum {
 		return ports.ErrIntegrity
 	}
 	if f.f == nil {

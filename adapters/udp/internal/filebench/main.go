@@ -185,7 +185,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // chatxRun sends src between two transports in this process.
-func chatxRun(src string, sum [32]byte, size int64, recvDir string, discard, overTCP bool) (time.Duration, error) {
+func chatxRun(src string, sum diskfile.Sums, size int64, recvDir string, discard, overTCP bool) (time.Duration, error) {
 	if err := os.MkdirAll(recvDir, 0o700); err != nil {
 		return 0, err
 	}

@@ -16,7 +16,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -108,7 +107,7 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 		meds[i] = m
 		what := "bare quic-go, one stream, memory to memory"
 		if v.role == "chatx" {
-			what = v.name + " Send → verified file (SHA-256 both sides, disk)"
+			what = v.name + " Send → verified file (chunked BLAKE3 both sides, disk)"
 		}
 		fmt.Printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", what, m.mbs, m.send, m.recv, m.send+m.recv)
 	}
@@ -122,7 +121,8 @@ func splitRun(size int64, dir, cpuprofile string, repeat int) error {
 
 	// The floors: what the bytes cost us besides QUIC, measured alone.
 	floors := append([]floor{
-		{"SHA-256 (domain.FileHasher) of bytes in memory", func() error { return hashMemory(size) }},
+		{"SHA-256 (domain.FileHasher) of bytes in memory", func() error { return hashMemory(domain.FileHashSHA256, size) }},
+		{"BLAKE3 (domain.FileHasher) of bytes in memory", func() error { return hashMemory(domain.FileHashBLAKE3, size) }},
 		{"pread of the source from the page cache, 256 KiB reads", func() error { return readFile(src) }},
 		{"write to disk as the receiver does: 256 KiB writes, 8 MiB write-back + drop, fsync", func() error { return writeFile(filepath.Join(work, "floor.bin"), size) }},
 	}, otherWriteFloors(work, size)...)
@@ -148,7 +148,7 @@ type splitVariant struct {
 	env        []string // added to both children's environment
 }
 
-func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof string) (send, recv sideCost, err error) {
+func splitPair(v splitVariant, src string, sum diskfile.Sums, size int64, work, prof string) (send, recv sideCost, err error) {
 	recvDir := filepath.Join(work, "recv")
 	if err := os.MkdirAll(recvDir, 0o700); err != nil {
 		return send, recv, err
@@ -160,7 +160,7 @@ func splitPair(v splitVariant, src string, sum [32]byte, size int64, work, prof 
 	}
 	buf := "-buffer=" + strconv.Itoa(v.buffer)
 	rc := exec.Command(os.Args[0], buf, "-split-child", v.role+"-recv",
-		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), hex.EncodeToString(sum[:]), recvDir, rprof}, ","))
+		"-split-arg", strings.Join([]string{strconv.FormatInt(size, 10), id.String(), sum.String(), recvDir, rprof}, ","))
 	rc.Stderr = os.Stderr
 	rc.Env = append(os.Environ(), v.env...)
 	out, err := rc.StdoutPipe()
@@ -290,11 +290,9 @@ func (h *statsHandler) Handle(_ context.Context, r slog.Record) error {
 func (h *statsHandler) get(k string) uint64 { h.mu.Lock(); defer h.mu.Unlock(); return h.v[k] }
 
 func chatxRecv(size int64, id domain.TransferID, sumHex, dir string) (sideCost, error) {
-	var sum [32]byte
-	if b, err := hex.DecodeString(sumHex); err != nil || len(b) != len(sum) {
-		return sideCost{}, fmt.Errorf("hash %q", sumHex)
-	} else {
-		copy(sum[:], b)
+	sum, err := diskfile.ParseSums(sumHex)
+	if err != nil {
+		return sideCost{}, err
 	}
 	bob, err := fixedIdentity("bob")
 	if err != nil {
@@ -439,9 +437,9 @@ func cpuOf(fn func() error) (time.Duration, error) {
 }
 
 // hashMemory hashes size bytes of one 256 KiB buffer.
-func hashMemory(size int64) error {
+func hashMemory(alg domain.FileHashAlg, size int64) error {
 	buf := make([]byte, 256<<10)
-	h := domain.NewFileHasher()
+	h := domain.NewFileHasher(alg)
 	for left := size; left > 0; left -= int64(len(buf)) {
 		h.Write(buf[:min(int64(len(buf)), left)])
 	}

@@ -147,7 +147,7 @@ func childCommand(pin bool, core int, args ...string) *exec.Cmd {
 }
 
 // stripeRun runs one transfer: a receiver child, then a sender child.
-func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int, pin bool) (stripeResult, error) {
+func stripeRun(src string, sum diskfile.Sums, size int64, recvDir string, stripes int, pin bool) (stripeResult, error) {
 	if err := os.MkdirAll(recvDir, 0o700); err != nil {
 		return stripeResult{}, err
 	}
@@ -160,7 +160,7 @@ func stripeRun(src string, sum [32]byte, size int64, recvDir string, stripes int
 		return filepath.Join(*stripeProf, fmt.Sprintf("%s-%d-pinned-%v.pprof", side, stripes, pin))
 	}
 	recv := childCommand(pin, 1, "-stripe-child", "recv", "-stripe-path", *stripePath, "-child-stripes", n, "-child-id", id.String(),
-		"-child-src", hex.EncodeToString(sum[:]), "-dir", recvDir, "-cpuprofile", prof("recv"))
+		"-child-src", sum.String(), "-dir", recvDir, "-cpuprofile", prof("recv"))
 	recv.Stderr = os.Stderr
 	out, err := recv.StdoutPipe()
 	if err != nil {
@@ -264,12 +264,10 @@ func runStripeChild(dir, profile string) error {
 }
 
 func stripeReceiver(tr *udp.Transport, me domain.Identity, id domain.TransferID, dir string) error {
-	b, err := hex.DecodeString(*childSrc)
-	if err != nil || len(b) != 32 {
-		return errors.New("-child-src: want the source's hash in hex")
+	sum, err := diskfile.ParseSums(*childSrc)
+	if err != nil {
+		return fmt.Errorf("-child-src: %w", err)
 	}
-	var sum [32]byte
-	copy(sum[:], b)
 	recv := diskfile.New(dir)
 	e := recv.Expect(id, 0, "received.bin", sum)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -96,6 +96,15 @@ func (c Config) grantStripes(asked int, rest int64) int {
 	return max(1, min(asked, c.Stripes, unitsOf(rest)))
 }
 
+// grantStripesTo is grantStripes for a file from peer, also kept within
+// the stripe connections peer may still open (MaxIncomingStreams of an
+// identity): one beyond it is refused after its handshake, which the
+// sender cannot tell from a taken one, so its file would fail.
+func (t *Transport) grantStripesTo(peer domain.Identity, asked int, rest int64) int {
+	free := t.cfg.MaxIncomingStreams - t.stripeConns.count(string(peer.PublicKey()))
+	return max(1, min(t.cfg.grantStripes(asked, rest), 1+free))
+}
+
 // striped is r as a version-3 REQUEST asking for n stripes, under a new
 // session.
 func (r request) striped(n int) request {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 	"github.com/chatx/chatx/ports/contract"
 )
 
@@ -225,6 +226,39 @@ func TestTCPStripeThatStallsEndsTheStream(t *testing.T) {
 			}
 			if d := time.Since(started); d > 10*time.Second {
 				t.Fatalf("cut off after %v, want about the 1 s stall timeout", d)
+			}
+		})
+	}
+}
+
+// A receiver grants no more stripes than the sender's identity may still
+// open stripe connections (MaxIncomingStreams, QUIC and TCP together): a
+// stripe connection beyond that cap is refused after its handshake, which
+// the sender cannot tell from a taken one, so the file would fail on
+// every attempt instead of using fewer stripes.
+func TestStripesGrantedWithinThePerIdentityCap(t *testing.T) {
+	cfg := udp.Config{Stripes: 4, StripeMinSize: 1}
+	rcfg := cfg
+	rcfg.MaxIncomingStreams = 2
+	for _, tcp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "quic", true: "tcp"}[tcp], func(t *testing.T) {
+			var sender, receiver *udp.Transport
+			var peer domain.Peer
+			var recv *contract.RecordingReceiver
+			var via ports.FileTransport
+			if tcp {
+				sender, receiver, peer, recv = tcpStripePair(t, cfg, rcfg, false, contract.AcceptAll{})
+				via = tcpPath{sender}
+			} else {
+				sender, receiver, peer, recv = stripePair(t, cfg, rcfg, false)
+				via = sender
+			}
+			sendAndCheck(t, via, peer, recv, 0, randomBytes(t, 4*domain.HashChunkSize))
+			if sent, _ := udp.StripedStreams(sender); sent != 1 {
+				t.Fatalf("%d striped sends, want 1 (on fewer stripes)", sent)
+			}
+			if _, got := udp.StripedStreams(receiver); got != 1 {
+				t.Fatalf("%d striped receives, want 1", got)
 			}
 		})
 	}

@@ -589,14 +589,16 @@ func (r *stripedReader) Read(p []byte) (int, error) {
 
 // SetReadDeadline sets d on every stripe (the receive loop's stall watch
 // clears it, then sets it in the past when nothing came for too long:
-// that ends every read-ahead, and so the Read waiting for them).
+// that ends every read-ahead, and so the Read waiting for them). Every
+// stripe gets d even when one fails: a TCP stripe we aborted ourselves
+// (Serve's end, a newer stream) refuses deadlines, and the others would
+// wait for their peer forever.
 func (r *stripedReader) SetReadDeadline(d time.Time) error {
+	var errs []error
 	for _, s := range r.strs {
-		if err := s.SetReadDeadline(d); err != nil {
-			return err
-		}
+		errs = append(errs, s.SetReadDeadline(d))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // finish waits for the read-ahead to end and returns its error: nil when

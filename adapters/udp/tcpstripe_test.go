@@ -263,3 +263,65 @@ func TestStripesGrantedWithinThePerIdentityCap(t *testing.T) {
 		})
 	}
 }
+
+// A striped file whose main TCP connection the receiver aborts itself
+// (Serve ends, or a newer stream of the same file supersedes it) ends at
+// once even while a JOIN connection stays open and silent: the read-ahead
+// of every stripe is stopped, not only up to the aborted main stream's.
+func TestAbortedTCPStripedStreamEndsWithASilentJoin(t *testing.T) {
+	for _, how := range []string{"Serve ends", "a newer stream"} {
+		t.Run(how, func(t *testing.T) {
+			mallory, bob := newLocalIdentity(t, "mallory"), newLocalIdentity(t, "bob")
+			receiver := newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: time.Minute, Stripes: 4})
+			recv := contract.NewRecordingReceiver(mallory.Identity)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			served := make(chan error, 1)
+			go func() { served <- receiver.Serve(ctx, recv) }()
+			for !receiver.Serving() {
+				time.Sleep(time.Millisecond)
+			}
+			addr := receiver.TCPFileAddr()
+			id, session := domain.NewTransferID(), []byte{5, 5, 5, 5, 5, 5, 5, 5}
+			content := make([]byte, 2*domain.HashChunkSize)
+			f := recv.Add(id, 0, content, nil)
+			main, err := rawTCP(t, &mallory, addr, udp.ALPNTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			beginStriped(t, main, id, len(content), session)
+			js, err := rawTCP(t, &mallory, addr, udp.ALPNTCPStripe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Write(append(joinHeader(id, session, 1), content[:1000]...)); err != nil { // then silence
+				t.Fatal(err)
+			}
+			for _, got := udp.StripedStreams(receiver); got == 0; _, got = udp.StripedStreams(receiver) {
+				time.Sleep(time.Millisecond)
+			}
+			if how == "Serve ends" {
+				cancel()
+				select {
+				case <-served:
+				case <-time.After(5 * time.Second):
+					t.Fatal("Serve did not return while a JOIN connection was silent")
+				}
+				f.WaitFinished(t)
+				return
+			}
+			again, err := rawTCP(t, &mallory, addr, udp.ALPNTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := again.Write(header(2, id, 0, uint64(len(content)))); err != nil {
+				t.Fatal(err)
+			}
+			_ = again.SetReadDeadline(time.Now().Add(5 * time.Second))
+			ready := make([]byte, 41)
+			if _, err := io.ReadFull(again, ready); err != nil || ready[0] != 0 {
+				t.Fatalf("READY % x (%v) to the newer stream, want it within 5 s", ready, err)
+			}
+		})
+	}
+}

@@ -129,6 +129,13 @@ func (c *peerCounts) acquire(key string, limit int) (release func(), ok bool) {
 	}), true
 }
 
+// count is how many of key's slots are taken.
+func (c *peerCounts) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
 // refuseBusy reads the header so the answer is well-formed, then says busy.
 func (t *Transport) refuseBusy(str fileStream, first byte) {
 	_ = str.SetDeadline(time.Now().Add(t.cfg.StallTimeout))
@@ -271,7 +278,7 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 	granted, sb := 0, make([]byte, startSize)
 	var joins *joinWait
 	if req.Version == protocolStriped {
-		granted, sb = t.cfg.grantStripes(req.Stripes, req.Size-offset), make([]byte, startSize+1)
+		granted, sb = t.grantStripesTo(from, req.Stripes, req.Size-offset), make([]byte, startSize+1)
 		if granted > 1 {
 			select {
 			case t.stripedSlots <- struct{}{}:

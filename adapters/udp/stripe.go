@@ -95,6 +95,15 @@ func (c Config) grantStripes(asked int, rest int64) int {
 	return max(1, min(asked, c.Stripes, unitsOf(rest)))
 }
 
+// grantStripesTo is grantStripes for a file from peer, also kept within
+// the stripe connections peer may still open (MaxIncomingStreams of an
+// identity): one beyond it is refused after its handshake, which the
+// sender cannot tell from a taken one, so its file would fail.
+func (t *Transport) grantStripesTo(peer domain.Identity, asked int, rest int64) int {
+	free := t.cfg.MaxIncomingStreams - t.stripeConns.count(string(peer.PublicKey()))
+	return max(1, min(t.cfg.grantStripes(asked, rest), 1+free))
+}
+
 // striped is r as a version-3 REQUEST asking for n stripes, under a new
 // session.
 func (r request) striped(n int) request {
@@ -579,14 +588,16 @@ func (r *stripedReader) Read(p []byte) (int, error) {
 
 // SetReadDeadline sets d on every stripe (the receive loop's stall watch
 // clears it, then sets it in the past when nothing came for too long:
-// that ends every read-ahead, and so the Read waiting for them).
+// that ends every read-ahead, and so the Read waiting for them). Every
+// stripe gets d even when one fails: a TCP stripe we aborted ourselves
+// (Serve's end, a newer stream) refuses deadlines, and the others would
+// wait for their peer forever.
 func (r *stripedReader) SetReadDeadline(d time.Time) error {
+	var errs []error
 	for _, s := range r.strs {
-		if err := s.SetReadDeadline(d); err != nil {
-			return err
-		}
+		errs = append(errs, s.SetReadDeadline(d))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // finish waits for the read-ahead to end and returns its error: nil when

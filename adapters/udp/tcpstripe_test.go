@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/domain"
+	"github.com/chatx/chatx/ports"
 	"github.com/chatx/chatx/ports/contract"
 )
 
@@ -225,6 +226,101 @@ func TestTCPStripeThatStallsEndsTheStream(t *testing.T) {
 			}
 			if d := time.Since(started); d > 10*time.Second {
 				t.Fatalf("cut off after %v, want about the 1 s stall timeout", d)
+			}
+		})
+	}
+}
+
+// A receiver grants no more stripes than the sender's identity may still
+// open stripe connections (MaxIncomingStreams, QUIC and TCP together): a
+// stripe connection beyond that cap is refused after its handshake, which
+// the sender cannot tell from a taken one, so the file would fail on
+// every attempt instead of using fewer stripes.
+func TestStripesGrantedWithinThePerIdentityCap(t *testing.T) {
+	cfg := udp.Config{Stripes: 4, StripeMinSize: 1}
+	rcfg := cfg
+	rcfg.MaxIncomingStreams = 2
+	for _, tcp := range []bool{false, true} {
+		t.Run(map[bool]string{false: "quic", true: "tcp"}[tcp], func(t *testing.T) {
+			var sender, receiver *udp.Transport
+			var peer domain.Peer
+			var recv *contract.RecordingReceiver
+			var via ports.FileTransport
+			if tcp {
+				sender, receiver, peer, recv = tcpStripePair(t, cfg, rcfg, false, contract.AcceptAll{})
+				via = tcpPath{sender}
+			} else {
+				sender, receiver, peer, recv = stripePair(t, cfg, rcfg, false)
+				via = sender
+			}
+			sendAndCheck(t, via, peer, recv, 0, randomBytes(t, 4*domain.HashChunkSize))
+			if sent, _ := udp.StripedStreams(sender); sent != 1 {
+				t.Fatalf("%d striped sends, want 1 (on fewer stripes)", sent)
+			}
+			if _, got := udp.StripedStreams(receiver); got != 1 {
+				t.Fatalf("%d striped receives, want 1", got)
+			}
+		})
+	}
+}
+
+// A striped file whose main TCP connection the receiver aborts itself
+// (Serve ends, or a newer stream of the same file supersedes it) ends at
+// once even while a JOIN connection stays open and silent: the read-ahead
+// of every stripe is stopped, not only up to the aborted main stream's.
+func TestAbortedTCPStripedStreamEndsWithASilentJoin(t *testing.T) {
+	for _, how := range []string{"Serve ends", "a newer stream"} {
+		t.Run(how, func(t *testing.T) {
+			mallory, bob := newLocalIdentity(t, "mallory"), newLocalIdentity(t, "bob")
+			receiver := newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: time.Minute, Stripes: 4})
+			recv := contract.NewRecordingReceiver(mallory.Identity)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			served := make(chan error, 1)
+			go func() { served <- receiver.Serve(ctx, recv) }()
+			for !receiver.Serving() {
+				time.Sleep(time.Millisecond)
+			}
+			addr := receiver.TCPFileAddr()
+			id, session := domain.NewTransferID(), []byte{5, 5, 5, 5, 5, 5, 5, 5}
+			content := make([]byte, 2*domain.HashChunkSize)
+			f := recv.Add(id, 0, content, nil)
+			main, err := rawTCP(t, &mallory, addr, udp.ALPNTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			beginStriped(t, main, id, len(content), session)
+			js, err := rawTCP(t, &mallory, addr, udp.ALPNTCPStripe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Write(append(joinHeader(id, session, 1), content[:1000]...)); err != nil { // then silence
+				t.Fatal(err)
+			}
+			for _, got := udp.StripedStreams(receiver); got == 0; _, got = udp.StripedStreams(receiver) {
+				time.Sleep(time.Millisecond)
+			}
+			if how == "Serve ends" {
+				cancel()
+				select {
+				case <-served:
+				case <-time.After(5 * time.Second):
+					t.Fatal("Serve did not return while a JOIN connection was silent")
+				}
+				f.WaitFinished(t)
+				return
+			}
+			again, err := rawTCP(t, &mallory, addr, udp.ALPNTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := again.Write(header(2, id, 0, uint64(len(content)))); err != nil {
+				t.Fatal(err)
+			}
+			_ = again.SetReadDeadline(time.Now().Add(5 * time.Second))
+			ready := make([]byte, 41)
+			if _, err := io.ReadFull(again, ready); err != nil || ready[0] != 0 {
+				t.Fatalf("READY % x (%v) to the newer stream, want it within 5 s", ready, err)
 			}
 		})
 	}

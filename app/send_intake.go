@@ -97,6 +97,9 @@ func (s *SendMessage) begin(ctx context.Context, in SendMessageInput) (*PendingS
 // store1 stores p's message, handing and releasing what it can.
 func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 	err := s.store.SaveOutgoingStaged(ctx, p.m, func() { s.committed(p) })
+	if err == nil {
+		traceStage(StageOutboxDurable, p.m.ID())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.done, p.err = true, err
@@ -125,6 +128,7 @@ func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 
 // committed is called by the store once p's message is committed.
 func (s *SendMessage) committed(p *PendingSend) {
+	traceStage(StageOutboxCommitted, p.m.ID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.committed = true

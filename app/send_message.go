@@ -460,6 +460,7 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			s.offline(ctx, q, pending[i:], err, true)
 			return false, false
 		}
+		traceStage(StageWritten, m.ID())
 		s.reach.reached(peer)
 		s.reachedPeer(q.name)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
@@ -676,6 +677,9 @@ func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
 	for i, j := 0, 0; i < len(batch) && j < len(moved); i++ {
 		if c := batch[i]; c.id == moved[j].ID {
 			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: c.peer, State: c.state})
+			if c.state == domain.MessageDelivered {
+				traceStage(StageDelivered, c.id)
+			}
 			j++
 		}
 	}
@@ -748,6 +752,7 @@ func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id do
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}
+	traceStage(StageAcked, id)
 	if queue {
 		s.queueState(ctx, stateChange{id: id, peer: from, state: domain.MessageDelivered})
 		return

@@ -664,6 +664,9 @@ func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
 	marks := make([]ports.StateMark, len(batch))
 	for i, c := range batch {
 		marks[i] = ports.StateMark{ID: c.id, State: c.state}
+		if c.state == domain.MessageDelivered {
+			traceStage(StageMarking, c.id)
+		}
 	}
 	moved, err := s.store.MarkStates(ctx, marks)
 	switch {

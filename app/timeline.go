@@ -28,6 +28,9 @@ const (
 	StageWritten = "written to link"
 	// StageAcked: the peer's acknowledgement reached SendMessage.
 	StageAcked = "ack taken"
+	// StageMarking: the applier hands the "delivered" mark to the store
+	// (MarkStates), after the message's own outbox write is durable.
+	StageMarking = "delivered mark written"
 	// StageDelivered: the "delivered" mark is committed and the
 	// MessageStateEvent published.
 	StageDelivered = "delivered published"

@@ -122,7 +122,7 @@ func newMsgPairLogged(tb testing.TB, h slog.Handler) *msgPair {
 		if h == nil {
 			return c.start(name, app.Options{})
 		}
-		return c.startLogged(name, app.Options{}, slog.New(h))
+		return c.startLogged(name, app.Options{}, slog.New(h).With("client", name))
 	}
 	p := &msgPair{alice: start("alice"), bob: start("bob"),
 		bobName: domain.MustUsername("bob"), track: newDeliveryTracker(), stop: c.stop}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/chatx/chatx/adapters/storage"
 	"github.com/chatx/chatx/adapters/tcp"
 	"github.com/chatx/chatx/app"
 	"github.com/chatx/chatx/domain"
@@ -20,8 +23,11 @@ import (
 // logger and as log/slog's default (the use-cases log through it) when
 // CHATX_BENCH_STAGES is set.
 type stageRecorder struct {
-	mu   sync.Mutex
-	recs []stageRecord
+	mu    sync.Mutex
+	recs  []stageRecord
+	disk  []diskRecord
+	store string // the client of this handler's records ("" at the root)
+	root  *stageRecorder
 }
 
 type stageRecord struct {
@@ -30,14 +36,61 @@ type stageRecord struct {
 	id    string
 }
 
+// diskRecord is a storage.LogSynced or storage.LogCheckpointed of a
+// client's store: when it ended and how long it took.
+type diskRecord struct {
+	client     string
+	checkpoint bool
+	commit     bool // a transaction committed (no fsync)
+	end        time.Time
+	took       time.Duration
+	handover   time.Duration // a commit's wait to hand its writes to the syncer
+}
+
 func (r *stageRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *stageRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
 func (r *stageRecorder) WithGroup(string) slog.Handler            { return r }
 
+// WithAttrs keeps the "client" attribute the cluster gives each client's
+// logger, which tells alice's store records from bob's.
+func (r *stageRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	for _, a := range as {
+		if a.Key == "client" {
+			return &stageRecorder{store: a.Value.String(), root: r.top()}
+		}
+	}
+	return r
+}
+
+func (r *stageRecorder) top() *stageRecorder {
+	if r.root != nil {
+		return r.root
+	}
+	return r
+}
+
 func (r *stageRecorder) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Message == storage.LogSynced || rec.Message == storage.LogCheckpointed || rec.Message == storage.LogCommitted {
+		d := diskRecord{client: r.store, checkpoint: rec.Message == storage.LogCheckpointed,
+			commit: rec.Message == storage.LogCommitted, end: rec.Time}
+		rec.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "took":
+				d.took = a.Value.Duration()
+			case "handover":
+				d.handover = a.Value.Duration()
+			}
+			return true
+		})
+		t := r.top()
+		t.mu.Lock()
+		t.disk = append(t.disk, d)
+		t.mu.Unlock()
+		return nil
+	}
 	if rec.Message != app.LogMessageStage && rec.Message != tcp.LogEnvelopeStage {
 		return nil
 	}
+	r = r.top()
 	s := stageRecord{at: rec.Time}
 	var kind string
 	rec.Attrs(func(a slog.Attr) bool {
@@ -77,6 +130,7 @@ var messageStages = []string{
 	"delivered frame written",  // bob's link
 	"delivered frame read",     // alice's link
 	app.StageAcked,             // alice
+	app.StageMarking,           // alice's applier (after her outbox write is durable)
 	app.StageDelivered,         // alice: mark committed, event published
 	"Delivered event at alice", // the benchmark's subscriber
 }
@@ -120,12 +174,43 @@ func (r *stageRecorder) byMessage() map[string]*stageTimes {
 
 // stageBreakdown formats p50, p99 and max of each step between two
 // consecutive stages over the messages sent (id → Send call and event
-// times), and of the outbox write (Send → durable) and of the wait of
-// the Delivered mark for it.
+// times), of the outbox write (Send → durable), of the wait of the
+// Delivered mark for it, and of the disk's part: each client's fsyncs of
+// its write-ahead log and checkpoints, and how bob's durable store splits
+// around the fsync that answered it.
 func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) string {
 	times := r.byMessage()
+	r.mu.Lock()
+	disk := append([]diskRecord(nil), r.disk...)
+	r.mu.Unlock()
+	syncs := map[string][]diskRecord{}
+	var checkpoints []diskRecord
+	commits, handovers := map[string][]time.Duration{}, map[string][]time.Duration{}
+	for _, d := range disk {
+		if d.commit {
+			commits[d.client] = append(commits[d.client], d.took)
+			handovers[d.client] = append(handovers[d.client], d.handover)
+			continue
+		}
+		if d.checkpoint {
+			checkpoints = append(checkpoints, d)
+		} else {
+			syncs[d.client] = append(syncs[d.client], d)
+		}
+	}
+	// answering is the fsync of client's log that answered a write whose
+	// caller was answered at t: the last to end before t.
+	answering := func(client string, t time.Time) (diskRecord, bool) {
+		ss := syncs[client]
+		i := sort.Search(len(ss), func(i int) bool { return ss[i].end.After(t) })
+		if i == 0 {
+			return diskRecord{}, false
+		}
+		return ss[i-1], true
+	}
 	steps := make([][]time.Duration, len(messageStages))
-	var durable, afterDurable []time.Duration
+	var durable, afterDurable, toSync, inSync, fromSync, aliceToSync, aliceInSync []time.Duration
+	iRecv, iStored := slices.Index(messageStages, app.StageReceived), slices.Index(messageStages, app.StageStored)
 	for id, se := range sent {
 		t, ok := times[id.String()]
 		if !ok {
@@ -137,11 +222,23 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 				steps[i] = append(steps[i], t.at[i].Sub(t.at[i-1]))
 			}
 		}
+		if recv, stored := t.at[iRecv], t.at[iStored]; !recv.IsZero() && !stored.IsZero() {
+			if d, ok := answering("bob", stored); ok && d.end.After(recv) {
+				start := d.end.Add(-d.took)
+				toSync = append(toSync, max(0, start.Sub(recv)))
+				inSync = append(inSync, d.took)
+				fromSync = append(fromSync, stored.Sub(d.end))
+			}
+		}
 		if !t.durable.IsZero() {
 			durable = append(durable, t.durable.Sub(se[0]))
+			if d, ok := answering("alice", t.durable); ok && d.end.After(se[0]) {
+				aliceToSync = append(aliceToSync, max(0, d.end.Add(-d.took).Sub(se[0])))
+				aliceInSync = append(aliceInSync, d.took)
+			}
 			// The mark waits for the message's release (its outbox
 			// write durable): the part of the last steps that did.
-			if ack := t.at[len(t.at)-3]; !ack.IsZero() && t.durable.After(ack) {
+			if ack := t.at[slices.Index(messageStages, app.StageAcked)]; !ack.IsZero() && t.durable.After(ack) {
 				afterDurable = append(afterDurable, t.durable.Sub(ack))
 			} else {
 				afterDurable = append(afterDurable, 0)
@@ -151,18 +248,55 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 	var b strings.Builder
 	row := func(name string, ds []time.Duration) {
 		if len(ds) == 0 {
-			fmt.Fprintf(&b, "%-58s %8s\n", name, "no records")
+			fmt.Fprintf(&b, "%-58s %8s\n", name, "none")
 			return
 		}
 		p50, p99 := quantileMs(ds, 0.50), quantileMs(ds, 0.99)
 		fmt.Fprintf(&b, "%-58s %8.3f %8.3f %8.3f %7d\n", name, p50, p99, float64(ds[len(ds)-1].Microseconds())/1000, len(ds))
 	}
-	fmt.Fprintf(&b, "%-58s %8s %8s %8s %7s\n", "stage (ms)", "p50", "p99", "max", "msgs")
+	fmt.Fprintf(&b, "%-58s %8s %8s %8s %7s\n", "stage (ms)", "p50", "p99", "max", "count")
 	for i := 1; i < len(messageStages); i++ {
 		row(messageStages[i-1]+" → "+messageStages[i], steps[i])
 	}
 	row("alice: Send called → outbox durable", durable)
+	row("  of which Send called → its fsync starts", aliceToSync)
+	row("  of which that fsync", aliceInSync)
 	row("alice: ack taken → outbox durable (mark waits for it)", afterDurable)
+	row("bob: received → the fsync that stored it starts", toSync)
+	row("bob: that fsync", inSync)
+	row("bob: that fsync ends → stored", fromSync)
+	overlap := func(d diskRecord) bool {
+		start := d.end.Add(-d.took)
+		for _, c := range checkpoints {
+			if c.end.After(start) && d.end.After(c.end.Add(-c.took)) {
+				return true
+			}
+		}
+		return false
+	}
+	var with, without []time.Duration
+	for _, client := range []string{"alice", "bob"} {
+		var ds, cs []time.Duration
+		for _, d := range syncs[client] {
+			ds = append(ds, d.took)
+			if overlap(d) {
+				with = append(with, d.took)
+			} else {
+				without = append(without, d.took)
+			}
+		}
+		for _, c := range checkpoints {
+			if c.client == client {
+				cs = append(cs, c.took)
+			}
+		}
+		row(client+": every transaction (BEGIN → COMMIT)", commits[client])
+		row(client+": its wait to hand its writes to the syncer", handovers[client])
+		row(client+": every fsync of the write-ahead log", ds)
+		row(client+": every checkpoint", cs)
+	}
+	row("fsyncs of either log overlapping a checkpoint", with)
+	row("fsyncs of either log overlapping none", without)
 	return b.String()
 }
 

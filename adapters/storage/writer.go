@@ -59,7 +59,11 @@ type rowBatch struct {
 //
 // So a call is durable when it returns (as with synchronous=FULL), the
 // callers of several transactions share one fsync, and the committer runs
-// the next transaction while the syncer waits for the disk.
+// the next transactions while the syncer waits for the disk — up to
+// syncBacklog of them, so that a slow fsync never holds back a commit in
+// ordinary traffic: what waits for a commit (a lazy mark, a staged message
+// handed to its peer) waits for the disk's fsync only when that many
+// transactions are behind it.
 //
 // A lazy write (doLazy) is the exception: it is answered as soon as its
 // transaction is committed, and becomes durable with the next fsync of the
@@ -122,6 +126,16 @@ func (s *Store) Stats() WriterStats {
 		SyncTime: time.Duration(s.w.syncDur.Load()), RowWrites: s.w.rowOps.Load()}
 }
 
+// syncBacklog bounds the committed transactions waiting for the syncer;
+// the committer waits beyond it. It was 4: one fsync slower than four
+// commits (at 1,000 messages/s, one transaction each, any fsync over
+// 4 ms) stopped the committer, and with it the lazy "delivered" marks and
+// the staged messages waiting to go to their peer, until the disk
+// answered. The syncer takes every waiting transaction into its next
+// fsync, so a longer backlog costs no extra fsyncs; the writes it holds
+// are bounded by their callers, each waiting for its answer.
+const syncBacklog = queueSize
+
 func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
 	w := &writer{
 		beforeCommit: beforeCommit,
@@ -130,7 +144,7 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 		wal:          wal,
 		log:          logger,
 		q:            make(chan *writeOp, queueSize),
-		sync:         make(chan []*writeOp, 4),
+		sync:         make(chan []*writeOp, syncBacklog),
 		kick:         make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 		stopped:      make(chan struct{}),

@@ -115,6 +115,7 @@ func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 			}
 		}
 		delete(s.intakeIDs, h.m.ID())
+		s.showDeliveredLocked(h.m.ID()) // acknowledged before it was durable here
 		close(h.released)
 		n++
 	}

@@ -130,17 +130,17 @@ var messageStages = []string{
 	"delivered frame written",  // bob's link
 	"delivered frame read",     // alice's link
 	app.StageAcked,             // alice
-	app.StageMarking,           // alice's applier (after her outbox write is durable)
 	app.StageDelivered,         // alice: mark committed, event published
 	"Delivered event at alice", // the benchmark's subscriber
 }
 
 // stageTimes are the times one message passed each stage (zero: no
-// record), in messageStages' order, and when alice's outbox write was
-// durable.
+// record), in messageStages' order, when alice's outbox write was
+// durable and when her delivered mark went to her store.
 type stageTimes struct {
 	at      []time.Time
 	durable time.Time
+	marking time.Time // the delivered mark handed to the store
 }
 
 // byMessage returns, for each message ID, the first time it passed each
@@ -159,9 +159,15 @@ func (r *stageRecorder) byMessage() map[string]*stageTimes {
 			t = &stageTimes{at: make([]time.Time, len(messageStages))}
 			out[rec.id] = t
 		}
-		if rec.stage == app.StageOutboxDurable {
+		switch rec.stage {
+		case app.StageOutboxDurable:
 			if t.durable.IsZero() {
 				t.durable = rec.at
+			}
+			continue
+		case app.StageMarking:
+			if t.marking.IsZero() {
+				t.marking = rec.at
 			}
 			continue
 		}
@@ -209,8 +215,9 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 		return ss[i-1], true
 	}
 	steps := make([][]time.Duration, len(messageStages))
-	var durable, afterDurable, toSync, inSync, fromSync, aliceToSync, aliceInSync []time.Duration
+	var durable, afterDurable, marking, toSync, inSync, fromSync, aliceToSync, aliceInSync []time.Duration
 	iRecv, iStored := slices.Index(messageStages, app.StageReceived), slices.Index(messageStages, app.StageStored)
+	iAcked := slices.Index(messageStages, app.StageAcked)
 	for id, se := range sent {
 		t, ok := times[id.String()]
 		if !ok {
@@ -221,6 +228,9 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 			if !t.at[i].IsZero() && !t.at[i-1].IsZero() {
 				steps[i] = append(steps[i], t.at[i].Sub(t.at[i-1]))
 			}
+		}
+		if mk, ack := t.marking, t.at[iAcked]; !mk.IsZero() && !ack.IsZero() {
+			marking = append(marking, mk.Sub(ack))
 		}
 		if recv, stored := t.at[iRecv], t.at[iStored]; !recv.IsZero() && !stored.IsZero() {
 			if d, ok := answering("bob", stored); ok && d.end.After(recv) {
@@ -236,9 +246,9 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 				aliceToSync = append(aliceToSync, max(0, d.end.Add(-d.took).Sub(se[0])))
 				aliceInSync = append(aliceInSync, d.took)
 			}
-			// The mark waits for the message's release (its outbox
+			// Delivered waits for the message's release (its outbox
 			// write durable): the part of the last steps that did.
-			if ack := t.at[slices.Index(messageStages, app.StageAcked)]; !ack.IsZero() && t.durable.After(ack) {
+			if ack := t.at[iAcked]; !ack.IsZero() && t.durable.After(ack) {
 				afterDurable = append(afterDurable, t.durable.Sub(ack))
 			} else {
 				afterDurable = append(afterDurable, 0)
@@ -261,7 +271,8 @@ func stageBreakdown(r *stageRecorder, sent map[domain.MessageID][2]time.Time) st
 	row("alice: Send called → outbox durable", durable)
 	row("  of which Send called → its fsync starts", aliceToSync)
 	row("  of which that fsync", aliceInSync)
-	row("alice: ack taken → outbox durable (mark waits for it)", afterDurable)
+	row("alice: ack taken → outbox durable (Delivered waits for it)", afterDurable)
+	row("alice: ack taken → delivered mark handed to the store", marking)
 	row("bob: received → the fsync that stored it starts", toSync)
 	row("bob: that fsync", inSync)
 	row("bob: that fsync ends → stored", fromSync)

@@ -342,12 +342,12 @@ func TestConcurrentSendsAreWrittenInOrderAndDelivered(t *testing.T) {
 	}
 }
 
-// An acknowledgement that arrives before a message's "sent" is applied
-// replaces it: the message goes from queued to delivered with one write.
-func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
-	store := newGatedStore()
+// slowSentWorld is worldWithStore with a minimum retry of 8 s, so a
+// message's "sent" waits Min/4 = 2 s before it is applied.
+func slowSentWorld(t *testing.T, store ports.MessageStore) *world {
+	t.Helper()
 	w := newWorld(t)
-	slow := app.Backoff{Min: 8 * time.Second, Max: 16 * time.Second} // "sent" waits Min/4 = 2 s
+	slow := app.Backoff{Min: 8 * time.Second, Max: 16 * time.Second}
 	var err error
 	if w.send, err = app.NewSendMessage(w.me, w.link, store, w.verify, w.clock, w.events, slow); err != nil {
 		t.Fatal(err)
@@ -355,6 +355,14 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	if w.receive, err = app.NewReceiveMessage(w.me, w.link, store, w.verify, w.send, w.events); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// An acknowledgement that arrives before a message's "sent" is applied
+// replaces it: the message goes from queued to delivered with one write.
+func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
+	store := newGatedStore()
+	w := slowSentWorld(t, store)
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()
@@ -375,15 +383,7 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 func TestDeliveredIsReportedAtTheAcknowledgementBeforeItsMark(t *testing.T) {
 	store := newGatedStore()
 	store.marks = make(chan struct{})
-	w := newWorld(t)
-	slow := app.Backoff{Min: 8 * time.Second, Max: 16 * time.Second} // "sent" waits 2 s: no mark in flight
-	var err error
-	if w.send, err = app.NewSendMessage(w.me, w.link, store, w.verify, w.clock, w.events, slow); err != nil {
-		t.Fatal(err)
-	}
-	if w.receive, err = app.NewReceiveMessage(w.me, w.link, store, w.verify, w.send, w.events); err != nil {
-		t.Fatal(err)
-	}
+	w := slowSentWorld(t, store) // no "sent" mark in flight at the acknowledgement
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()

@@ -96,11 +96,11 @@ type writer struct {
 
 	commits atomic.Int64 // transactions committed
 	syncs   atomic.Int64 // fsyncs of the WAL that answered callers
+	syncDur atomic.Int64 // nanoseconds spent in them
 	// behind counts the writes committed and not yet answered by the
 	// syncer; room is signalled each time the syncer answers some.
 	behind atomic.Int64
 	room   chan struct{}
-	syncDur atomic.Int64 // nanoseconds spent in them
 
 	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
 	syncFn atomic.Pointer[func(*os.File) error]

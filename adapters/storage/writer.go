@@ -495,19 +495,8 @@ type checkpointer struct {
 	stopped chan struct{}
 }
 
-// checkpointEvery is the least time between two checkpoints. A
-// checkpoint writes every page changed since the last one into the
-// database and fsyncs it (and the log): the disk is busy meanwhile, and an
-// fsync of the log that overlaps it takes several times as long. Every
-// 200 ms (as before) two clients at 1,000 messages/s each checkpointed 25
-// times in 5 s, 2–7 % of their log fsyncs overlapped one, and those were
-// the p99; once a second, a page changed by many messages is written
-// once instead of five times, and in two interleaved rounds on a loaded
-// machine send → delivered p99 fell from 322 and 113 ms to 72 and 56 ms,
-// the fsync probe's own p99 from 103 and 35 ms to 23 and 10.5 ms. The
-// log holds about a second of writes more (tens of MiB at that rate, kept
-// as one file that is written over, not grown, after each restart).
-const checkpointEvery = time.Second
+// checkpointEvery is the least time between two checkpoints.
+const checkpointEvery = 200 * time.Millisecond
 
 func startCheckpointer(conn *sql.Conn, kick <-chan struct{}, logger *slog.Logger) *checkpointer {
 	c := &checkpointer{conn: conn, log: logger, kick: kick, stop: make(chan struct{}), stopped: make(chan struct{})}

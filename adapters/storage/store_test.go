@@ -711,53 +711,6 @@ func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
 	}
 }
 
-// A slow fsync does not hold back the commits of light traffic: while one
-// fsync of the log hangs, staged messages written one after the other (a
-// transaction each) are committed, and lazy marks return, well past the
-// four transactions the syncer used to take before the committer waited
-// (and within the writes it may run ahead, syncBacklog); all are durable
-// once the disk answers.
-func TestASlowFsyncDoesNotHoldBackCommits(t *testing.T) {
-	t.Parallel()
-	ctx := ctxFor(t)
-	s := mustOpen(t, t.TempDir())
-	defer mustClose(t, s)
-	flushing, release := hangFirstSync(s)
-	defer release() // before mustClose, which waits for the writer
-	const n = 24
-	done := make(chan error, n)
-	for i := range n {
-		committed := make(chan struct{})
-		m := out(t, bob, fmt.Sprint("while the disk is slow ", i), t0.Add(time.Duration(i)*time.Second))
-		go func() { done <- s.SaveOutgoingStaged(ctx, m, func() { close(committed) }) }()
-		select {
-		case <-committed:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("message %d not committed while an fsync hangs", i)
-		}
-		if i == 0 {
-			<-flushing // the first fsync hangs from now on
-		}
-		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := s.MarkStates(mctx, []ports.StateMark{{ID: m.ID(), State: domain.MessageSent}})
-		cancel()
-		if err != nil {
-			t.Fatalf("mark %d while an fsync hangs: %v", i, err)
-		}
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("a save returned (%v) before its fsync", err)
-	default:
-	}
-	release()
-	for range n {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // Received messages stored at once (the writer puts them in one INSERT)
 // are deduplicated as one by one: of the copies of a message, whichever
 // comes first is new and the others are not, the same ID from two senders

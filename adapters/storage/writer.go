@@ -59,11 +59,8 @@ type rowBatch struct {
 //
 // So a call is durable when it returns (as with synchronous=FULL), the
 // callers of several transactions share one fsync, and the committer runs
-// the next transactions while the syncer waits for the disk — while fewer
-// than syncBacklog writes wait for it, so that a slow fsync does not hold
-// back the commits of light traffic (what waits for a commit: a lazy mark,
-// a staged message handed to its peer), and heavy traffic, which has that
-// many writes waiting at once, gathers in bigger transactions instead.
+// the next transaction while the syncer waits for the disk (up to
+// syncBacklog transactions ahead: see there).
 //
 // A lazy write (doLazy) is the exception: it is answered as soon as its
 // transaction is committed, and becomes durable with the next fsync of the
@@ -97,10 +94,6 @@ type writer struct {
 	commits atomic.Int64 // transactions committed
 	syncs   atomic.Int64 // fsyncs of the WAL that answered callers
 	syncDur atomic.Int64 // nanoseconds spent in them
-	// behind counts the writes committed and not yet answered by the
-	// syncer; room is signalled each time the syncer answers some.
-	behind atomic.Int64
-	room   chan struct{}
 
 	// syncFn makes the WAL durable: datasync, or a failing stand-in in tests.
 	syncFn atomic.Pointer[func(*os.File) error]
@@ -130,17 +123,17 @@ func (s *Store) Stats() WriterStats {
 		SyncTime: time.Duration(s.w.syncDur.Load()), RowWrites: s.w.rowOps.Load()}
 }
 
-// syncBacklog bounds the writes committed and waiting for the syncer: the
-// committer waits for the syncer beyond it (unless none waits: a batch
-// bigger than that goes alone). It was 4 transactions: at 1,000 messages/s
-// (a transaction each) any fsync over 4 ms stopped the committer, and with
-// it the lazy marks and the staged messages waiting to go to their peer,
-// until the disk answered. Unbounded (8,192 transactions), heavy traffic
-// (256 senders) was committed in many small transactions while each fsync
-// ran, at 8-15 % more CPU per message (256 writes: 8 %); 32 writes
-// measured the same CPU as 4 transactions and lets light traffic run 32
-// transactions ahead.
-const syncBacklog = 32
+// syncBacklog bounds the committed transactions waiting for the syncer;
+// the committer waits beyond it, so that under heavy traffic writes
+// gather in bigger transactions while the disk is busy. A slow fsync
+// therefore holds back the commits behind it (the committer's wait is in
+// LogCommitted's "handover"): at 1,000 messages/s, a transaction each,
+// any fsync over 4 ms does. Letting the committer run further ahead was
+// measured (32 writes, 8,192 transactions): it removed that wait, but
+// 256 senders then committed in many small transactions while each fsync
+// ran, at 7-15 % more CPU per message, and send → delivered at 1,000/s
+// was no better once "delivered" stopped waiting for its mark.
+const syncBacklog = 4
 
 func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
 	w := &writer{
@@ -152,7 +145,6 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 		q:            make(chan *writeOp, queueSize),
 		sync:         make(chan []*writeOp, syncBacklog),
 		kick:         make(chan struct{}, 1),
-		room:         make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
@@ -283,11 +275,6 @@ func (w *writer) commitLoop() {
 				if trace {
 					start = time.Now()
 				}
-				k := int64(len(durable))
-				for b := w.behind.Load(); b > 0 && b+k > syncBacklog; b = w.behind.Load() {
-					<-w.room
-				}
-				w.behind.Add(k)
 				w.sync <- durable
 				if trace {
 					handover = time.Since(start)
@@ -428,7 +415,6 @@ func (w *writer) syncLoop() {
 				w.syncFailed.Store(&failed)
 			}
 		}
-		var answered int64
 		for _, b := range batches {
 			for _, op := range b {
 				if err != nil {
@@ -437,12 +423,6 @@ func (w *writer) syncLoop() {
 					op.done <- op.err
 				}
 			}
-			answered += int64(len(b))
-		}
-		w.behind.Add(-answered)
-		select {
-		case w.room <- struct{}{}:
-		default:
 		}
 	}
 }

@@ -127,6 +127,7 @@ func NewClient(me domain.LocalIdentity, dir ports.Directory, link ports.MessageL
 	if c.search, err = NewSearchHistory(messages); err != nil {
 		return nil, err
 	}
+	c.search.overlay = c.send.overlayShown
 	if c.contacts, err = newManageContacts(me, trust, quarantine, messages, c.verify, c.receive, clock, bus, opts); err != nil {
 		return nil, err
 	}

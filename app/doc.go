@@ -19,7 +19,10 @@
 //   - One durable write per message per side: the sender's state marks
 //     (sent, delivered, read) are batched and lazy (MarkStates): a mark
 //     lost in a power cut only makes the sender write the message again,
-//     which the receiver deduplicates.
+//     which the receiver deduplicates. "Delivered" is reported when the
+//     peer's acknowledgement arrives (the message is durable there) and
+//     the message itself was reported, without waiting for its mark; the
+//     history shows it delivered from then on.
 //   - A received chat is stored once (deduplicated by sender and ID) and
 //     acknowledged every time it arrives: a repeat means the ack was lost.
 //   - Trust on first use: the first key seen for a name is pinned; another

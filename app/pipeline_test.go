@@ -342,12 +342,12 @@ func TestConcurrentSendsAreWrittenInOrderAndDelivered(t *testing.T) {
 	}
 }
 
-// An acknowledgement that arrives before a message's "sent" is applied
-// replaces it: the message goes from queued to delivered with one write.
-func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
-	store := newGatedStore()
+// slowSentWorld is worldWithStore with a minimum retry of 8 s, so a
+// message's "sent" waits Min/4 = 2 s before it is applied.
+func slowSentWorld(t *testing.T, store ports.MessageStore) *world {
+	t.Helper()
 	w := newWorld(t)
-	slow := app.Backoff{Min: 8 * time.Second, Max: 16 * time.Second} // "sent" waits Min/4 = 2 s
+	slow := app.Backoff{Min: 8 * time.Second, Max: 16 * time.Second}
 	var err error
 	if w.send, err = app.NewSendMessage(w.me, w.link, store, w.verify, w.clock, w.events, slow); err != nil {
 		t.Fatal(err)
@@ -355,6 +355,14 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	if w.receive, err = app.NewReceiveMessage(w.me, w.link, store, w.verify, w.send, w.events); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// An acknowledgement that arrives before a message's "sent" is applied
+// replaces it: the message goes from queued to delivered with one write.
+func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
+	store := newGatedStore()
+	w := slowSentWorld(t, store)
 	run(t, w.send.Run)
 	run(t, w.receive.Run)
 	ctx := context.Background()
@@ -365,6 +373,54 @@ func TestAnEarlyAcknowledgementSparesTheSentWrite(t *testing.T) {
 	})
 	if n := store.setStates(domain.MessageSent); n != 0 {
 		t.Fatalf("%d SetState(sent) for a message acknowledged at once", n)
+	}
+}
+
+// The Delivered event goes out at the peer's acknowledgement, without
+// waiting for its lazy mark to be committed (which waits behind every
+// other write of the store), and once only; until the mark is committed,
+// History reports the message delivered all the same.
+func TestDeliveredIsReportedAtTheAcknowledgementBeforeItsMark(t *testing.T) {
+	store := newGatedStore()
+	store.marks = make(chan struct{})
+	w := slowSentWorld(t, store) // no "sent" mark in flight at the acknowledgement
+	run(t, w.send.Run)
+	run(t, w.receive.Run)
+	ctx := context.Background()
+	delivered := func(id domain.MessageID) int {
+		n := 0
+		for _, e := range w.events.all() {
+			if se, ok := e.(ports.MessageStateEvent); ok && se.ID == id && se.State == domain.MessageDelivered {
+				n++
+			}
+		}
+		return n
+	}
+	m := sendAndAcknowledge(t, w, "early")
+	waitFor(t, "the delivered event while its mark waits", func() bool { return delivered(m.ID()) == 1 })
+	if n := store.setStates(domain.MessageDelivered); n != 0 {
+		t.Fatalf("%d delivered marks stored already: the gate did not hold", n)
+	}
+	raw, err := store.History(ctx, w.bob.Name(), time.Time{}, 10)
+	if err != nil || len(raw) != 1 || raw[0].State() == domain.MessageDelivered {
+		t.Fatalf("the store before the mark: %v, %v", raw, err)
+	}
+	h, err := app.NewSearchHistoryOver(store, w.send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.History(ctx, app.SearchHistoryInput{With: w.bob.Name()})
+	if err != nil || len(got) != 1 || got[0].State() != domain.MessageDelivered {
+		t.Fatalf("History before the mark is committed: %v, %v; want the message delivered", got, err)
+	}
+	close(store.marks)
+	waitFor(t, "the mark stored", func() bool { return store.setStates(domain.MessageDelivered) == 1 })
+	waitFor(t, "the outbox empty", func() bool {
+		box, err := store.Outbox(ctx, w.bob.Name())
+		return err == nil && len(box) == 0
+	})
+	if n := delivered(m.ID()); n != 1 {
+		t.Fatalf("%d delivered events, want 1", n)
 	}
 }
 

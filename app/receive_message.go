@@ -137,6 +137,7 @@ func (r *ReceiveMessage) handle(ctx context.Context, in ReceiveMessageInput, pip
 		if err != nil {
 			return fmt.Errorf("message %s from %s: %w", env.MessageID, from, err)
 		}
+		traceStage(StageReceived, m.ID())
 		if pipeline {
 			return r.pipeChat(ctx, from, m)
 		}
@@ -163,6 +164,7 @@ func (r *ReceiveMessage) stored(from domain.Username, m domain.Message, isNew bo
 		r.markUnread(from, m.ID())
 		r.events.Publish(ports.MessageEvent{Message: m})
 	}
+	traceStage(StageAckQueued, m.ID())
 	r.queueAck(pendingAck{to: from, kind: ports.KindDelivered, id: m.ID()})
 }
 
@@ -202,6 +204,9 @@ func (r *ReceiveMessage) pipeChat(ctx context.Context, from domain.Username, m d
 // of q whose store has finished, in order.
 func (r *ReceiveMessage) saveChat(ctx context.Context, from domain.Username, q *inboxQueue, c *incomingChat) {
 	isNew, err := r.store.SaveIncoming(ctx, c.m)
+	if err == nil {
+		traceStage(StageStored, c.m.ID())
+	}
 	r.pipeMu.Lock()
 	defer r.pipeMu.Unlock()
 	c.done, c.isNew, c.err = true, isNew, err
@@ -349,6 +354,8 @@ func (r *ReceiveMessage) writeAcks(ctx context.Context, batch []pendingAck) {
 		if err := sendEnvelope(ctx, r.link, p.peer, env); err != nil {
 			slog.Debug("acknowledgement not sent", "peer", a.to.String(), "err", err)
 			r.send.forgetPeer(a.to)
+		} else if a.kind == ports.KindDelivered {
+			traceStage(StageAckWritten, a.id)
 		}
 	}
 }

@@ -20,6 +20,9 @@ const (
 // SearchHistory is "show me what we said" and "find where someone said X".
 type SearchHistory struct {
 	store ports.MessageStore
+	// overlay, if set, corrects what the store returns with the states
+	// published and not yet committed (SendMessage.overlayShown).
+	overlay func([]domain.Message)
 }
 
 // SearchHistoryInput is a conversation (With) or a query, and how many
@@ -59,6 +62,9 @@ func (s *SearchHistory) History(ctx context.Context, in SearchHistoryInput) ([]d
 	if err != nil {
 		return nil, fmt.Errorf("history with %s: %w", in.With, err)
 	}
+	if s.overlay != nil {
+		s.overlay(ms)
+	}
 	return ms, nil
 }
 
@@ -74,6 +80,9 @@ func (s *SearchHistory) Search(ctx context.Context, in SearchHistoryInput) ([]do
 	ms, err := s.store.Search(ctx, q, limitOf(in.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
+	}
+	if s.overlay != nil {
+		s.overlay(ms)
 	}
 	return ms, nil
 }

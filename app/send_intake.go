@@ -97,6 +97,9 @@ func (s *SendMessage) begin(ctx context.Context, in SendMessageInput) (*PendingS
 // store1 stores p's message, handing and releasing what it can.
 func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 	err := s.store.SaveOutgoingStaged(ctx, p.m, func() { s.committed(p) })
+	if err == nil {
+		traceStage(StageOutboxDurable, p.m.ID())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.done, p.err = true, err
@@ -112,6 +115,7 @@ func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 			}
 		}
 		delete(s.intakeIDs, h.m.ID())
+		s.showDeliveredLocked(h.m.ID()) // acknowledged before it was durable here
 		close(h.released)
 		n++
 	}
@@ -125,6 +129,7 @@ func (s *SendMessage) store1(ctx context.Context, p *PendingSend) {
 
 // committed is called by the store once p's message is committed.
 func (s *SendMessage) committed(p *PendingSend) {
+	traceStage(StageOutboxCommitted, p.m.ID())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p.committed = true

@@ -75,6 +75,10 @@ type SendMessage struct {
 	changeList  []stateChange
 	changesWake chan struct{}
 	applyingIDs map[domain.MessageID]struct{} // in a batch being applied
+	// shown: messages whose Delivered event went out at the peer's
+	// acknowledgement, before their mark is committed (showDelivered);
+	// until it is, History reports them delivered all the same.
+	shown map[domain.MessageID]struct{}
 
 	// Messages started and not yet released, in start order, and their
 	// IDs (send_intake.go).
@@ -162,8 +166,8 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		ackedAt: make(map[domain.MessageID]int, recentAcked),
 		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
-		applyingIDs: make(map[domain.MessageID]struct{}),
-		peers:       make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
+		applyingIDs: make(map[domain.MessageID]struct{}), shown: make(map[domain.MessageID]struct{}),
+		peers: make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
 		intakeIDs: make(map[domain.MessageID]struct{})}, nil
 }
 
@@ -460,6 +464,7 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 			s.offline(ctx, q, pending[i:], err, true)
 			return false, false
 		}
+		traceStage(StageWritten, m.ID())
 		s.reach.reached(peer)
 		s.reachedPeer(q.name)
 		if m.State() == domain.MessageQueued && s.markOnce(m.ID()) {
@@ -535,8 +540,54 @@ func (s *SendMessage) queueState(ctx context.Context, c stateChange) {
 		s.changes[c.id] = len(s.changeList)
 		s.changeList = append(s.changeList, c)
 	}
+	if c.state == domain.MessageDelivered {
+		s.showDeliveredLocked(c.id)
+	}
 	s.mu.Unlock()
 	s.wakeApplier()
+}
+
+// showDeliveredLocked publishes the Delivered event of id, whose change
+// to delivered is queued, without waiting for its mark to be committed:
+// the peer's acknowledgement is what "delivered" means (the message is
+// durable there), and the mark is lazy anyway (ports.MessageMarks: lost,
+// it costs a repeated write the peer deduplicates). It does so only when
+// that keeps a message's events in order: the message is released (its
+// MessageEvent went out: store1 calls this again when it is) and no
+// earlier change of it is being applied (the applier publishes the event
+// after the mark then). Until the mark is committed, History overlays
+// the state (overlayShown), so a script reading its history on the
+// event sees it delivered. s.mu held.
+func (s *SendMessage) showDeliveredLocked(id domain.MessageID) {
+	i, ok := s.changes[id]
+	if !ok || s.busyLocked(id) {
+		return
+	}
+	c := s.changeList[i]
+	if c.state != domain.MessageDelivered {
+		return // a read receipt overtook it: the applier publishes that
+	}
+	if _, done := s.shown[id]; done {
+		return
+	}
+	s.shown[id] = struct{}{}
+	s.events.Publish(ports.MessageStateEvent{ID: id, Peer: c.peer, State: domain.MessageDelivered})
+	traceStage(StageDelivered, id)
+}
+
+// overlayShown reports as delivered the messages of ms whose Delivered
+// event was published and whose mark is not yet committed.
+func (s *SendMessage) overlayShown(ms []domain.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.shown) == 0 {
+		return
+	}
+	for i := range ms {
+		if _, ok := s.shown[ms[i].ID()]; ok && stateRank(ms[i].State()) < stateRank(domain.MessageDelivered) {
+			_ = ms[i].MoveTo(domain.MessageDelivered) // allowed from queued, sent and stored
+		}
+	}
 }
 
 func (s *SendMessage) wakeApplier() {
@@ -658,11 +709,15 @@ func (s *SendMessage) applyStates(ctx context.Context) {
 // applyBatch records batch with one MarkStates (lazy: committed, durable
 // with the store's next fsync — a lost mark only makes the message be
 // written again, which the peer deduplicates), publishes the changes made
-// in order, and marks its messages no longer in flight.
+// in order (but the Delivered events published at the acknowledgement:
+// showDeliveredLocked), and marks its messages no longer in flight.
 func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
 	marks := make([]ports.StateMark, len(batch))
 	for i, c := range batch {
 		marks[i] = ports.StateMark{ID: c.id, State: c.state}
+		if c.state == domain.MessageDelivered {
+			traceStage(StageMarking, c.id)
+		}
 	}
 	moved, err := s.store.MarkStates(ctx, marks)
 	switch {
@@ -673,10 +728,35 @@ func (s *SendMessage) applyBatch(ctx context.Context, batch []stateChange) {
 	case err != nil:
 		slog.Error("set message states", "messages", len(batch), "err", err)
 	}
+	// The Delivered events published at the acknowledgement are not
+	// published again; their overlay ends: the store has the mark (or
+	// lost it, and the message is written again).
+	var early []bool
+	s.mu.Lock()
+	if len(s.shown) > 0 {
+		for i, c := range batch {
+			if _, ok := s.shown[c.id]; ok {
+				delete(s.shown, c.id)
+				if c.state == domain.MessageDelivered {
+					if early == nil {
+						early = make([]bool, len(batch))
+					}
+					early[i] = true
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
 	for i, j := 0, 0; i < len(batch) && j < len(moved); i++ {
 		if c := batch[i]; c.id == moved[j].ID {
-			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: c.peer, State: c.state})
 			j++
+			if early != nil && early[i] {
+				continue
+			}
+			s.events.Publish(ports.MessageStateEvent{ID: c.id, Peer: c.peer, State: c.state})
+			if c.state == domain.MessageDelivered {
+				traceStage(StageDelivered, c.id)
+			}
 		}
 	}
 	s.mu.Lock()
@@ -748,6 +828,7 @@ func (s *SendMessage) delivered(ctx context.Context, from domain.Username, id do
 		slog.Debug("acknowledgement for no message we sent", "peer", from.String(), "id", id.String())
 		return
 	}
+	traceStage(StageAcked, id)
 	if queue {
 		s.queueState(ctx, stateChange{id: id, peer: from, state: domain.MessageDelivered})
 		return

@@ -24,7 +24,9 @@ import (
 // Knobs, from the environment so `make bench` needs no flags:
 // CHATX_BENCH_MSGS (messages per round of the pipelined benchmark, default
 // 20,000), CHATX_BENCH_RATE (messages/s of the latency benchmark, default
-// 1,000) and CHATX_BENCH_SECONDS (its duration, default 5).
+// 1,000), CHATX_BENCH_SECONDS (its duration, default 5) and
+// CHATX_BENCH_STAGES (set: the latency benchmark also logs how long each
+// stage of a message's way took, from the clients' debug records).
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -110,10 +112,20 @@ func (t *deliveryTracker) at(id domain.MessageID) (time.Time, bool) {
 
 // newMsgPair starts the registry and both clients in b.TempDir() and waits
 // until a first message from alice was delivered to bob.
-func newMsgPair(tb testing.TB) *msgPair {
+func newMsgPair(tb testing.TB) *msgPair { return newMsgPairLogged(tb, nil) }
+
+// newMsgPairLogged is newMsgPair with both clients logging to h (nil: the
+// cluster's logger).
+func newMsgPairLogged(tb testing.TB, h slog.Handler) *msgPair {
 	tb.Helper()
 	c := newCluster(tb, tb.TempDir())
-	p := &msgPair{alice: c.start("alice", app.Options{}), bob: c.start("bob", app.Options{}),
+	start := func(name string) *app.Client {
+		if h == nil {
+			return c.start(name, app.Options{})
+		}
+		return c.startLogged(name, app.Options{}, slog.New(h).With("client", name))
+	}
+	p := &msgPair{alice: start("alice"), bob: start("bob"),
 		bobName: domain.MustUsername("bob"), track: newDeliveryTracker(), stop: c.stop}
 	go p.track.follow(p.alice.Subscribe(c.ctx))
 	// Contacts both ways, as people who write this much are (a stranger's
@@ -190,8 +202,19 @@ func BenchmarkMessagingLatency(b *testing.B) {
 	rate := envInt("CHATX_BENCH_RATE", 1_000)
 	seconds := envInt("CHATX_BENCH_SECONDS", 5)
 	n := rate * seconds
-	p := newMsgPair(b)
+	var rec *stageRecorder
+	var h slog.Handler
+	if os.Getenv("CHATX_BENCH_STAGES") != "" {
+		// The use-cases log through log/slog's default logger.
+		rec = &stageRecorder{}
+		h = rec
+		prev := slog.Default()
+		slog.SetDefault(slog.New(rec))
+		defer slog.SetDefault(prev)
+	}
+	p := newMsgPairLogged(b, h)
 	defer p.stop()
+	times := make(map[domain.MessageID][2]time.Time)
 	ctx := context.Background()
 	var lat, inSend []time.Duration
 	var elapsed time.Duration
@@ -240,9 +263,14 @@ func BenchmarkMessagingLatency(b *testing.B) {
 			}
 			lat = append(lat, at.Sub(s.at))
 			inSend = append(inSend, s.took)
+			times[s.id] = [2]time.Time{s.at, at}
 		}
 	}
 	b.StopTimer()
+	if rec != nil {
+		// Printed, not logged: the testing package cuts a benchmark's log.
+		fmt.Printf("where the time went, %d messages at %d/s:\n%s", n, rate, stageBreakdown(rec, times))
+	}
 	q := quantileMs
 	b.ReportMetric(q(lat, 0.50), "p50-ms")
 	b.ReportMetric(q(lat, 0.99), "p99-ms")

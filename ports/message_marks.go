@@ -22,7 +22,10 @@ type StateMark struct {
 // store's log), the message is found undelivered in the outbox and written
 // again, the peer deduplicates it by ID and acknowledges it again, and the
 // mark is recorded then. Nothing the user wrote is lost and nothing is
-// shown twice; the cost is one repeated write on the link.
+// shown twice; the cost is one repeated write on the link. So the sender
+// need not wait for a mark to report the change it records: "delivered"
+// is the peer's word, and the message is durable there already
+// (docs/peer-protocol.md §6.1 lists what a crash leaves).
 type MessageMarks interface {
 	// MarkStates moves each listed message of ours to its state where the
 	// domain's rules allow it (as SetState does), all in one write, and

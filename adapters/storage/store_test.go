@@ -699,6 +699,21 @@ func TestMarkStatesReportsOnlyTheMovesMade(t *testing.T) {
 	}
 }
 
+// hangFirstSync makes the next fsync of s's log hang until release is
+// called (once or more); flushing is closed when it starts.
+func hangFirstSync(s *storage.Store) (flushing <-chan struct{}, release func()) {
+	started, flush := make(chan struct{}), make(chan struct{})
+	var first, once sync.Once
+	storage.SetSyncForTest(s, func(f *os.File) error {
+		first.Do(func() {
+			close(started)
+			<-flush
+		})
+		return f.Sync()
+	})
+	return started, func() { once.Do(func() { close(flush) }) }
+}
+
 // SaveOutgoingStaged calls committed before the fsync that makes the
 // message durable, and the message is readable from then on.
 func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
@@ -707,16 +722,8 @@ func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
 	s := mustOpen(t, t.TempDir())
 	defer mustClose(t, s)
 	m := out(t, bob, "staged", t0)
-	flushing := make(chan struct{})
-	flush := make(chan struct{})
-	var first sync.Once
-	storage.SetSyncForTest(s, func(f *os.File) error {
-		first.Do(func() {
-			close(flushing)
-			<-flush
-		})
-		return f.Sync()
-	})
+	flushing, release := hangFirstSync(s)
+	defer release()
 	var seenInOutbox, calledBeforeFlush bool
 	committed := make(chan struct{})
 	done := make(chan error, 1)
@@ -734,7 +741,7 @@ func TestSaveOutgoingStagedCallsCommittedBeforeTheFsync(t *testing.T) {
 	box, err := s.Outbox(ctx, bob)
 	seenInOutbox = err == nil && len(box) == 1 && box[0].ID() == m.ID()
 	<-flushing
-	close(flush)
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

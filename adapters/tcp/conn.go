@@ -33,7 +33,7 @@ type peerConn struct {
 	pingNonce  atomic.Uint64
 	nc         net.Conn
 	fr         *FrameReader
-	queue      chan []byte // complete frames for the writer
+	queue      chan outFrame // complete frames for the writer
 	log        *slog.Logger
 
 	ctx       context.Context
@@ -45,15 +45,23 @@ func (l *Link) newConn(peer domain.Identity, nc net.Conn, fr *FrameReader, diale
 	ctx, cancel := context.WithCancel(l.ctx)
 	return &peerConn{
 		l: l, peer: peer, peerKey: string(peer.PublicKey()), dialedByMe: dialedByMe, path: path,
-		nc: nc, fr: fr, queue: make(chan []byte, l.cfg.QueueSize),
+		nc: nc, fr: fr, queue: make(chan outFrame, l.cfg.QueueSize),
 		log:    l.log.With("peer", peer.Name().String(), "peer_id", string(peer.PeerID())),
 		ctx:    ctx,
 		cancel: cancel,
 	}
 }
 
+// outFrame is a complete frame for the writer and, for an envelope's frame,
+// its kind and message ID (for LogEnvelopeStage; never its body).
+type outFrame struct {
+	b    []byte
+	kind ports.EnvelopeKind
+	id   domain.MessageID
+}
+
 // enqueue hands a frame to the writer, waiting at most WriteTimeout for room.
-func (c *peerConn) enqueue(ctx context.Context, frame []byte) error {
+func (c *peerConn) enqueue(ctx context.Context, frame outFrame) error {
 	if c.ctx.Err() != nil {
 		return errLinkClosed
 	}
@@ -85,7 +93,7 @@ func (c *peerConn) enqueue(ctx context.Context, frame []byte) error {
 func (c *peerConn) probe() {
 	ping, _ := AppendFrame(nil, FramePing, make([]byte, 8))
 	select {
-	case c.queue <- ping:
+	case c.queue <- outFrame{b: ping}:
 	default:
 	}
 }
@@ -128,24 +136,33 @@ func (c *peerConn) writeLoop() {
 	defer tick.Stop()
 	var nonce uint64
 	var err error
+	var traced []outFrame // with debug records on: the envelopes of this flush
 	for err == nil {
 		select {
 		case <-c.ctx.Done():
 			c.close(errLinkClosed)
 			return
 		case f := <-c.queue:
+			trace := c.log.Enabled(context.Background(), slog.LevelDebug)
+			traced = traced[:0]
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
-			_, err = bw.Write(f)
 			for more := true; more && err == nil; {
+				if _, err = bw.Write(f.b); trace && f.kind != 0 {
+					traced = append(traced, f)
+				}
 				select {
 				case f = <-c.queue:
-					_, err = bw.Write(f)
 				default:
 					more = false
 				}
 			}
 			if err == nil {
 				err = bw.Flush()
+			}
+			if err == nil {
+				for _, f := range traced {
+					c.traceEnvelope(stageWritten, f.kind, f.id)
+				}
 			}
 		case <-tick.C:
 			nonce++
@@ -191,7 +208,7 @@ func (c *peerConn) readLoop() {
 			if len(f.Payload) == 8 {
 				pong, _ := AppendFrame(nil, FramePong, f.Payload)
 				select { // a full queue already carries traffic
-				case c.queue <- pong:
+				case c.queue <- outFrame{b: pong}:
 				default:
 				}
 			}
@@ -215,6 +232,9 @@ func (c *peerConn) readLoop() {
 				c.close(err)
 				return
 			}
+			if c.log.Enabled(context.Background(), slog.LevelDebug) {
+				c.traceEnvelope(stageRead, env.Kind, env.MessageID)
+			}
 			if !c.deliver(s, env) {
 				c.close(errLinkClosed)
 				return
@@ -223,6 +243,21 @@ func (c *peerConn) readLoop() {
 			c.log.Debug("ignoring frame of unknown type", "frame_type", byte(f.Type), "bytes", len(f.Payload))
 		}
 	}
+}
+
+// LogEnvelopeStage is the message of the debug record the link logs when
+// an envelope's frame was flushed to the connection ("stage" "frame
+// written") or read from it ("frame read"), with its "kind" and message
+// "id" — never its body. A benchmark reads them to time a message's way.
+const LogEnvelopeStage = "envelope stage"
+
+const (
+	stageWritten = "frame written"
+	stageRead    = "frame read"
+)
+
+func (c *peerConn) traceEnvelope(stage string, kind ports.EnvelopeKind, id domain.MessageID) {
+	c.log.Debug(LogEnvelopeStage, "stage", stage, "kind", kindName(kind), "id", id.String())
 }
 
 // pong takes the round-trip time from the answer to our last heartbeat.

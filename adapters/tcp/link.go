@@ -187,7 +187,7 @@ func (l *Link) Send(ctx context.Context, to domain.Peer, env ports.Envelope) err
 		if err != nil {
 			return fmt.Errorf("send to %s: %w", to.Name(), err)
 		}
-		err = c.enqueue(ctx, frame)
+		err = c.enqueue(ctx, outFrame{b: frame, kind: env.Kind, id: env.MessageID})
 		if errors.Is(err, errLinkClosed) {
 			continue // the link died under us: dial again
 		}
@@ -728,7 +728,7 @@ func (l *Link) accept(ctx context.Context, raw net.Conn) {
 	tc.SetDeadline(time.Time{})
 	// The hello reply is the first frame the writer sends.
 	hello, _ := AppendFrame(nil, FrameHello, l.instance[:])
-	c.queue <- hello
+	c.queue <- outFrame{b: hello}
 	l.mu.Lock()
 	installed, code := false, GoAwayShutdown
 	if s, err := l.slotLocked(c.peerKey); err == nil {

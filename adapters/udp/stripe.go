@@ -166,7 +166,14 @@ func dialEach[T any](ctx context.Context, t *Transport, peer domain.Identity, n 
 		wg.Go(func() {
 			c, err := dial(ctx)
 			if err != nil {
-				t.log.Debug("stripe connection failed", "peer", peer.Name().String(), "err", err)
+				// The main connection proved the key; another key on a
+				// stripe is worth the user's attention, a lost stripe not.
+				var changed *domain.KeyChangedError
+				if errors.As(err, &changed) || errors.Is(err, ErrPeerMismatch) {
+					t.log.Warn("stripe connection met another key than the file connection; striping without it", "peer", peer.Name().String(), "err", err)
+				} else {
+					t.log.Debug("stripe connection failed", "peer", peer.Name().String(), "err", err)
+				}
 				return
 			}
 			got[i], ok[i] = c, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -206,14 +207,36 @@ func (o *copyOutbox) Outbox(ctx context.Context, peer domain.Username) ([]domain
 	out := make([]domain.Message, 0, len(copies))
 	for _, c := range copies {
 		if o.member != nil && !o.member(c.Message.Group(), c.Member) {
-			if _, err := o.store.SetGroupDelivery(ctx, c.Message.Group(), c.Message.ID(), c.Member, domain.MessageFailed); err != nil {
-				return nil, fmt.Errorf("drop copy of %s to %s, no longer a member: %w", c.Message.ID(), c.Member, err)
+			if err := o.drop(ctx, c.Message, c.Member); err != nil {
+				return nil, err
 			}
 			continue
 		}
 		out = append(out, o.register(c))
 	}
 	return out, nil
+}
+
+// withdrawn implements withdrawer: a copy handed to SendMessage, or read
+// from the outbox, before its member was removed is marked failed rather
+// than written.
+func (o *copyOutbox) withdrawn(ctx context.Context, m domain.Message) bool {
+	r, ok := o.ref(m.ID())
+	if !ok || o.member == nil || o.member(r.msg.Group(), r.member) {
+		return false
+	}
+	if err := o.drop(ctx, r.msg, r.member); err != nil {
+		slog.Error("group copy not written, not marked failed", "group", r.msg.Group().String(), "id", r.msg.ID().String(), "err", err)
+	}
+	return true
+}
+
+// drop marks the copy of m to one no longer a member failed.
+func (o *copyOutbox) drop(ctx context.Context, m domain.GroupMessage, member domain.Username) error {
+	if _, err := o.store.SetGroupDelivery(ctx, m.Group(), m.ID(), member, domain.MessageFailed); err != nil {
+		return fmt.Errorf("drop copy of %s to %s, no longer a member: %w", m.ID(), member, err)
+	}
+	return nil
 }
 
 // OutboxPeers lists the members with undelivered copies.

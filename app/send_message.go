@@ -415,6 +415,13 @@ func (s *SendMessage) needFull(q *outboxQueue) {
 	s.mu.Unlock()
 }
 
+// withdrawer is a MessageStore whose queued messages may be withdrawn
+// before they are written: a group copy to one removed from the group
+// after it was queued. writeOutbox asks just before each write.
+type withdrawer interface {
+	withdrawn(ctx context.Context, m domain.Message) bool
+}
+
 // writeOutbox writes every message of pending not written in the last
 // retry to the peer, oldest first; it stops at the first failure. It
 // reports whether the peer is blocked by a key change, and whether every
@@ -430,7 +437,11 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 		s.offline(ctx, q, pending, err, false)
 		return false, false
 	}
+	wd, _ := s.store.(withdrawer)
 	for i, m := range pending {
+		if wd != nil && wd.withdrawn(ctx, m) {
+			continue
+		}
 		now := time.Now()
 		s.mu.Lock()
 		a, written := s.awaiting[m.ID()]

@@ -67,12 +67,11 @@ type SendMessage struct {
 	ackedPos int
 	ackedAt  map[domain.MessageID]int // the ring's IDs, by position
 
-	// State changes waiting for the applier (see applyStates): one entry
-	// per message, the furthest state asked for, in the order first asked.
-	// Bounded by the messages we know: awaiting plus the acked ring.
-	applying    bool                     // the applier runs: setState queues instead of waiting
-	changes     map[domain.MessageID]int // index into changeList
-	changeList  []stateChange
+	// State changes waiting for the applier (see applyStates and
+	// stateQueue). Bounded by the messages we know: awaiting plus the
+	// acked ring.
+	applying    bool // the applier runs: setState queues instead of waiting
+	states      stateQueue
 	changesWake chan struct{}
 	applyingIDs map[domain.MessageID]struct{} // in a batch being applied
 	// shown: messages whose Delivered event went out at the peer's
@@ -101,6 +100,7 @@ type stateChange struct {
 	peer  domain.Username
 	state domain.MessageState
 	due   time.Time // not applied before
+	gone  bool      // in stateQueue.waiting: moved to ready, skipped
 }
 
 type awaitingAck struct {
@@ -165,7 +165,7 @@ func NewSendMessage(me domain.LocalIdentity, link ports.MessageLink, store ports
 		backoff: backoff.orDefault(), reach: newReachability(link, events), queues: make(map[string]*outboxQueue),
 		awaiting: make(map[domain.MessageID]awaitingAck), acked: make([]ackedID, recentAcked),
 		ackedAt: make(map[domain.MessageID]int, recentAcked),
-		changes: make(map[domain.MessageID]int), changesWake: make(chan struct{}, 1),
+		states:  newStateQueue(), changesWake: make(chan struct{}, 1),
 		applyingIDs: make(map[domain.MessageID]struct{}), shown: make(map[domain.MessageID]struct{}),
 		peers: make(map[string]resolvedPeer), recipients: make(map[string]time.Time),
 		intakeIDs: make(map[domain.MessageID]struct{})}, nil
@@ -539,18 +539,7 @@ func (s *SendMessage) queueState(ctx context.Context, c stateChange) {
 		s.setState(ctx, c.id, c.peer, c.state)
 		return
 	}
-	if i, ok := s.changes[c.id]; ok {
-		q := &s.changeList[i]
-		if stateRank(c.state) > stateRank(q.state) {
-			q.state = c.state
-			if c.due.Before(q.due) {
-				q.due = c.due
-			}
-		}
-	} else {
-		s.changes[c.id] = len(s.changeList)
-		s.changeList = append(s.changeList, c)
-	}
+	s.states.put(c)
 	if c.state == domain.MessageDelivered {
 		s.showDeliveredLocked(c.id)
 	}
@@ -570,11 +559,10 @@ func (s *SendMessage) queueState(ctx context.Context, c stateChange) {
 // the state (overlayShown), so a script reading its history on the
 // event sees it delivered. s.mu held.
 func (s *SendMessage) showDeliveredLocked(id domain.MessageID) {
-	i, ok := s.changes[id]
+	c, ok := s.states.get(id)
 	if !ok || s.busyLocked(id) {
 		return
 	}
-	c := s.changeList[i]
 	if c.state != domain.MessageDelivered {
 		return // a read receipt overtook it: the applier publishes that
 	}
@@ -615,32 +603,9 @@ func (s *SendMessage) wakeApplier() {
 func (s *SendMessage) takeStates(now time.Time, all bool) ([]stateChange, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var batch []stateChange
-	var next time.Time
-	kept := s.changeList[:0]
-	// Called at every wake with every queued change in the list (the
-	// "sent" ones wait a while): the map lookups are made only where they
-	// decide something.
-	for i, c := range s.changeList {
-		later := c.due.After(now)
-		if (all || !later) && len(batch) < maxStateBatch && !s.busyLocked(c.id) {
-			batch = append(batch, c)
-			s.applyingIDs[c.id] = struct{}{}
-			delete(s.changes, c.id)
-			continue
-		}
-		if later && (next.IsZero() || c.due.Before(next)) && !s.busyLocked(c.id) {
-			next = c.due
-		}
-		if len(kept) != i {
-			s.changes[c.id] = len(kept) // moved down past the ones taken
-		}
-		kept = append(kept, c)
-	}
-	clear(s.changeList[len(kept):])
-	s.changeList = kept
-	if len(kept) == 0 && cap(kept) > maxStateBatch {
-		s.changeList = nil // let a burst's backing array go
+	batch, next := s.states.take(now, all, maxStateBatch, s.busyLocked)
+	for _, c := range batch {
+		s.applyingIDs[c.id] = struct{}{}
 	}
 	return batch, next
 }

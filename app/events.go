@@ -24,7 +24,8 @@ const (
 // hands every event to every subscriber, in publication order.
 //
 // Publish never blocks on a subscriber. Each subscriber has a queue served by
-// its own goroutine. A progress tick (a TransferEvent of a transfer in
+// its own goroutine; while that queue is empty and the subscriber's channel
+// has room, Publish puts the event in the channel itself. A progress tick (a TransferEvent of a transfer in
 // progress) replaces the tick of the same transfer still waiting in the
 // queue, unless a state change of that transfer was queued after it; so a
 // slow subscriber sees fewer ticks, always the newest one, and every state
@@ -44,18 +45,23 @@ var _ ports.EventSink = (*Bus)(nil)
 func NewBus() *Bus { return &Bus{subs: make(map[*busSub]struct{})} }
 
 type busSub struct {
-	mu      sync.Mutex
-	queue   []ports.Event
-	wake    chan struct{}
-	dropped bool
+	mu    sync.Mutex
+	queue []ports.Event
+	wake  chan struct{}
+	// out is the subscriber's channel. offer sends to it itself when
+	// nothing is queued or in the pump's hands (busy), so an event to a
+	// subscriber that keeps up costs no hand-off to the pump.
+	out     chan<- ports.Event
+	busy    bool
+	dropped bool // or the pump has stopped: out is closed, or about to be
 }
 
 // Subscribe returns a channel of every event published from now on. The
 // channel is closed when ctx is done or the subscriber is dropped for not
 // reading (see Bus).
 func (b *Bus) Subscribe(ctx context.Context) <-chan ports.Event {
-	s := &busSub{wake: make(chan struct{}, 1)}
 	out := make(chan ports.Event, busChannelSize)
+	s := &busSub{wake: make(chan struct{}, 1), out: out}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -64,11 +70,14 @@ func (b *Bus) Subscribe(ctx context.Context) <-chan ports.Event {
 }
 
 func (b *Bus) pump(ctx context.Context, s *busSub, out chan<- ports.Event) {
-	defer close(out)
 	defer func() {
 		b.mu.Lock()
 		delete(b.subs, s)
 		b.mu.Unlock()
+		s.mu.Lock()
+		s.dropped, s.queue = true, nil // offer sends to out no more
+		s.mu.Unlock()
+		close(out)
 	}()
 	for {
 		s.mu.Lock()
@@ -85,6 +94,7 @@ func (b *Bus) pump(ctx context.Context, s *busSub, out chan<- ports.Event) {
 				s.queue = nil // let the backing array go
 			}
 		}
+		s.busy = next != nil
 		s.mu.Unlock()
 		if next == nil {
 			select {
@@ -145,6 +155,14 @@ func (s *busSub) offer(e ports.Event) {
 				return
 			}
 			break
+		}
+	}
+	if len(s.queue) == 0 && !s.busy {
+		// Every earlier event is in out already: e may follow it there.
+		select {
+		case s.out <- e:
+			return
+		default:
 		}
 	}
 	if len(s.queue) >= busMaxBacklog {

@@ -36,6 +36,18 @@ type peerConn struct {
 	queue      chan outFrame // complete frames for the writer
 	log        *slog.Logger
 
+	// The writer's buffer, and the lock its writes hold. A frame sent
+	// while the link is idle — nothing queued or in the writer's hands
+	// (pending counts both), nothing written for idleGap, and the socket
+	// far from full (room) — is written by the sender itself, sparing the
+	// hand-off to the writer goroutine. A busy link keeps the writer, which
+	// flushes whatever is queued in one write.
+	wmu       sync.Mutex
+	bw        *bufio.Writer
+	pending   atomic.Int64
+	lastWrite atomic.Int64     // unix nanoseconds of the last flush
+	room      func(n int) bool // nil: every frame goes through the writer
+
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -46,6 +58,7 @@ func (l *Link) newConn(peer domain.Identity, nc net.Conn, fr *FrameReader, diale
 	return &peerConn{
 		l: l, peer: peer, peerKey: string(peer.PublicKey()), dialedByMe: dialedByMe, path: path,
 		nc: nc, fr: fr, queue: make(chan outFrame, l.cfg.QueueSize),
+		bw: bufio.NewWriterSize(nc, 64<<10), room: sendRoom(nc),
 		log:    l.log.With("peer", peer.Name().String(), "peer_id", string(peer.PeerID())),
 		ctx:    ctx,
 		cancel: cancel,
@@ -60,11 +73,24 @@ type outFrame struct {
 	id   domain.MessageID
 }
 
-// enqueue hands a frame to the writer, waiting at most WriteTimeout for room.
+// tlsOverhead is more than TLS adds to a frame of an envelope: a record
+// header and tag for each 16 KiB. idleGap is how long a link has written
+// nothing before a sender writes its frame itself.
+const (
+	tlsOverhead = 1024
+	idleGap     = 200 * time.Microsecond
+)
+
+// enqueue hands a frame to the writer, waiting at most WriteTimeout for
+// room — or writes it itself when the writer is idle (see wmu).
 func (c *peerConn) enqueue(ctx context.Context, frame outFrame) error {
 	if c.ctx.Err() != nil {
 		return errLinkClosed
 	}
+	if written, err := c.writeIdle(frame); written {
+		return err
+	}
+	c.pending.Add(1)
 	select {
 	case c.queue <- frame:
 		return nil
@@ -79,23 +105,68 @@ func (c *peerConn) enqueue(ctx context.Context, frame outFrame) error {
 		}
 		return nil
 	case <-c.ctx.Done():
+		c.pending.Add(-1)
 		return errLinkClosed
 	case <-ctx.Done():
+		c.pending.Add(-1)
 		return ctx.Err()
 	case <-t.C:
+		c.pending.Add(-1)
 		err := fmt.Errorf("%w: the peer stopped reading (queue full for %s)", domain.ErrPeerOffline, c.l.cfg.WriteTimeout)
 		c.close(err)
 		return err
 	}
 }
 
+// writeIdle writes frame at once when the writer is idle and the socket
+// has room for it, so the write cannot wait for the peer; it reports
+// whether it did. Every frame handed to the writer before is written
+// (pending is 0), so frames keep their order. A write that fails closes
+// the connection and returns errLinkClosed: Send dials again.
+func (c *peerConn) writeIdle(frame outFrame) (bool, error) {
+	if c.room == nil || c.pending.Load() != 0 {
+		return false, nil
+	}
+	now := time.Now()
+	if now.UnixNano()-c.lastWrite.Load() < int64(idleGap) || !c.wmu.TryLock() {
+		return false, nil
+	}
+	defer c.wmu.Unlock()
+	if c.pending.Load() != 0 || !c.room(len(frame.b)) {
+		return false, nil
+	}
+	c.nc.SetWriteDeadline(now.Add(c.l.cfg.WriteTimeout))
+	_, err := c.bw.Write(frame.b)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+	if err != nil {
+		c.close(fmt.Errorf("write: %w", err))
+		return true, errLinkClosed
+	}
+	if frame.kind != 0 && c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.traceEnvelope(stageWritten, frame.kind, frame.id)
+	}
+	return true, nil
+}
+
+// push hands a frame to the writer if its queue has room.
+func (c *peerConn) push(frame outFrame) bool {
+	c.pending.Add(1)
+	select {
+	case c.queue <- frame:
+		return true
+	default:
+		c.pending.Add(-1)
+		return false
+	}
+}
+
 // probe sends a ping at once, so that a dead connection fails fast.
 func (c *peerConn) probe() {
 	ping, _ := AppendFrame(nil, FramePing, make([]byte, 8))
-	select {
-	case c.queue <- outFrame{b: ping}:
-	default:
-	}
+	c.push(outFrame{b: ping})
 }
 
 // refuse tells the peer why this connection is not used and closes it. Only
@@ -131,7 +202,7 @@ func (c *peerConn) close(reason error) {
 // within WriteTimeout closes the connection.
 func (c *peerConn) writeLoop() {
 	defer c.l.wg.Done()
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	bw := c.bw
 	tick := time.NewTicker(c.l.cfg.HeartbeatInterval)
 	defer tick.Stop()
 	var nonce uint64
@@ -145,8 +216,11 @@ func (c *peerConn) writeLoop() {
 		case f := <-c.queue:
 			trace := c.log.Enabled(context.Background(), slog.LevelDebug)
 			traced = traced[:0]
+			c.wmu.Lock()
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
+			var taken int64
 			for more := true; more && err == nil; {
+				taken++
 				if _, err = bw.Write(f.b); trace && f.kind != 0 {
 					traced = append(traced, f)
 				}
@@ -159,6 +233,9 @@ func (c *peerConn) writeLoop() {
 			if err == nil {
 				err = bw.Flush()
 			}
+			c.lastWrite.Store(time.Now().UnixNano())
+			c.pending.Add(-taken) // after the flush: a direct write follows these
+			c.wmu.Unlock()
 			if err == nil {
 				for _, f := range traced {
 					c.traceEnvelope(stageWritten, f.kind, f.id)
@@ -169,10 +246,12 @@ func (c *peerConn) writeLoop() {
 			c.pingNonce.Store(nonce)
 			c.pingSent.Store(time.Now().UnixNano())
 			ping, _ := AppendFrame(nil, FramePing, binary.BigEndian.AppendUint64(nil, nonce))
+			c.wmu.Lock()
 			c.nc.SetWriteDeadline(time.Now().Add(c.l.cfg.WriteTimeout))
 			if _, err = bw.Write(ping); err == nil {
 				err = bw.Flush()
 			}
+			c.wmu.Unlock()
 		}
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -207,10 +286,7 @@ func (c *peerConn) readLoop() {
 		case f.Type == FramePing:
 			if len(f.Payload) == 8 {
 				pong, _ := AppendFrame(nil, FramePong, f.Payload)
-				select { // a full queue already carries traffic
-				case c.queue <- outFrame{b: pong}:
-				default:
-				}
+				c.push(outFrame{b: pong}) // a full queue already carries traffic
 			}
 		case f.Type == FramePong:
 			c.pong(f.Payload)

@@ -728,7 +728,7 @@ func (l *Link) accept(ctx context.Context, raw net.Conn) {
 	tc.SetDeadline(time.Time{})
 	// The hello reply is the first frame the writer sends.
 	hello, _ := AppendFrame(nil, FrameHello, l.instance[:])
-	c.queue <- outFrame{b: hello}
+	c.push(outFrame{b: hello}) // the queue is empty: it has room
 	l.mu.Lock()
 	installed, code := false, GoAwayShutdown
 	if s, err := l.slotLocked(c.peerKey); err == nil {

@@ -50,7 +50,11 @@ func startEndWith(t testing.TB, name string, v ports.PeerVerifier, cfg tcp.Confi
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
 	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, &testWriterAt{t, slog.LevelWarn}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug // the tests look for the debug records
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelInfo // as a user runs it: benchmarks time the link, not its trace
+	}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, &testWriterAt{t, slog.LevelWarn}), &slog.HandlerOptions{Level: level}))
 	l, cleanup, err := tcp.NewLink(me, v, nil, cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -60,11 +60,18 @@ type rowBatch struct {
 //
 // So a call is durable when it returns (as with synchronous=FULL), the
 // callers of several transactions share one fsync, and the committer runs
-// the next transaction while the syncer waits for the disk (up to
-// syncBacklog transactions ahead: see there).
+// the next transaction while the syncer waits for the disk. It runs one
+// ahead at most: a committed transaction waits in the committer's hand
+// until the syncer takes it (handOver), and the writes that arrive
+// meanwhile gather in the queue, so the next transaction takes every
+// write that came during the fsync in flight and is committed as soon as
+// that fsync ends, while the syncer makes the previous one durable.
+// So the transactions that wait for an fsync are about as many as the
+// fsyncs, not as many as the committer could run on its own.
 //
 // A lazy write (doLazy) is the exception: it is answered as soon as its
-// transaction is committed, and becomes durable with the next fsync of the
+// transaction is committed (which may wait for the fsync in flight, as
+// every transaction may), and becomes durable with the next fsync of the
 // WAL (the next durable write's, or the checkpointer's, which syncs the WAL
 // before copying it). A batch of lazy writes alone costs no fsync. Only
 // writes whose loss on a power cut is harmless may be lazy (see MarkStates);
@@ -86,7 +93,7 @@ type writer struct {
 	wal  *os.File // the database's -wal file, opened only to fsync it
 	log  *slog.Logger
 	q    chan *writeOp
-	sync chan []*writeOp // committed batches waiting for the fsync
+	sync chan []*writeOp // unbuffered: committed batches, handed to the syncer (handOver)
 	kick chan struct{}   // tells the checkpointer the WAL grew
 
 	mu      sync.RWMutex // held for reading while sending on q; for writing to close q
@@ -127,18 +134,6 @@ func (s *Store) Stats() WriterStats {
 		SyncTime: time.Duration(s.w.syncDur.Load()), RowWrites: s.w.rowOps.Load()}
 }
 
-// syncBacklog bounds the committed transactions waiting for the syncer;
-// the committer waits beyond it, so that under heavy traffic writes
-// gather in bigger transactions while the disk is busy. A slow fsync
-// therefore holds back the commits behind it (the committer's wait is in
-// LogCommitted's "handover"): at 1,000 messages/s, a transaction each,
-// any fsync over 4 ms does. Letting the committer run further ahead was
-// measured (32 writes, 8,192 transactions): it removed that wait, but
-// 256 senders then committed in many small transactions while each fsync
-// ran, at 7-15 % more CPU per message, and send → delivered at 1,000/s
-// was no better once "delivered" stopped waiting for its mark.
-const syncBacklog = 4
-
 func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context) error, rolledBack func(), logger *slog.Logger) *writer {
 	w := &writer{
 		beforeCommit: beforeCommit,
@@ -148,7 +143,7 @@ func startWriter(conn *sql.Conn, wal *os.File, beforeCommit func(context.Context
 		wal:          wal,
 		log:          logger,
 		q:            make(chan *writeOp, queueSize),
-		sync:         make(chan []*writeOp, syncBacklog),
+		sync:         make(chan []*writeOp),
 		kick:         make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 		stopped:      make(chan struct{}),
@@ -298,13 +293,7 @@ func (w *writer) commitLoop() {
 			n := len(batch)
 			var handover time.Duration
 			if durable := w.answerLazy(batch); len(durable) > 0 {
-				if trace {
-					start = time.Now()
-				}
-				w.sync <- durable
-				if trace {
-					handover = time.Since(start)
-				}
+				handover = w.handOver(durable, trace)
 			}
 			if trace {
 				w.log.Debug(LogCommitted, "took", took, "writes", n, "handover", handover)
@@ -318,6 +307,29 @@ func (w *writer) commitLoop() {
 			return
 		}
 	}
+}
+
+// handOver gives the durable writes of a committed batch to the syncer,
+// waiting until it takes them: at once if it is idle, else when the fsync
+// in flight ends. That wait is what batches the writes by the fsync: the
+// committer does not start the next transaction meanwhile, the writes
+// that arrive gather in the queue, and the next transaction takes them
+// all, committed while the syncer makes this one durable. A buffer of
+// committed transactions between the two lets the committer run several
+// small ones during each fsync instead: with 4 (until 2026-12-02) 256
+// callers wrote 41-43 writes a transaction and 2.3-2.7 transactions an
+// fsync, against 102-111 and 1.04-1.09 with none; bigger buffers cost
+// 7-15 % more CPU per message (BENCHMARKS.md). The price is this wait:
+// a commit may wait for the fsync in flight (LogCommitted's "handover",
+// which this reports when timed), lazy writes included.
+func (w *writer) handOver(durable []*writeOp, timed bool) time.Duration {
+	if !timed {
+		w.sync <- durable
+		return 0
+	}
+	start := time.Now()
+	w.sync <- durable
+	return time.Since(start)
 }
 
 // commit runs one batch in a transaction. It reports whether the batch was

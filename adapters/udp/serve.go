@@ -288,7 +288,8 @@ func (t *Transport) receive(ctx context.Context, from domain.Identity, str fileS
 			}
 		}
 		if granted > 1 {
-			key := joinKey{peer: string(from.PublicKey()), id: req.ID, index: req.Index, session: req.Session}
+			_, overTCP := str.(*tcpStream)
+			key := joinKey{peer: string(from.PublicKey()), id: req.ID, index: req.Index, session: req.Session, tcp: overTCP}
 			joins = t.joins.open(key, granted)
 			defer t.joins.close(key, joins)
 		}

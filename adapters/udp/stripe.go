@@ -320,12 +320,15 @@ func (t *Transport) sendStripe(str fileStream, src ports.FileSource, alg domain.
 
 // --- receiver ---
 
-// joinKey names the striped stream JOINs attach to.
+// joinKey names the striped stream JOINs attach to. A JOIN rides the
+// main stream's carrier: QUIC stripes join a QUIC stream, TCP stripes a
+// TCP one.
 type joinKey struct {
 	peer    string
 	id      domain.TransferID
 	index   int
 	session stripeSession
+	tcp     bool
 }
 
 // joinWait collects the JOIN streams of one striped file stream.
@@ -444,7 +447,8 @@ func (t *Transport) serveJoin(from domain.Identity, str fileStream) {
 		str.CancelWrite(codeProtocol)
 		return
 	}
-	w, ok := t.joins.join(joinKey{peer: string(from.PublicKey()), id: j.id, index: j.index, session: j.session}, j.stripe, str)
+	_, overTCP := str.(*tcpStream)
+	w, ok := t.joins.join(joinKey{peer: string(from.PublicKey()), id: j.id, index: j.index, session: j.session, tcp: overTCP}, j.stripe, str)
 	if !ok {
 		t.log.Info("JOIN stream of no striped file", "peer", from.Name().String(), "transfer", j.id.Short(), "file", j.index, "stripe", j.stripe)
 		str.CancelRead(codeRefused)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/chatx/chatx/adapters/udp"
 	"github.com/chatx/chatx/domain"
 	"github.com/chatx/chatx/ports"
@@ -323,5 +325,64 @@ func TestAbortedTCPStripedStreamEndsWithASilentJoin(t *testing.T) {
 				t.Fatalf("READY % x (%v) to the newer stream, want it within 5 s", ready, err)
 			}
 		})
+	}
+}
+
+// A JOIN rides its main stream's carrier: a QUIC JOIN naming a TCP main
+// stream's transfer, file and session is refused (0x11, no such striped
+// stream), and the stream then completes with its TCP JOIN.
+func TestAQUICJoinDoesNotJoinATCPStream(t *testing.T) {
+	mallory, bob := newLocalIdentity(t, "mallory"), newLocalIdentity(t, "bob")
+	receiver := newTransportWithTCPFiles(t, bob, contract.AcceptAll{}, udp.Config{StallTimeout: 5 * time.Second, Stripes: 4})
+	recv := contract.NewRecordingReceiver(mallory.Identity)
+	serveUntilCleanup(t, receiver, recv)
+	id := domain.NewTransferID()
+	session := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	join := joinHeader(id, session, 1)
+	content := randomBytes(t, 2*domain.HashChunkSize)
+	f := recv.Add(id, 0, content, nil)
+
+	main, err := rawTCP(t, &mallory, receiver.TCPFileAddr(), udp.ALPNTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beginStriped(t, main, id, len(content), session)
+
+	conn := rawClientFor(t, mallory, receiver.Endpoints()[0], udp.ALPNStripe)
+	sctx, scancel := context.WithTimeout(context.Background(), wait)
+	defer scancel()
+	str, err := conn.OpenStreamSync(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = str.SetDeadline(time.Now().Add(wait))
+	if _, err := str.Write(join); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(str)
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != 0x11 {
+		t.Fatalf("the QUIC JOIN ended with %v, want the receiver's reset 0x11", err)
+	}
+
+	js, err := rawTCP(t, &mallory, receiver.TCPFileAddr(), udp.ALPNTCPStripe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = js.Write(append(join, content[domain.HashChunkSize:]...))
+		_ = js.CloseWrite()
+	}()
+	if _, err := main.Write(append(content[:domain.HashChunkSize:domain.HashChunkSize], trailer(t, content)...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = main.CloseWrite()
+	rest, err := io.ReadAll(main)
+	if err != nil || len(rest) < 2 || rest[len(rest)-2] != 2 || rest[len(rest)-1] != 0 {
+		t.Fatalf("reports % x (%v), want FINAL OK (02 00) at the end", rest, err)
+	}
+	f.WaitFinished(t)
+	if err := f.FinishErr(); err != nil {
+		t.Fatalf("Finish(%v)", err)
 	}
 }

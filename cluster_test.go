@@ -1,6 +1,7 @@
 package chatx_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -337,4 +338,75 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A live session replaced at node 1 reaches a presence stream at node 2
+// through the bus as the old session's offline, then the new one's online,
+// each with its own rising ID: separate updates there (a single node
+// writes the pair at once, ports.PresenceUpdate.More), the same events in
+// the same order.
+func TestClusterReplacedSessionOfflineThenOnline(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	n1, n2 := startNode(t, srv.URL(0)), startNode(t, srv.URL(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	bob := newLocalID(t, "bob")
+	register := func(link string) {
+		t.Helper()
+		ch, err := n1.reg.Service.Challenge(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := domain.RegistryProof{Action: domain.ActionRegister, Name: bob.Name(), Key: bob.PublicKey(), Challenge: ch,
+			Endpoints: domain.Endpoints{Link: []string{link}}}
+		if _, err := n1.reg.Service.Register(ctx, ports.RegisterRequest{Proof: p, Signature: p.Sign(bob)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("10.0.0.1:7000")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.SplitN(n2.url, "/#", 2)[0]+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	type event struct{ id, kind, data string }
+	r := bufio.NewReader(resp.Body)
+	next := func() event {
+		t.Helper()
+		var ev event
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream at node 2 ended: %v", err)
+			}
+			switch line = strings.TrimSuffix(line, "\n"); {
+			case line == "" && ev.kind != "":
+				return ev
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.kind = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}
+	for ev := next(); ev.kind != "synced"; ev = next() {
+	}
+	register("10.0.0.2:7000")
+	var got []event
+	for len(got) < 2 {
+		if ev := next(); ev.kind == "presence" && strings.Contains(ev.data, `"name":"bob"`) {
+			got = append(got, ev)
+		}
+	}
+	if !strings.Contains(got[0].data, `"online":false`) || !strings.Contains(got[1].data, `"online":true`) ||
+		!strings.Contains(got[1].data, "10.0.0.2:7000") || got[0].id == "" || ports.CompareEventIDs(got[0].id, got[1].id) >= 0 {
+		t.Fatalf("bob's events at node 2 after his session was replaced at node 1:\n%+v\nwant offline, then online at 10.0.0.2:7000, rising IDs", got)
+	}
 }

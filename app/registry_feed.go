@@ -32,15 +32,19 @@ func newLocalFeed(start time.Time, size int) *localFeed {
 	return &localFeed{epoch: uint64(max(start.UnixMilli(), 1)), ring: make([]*ports.PresenceUpdate, size)}
 }
 
-// add numbers e, keeps it and hands it to fanout (which must not block),
-// under one lock, so watchers get events in ID order.
-func (f *localFeed) add(e domain.PresenceEvent, fanout func(*ports.PresenceUpdate)) {
+// add numbers each of es, keeps it and hands it to fanout (which must not
+// block), under one lock, so watchers get events in ID order and the
+// events of one change (es) next to each other: every one but the last is
+// marked More (ports.PresenceUpdate).
+func (f *localFeed) add(fanout func(*ports.PresenceUpdate), es ...domain.PresenceEvent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.seq++
-	u := &ports.PresenceUpdate{ID: strconv.FormatUint(f.epoch, 10) + "-" + strconv.FormatUint(f.seq, 10), Event: e}
-	f.ring[f.seq%uint64(len(f.ring))] = u
-	fanout(u)
+	for i, e := range es {
+		f.seq++
+		u := &ports.PresenceUpdate{ID: strconv.FormatUint(f.epoch, 10) + "-" + strconv.FormatUint(f.seq, 10), Event: e, More: i < len(es)-1}
+		f.ring[f.seq%uint64(len(f.ring))] = u
+		fanout(u)
+	}
 }
 
 // nameLocks is a fixed set of mutexes, one name hashing to each.

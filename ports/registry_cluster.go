@@ -38,6 +38,20 @@ type ChallengeStore interface {
 type PresenceUpdate struct {
 	ID    string
 	Event domain.PresenceEvent
+	// More says that the next update of the same stream belongs to the
+	// same change and was published with this one, at once (a live
+	// session replaced: its offline, then the new session's online), so a
+	// consumer may hold this update and pass both on together (the
+	// registry's HTTP hub writes them to each presence stream in one
+	// write). It is a hint about delivery only, never about meaning: each
+	// update stays a change of its own, with its own ID. A consumer must
+	// not wait for the next update beyond the end of what it was given:
+	// the stream may close between the two (the watcher fell behind), and
+	// a Since answer may end at an update with More set (its limit).
+	// Updates that crossed a PresenceBus carry false: two nodes' changes
+	// may interleave in the shared log, so a pair published through it
+	// arrives as two separate updates, in order.
+	More bool
 }
 
 // PresenceBus carries presence events between registry nodes: every node

@@ -25,15 +25,29 @@ type hub struct {
 }
 
 type hubSub struct {
-	ch     chan hubEvent
+	// ch carries pointers: one event is shared by every stream, and a
+	// buffer of 256 costs 2 KiB per stream, not 10 KiB of copies.
+	ch     chan *hubEvent
 	closed bool // guarded by hub.mu (write)
 }
 
-// hubEvent is one encoded SSE block and the event's ID ("" when the
-// service gives none).
+// hubEvent is one change as each stream writes it: the encoded SSE block
+// of one event, or the blocks of the events of one change, which each
+// stream writes in one write (a replaced session's offline and the new
+// session's online: ports.PresenceUpdate.More). id is the ID of the last
+// block ("" when the service gives none).
 type hubEvent struct {
 	id string
 	b  []byte
+	// heads are where each block starts in b and its ID, when b holds
+	// more than one (nil otherwise): a stream that already sent the first
+	// block (a resumed stream's replay) writes only the rest.
+	heads []hubHead
+}
+
+type hubHead struct {
+	id  string
+	off int
 }
 
 func newHub() *hub { return &hub{subs: make(map[*hubSub]struct{})} }
@@ -47,7 +61,7 @@ func (h *hub) position() string {
 }
 
 func (h *hub) subscribe() *hubSub {
-	s := &hubSub{ch: make(chan hubEvent, streamBuffer)}
+	s := &hubSub{ch: make(chan *hubEvent, streamBuffer)}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
@@ -64,7 +78,7 @@ func (h *hub) unsubscribe(s *hubSub) {
 	}
 }
 
-func (h *hub) publish(b hubEvent) {
+func (h *hub) publish(b *hubEvent) {
 	if b.id != "" {
 		h.lastID.Store(&b.id)
 	}
@@ -99,8 +113,13 @@ func (h *hub) dropAll() {
 // watchHub subscribes to the service's presence: with IDs when it offers
 // them (ports.PresenceFeed: live changes only, each SSE block tagged
 // "id:"), else its plain Watch (whose first events are the online set).
-func watchHub(ctx context.Context, svc ports.RegistryService) (<-chan hubEvent, error) {
-	out := make(chan hubEvent)
+// Updates marked More are joined with the ones that follow into one
+// hubEvent; without the mark (a service without it, or a pair that came
+// from another node through the shared bus) each update is an event of
+// its own, which each stream may write separately — the same bytes, in
+// the same order.
+func watchHub(ctx context.Context, svc ports.RegistryService) (<-chan *hubEvent, error) {
+	out := make(chan *hubEvent)
 	if f, ok := svc.(ports.PresenceFeed); ok {
 		in, err := f.WatchUpdates(ctx)
 		if err != nil {
@@ -109,7 +128,7 @@ func watchHub(ctx context.Context, svc ports.RegistryService) (<-chan hubEvent, 
 		go func() {
 			defer close(out)
 			for u := range in {
-				out <- hubEvent{id: u.ID, b: encodeEventID(u.ID, u.Event)}
+				out <- joinUpdates(u, in)
 			}
 		}()
 		return out, nil
@@ -121,17 +140,55 @@ func watchHub(ctx context.Context, svc ports.RegistryService) (<-chan hubEvent, 
 	go func() {
 		defer close(out)
 		for ev := range in {
-			out <- hubEvent{b: encodeEvent(ev)}
+			out <- &hubEvent{b: encodeEvent(ev)}
 		}
 	}()
 	return out, nil
+}
+
+// joinUpdates encodes u and, while the last one read is marked More, the
+// updates after it from in, into one event. The service sends the updates
+// of one change together, so this waits for nothing; when in closes
+// between them, the event holds what came.
+func joinUpdates(u ports.PresenceUpdate, in <-chan ports.PresenceUpdate) *hubEvent {
+	ev := &hubEvent{id: u.ID, b: encodeEventID(u.ID, u.Event)}
+	for u.More {
+		next, ok := <-in
+		if !ok {
+			break
+		}
+		if ev.heads == nil {
+			ev.heads = []hubHead{{id: ev.id}}
+		}
+		ev.heads = append(ev.heads, hubHead{id: next.ID, off: len(ev.b)})
+		ev.b = append(ev.b, encodeEventID(next.ID, next.Event)...)
+		ev.id, u = next.ID, next
+	}
+	return ev
+}
+
+// since is what of e a stream whose last event written was last still has
+// to write: all of it when either ID is unknown, nothing when last is e's
+// ID or later, else the blocks after last.
+func (e *hubEvent) since(last string) []byte {
+	if !e.after(last) {
+		return nil
+	}
+	if last != "" {
+		for _, h := range e.heads {
+			if h.id == "" || ports.CompareEventIDs(h.id, last) > 0 {
+				return e.b[h.off:]
+			}
+		}
+	}
+	return e.b
 }
 
 // run follows events, then watches the service again whenever dropped,
 // until ctx is done. The first subscription is made by the caller before
 // it starts serving, so no stream can open before the hub follows the
 // service.
-func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan hubEvent, log func(msg string, args ...any)) {
+func (h *hub) run(ctx context.Context, svc ports.RegistryService, events <-chan *hubEvent, log func(msg string, args ...any)) {
 	first := true
 	for ctx.Err() == nil {
 		var err error

@@ -86,6 +86,6 @@ func (st streamStart) write(buf *bytes.Buffer) string {
 
 // after says whether e comes after the event ID last (always, when either
 // is unknown).
-func (e hubEvent) after(last string) bool {
+func (e *hubEvent) after(last string) bool {
 	return e.id == "" || last == "" || ports.CompareEventIDs(e.id, last) > 0
 }

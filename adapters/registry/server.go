@@ -671,7 +671,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	// With HideUsers the stream carries nobody's presence: only signals,
 	// mail and pings after an empty synced (presence nil never delivers).
-	var presence <-chan hubEvent
+	var presence <-chan *hubEvent
 	var start streamStart
 	if !s.cfg.HideUsers {
 		sub := s.hub.subscribe()
@@ -781,10 +781,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if !b.after(lastID) {
-				break // already sent in the replay
-			}
-			buf.Write(b.b)
+			// Nothing when already sent in the replay.
+			buf.Write(b.since(lastID))
 			// Batch what is already waiting into one write.
 		drain:
 			for buf.Len() < 32<<10 {
@@ -793,9 +791,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 					if !ok {
 						break drain
 					}
-					if b.after(lastID) {
-						buf.Write(b.b)
-					}
+					buf.Write(b.since(lastID))
 				default:
 					break drain
 				}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,4 +94,65 @@ func TestBusKeepsOrderAndClosesOnCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("channel not closed after cancel")
 	}
+}
+
+// A subscriber that keeps up at times and falls behind at others gets its
+// events now from Publish itself, now from its pump: every one, in order.
+// Subscribers cancelled, or dropped for not reading, while events are
+// published see their channel closed, and Publish never sends on it after.
+func TestBusKeepsOrderAcrossDirectAndQueuedHandOffs(t *testing.T) {
+	bus := app.NewBus()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := bus.Subscribe(ctx)
+	const n = 50000
+	var read atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			for int64(i)-read.Load() > 4096 { // within the backlog: never dropped
+				time.Sleep(100 * time.Microsecond)
+			}
+			bus.Publish(ports.MessageStateEvent{State: domain.MessageState(i)})
+			if i%1000 == 0 {
+				time.Sleep(time.Millisecond) // let the reader catch up: direct sends again
+			}
+		}
+	}()
+	go func() { // subscribers that come and go meanwhile
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			c, stop := context.WithCancel(ctx)
+			sub := bus.Subscribe(c)
+			if i%2 == 0 {
+				<-sub
+				stop()
+			}
+			for range sub { // the odd ones are dropped at the backlog, or cancelled below
+				if i%2 == 1 {
+					stop()
+				}
+			}
+			stop()
+		}
+	}()
+	for i := range n {
+		e, ok := <-ch
+		if !ok {
+			t.Fatalf("closed at event %d", i)
+		}
+		if got := int(e.(ports.MessageStateEvent).State); got != i {
+			t.Fatalf("event %d arrived as %d", i, got)
+		}
+		read.Store(int64(i))
+		if i%97 == 0 {
+			time.Sleep(50 * time.Microsecond) // fall behind a little
+		}
+	}
+	<-done
 }

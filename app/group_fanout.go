@@ -48,6 +48,7 @@ func NewPairwiseFanout(me domain.LocalIdentity, link ports.MessageLink, store po
 	if err != nil {
 		return nil, err
 	}
+	ob.acked = send.acknowledged
 	return &PairwiseFanout{me: me, store: store, outbox: ob, send: send}, nil
 }
 
@@ -113,6 +114,11 @@ type copyOutbox struct {
 	// one who is not (removed, or left, before they were delivered) are
 	// marked failed instead of written. nil: every copy is written.
 	member func(group domain.GroupID, name domain.Username) bool
+	// acked reports whether the copy id was acknowledged by member already
+	// (SendMessage's recent acknowledgements): its Delivered mark is on its
+	// way, so it is not marked failed even if member is gone since. nil:
+	// none known.
+	acked func(id domain.MessageID, member domain.Username) bool
 
 	mu      sync.Mutex
 	refs    map[domain.MessageID]copyRef
@@ -206,7 +212,7 @@ func (o *copyOutbox) Outbox(ctx context.Context, peer domain.Username) ([]domain
 	}
 	out := make([]domain.Message, 0, len(copies))
 	for _, c := range copies {
-		if o.member != nil && !o.member(c.Message.Group(), c.Member) {
+		if o.withdrawnCopy(c.Message, c.Member) {
 			if err := o.drop(ctx, c.Message, c.Member); err != nil {
 				return nil, err
 			}
@@ -222,13 +228,24 @@ func (o *copyOutbox) Outbox(ctx context.Context, peer domain.Username) ([]domain
 // than written.
 func (o *copyOutbox) withdrawn(ctx context.Context, m domain.Message) bool {
 	r, ok := o.ref(m.ID())
-	if !ok || o.member == nil || o.member(r.msg.Group(), r.member) {
+	if !ok || !o.withdrawnCopy(r.msg, r.member) {
 		return false
 	}
 	if err := o.drop(ctx, r.msg, r.member); err != nil {
 		slog.Error("group copy not written, not marked failed", "group", r.msg.Group().String(), "id", r.msg.ID().String(), "err", err)
 	}
 	return true
+}
+
+// withdrawnCopy reports whether the copy of m to member is to be marked
+// failed: member is no longer in the group, and did not acknowledge the
+// copy before (an outbox read after the removal may still hold a copy
+// whose Delivered mark is on its way).
+func (o *copyOutbox) withdrawnCopy(m domain.GroupMessage, member domain.Username) bool {
+	if o.member == nil || o.member(m.Group(), member) {
+		return false
+	}
+	return o.acked == nil || !o.acked(domain.CopyID(m.ID(), member), member)
 }
 
 // drop marks the copy of m to one no longer a member failed.

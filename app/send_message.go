@@ -835,6 +835,14 @@ func (s *SendMessage) read(ctx context.Context, from domain.Username, id domain.
 	s.setState(ctx, id, from, domain.MessageRead)
 }
 
+// acknowledged reports whether peer acknowledged id recently (its state
+// change may still be on its way to the store).
+func (s *SendMessage) acknowledged(id domain.MessageID, peer domain.Username) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ackedLocked(id, peer)
+}
+
 // recordAckedLocked puts id, acknowledged by peer, in the ring of recent
 // acknowledgements (s.mu held).
 func (s *SendMessage) recordAckedLocked(id domain.MessageID, peer domain.Username) {

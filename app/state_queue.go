@@ -70,9 +70,16 @@ func (q *stateQueue) put(c stateChange) {
 	}
 }
 
-// push adds a change of a message not queued.
+// push adds a change of a message not queued. A "sent" change asked out
+// of due order (its caller read the clock before another that took
+// SendMessage.mu first) waits as long as the one before it, which keeps
+// waiting in due order: it is late by that skew, microseconds.
 func (q *stateQueue) push(c stateChange) {
-	if n := len(q.waiting); c.state == domain.MessageSent && (n == 0 || !c.due.Before(q.waiting[n-1].due)) {
+	if c.state == domain.MessageSent {
+		n := len(q.waiting)
+		if n > 0 && c.due.Before(q.waiting[n-1].due) {
+			c.due = q.waiting[n-1].due
+		}
 		q.at[c.id] = ^(q.waitBase + n)
 		q.waiting = append(q.waiting, c)
 		return
@@ -85,7 +92,7 @@ func (q *stateQueue) push(c stateChange) {
 // whether due or not) and whose message is not busy, the oldest first.
 // It also returns when the next change left waiting is due (zero: none).
 // A change of ready is taken whether due or not: only "sent" ones have a
-// later due time, and only one asked out of due order is in ready.
+// later due time, and they all wait in waiting (see push).
 func (q *stateQueue) take(now time.Time, all bool, max int, busy func(domain.MessageID) bool) ([]stateChange, time.Time) {
 	// Most "sent" changes are overtaken by their acknowledgement and left
 	// behind gone: those at the head are dropped due or not, so each is

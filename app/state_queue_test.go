@@ -74,3 +74,32 @@ func TestStateQueueTakesWhatIsDueInOrderAndLetsAckedSentChangesGo(t *testing.T) 
 	}
 
 }
+
+// queueState reads the clock before it takes SendMessage.mu, so two
+// "sent" changes asked at once may reach the queue out of due order; the
+// later one must still wait its quarter retry, not be applied at once.
+func TestStateQueueKeepsASentChangeAskedOutOfDueOrderWaiting(t *testing.T) {
+	q := newStateQueue()
+	t0 := time.Now()
+	a, b := domain.NewMessageID(), domain.NewMessageID()
+	q.put(stateChange{id: a, state: domain.MessageSent, due: t0.Add(10 * time.Millisecond)})
+	q.put(stateChange{id: b, state: domain.MessageSent, due: t0.Add(9 * time.Millisecond)})
+	notBusy := func(domain.MessageID) bool { return false }
+	batch, next := q.take(t0, false, 10, notBusy)
+	if len(batch) != 0 {
+		t.Fatalf("%d \"sent\" changes applied before they are due", len(batch))
+	}
+	if next.IsZero() || next.After(t0.Add(10*time.Millisecond)) {
+		t.Fatalf("next due %v, want by t0+10ms", next.Sub(t0))
+	}
+	// Its acknowledgement still overtakes it.
+	q.put(stateChange{id: b, state: domain.MessageDelivered, due: t0})
+	batch, _ = q.take(t0, false, 10, notBusy)
+	if len(batch) != 1 || batch[0].id != b || batch[0].state != domain.MessageDelivered {
+		t.Fatalf("after b's acknowledgement: %+v", batch)
+	}
+	batch, _ = q.take(t0.Add(10*time.Millisecond), false, 10, notBusy)
+	if len(batch) != 1 || batch[0].id != a {
+		t.Fatalf("at t0+10ms: %+v", batch)
+	}
+}

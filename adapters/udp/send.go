@@ -109,7 +109,7 @@ func (t *Transport) sendOn(ctx context.Context, c *pconn, req request, src ports
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &beforeStartError{fmt.Errorf("open stream: %w", err)}
+			return &beforeStartError{fmt.Errorf("open stream: %w", mapStreamError(err))}
 		}
 		return t.sendStream(ctx, str, req, src, progress, dial)
 	}, func(req, next request) {

@@ -12,11 +12,9 @@ import (
 	"github.com/chatx/chatx/ports"
 )
 
-// A copy already handed to the fan-out's queue when its member is removed
-// is marked failed, not written: the queue holds it while it writes an
-// earlier copy to the same member, and the removal lands in between.
-func TestGroupCopyQueuedBeforeItsMemberWasRemovedIsNotWritten(t *testing.T) {
-	w := newWorld(t)
+// teamWithCarol is a group of w's own and carol, who is online.
+func teamWithCarol(t *testing.T, w *world) (domain.Group, domain.LocalIdentity) {
+	t.Helper()
 	carol := mkLocal(t, "carol")
 	w.dir.set(onlinePeer(carol.Identity))
 	create, err := domain.NewGroupEntry(w.me, domain.NewGroupID(), domain.Epoch{}, domain.GroupCreate, time.Now(), []domain.Identity{carol.Identity}, "team")
@@ -27,7 +25,15 @@ func TestGroupCopyQueuedBeforeItsMemberWasRemovedIsNotWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := log.State()
+	return log.State(), carol
+}
+
+// A copy already handed to the fan-out's queue when its member is removed
+// is marked failed, not written: the queue holds it while it writes an
+// earlier copy to the same member, and the removal lands in between.
+func TestGroupCopyQueuedBeforeItsMemberWasRemovedIsNotWritten(t *testing.T) {
+	w := newWorld(t)
+	g, _ := teamWithCarol(t, w)
 
 	first := make(chan struct{})
 	release := make(chan struct{})

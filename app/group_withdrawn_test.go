@@ -32,17 +32,7 @@ func (s *gatedGroupStore) SetGroupDelivery(ctx context.Context, group domain.Gro
 // (withdrawn) both see the member gone.
 func TestGroupCopyAcknowledgedBeforeItsMemberWasRemovedStaysDelivered(t *testing.T) {
 	w := newWorld(t)
-	carol := mkLocal(t, "carol")
-	w.dir.set(onlinePeer(carol.Identity))
-	create, err := domain.NewGroupEntry(w.me, domain.NewGroupID(), domain.Epoch{}, domain.GroupCreate, time.Now(), []domain.Identity{carol.Identity}, "team")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := domain.NewGroupLog(create)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := log.State()
+	g, carol := teamWithCarol(t, w)
 	store := &gatedGroupStore{GroupStore: memory.NewGroupStore(), gate: make(chan struct{})}
 	fanout, err := app.NewPairwiseFanout(w.me, w.link, store, w.verify, w.clock, w.events, app.Backoff{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond})
 	if err != nil {

@@ -116,26 +116,7 @@ func TestHostileTCPJoin(t *testing.T) {
 		if conn, err := rawTCP(t, &trent, addr, udp.ALPNTCPStripe); err == nil {
 			refusedAfter(t, conn, append(join, content[domain.HashChunkSize:]...))
 		}
-		js, err := rawTCP(t, &mallory, addr, udp.ALPNTCPStripe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			_, _ = js.Write(append(join, content[domain.HashChunkSize:]...))
-			_ = js.CloseWrite()
-		}()
-		if _, err := main.Write(append(content[:domain.HashChunkSize:domain.HashChunkSize], trailer(t, content)...)); err != nil {
-			t.Fatal(err)
-		}
-		_ = main.CloseWrite()
-		rest, err := io.ReadAll(main)
-		if err != nil || len(rest) < 2 || rest[len(rest)-2] != 2 || rest[len(rest)-1] != 0 {
-			t.Fatalf("reports % x (%v), want FINAL OK (02 00) at the end", rest, err)
-		}
-		f.WaitFinished(t)
-		if err := f.FinishErr(); err != nil {
-			t.Fatalf("Finish(%v)", err)
-		}
+		finishTwoStripes(t, &mallory, addr, main, join, content, f)
 	})
 }
 
@@ -365,7 +346,15 @@ func TestAQUICJoinDoesNotJoinATCPStream(t *testing.T) {
 		t.Fatalf("the QUIC JOIN ended with %v, want the receiver's reset 0x11", err)
 	}
 
-	js, err := rawTCP(t, &mallory, receiver.TCPFileAddr(), udp.ALPNTCPStripe)
+	finishTwoStripes(t, &mallory, receiver.TCPFileAddr(), main, join, content, f)
+}
+
+// finishTwoStripes sends a two-unit striped file begun on main: the
+// second unit on a TCP stripe connection of me with join, the first and
+// the trailer on main; the receiver must report FINAL OK and finish f.
+func finishTwoStripes(t *testing.T, me *domain.LocalIdentity, addr string, main *tls.Conn, join, content []byte, f *contract.RecordingFile) {
+	t.Helper()
+	js, err := rawTCP(t, me, addr, udp.ALPNTCPStripe)
 	if err != nil {
 		t.Fatal(err)
 	}

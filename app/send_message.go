@@ -440,6 +440,9 @@ func (s *SendMessage) writeOutbox(ctx context.Context, q *outboxQueue, pending [
 	wd, _ := s.store.(withdrawer)
 	for i, m := range pending {
 		if wd != nil && wd.withdrawn(ctx, m) {
+			s.mu.Lock()
+			delete(s.awaiting, m.ID()) // written before, perhaps: no acknowledgement is waited for now
+			s.mu.Unlock()
 			continue
 		}
 		now := time.Now()

@@ -85,6 +85,12 @@ func nodeAddrs(base *url.URL) []string {
 	return out
 }
 
+// The health check of an HTTP/2 connection to a node (see newNode).
+const (
+	h2PingAfter   = 10 * time.Second
+	h2PingTimeout = 5 * time.Second
+)
+
 func newNode(cfg ClientConfig, base *url.URL, dialAddr string, p *pinner) *node {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	tlsCfg := p.tlsConfig()
@@ -97,6 +103,12 @@ func newNode(cfg ClientConfig, base *url.URL, dialAddr string, p *pinner) *node 
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: cfg.RequestTimeout,
+		// An HTTP/2 connection that went dead (a network that dropped
+		// everything for a while) would carry every request, each to its
+		// timeout, until TCP gave up minutes later: a connection silent for
+		// h2PingAfter is pinged, and closed when the answer does not come
+		// within h2PingTimeout, so the next request dials afresh.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: h2PingAfter, PingTimeout: h2PingTimeout, WriteByteTimeout: cfg.RequestTimeout},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if dialAddr != "" {
 				addr = dialAddr

@@ -159,14 +159,22 @@ func (r *ReceiveFile) Incoming(ctx context.Context, from domain.Identity, id dom
 	m := t.Manifest()
 	entry := m.Files[index]
 	base := fileBase(m, index)
-	if t.State() != domain.TransferAccepted && entry.Size > 0 && base+entry.Size <= t.Done() {
-		// Committed already; the sender did not hear it. Tell it we have
-		// everything so it sends nothing.
-		return doneFile{entry: entry}, nil
-	}
 	part, err := r.downloads.OpenPart(id, partPath(m, index))
 	if err != nil {
 		return nil, fmt.Errorf("open part of transfer %s: %w", id.Short(), err)
+	}
+	if t.State() != domain.TransferAccepted && entry.Size > 0 && base+entry.Size <= t.Done() {
+		// Every byte of the file arrived before. Committed, unless its part
+		// still holds them (a stream that wrote the last byte and broke
+		// before the hash was checked: the progress counts written bytes):
+		// then the part is resumed at its end like any other.
+		if size, err := part.Size(); err == nil && size == 0 {
+			part.Close()
+			_ = r.downloads.RemovePart(id, partPath(m, index)) // the empty one just opened
+			// Committed already; the sender did not hear it. Tell it we
+			// have everything so it sends nothing.
+			return doneFile{entry: entry}, nil
+		}
 	}
 	f := &incomingFile{r: r, id: id, index: index, last: index == len(m.Files)-1, entry: entry,
 		rel: partPath(m, index), base: base, part: part}

@@ -865,3 +865,61 @@ func TestReceiveFileResumesAfterARestart(t *testing.T) {
 		t.Fatalf("a stream for a committed file got %T, want a ports.CommittedFile", f)
 	}
 }
+
+// A stream that wrote every byte of a file and broke before its hash was
+// checked (superseded by the sender's newer stream, in the soak) left the
+// transfer's progress at the whole file. The next stream must resume the
+// complete part — get the hash, check it, commit — not be told the file
+// is committed already: the sender would report it done while it never
+// got its name here.
+func TestAFileWhollyWrittenButNotCommittedIsResumedNotReportedDone(t *testing.T) {
+	ctx := context.Background()
+	content := bytes.Repeat([]byte("every byte but not the hash. "), 2*domain.HashChunkSize/29+5)
+	w := newTransferWorld(t, 0)
+	id := w.offer(t, "whole.txt", content)
+	if err := w.accept.Handle(ctx, app.AcceptTransferInput{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Finish(errors.New("a newer stream took this file over")); err != nil {
+		t.Fatal(err)
+	}
+	if tr := w.state(t, id); tr.State() != domain.TransferInterrupted || tr.Done() != int64(len(content)) {
+		t.Fatalf("after the broken stream: %v at %d bytes", tr.State(), tr.Done())
+	}
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := f.(ports.CommittedFile); ok && c.Committed() {
+		t.Fatal("a file never checked nor committed is reported committed")
+	}
+	if f.Offset() != int64(len(content)) {
+		t.Fatalf("resume at %d, want the whole part (%d)", f.Offset(), len(content))
+	}
+	f.SourceHash(fileHash(content))
+	if err := f.Finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	if tr := w.state(t, id); tr.State() != domain.TransferCompleted {
+		t.Fatalf("after the resumed stream: %v", tr.State())
+	}
+	if got := w.downloads.committed["whole.txt"]; !bytes.Equal(got, content) {
+		t.Fatalf("committed %d bytes, want %d", len(got), len(content))
+	}
+	// Once committed, a stream is told so.
+	f, err = w.receive.Incoming(ctx, w.bob.Identity, id, 0, domain.FilePathUDP, domain.FileHashSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := f.(ports.CommittedFile); !ok || !c.Committed() {
+		t.Fatal("a committed file is not reported committed")
+	}
+	_ = f.Finish(nil)
+}

@@ -60,6 +60,23 @@ func rawTLS(t *testing.T, me *domain.LocalIdentity, alpn string) *tls.Config {
 	return c
 }
 
+// openAndWrite opens a stream on conn, with the test's deadline, and
+// writes b on it.
+func openAndWrite(t *testing.T, conn *quic.Conn, b []byte) *quic.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = str.SetDeadline(time.Now().Add(wait))
+	if _, err := str.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return str
+}
+
 func header(version byte, id domain.TransferID, index uint32, size uint64) []byte {
 	b := []byte{version}
 	b = append(b, id[:]...)
@@ -115,16 +132,7 @@ func TestHostileSender(t *testing.T) {
 				f = recv.Add(id, 0, content, nil)
 				send = append([][]byte{header(max(c.version, 2), id, 0, uint64(len(content)))}, send...)
 			}
-			sctx, scancel := context.WithTimeout(context.Background(), wait)
-			defer scancel()
-			str, err := conn.OpenStreamSync(sctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = str.SetDeadline(time.Now().Add(wait))
-			if _, err := str.Write(send[0]); err != nil {
-				t.Fatal(err)
-			}
+			str := openAndWrite(t, conn, send[0])
 			code := make([]byte, 1)
 			if _, err := io.ReadFull(str, code); err != nil {
 				t.Fatalf("reading the answer: %v", err)
@@ -215,17 +223,7 @@ func TestHostileJoin(t *testing.T) {
 		{"stripe number 0", append(join[:len(join)-1:len(join)-1], 0), 0x12},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			sctx, scancel := context.WithTimeout(context.Background(), wait)
-			defer scancel()
-			str, err := conn.OpenStreamSync(sctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = str.SetDeadline(time.Now().Add(wait))
-			if _, err := str.Write(c.b); err != nil {
-				t.Fatal(err)
-			}
-			_, err = io.ReadAll(str)
+			_, err := io.ReadAll(openAndWrite(t, conn, c.b))
 			var se *quic.StreamError
 			if !errors.As(err, &se) || se.ErrorCode != c.code {
 				t.Fatalf("stream ended with %v, want the receiver's reset %#x", err, c.code)

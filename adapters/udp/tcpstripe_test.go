@@ -330,17 +330,7 @@ func TestAQUICJoinDoesNotJoinATCPStream(t *testing.T) {
 	beginStriped(t, main, id, len(content), session)
 
 	conn := rawClientFor(t, mallory, receiver.Endpoints()[0], udp.ALPNStripe)
-	sctx, scancel := context.WithTimeout(context.Background(), wait)
-	defer scancel()
-	str, err := conn.OpenStreamSync(sctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = str.SetDeadline(time.Now().Add(wait))
-	if _, err := str.Write(join); err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.ReadAll(str)
+	_, err = io.ReadAll(openAndWrite(t, conn, join))
 	var se *quic.StreamError
 	if !errors.As(err, &se) || se.ErrorCode != 0x11 {
 		t.Fatalf("the QUIC JOIN ended with %v, want the receiver's reset 0x11", err)

@@ -170,10 +170,6 @@ func (d *mailDelivery) drain(ctx context.Context) {
 			}
 			return
 		}
-		type opened struct {
-			id ports.MailID
-			l  ports.Letter
-		}
 		var letters []opened
 		var done []ports.MailID
 		now := d.clock.Now()
@@ -189,7 +185,15 @@ func (d *mailDelivery) drain(ctx context.Context) {
 		}
 		// Each sender's letters in the order it sent them.
 		sort.SliceStable(letters, func(i, j int) bool { return letters[i].l.Envelope.SentAt.Before(letters[j].l.Envelope.SentAt) })
+		withdrawn := withdrawnOffers(letters)
 		for _, o := range letters {
+			if withdrawn[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}] {
+				// An offer and its cancel waited together: neither is
+				// shown, so nobody accepts a file its sender gave up.
+				slog.Info("withdrawn offer dropped", "peer", o.l.From.Name().String(), "transfer", o.l.Envelope.TransferID.Short())
+				done = append(done, o.id)
+				continue
+			}
 			if err := d.deliver(ctx, o.l); err != nil {
 				if ctx.Err() != nil {
 					return // not deleted: fetched again next time
@@ -213,6 +217,38 @@ func (d *mailDelivery) drain(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// opened is one fetched letter, opened.
+type opened struct {
+	id ports.MailID
+	l  ports.Letter
+}
+
+// offerKey names one sender's transfer.
+type offerKey struct {
+	from string
+	id   domain.TransferID
+}
+
+// withdrawnOffers returns the transfers whose offer and cancel are both
+// among letters, from the same sender.
+func withdrawnOffers(letters []opened) map[offerKey]bool {
+	offered := make(map[offerKey]bool)
+	for _, o := range letters {
+		if l := o.l; l.Envelope.Kind == ports.KindOffer {
+			offered[offerKey{l.From.Name().Key(), l.Envelope.TransferID}] = true
+		}
+	}
+	withdrawn := make(map[offerKey]bool)
+	for _, o := range letters {
+		l := o.l
+		k := offerKey{l.From.Name().Key(), l.Envelope.TransferID}
+		if l.Envelope.Kind == ports.KindCancel && offered[k] {
+			withdrawn[k] = true
+		}
+	}
+	return withdrawn
 }
 
 // deleteFetched deletes the handled mail at the registry; false when that
@@ -471,7 +507,9 @@ func (d *mailDelivery) reached(peer domain.Username) {
 func (d *mailDelivery) expireStored(ctx context.Context) {
 	peers, err := d.send.store.OutboxPeers(ctx)
 	if err != nil {
-		slog.Warn("list outbox", "err", err)
+		if ctx.Err() == nil {
+			slog.Warn("list outbox", "err", err)
+		}
 		return
 	}
 	now := d.clock.Now()

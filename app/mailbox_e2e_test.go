@@ -267,18 +267,25 @@ func TestE2EMailboxRefusesTamperedRedirectedAndReplayedMail(t *testing.T) {
 	}
 }
 
-// TestE2EMailboxFileOfferToAnOfflinePeer: an offer made while bob is
-// offline waits in his mailbox; bob sees it when he starts and accepts
-// it; the bytes flow once alice is online again.
-func TestE2EMailboxFileOfferToAnOfflinePeer(t *testing.T) {
+// offlineAccepter is a cluster with a mailbox on store, alice and bob;
+// bob, who accepts every offer, published his mailbox key and went offline.
+func offlineAccepter(t *testing.T) (store *memory.MailboxStore, alice, bob *node) {
 	c := newCluster(t)
-	store := memory.NewMailboxStore()
+	store = memory.NewMailboxStore()
 	c.withMailbox(store, app.MailboxOptions{})
-	alice, bob := c.newNode("alice"), c.newNode("bob")
+	alice, bob = c.newNode("alice"), c.newNode("bob")
 	bob.opts.AutoAccept = true
 	bob.mustStart()
 	c.waitPrekey(bob)
 	bob.stop()
+	return store, alice, bob
+}
+
+// TestE2EMailboxFileOfferToAnOfflinePeer: an offer made while bob is
+// offline waits in his mailbox; bob sees it when he starts and accepts
+// it; the bytes flow once alice is online again.
+func TestE2EMailboxFileOfferToAnOfflinePeer(t *testing.T) {
+	store, alice, bob := offlineAccepter(t)
 	data := randomBytes(t, 300_000)
 	alice.local.Put("/home/alice/report.pdf", data)
 	alice.mustStart()
@@ -294,6 +301,36 @@ func TestE2EMailboxFileOfferToAnOfflinePeer(t *testing.T) {
 	waitTransfer(t, bob, inState(tr.ID(), domain.TransferCompleted))
 	if b, ok := bob.downloads.File("report.pdf"); !ok || !bytes.Equal(b, data) {
 		t.Fatalf("bob's file: %d bytes, ok %v; want the %d bytes alice offered", len(b), ok, len(data))
+	}
+}
+
+// TestE2EMailboxAnOfferCancelledWhileParkedIsNeverShown: alice offers a
+// file to offline bob and cancels it; bob, who accepts everything, finds
+// the offer and its cancel in his mailbox together and shows neither.
+func TestE2EMailboxAnOfferCancelledWhileParkedIsNeverShown(t *testing.T) {
+	store, alice, bob := offlineAccepter(t)
+	alice.local.Put("/home/alice/draft.pdf", randomBytes(t, 50_000))
+	alice.mustStart()
+	tr, err := alice.client.SendFile(context.Background(), bob.me.Name(), "/home/alice/draft.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the offer is parked in bob's mailbox", func() bool { return parkedFor(t, store, bob) == 1 })
+	if err := alice.client.CancelTransfer(context.Background(), tr.ID()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cancel is parked beside it", func() bool { return parkedFor(t, store, bob) == 2 })
+	alice.stop()
+	bob.mustStart()
+	eventually(t, "bob fetched his mail", func() bool { return parkedFor(t, store, bob) == 0 })
+	list, err := bob.client.Transfers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range list {
+		if x.ID() == tr.ID() {
+			t.Fatalf("bob shows the withdrawn offer, %s", x.State())
+		}
 	}
 }
 

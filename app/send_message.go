@@ -212,7 +212,7 @@ func (s *SendMessage) Run(ctx context.Context) {
 	s.mu.Unlock()
 	go func() { defer close(applied); s.applyStates(ctx) }()
 	peers, err := s.store.OutboxPeers(ctx)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		slog.Error("list outbox", "err", err)
 	}
 	for _, p := range peers {

@@ -187,7 +187,8 @@ func (d *mailDelivery) drain(ctx context.Context) {
 		sort.SliceStable(letters, func(i, j int) bool { return letters[i].l.Envelope.SentAt.Before(letters[j].l.Envelope.SentAt) })
 		withdrawn := withdrawnOffers(letters)
 		for _, o := range letters {
-			if withdrawn[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}] {
+			if k := o.l.Envelope.Kind; (k == ports.KindOffer || k == ports.KindCancel) &&
+				withdrawn[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}] {
 				// An offer and its cancel waited together: neither is
 				// shown, so nobody accepts a file its sender gave up.
 				slog.Info("withdrawn offer dropped", "peer", o.l.From.Name().String(), "transfer", o.l.Envelope.TransferID.Short())

@@ -187,11 +187,12 @@ func (d *mailDelivery) drain(ctx context.Context) {
 		sort.SliceStable(letters, func(i, j int) bool { return letters[i].l.Envelope.SentAt.Before(letters[j].l.Envelope.SentAt) })
 		withdrawn := withdrawnOffers(letters)
 		for _, o := range letters {
-			if k := o.l.Envelope.Kind; (k == ports.KindOffer || k == ports.KindCancel) &&
-				withdrawn[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}] {
+			if withdrawn[o.id] {
 				// An offer and its cancel waited together: neither is
 				// shown, so nobody accepts a file its sender gave up.
-				slog.Info("withdrawn offer dropped", "peer", o.l.From.Name().String(), "transfer", o.l.Envelope.TransferID.Short())
+				if o.l.Envelope.Kind == ports.KindOffer {
+					slog.Info("withdrawn offer dropped", "peer", o.l.From.Name().String(), "transfer", o.l.Envelope.TransferID.Short())
+				}
 				done = append(done, o.id)
 				continue
 			}
@@ -232,24 +233,25 @@ type offerKey struct {
 	id   domain.TransferID
 }
 
-// withdrawnOffers returns the transfers whose offer and cancel are both
-// among letters, from the same sender.
-func withdrawnOffers(letters []opened) map[offerKey]bool {
-	offered := make(map[offerKey]bool)
+// withdrawnOffers returns the letters to drop unseen: every offer whose
+// cancel, from the same sender, is among letters too, and that cancel.
+func withdrawnOffers(letters []opened) map[ports.MailID]bool {
+	offers := make(map[offerKey]ports.MailID)
 	for _, o := range letters {
-		if l := o.l; l.Envelope.Kind == ports.KindOffer {
-			offered[offerKey{l.From.Name().Key(), l.Envelope.TransferID}] = true
+		if o.l.Envelope.Kind == ports.KindOffer {
+			offers[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}] = o.id
 		}
 	}
-	withdrawn := make(map[offerKey]bool)
+	drop := make(map[ports.MailID]bool)
 	for _, o := range letters {
-		l := o.l
-		k := offerKey{l.From.Name().Key(), l.Envelope.TransferID}
-		if l.Envelope.Kind == ports.KindCancel && offered[k] {
-			withdrawn[k] = true
+		if o.l.Envelope.Kind != ports.KindCancel {
+			continue
+		}
+		if offer, ok := offers[offerKey{o.l.From.Name().Key(), o.l.Envelope.TransferID}]; ok {
+			drop[offer], drop[o.id] = true, true
 		}
 	}
-	return withdrawn
+	return drop
 }
 
 // deleteFetched deletes the handled mail at the registry; false when that

@@ -334,6 +334,28 @@ func TestE2EMailboxAnOfferCancelledWhileParkedIsNeverShown(t *testing.T) {
 	}
 }
 
+// TestE2EMailboxAnOfferCancelledAfterItsSenderRestartedIsCancelledAtBoth:
+// alice parks an offer for offline bob, restarts (forgetting she parked
+// it) and cancels it; bob, back, takes the offer and accepts it, and
+// alice's answer tells him it was cancelled.
+func TestE2EMailboxAnOfferCancelledAfterItsSenderRestartedIsCancelledAtBoth(t *testing.T) {
+	store, alice, bob := offlineAccepter(t)
+	alice.local.Put("/home/alice/draft.pdf", randomBytes(t, 50_000))
+	alice.mustStart()
+	tr, err := alice.client.SendFile(context.Background(), bob.me.Name(), "/home/alice/draft.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the offer is parked in bob's mailbox", func() bool { return parkedFor(t, store, bob) == 1 })
+	alice.stop()
+	alice.mustStart()
+	if err := alice.client.CancelTransfer(context.Background(), tr.ID()); err != nil {
+		t.Fatal(err)
+	}
+	bob.mustStart()
+	waitTransfer(t, bob, inState(tr.ID(), domain.TransferCancelled))
+}
+
 // TestE2EMailboxAnUnreachableOnlinePeerGetsMailAfterTheGrace: bob stays
 // listed online but cannot be reached; after the grace period alice's
 // message goes to his mailbox (stored), and it is delivered once — by

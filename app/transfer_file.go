@@ -180,6 +180,18 @@ func (h *TransferFile) Accepted(ctx context.Context, from domain.Identity, id do
 	if err != nil {
 		return err
 	}
+	if t.State() == domain.TransferCancelled {
+		// An offer cancelled while the peer was away and taken from its
+		// mailbox since: tell it, or its transfer waits for bytes forever.
+		peer, err := h.verify.PeerForSend(ctx, from.Name())
+		if err == nil {
+			err = sendEnvelope(ctx, h.link, peer, ports.Envelope{Kind: ports.KindCancel, TransferID: id})
+		}
+		if err != nil {
+			slog.Info("cancel not delivered", "peer", from.Name().String(), "transfer", id.Short(), "err", err)
+		}
+		return nil
+	}
 	if t.State().Terminal() {
 		return nil
 	}
